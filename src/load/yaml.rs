@@ -1,0 +1,316 @@
+//! YAML text -> a JSON value plus a map from every JSON pointer to the byte spans of
+//! its key and value. Parsing is strict (YAML 1.2 booleans only, no duplicate keys)
+//! and budgeted (aliases, depth, size), so hostile input fails fast with a location.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use serde_saphyr::{Spanned, budget::Budget};
+
+use crate::source::SourceFile;
+
+/// Largest spec file accepted (a 1,000-service spec is about 150 KiB).
+pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Byte spans of one node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSpans {
+    /// The key that introduced this node, for mapping values.
+    pub key: Option<Range<usize>>,
+    /// The value itself.
+    pub value: Range<usize>,
+}
+
+/// JSON pointer (`/services/web/workers`) -> spans.
+#[derive(Clone, Debug, Default)]
+pub struct SpanMap {
+    entries: HashMap<String, NodeSpans>,
+}
+
+impl SpanMap {
+    pub fn get(&self, pointer: &str) -> Option<&NodeSpans> {
+        self.entries.get(pointer)
+    }
+
+    /// Spans of the pointer, or of its closest ancestor that is written in the file.
+    pub fn closest(&self, pointer: &str) -> Option<(&str, &NodeSpans)> {
+        let mut p = pointer;
+        loop {
+            if let Some((k, v)) = self.entries.get_key_value(p) {
+                return Some((k.as_str(), v));
+            }
+            if p.is_empty() {
+                return None;
+            }
+            p = match p.rfind('/') {
+                Some(i) => &p[..i],
+                None => "",
+            };
+        }
+    }
+
+    fn insert(&mut self, pointer: String, spans: NodeSpans) {
+        self.entries.insert(pointer, spans);
+    }
+}
+
+/// A parse failure with its location.
+#[derive(Clone, Debug)]
+pub struct YamlError {
+    pub message: String,
+    pub span: Range<usize>,
+    pub hint: Option<String>,
+}
+
+/// A parsed YAML node with spans (any YAML, before the schema says what it means).
+#[derive(Debug)]
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<Node>, Spanned<Node>)>),
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+                Ok(Node::Int(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+                Ok(Node::Int(v))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Node, E> {
+                i128::try_from(v).map(Node::Int).map_err(|_| E::custom("number too large"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Str(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Node, E> {
+                Ok(Node::Str(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Node::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+fn options() -> serde_saphyr::Options {
+    let mut budget = Budget::default();
+    budget.max_reader_input_bytes = Some(MAX_INPUT_BYTES);
+    budget.max_events = 500_000;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_depth = 32;
+    budget.max_documents = 1;
+    budget.max_nodes = 200_000;
+    budget.max_total_scalar_bytes = MAX_INPUT_BYTES;
+    budget.alias_anchor_min_aliases = 20;
+    budget.alias_anchor_ratio_multiplier = 4;
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = 10_000;
+    alias_limits.max_alias_expansions_per_anchor = 100;
+    serde_saphyr::options! {
+        budget: Some(budget),
+        alias_limits: alias_limits,
+        strict_booleans: true,
+        with_snippet: false,
+        legacy_octal_numbers: false,
+    }
+}
+
+fn span_of(source: &SourceFile, spanned_loc: &serde_saphyr::Location) -> Range<usize> {
+    let span = spanned_loc.span();
+    match (span.byte_offset(), span.byte_len()) {
+        (Some(start), Some(len)) if start != u64::from(u32::MAX) => {
+            source.clamp(start as usize..(start + len) as usize)
+        }
+        _ => {
+            let start = source.offset_of(spanned_loc.line() as usize, spanned_loc.column() as usize);
+            source.clamp(start..start + span.len() as usize)
+        }
+    }
+}
+
+/// Escapes a mapping key as one JSON-pointer segment (RFC 6901).
+pub fn escape_segment(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Parses the YAML text of `source` into a JSON value and its span map.
+pub fn parse(source: &SourceFile) -> Result<(Value, SpanMap), YamlError> {
+    if source.text.len() > MAX_INPUT_BYTES {
+        return Err(YamlError {
+            message: format!("file is {} bytes; the limit is {MAX_INPUT_BYTES}", source.text.len()),
+            span: 0..0,
+            hint: Some("a capacity spec is a few kilobytes; is this the right file?".into()),
+        });
+    }
+    if source.text.trim().is_empty() || source.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(YamlError {
+            message: "the spec is empty".into(),
+            span: 0..0,
+            hint: Some("start with `version: 1`, `name:` and `services:` (see `headroom schema`)".into()),
+        });
+    }
+    let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(&source.text, options());
+    let root = parsed.map_err(|error| yaml_error(source, &error))?;
+    let mut spans = SpanMap::default();
+    let value = convert(source, &root, String::new(), None, &mut spans)?;
+    Ok((value, spans))
+}
+
+fn yaml_error(source: &SourceFile, error: &serde_saphyr::Error) -> YamlError {
+    let mut message = error.to_string();
+    // The library prefixes its own location and suggests library options; the
+    // location is reported by the caller and the options are not the user's to set.
+    if let Some(rest) = message.strip_prefix("error: ") {
+        message = rest.to_string();
+    }
+    if message.starts_with("line ")
+        && let Some(i) = message.find(": ")
+    {
+        message = message[i + 2..].to_string();
+    }
+    if let Some(i) = message.find(", set DuplicateKeyPolicy") {
+        message.truncate(i);
+    }
+    let message = message.lines().next().unwrap_or("invalid YAML").trim().to_string();
+    let span = error
+        .location()
+        .map(|loc| span_of(source, &loc))
+        .unwrap_or(0..0);
+    let lower = message.to_ascii_lowercase();
+    let hint = if lower.contains("tab") {
+        Some("YAML indents with spaces only: replace the tab with spaces".to_string())
+    } else if lower.contains("duplicate") {
+        Some("each key may appear once in a mapping: remove or merge the duplicate".to_string())
+    } else if lower.contains("alias") || lower.contains("budget") || lower.contains("anchor") {
+        Some("a spec has no need for deep alias expansion; write the values out".to_string())
+    } else if lower.contains("invalid boolean") || lower.contains("strict") {
+        Some("booleans are `true` or `false`; quote other words".to_string())
+    } else {
+        None
+    };
+    YamlError { message, span, hint }
+}
+
+fn convert(
+    source: &SourceFile,
+    node: &Spanned<Node>,
+    pointer: String,
+    key: Option<Range<usize>>,
+    spans: &mut SpanMap,
+) -> Result<Value, YamlError> {
+    let value_span = span_of(source, &node.referenced);
+    let value = match &node.value {
+        Node::Null => Value::Null,
+        Node::Bool(b) => Value::Bool(*b),
+        Node::Int(i) => {
+            if let Ok(u) = u64::try_from(*i) {
+                Value::Number(u.into())
+            } else if let Ok(s) = i64::try_from(*i) {
+                Value::Number(s.into())
+            } else {
+                return Err(too_large(value_span));
+            }
+        }
+        Node::Float(f) => {
+            let text = source.text.get(value_span.clone()).unwrap_or("");
+            // An integer literal too wide for 64 bits arrives as a float: report it
+            // rather than silently rounding a connection limit.
+            if !text.is_empty() && text.trim_start_matches(['-', '+']).chars().all(|c| c.is_ascii_digit() || c == '_') {
+                return Err(too_large(value_span));
+            }
+            match Number::from_f64(*f) {
+                Some(n) => Value::Number(n),
+                None => {
+                    return Err(YamlError {
+                        message: format!("`{text}` is not a finite number"),
+                        span: value_span,
+                        hint: Some("use a plain decimal number".into()),
+                    });
+                }
+            }
+        }
+        Node::Str(s) => Value::String(s.clone()),
+        Node::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(convert(source, item, format!("{pointer}/{i}"), None, spans)?);
+            }
+            Value::Array(out)
+        }
+        Node::Map(entries) => {
+            let mut out = Map::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key_span = span_of(source, &k.referenced);
+                let key_text = match &k.value {
+                    Node::Str(s) => s.clone(),
+                    Node::Int(i) => i.to_string(),
+                    Node::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err(YamlError {
+                            message: "mapping keys must be plain strings".into(),
+                            span: key_span,
+                            hint: Some("write the key as a word, e.g. `web:`".into()),
+                        });
+                    }
+                };
+                let child = format!("{pointer}/{}", escape_segment(&key_text));
+                let converted = convert(source, v, child, Some(key_span), spans)?;
+                out.insert(key_text, converted);
+            }
+            Value::Object(out)
+        }
+    };
+    spans.insert(pointer, NodeSpans { key, value: value_span });
+    Ok(value)
+}
+
+fn too_large(span: Range<usize>) -> YamlError {
+    YamlError {
+        message: "number is too large (the limit is 18446744073709551615)".into(),
+        span,
+        hint: Some("use a realistic value; connection counts and sizes fit in 64 bits".into()),
+    }
+}

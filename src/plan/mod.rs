@@ -1,0 +1,439 @@
+//! The resolved model: every default applied and every derived number computed once,
+//! each carrying its origin. Rules and targets read the plan; they never recompute.
+
+pub mod defaults;
+pub mod resolve;
+pub mod sourced;
+
+use serde::Serialize;
+
+pub use resolve::resolve;
+pub use sourced::{Origin, Sourced};
+
+use crate::spec::{Balance, Framework, Persistence, PoolMode, RedisMode, RedisUsage, Storage, WorkerClass, Workload};
+
+/// What a service is, as a closed set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Gunicorn,
+    Puma,
+    Sidekiq,
+    Celery,
+    SolidQueue,
+    Rq,
+    Worker,
+    Nginx,
+    Pgbouncer,
+    Postgres,
+    Redis,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gunicorn => "gunicorn",
+            Kind::Puma => "puma",
+            Kind::Sidekiq => "sidekiq",
+            Kind::Celery => "celery",
+            Kind::SolidQueue => "solid_queue",
+            Kind::Rq => "rq",
+            Kind::Worker => "worker",
+            Kind::Nginx => "nginx",
+            Kind::Pgbouncer => "pgbouncer",
+            Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
+        }
+    }
+    /// App servers serve `load.rps`.
+    pub fn is_app(self) -> bool {
+        matches!(self, Kind::Gunicorn | Kind::Puma)
+    }
+    /// Job processors hold connections but are not in the request path.
+    pub fn is_job(self) -> bool {
+        matches!(self, Kind::Sidekiq | Kind::Celery | Kind::SolidQueue | Kind::Rq | Kind::Worker)
+    }
+}
+
+/// The load the deployment must hold.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadPlan {
+    pub rps: Sourced<f64>,
+    pub concurrent_users: Option<Sourced<u64>>,
+    /// Seconds.
+    pub service_time: Sourced<f64>,
+    /// Seconds.
+    pub db_time: Sourced<f64>,
+    pub max_utilization: Sourced<f64>,
+    /// Seconds.
+    pub p95_target: Option<Sourced<f64>>,
+}
+
+/// A machine group and what is placed on it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MachinePlan {
+    pub name: String,
+    pub path: String,
+    pub count: u64,
+    pub cpus: Option<f64>,
+    pub memory: Option<u64>,
+    pub addresses: Vec<String>,
+    pub sysctl: Vec<(String, String)>,
+    pub nofile: Option<u64>,
+    /// Services placed here and how many replicas land on the busiest host.
+    pub placements: Vec<Placement>,
+    /// Memory limits on the busiest host, summed (bytes).
+    pub memory_demand: u64,
+    /// CPU limits on the busiest host, summed.
+    pub cpu_demand: f64,
+}
+
+/// Replicas of one service on the busiest host of a group.
+#[derive(Clone, Debug, Serialize)]
+pub struct Placement {
+    pub service: String,
+    /// ceil(replicas / count).
+    pub replicas_per_host: u64,
+    pub memory_per_replica: Option<u64>,
+    pub cpus_per_replica: Option<f64>,
+}
+
+/// Health check, defaults applied.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthPlan {
+    pub path: Option<String>,
+    /// Seconds.
+    pub interval: u64,
+    pub timeout: u64,
+    pub retries: u32,
+    pub start_period: u64,
+}
+
+/// A resolved service.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServicePlan {
+    pub name: String,
+    pub kind: Kind,
+    /// Spec path of the service (`services.web`).
+    pub path: String,
+    pub replicas: Sourced<u64>,
+    /// Processes per replica.
+    pub processes: Sourced<u64>,
+    /// Concurrent slots per process.
+    pub slots_per_process: Sourced<u64>,
+    /// replicas x processes x slots_per_process.
+    pub slots: u64,
+    pub machine: Option<String>,
+    /// CPUs one replica may use (its limit, else its machine's).
+    pub cpus: Option<Sourced<f64>>,
+    /// Memory limit per replica (bytes).
+    pub memory: Option<Sourced<u64>>,
+    pub reserve_cpus: Option<f64>,
+    pub reserve_memory: Option<u64>,
+    pub image: Option<String>,
+    pub port: Sourced<u64>,
+    /// Listen backlog, for listeners.
+    pub backlog: Option<Sourced<u64>>,
+    /// net.core.somaxconn where the listener runs.
+    pub somaxconn: Sourced<u64>,
+    pub nofile: Option<Sourced<u64>>,
+    pub health: Option<HealthPlan>,
+    pub env_clear: Vec<(String, String)>,
+    pub env_secret: Vec<String>,
+    /// Container sysctls as written.
+    pub sysctls: Vec<(String, String)>,
+    /// Indexes into `Plan::edges` of the pools this service opens.
+    pub uses: Vec<usize>,
+    pub detail: Detail,
+}
+
+/// What is specific to a kind.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Detail {
+    Gunicorn(GunicornPlan),
+    Puma(PumaPlan),
+    Job(JobPlan),
+    Nginx(NginxPlan),
+    Pgbouncer(PgbouncerPlan),
+    Postgres(PostgresPlan),
+    Redis(RedisPlan),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GunicornPlan {
+    pub worker_class: Sourced<WorkerClass>,
+    pub workers: Sourced<u64>,
+    pub threads: Sourced<u64>,
+    pub worker_connections: Sourced<u64>,
+    /// Seconds.
+    pub timeout: Sourced<u64>,
+    pub graceful_timeout: Sourced<u64>,
+    pub keepalive: Sourced<u64>,
+    pub max_requests: Sourced<u64>,
+    pub max_requests_jitter: Sourced<u64>,
+    pub app: String,
+    pub build: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PumaPlan {
+    /// As written (0 = single mode).
+    pub workers: Sourced<u64>,
+    pub threads: Sourced<u64>,
+    pub min_threads: Sourced<u64>,
+    pub preload: bool,
+    /// Seconds.
+    pub timeout: Sourced<u64>,
+    pub app: String,
+    pub build: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JobPlan {
+    pub concurrency: Sourced<u64>,
+    pub command: Option<String>,
+    pub build: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NginxPlan {
+    pub worker_processes: Sourced<u64>,
+    /// `auto` was written.
+    pub worker_processes_auto: bool,
+    pub worker_connections: Sourced<u64>,
+    pub worker_rlimit_nofile: Option<Sourced<u64>>,
+    pub server_name: String,
+    pub upstreams: Vec<UpstreamPlan>,
+    pub locations: Vec<LocationPlan>,
+    pub rate_limits: Vec<RateLimitPlan>,
+    /// Client connections expected at the edge at peak.
+    pub expected_clients: Option<Sourced<f64>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UpstreamPlan {
+    pub name: String,
+    pub path: String,
+    pub to: String,
+    pub balance: Balance,
+    pub keepalive: Option<Sourced<u64>>,
+    pub keepalive_timeout: Option<u64>,
+    pub keepalive_requests: Option<u64>,
+    pub max_fails: Sourced<u64>,
+    /// Seconds.
+    pub fail_timeout: Sourced<u64>,
+    /// Per server; 0 = unlimited.
+    pub max_conns: Sourced<u64>,
+    pub weight: u64,
+    /// The upstream gets a shared memory zone (so max_conns holds across workers).
+    pub zone: bool,
+    /// One (host, port) per replica of the target.
+    pub servers: Vec<(String, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LocationPlan {
+    pub path: String,
+    pub spec_path: String,
+    pub upstream: String,
+    /// Seconds.
+    pub read_timeout: Sourced<u64>,
+    pub send_timeout: Sourced<u64>,
+    pub connect_timeout: Sourced<u64>,
+    pub websocket: bool,
+    pub rate_limit: Option<String>,
+    pub burst: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RateLimitPlan {
+    pub name: String,
+    pub path: String,
+    pub rate: String,
+    /// Zone size in bytes.
+    pub zone: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PgbouncerPlan {
+    pub version: Sourced<(u32, u32)>,
+    pub pool_mode: Sourced<PoolMode>,
+    pub max_client_conn: Sourced<u64>,
+    pub default_pool_size: Sourced<u64>,
+    pub min_pool_size: Sourced<u64>,
+    pub reserve_pool_size: Sourced<u64>,
+    /// Seconds.
+    pub reserve_pool_timeout: Sourced<u64>,
+    /// 0 = unlimited.
+    pub max_db_connections: Sourced<u64>,
+    pub max_user_connections: Sourced<u64>,
+    /// None when the version has no such setting (< 1.21).
+    pub max_prepared_statements: Option<Sourced<u64>>,
+    pub query_wait_timeout: Sourced<u64>,
+    pub server_idle_timeout: Sourced<u64>,
+    pub server_lifetime: Sourced<u64>,
+    pub auth_type: String,
+    pub auth_file: String,
+    pub users: Vec<String>,
+    /// The postgres it pools for.
+    pub target: Option<String>,
+    pub databases: Vec<String>,
+    /// databases x users.
+    pub pools: u64,
+    /// Most server connections it may open to the target, all replicas together.
+    pub server_connections: Sourced<u64>,
+    /// Client connections its clients may open, summed.
+    pub client_demand: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PostgresPlan {
+    pub version: Sourced<u64>,
+    pub max_connections: Sourced<u64>,
+    pub superuser_reserved_connections: Sourced<u64>,
+    pub reserved_connections: Sourced<u64>,
+    /// max_connections - superuser_reserved - reserved.
+    pub usable_connections: u64,
+    pub other_connections: Sourced<u64>,
+    pub databases: Vec<String>,
+    pub workload: Workload,
+    pub storage: Storage,
+    pub read_replicas: u64,
+    pub max_worker_processes: Sourced<u64>,
+    /// Connections every client may open, summed (direct pools, poolers' servers, others).
+    pub demand: u64,
+    /// Memory settings (bytes), from PGTune's formulas when memory is known.
+    pub tuning: Option<PostgresTuning>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PostgresTuning {
+    pub shared_buffers: Sourced<u64>,
+    pub effective_cache_size: u64,
+    pub maintenance_work_mem: u64,
+    pub work_mem: Sourced<u64>,
+    pub wal_buffers: u64,
+    pub random_page_cost: f64,
+    pub effective_io_concurrency: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisPlan {
+    pub mode: RedisMode,
+    pub maxmemory: Option<Sourced<u64>>,
+    pub maxmemory_policy: Sourced<String>,
+    pub maxclients: Sourced<u64>,
+    /// What redis really accepts: min(maxclients, nofile - 32).
+    pub effective_maxclients: Sourced<u64>,
+    pub tcp_backlog: Sourced<u64>,
+    pub persistence: Sourced<Persistence>,
+    pub usage: RedisUsage,
+    pub sentinels: Option<Sourced<u64>>,
+    pub quorum: Option<Sourced<u64>>,
+    pub masters: Option<Sourced<u64>>,
+    pub replicas_per_master: u64,
+    /// Connections every client may open, summed.
+    pub demand: u64,
+}
+
+/// One client's pools to one target: `replicas x processes x per-process pool`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub to_kind: Kind,
+    /// Spec path of the `uses` entry.
+    pub path: String,
+    pub framework: Framework,
+    /// Pool as written or defaulted (per process).
+    pub pool: Sourced<u64>,
+    pub max_overflow: u64,
+    pub min: Option<u64>,
+    pub persistent: bool,
+    /// Connections one process may hold: pool + max_overflow, or slots when persistent.
+    pub per_process: Sourced<u64>,
+    pub replicas: u64,
+    pub processes: u64,
+    /// replicas x processes x per_process.
+    pub connections: u64,
+    /// Concurrent slots per process that may need a connection at once.
+    pub slots_needing: Sourced<u64>,
+    pub prepared_statements: bool,
+    pub database: String,
+    pub user: String,
+}
+
+/// Throughput of the request path at the planned load.
+#[derive(Clone, Debug, Serialize)]
+pub struct Capacity {
+    /// App slots across every app server.
+    pub app_slots: u64,
+    /// Requests per second the slots can complete: slots / service_time.
+    pub capacity_rps: f64,
+    /// capacity_rps x max_utilization.
+    pub planned_rps: f64,
+    /// rps x service_time / slots.
+    pub utilization: f64,
+    /// planned_rps / rps.
+    pub headroom: f64,
+    /// Database connections that can be busy at once on behalf of app servers.
+    pub db_connections: u64,
+    /// db_connections / db_time.
+    pub db_capacity_rps: f64,
+    /// The layer with the lowest capacity.
+    pub bottleneck: Option<Bottleneck>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Bottleneck {
+    pub layer: String,
+    pub capacity_rps: f64,
+    pub why: String,
+}
+
+/// The resolved deployment.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub load: Option<LoadPlan>,
+    pub machines: Vec<MachinePlan>,
+    pub services: Vec<ServicePlan>,
+    pub edges: Vec<Edge>,
+    pub capacity: Option<Capacity>,
+    /// Deployment targets that run services in containers (compose, kamal).
+    pub containerized: bool,
+    /// Kamal fronts the app with kamal-proxy.
+    pub kamal_proxy_timeout: Option<Sourced<u64>>,
+}
+
+impl Plan {
+    pub fn service(&self, name: &str) -> Option<&ServicePlan> {
+        self.services.iter().find(|s| s.name == name)
+    }
+    pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
+        self.machines.iter().find(|m| m.name == name)
+    }
+    /// Edges whose target is `name`.
+    pub fn edges_to<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
+        self.edges.iter().filter(move |e| e.to == name)
+    }
+    /// Edges a service opens.
+    pub fn edges_from<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
+        self.edges.iter().filter(move |e| e.from == name)
+    }
+    pub fn apps(&self) -> impl Iterator<Item = &ServicePlan> {
+        self.services.iter().filter(|s| s.kind.is_app())
+    }
+}
+
+/// Overflow-checked multiplication for connection arithmetic: saturates at u64::MAX,
+/// which every budget comparison then reports as exceeded.
+pub fn mul(values: &[u64]) -> u64 {
+    values.iter().try_fold(1u64, |acc, &v| acc.checked_mul(v)).unwrap_or(u64::MAX)
+}
+
+/// Overflow-checked sum (saturating).
+pub fn sum(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0u64, u64::saturating_add)
+}

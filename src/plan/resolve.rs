@@ -1,0 +1,761 @@
+//! Spec -> Plan: applies every default (citing it), places replicas on machines, builds
+//! the connection edges and computes each derived number exactly once.
+
+use super::defaults as d;
+use super::*;
+use crate::spec::{self, Count, Service, Spec};
+
+fn secs(duration: spec::Duration) -> u64 {
+    duration.as_secs_ceil()
+}
+
+/// Host names of a service's replicas, as compose services and nginx upstream
+/// servers both name them: `web` for one replica, `web-1..web-N` for more.
+pub fn replica_hosts(name: &str, replicas: u64) -> Vec<String> {
+    if replicas <= 1 {
+        vec![name.to_string()]
+    } else {
+        (1..=replicas).map(|i| format!("{name}-{i}")).collect()
+    }
+}
+
+/// Parses `"1.24"` / `"1.24.1"` into (major, minor).
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Resolves a loaded spec into a plan.
+pub fn resolve(spec: &Spec) -> Plan {
+    let load = spec.load.as_ref().map(|load| {
+        let service_time = Sourced::spec(load.service_time.as_secs_f64(), "load.service_time");
+        LoadPlan {
+            rps: Sourced::spec(load.rps, "load.rps"),
+            concurrent_users: load.concurrent_users.map(|c| Sourced::spec(c, "load.concurrent_users")),
+            db_time: match load.db_time {
+                Some(t) => Sourced::spec(t.as_secs_f64(), "load.db_time"),
+                None => Sourced::default(service_time.value, "load.db_time", "load.service_time"),
+            },
+            service_time,
+            max_utilization: Sourced::or_default(load.max_utilization, "load.max_utilization", d::MAX_UTILIZATION, "0.75"),
+            p95_target: load.p95_target.map(|t| Sourced::spec(t.as_secs_f64(), "load.p95_target")),
+        }
+    });
+    let containerized = spec.deploy.as_ref().is_some_and(|dep| dep.compose.is_some() || dep.kamal.is_some());
+
+    let mut services: Vec<ServicePlan> = spec
+        .services
+        .iter()
+        .map(|(name, service)| resolve_service(spec, name, service, containerized))
+        .collect();
+
+    let mut edges = Vec::new();
+    for (index, (name, service)) in spec.services.iter().enumerate() {
+        for (target, pool_use) in &service.common().uses {
+            let Some(target_service) = spec.services.get(target) else { continue };
+            let edge = resolve_edge(spec, &services[index], target, target_service, pool_use);
+            services[index].uses.push(edges.len());
+            edges.push(edge);
+            let _ = name;
+        }
+    }
+
+    // Poolers first: a postgres' demand includes its poolers' server connections.
+    for index in 0..services.len() {
+        if let Detail::Pgbouncer(_) = services[index].detail {
+            let name = services[index].name.clone();
+            let client_demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+            let target_databases = services[index]
+                .uses
+                .first()
+                .and_then(|&e| spec.services.get(&edges[e].to))
+                .and_then(|s| match s {
+                    Service::Postgres(p) => Some(p.databases.clone()),
+                    _ => None,
+                });
+            let users_from_clients: Vec<String> = {
+                let mut users: Vec<String> = edges.iter().filter(|e| e.to == name).map(|e| e.user.clone()).collect();
+                users.sort();
+                users.dedup();
+                users
+            };
+            let replicas = services[index].replicas.value;
+            let target = services[index].uses.first().map(|&e| edges[e].to.clone());
+            let service_path = services[index].path.clone();
+            if let Detail::Pgbouncer(p) = &mut services[index].detail {
+                p.client_demand = client_demand;
+                p.target = target;
+                p.databases = match target_databases {
+                    Some(dbs) if !dbs.is_empty() => dbs,
+                    _ => vec![spec.name.clone()],
+                };
+                if p.users.is_empty() {
+                    p.users = if users_from_clients.is_empty() { vec![spec.name.clone()] } else { users_from_clients };
+                }
+                p.pools = mul(&[p.databases.len() as u64, p.users.len() as u64]);
+                let per_pool = p.default_pool_size.value.saturating_add(p.reserve_pool_size.value);
+                let users = p.users.len() as u64;
+                let per_db = match p.max_db_connections.value {
+                    0 => mul(&[users, per_pool]),
+                    cap => mul(&[users, per_pool]).min(cap),
+                };
+                let mut per_instance = mul(&[per_db, p.databases.len() as u64]);
+                if p.max_user_connections.value > 0 {
+                    per_instance = per_instance.min(mul(&[users, p.max_user_connections.value]));
+                }
+                let total = mul(&[per_instance, replicas]);
+                let mut formula = format!(
+                    "{} databases x {} users x (default_pool_size {} + reserve_pool_size {})",
+                    p.databases.len(),
+                    users,
+                    p.default_pool_size.value,
+                    p.reserve_pool_size.value
+                );
+                if p.max_db_connections.value > 0 {
+                    formula.push_str(&format!(", capped at max_db_connections {} per database", p.max_db_connections.value));
+                }
+                if p.max_user_connections.value > 0 {
+                    formula.push_str(&format!(", capped at max_user_connections {} per user", p.max_user_connections.value));
+                }
+                if replicas > 1 {
+                    formula.push_str(&format!(", x {replicas} replicas"));
+                }
+                p.server_connections = Sourced::derived(total, format!("{service_path}.server_connections"), formula);
+            }
+        }
+    }
+    let pooler_server: Vec<(String, u64)> = services
+        .iter()
+        .filter_map(|s| match &s.detail {
+            Detail::Pgbouncer(p) => p.target.clone().map(|t| (t, p.server_connections.value)),
+            _ => None,
+        })
+        .collect();
+    for service in &mut services {
+        let name = service.name.clone();
+        match &mut service.detail {
+            Detail::Postgres(p) => {
+                let direct = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+                let pooled = sum(pooler_server.iter().filter(|(t, _)| *t == name).map(|(_, c)| *c));
+                p.demand = sum([direct, pooled, p.other_connections.value]);
+            }
+            Detail::Redis(r) => {
+                r.demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+            }
+            _ => {}
+        }
+    }
+
+    let machines = spec
+        .machines
+        .iter()
+        .map(|(name, machine)| resolve_machine(name, machine, &services))
+        .collect();
+
+    let kamal_proxy_timeout = spec.deploy.as_ref().and_then(|dep| dep.kamal.as_ref()).map(|kamal| {
+        let written = kamal.proxy.as_ref().and_then(|p| p.response_timeout).map(secs);
+        Sourced::or_default(written, "deploy.kamal.proxy.response_timeout", d::KAMAL_PROXY_RESPONSE_TIMEOUT, "kamal-proxy response_timeout = 30s")
+    });
+
+    let mut plan = Plan {
+        name: spec.name.clone(),
+        load,
+        machines,
+        services,
+        edges,
+        capacity: None,
+        containerized,
+        kamal_proxy_timeout,
+    };
+    set_expected_clients(&mut plan);
+    plan.capacity = capacity(&plan);
+    plan
+}
+
+fn machine_cpus(spec: &Spec, machine: Option<&String>) -> Option<(f64, String)> {
+    let name = machine?;
+    let cpus = spec.machines.get(name)?.cpus?;
+    Some((cpus, format!("machines.{name}.cpus")))
+}
+
+fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bool) -> ServicePlan {
+    let path = format!("services.{name}");
+    let p = |key: &str| format!("{path}.{key}");
+    let common = service.common();
+    let replicas = Sourced::or_default(common.replicas, p("replicas"), 1, "1 replica");
+    let resources = common.resources.clone().unwrap_or_default();
+    let cpus = match resources.cpus {
+        Some(c) => Some(Sourced::spec(c, p("resources.cpus"))),
+        None => machine_cpus(spec, common.machine.as_ref()).map(|(c, at)| Sourced::derived(c, p("resources.cpus"), at)),
+    };
+    let memory = resources.memory.map(|m| Sourced::spec(m.bytes(), p("resources.memory")));
+    let nofile = match (common.nofile, common.machine.as_ref().and_then(|m| spec.machines.get(m)).and_then(|m| m.nofile)) {
+        (Some(n), _) => Some(Sourced::spec(n, p("nofile"))),
+        (None, Some(n)) => Some(Sourced::derived(n, p("nofile"), format!("machines.{}.nofile", common.machine.as_deref().unwrap_or_default()))),
+        _ => None,
+    };
+    let sysctls: Vec<(String, String)> = common.sysctls.iter().map(|(k, v)| (k.clone(), sysctl_text(v))).collect();
+    let somaxconn = somaxconn_for(spec, name, common, containerized);
+    let health = common.health.as_ref().map(|h| HealthPlan {
+        path: h.path.clone(),
+        interval: h.interval.map_or(d::HEALTH_INTERVAL, secs),
+        timeout: h.timeout.map_or(d::HEALTH_TIMEOUT, secs),
+        retries: h.retries.unwrap_or(d::HEALTH_RETRIES),
+        start_period: h.start_period.map_or(0, secs),
+    });
+    let env = common.env.clone().unwrap_or_default();
+    let one = |key: &str, note: &str| Sourced::default(1u64, p(key), note);
+
+    let (kind, processes, slots_per_process, port, backlog, detail) = match service {
+        Service::Gunicorn(g) => {
+            let worker_class = Sourced::or_default(g.worker_class, p("worker_class"), spec::WorkerClass::Sync, "gunicorn worker_class = sync");
+            let workers = match &g.workers {
+                Some(Count::Number(n)) => Sourced::spec(*n, p("workers")),
+                Some(Count::Auto(_)) => match &cpus {
+                    Some(c) => Sourced::derived(
+                        (2.0 * c.value.ceil()) as u64 + 1,
+                        p("workers"),
+                        format!("auto = 2 x {} cpus ({}) + 1", c.value.ceil(), c.path()),
+                    ),
+                    None => Sourced::default(3, p("workers"), "auto with unknown cpus: 2 x 1 + 1"),
+                },
+                None => Sourced::default(d::GUNICORN_WORKERS, p("workers"), "gunicorn workers = 1"),
+            };
+            let threads = Sourced::or_default(g.threads, p("threads"), d::GUNICORN_THREADS, "gunicorn threads = 1");
+            let worker_connections = Sourced::or_default(g.worker_connections, p("worker_connections"), d::GUNICORN_WORKER_CONNECTIONS, "gunicorn worker_connections = 1000");
+            let slots = match worker_class.value {
+                spec::WorkerClass::Sync => Sourced::derived(1, p("worker_class"), "sync: one request per worker"),
+                spec::WorkerClass::Gthread => threads.clone(),
+                spec::WorkerClass::Gevent | spec::WorkerClass::Uvicorn => worker_connections.clone(),
+            };
+            let detail = Detail::Gunicorn(GunicornPlan {
+                worker_class,
+                workers: workers.clone(),
+                threads,
+                worker_connections,
+                timeout: Sourced::or_default(g.timeout.map(secs), p("timeout"), d::GUNICORN_TIMEOUT, "gunicorn timeout = 30s"),
+                graceful_timeout: Sourced::or_default(g.graceful_timeout.map(secs), p("graceful_timeout"), d::GUNICORN_GRACEFUL_TIMEOUT, "gunicorn graceful_timeout = 30s"),
+                keepalive: Sourced::or_default(g.keepalive.map(secs), p("keepalive"), d::GUNICORN_KEEPALIVE, "gunicorn keepalive = 2s"),
+                max_requests: Sourced::or_default(g.max_requests, p("max_requests"), 0, "gunicorn max_requests = 0 (never restart)"),
+                max_requests_jitter: Sourced::or_default(g.max_requests_jitter, p("max_requests_jitter"), 0, "gunicorn max_requests_jitter = 0"),
+                app: g.app.clone().unwrap_or_else(|| "app:app".into()),
+                build: g.build.clone(),
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::GUNICORN_PORT, "gunicorn bind port 8000");
+            let backlog = Sourced::or_default(g.backlog, p("backlog"), d::GUNICORN_BACKLOG, "gunicorn backlog = 2048");
+            (Kind::Gunicorn, workers, slots, port, Some(backlog), detail)
+        }
+        Service::Puma(puma) => {
+            let workers = Sourced::or_default(puma.workers, p("workers"), d::PUMA_WORKERS, "puma workers = 0 (single mode)");
+            let processes = if workers.value == 0 {
+                Sourced::derived(1, p("workers"), "single mode: one process")
+            } else {
+                workers.clone()
+            };
+            let threads = Sourced::or_default(puma.threads, p("threads"), d::PUMA_THREADS, "puma max threads = 5");
+            let min_threads = Sourced::or_default(puma.min_threads, p("min_threads"), threads.value, "same as threads");
+            let detail = Detail::Puma(PumaPlan {
+                preload: puma.preload.unwrap_or(workers.value > 0),
+                workers,
+                threads: threads.clone(),
+                min_threads,
+                timeout: Sourced::or_default(puma.timeout.map(secs), p("timeout"), d::PUMA_WORKER_TIMEOUT, "puma worker_timeout = 60s"),
+                app: puma.app.clone().unwrap_or_else(|| "config.ru".into()),
+                build: puma.build.clone(),
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::PUMA_PORT, "Rails' puma port 3000");
+            let backlog = Sourced::or_default(puma.backlog, p("backlog"), d::PUMA_BACKLOG, "puma backlog = 1024");
+            (Kind::Puma, processes, threads, port, Some(backlog), detail)
+        }
+        Service::Sidekiq(job) | Service::Celery(job) | Service::SolidQueue(job) | Service::Rq(job) | Service::Worker(job) => {
+            let (kind, default, note) = match service {
+                Service::Sidekiq(_) => (Kind::Sidekiq, d::SIDEKIQ_CONCURRENCY, "sidekiq concurrency = 5".to_string()),
+                Service::SolidQueue(_) => (Kind::SolidQueue, d::SOLID_QUEUE_THREADS, "solid_queue threads = 3".to_string()),
+                Service::Celery(_) => {
+                    let c = cpus.as_ref().map_or(1, |c| c.value.ceil().max(1.0) as u64);
+                    (Kind::Celery, c, format!("celery concurrency = cpus ({c})"))
+                }
+                Service::Rq(_) => (Kind::Rq, 1, "rq runs one job per worker".to_string()),
+                _ => (Kind::Worker, 1, "1".to_string()),
+            };
+            let concurrency = Sourced::or_default(job.concurrency, p("concurrency"), default, note);
+            let processes = Sourced::or_default(job.processes, p("processes"), 1, "1 process");
+            let detail = Detail::Job(JobPlan { concurrency: concurrency.clone(), command: job.command.clone(), build: job.build.clone() });
+            let port = Sourced::default(0, p("port"), "no listener");
+            (kind, processes, concurrency, port, None, detail)
+        }
+        Service::Nginx(nginx) => {
+            let (worker_processes, auto) = match &nginx.worker_processes {
+                Some(Count::Number(n)) => (Sourced::spec(*n, p("worker_processes")), false),
+                Some(Count::Auto(_)) => match &cpus {
+                    Some(c) => (Sourced::derived(c.value.ceil().max(1.0) as u64, p("worker_processes"), format!("auto = {} cpus ({})", c.value.ceil(), c.path())), true),
+                    None => (Sourced::default(1, p("worker_processes"), "auto with unknown cpus: 1 assumed"), true),
+                },
+                None => (Sourced::default(d::NGINX_WORKER_PROCESSES, p("worker_processes"), "nginx worker_processes = 1"), false),
+            };
+            let worker_connections = Sourced::or_default(nginx.worker_connections, p("worker_connections"), d::NGINX_WORKER_CONNECTIONS, "nginx worker_connections = 512");
+            let upstreams = nginx
+                .upstreams
+                .iter()
+                .map(|(up_name, up)| {
+                    let up_path = p(&format!("upstreams.{up_name}"));
+                    let target = spec.services.get(&up.to);
+                    let target_replicas = target.and_then(|t| t.common().replicas).unwrap_or(1);
+                    let target_port = target.map_or(d::GUNICORN_PORT, |t| {
+                        t.common().port.map(u64::from).unwrap_or(match t {
+                            Service::Puma(_) => d::PUMA_PORT,
+                            _ => d::GUNICORN_PORT,
+                        })
+                    });
+                    let max_conns = Sourced::or_default(up.max_conns, format!("{up_path}.max_conns"), 0, "nginx max_conns = 0 (unlimited)");
+                    UpstreamPlan {
+                        name: up_name.clone(),
+                        path: up_path.clone(),
+                        to: up.to.clone(),
+                        balance: up.balance.unwrap_or(spec::Balance::RoundRobin),
+                        keepalive: up.keepalive.map(|k| Sourced::spec(k, format!("{up_path}.keepalive"))),
+                        keepalive_timeout: up.keepalive_timeout.map(secs),
+                        keepalive_requests: up.keepalive_requests,
+                        max_fails: Sourced::or_default(up.max_fails, format!("{up_path}.max_fails"), d::NGINX_MAX_FAILS, "nginx max_fails = 1"),
+                        fail_timeout: Sourced::or_default(up.fail_timeout.map(secs), format!("{up_path}.fail_timeout"), d::NGINX_FAIL_TIMEOUT, "nginx fail_timeout = 10s"),
+                        zone: max_conns.value > 0,
+                        max_conns,
+                        weight: up.weight.unwrap_or(1),
+                        servers: replica_hosts(&up.to, target_replicas).into_iter().map(|h| (h, target_port)).collect(),
+                    }
+                })
+                .collect();
+            let locations = nginx
+                .locations
+                .iter()
+                .enumerate()
+                .map(|(i, loc)| {
+                    let lp = p(&format!("locations[{i}]"));
+                    LocationPlan {
+                        path: loc.path.clone(),
+                        spec_path: lp.clone(),
+                        upstream: loc.upstream.clone(),
+                        read_timeout: Sourced::or_default(loc.read_timeout.map(secs), format!("{lp}.read_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_read_timeout = 60s"),
+                        send_timeout: Sourced::or_default(loc.send_timeout.map(secs), format!("{lp}.send_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_send_timeout = 60s"),
+                        connect_timeout: Sourced::or_default(loc.connect_timeout.map(secs), format!("{lp}.connect_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_connect_timeout = 60s"),
+                        websocket: loc.websocket.unwrap_or(false),
+                        rate_limit: loc.rate_limit.clone(),
+                        burst: loc.burst,
+                    }
+                })
+                .collect();
+            let rate_limits = nginx
+                .rate_limits
+                .iter()
+                .map(|(zone, rl)| RateLimitPlan { name: zone.clone(), path: p(&format!("rate_limits.{zone}")), rate: rl.rate.clone(), zone: rl.zone.bytes() })
+                .collect();
+            let detail = Detail::Nginx(NginxPlan {
+                worker_processes: worker_processes.clone(),
+                worker_processes_auto: auto,
+                worker_connections: worker_connections.clone(),
+                worker_rlimit_nofile: nginx.worker_rlimit_nofile.map(|n| Sourced::spec(n, p("worker_rlimit_nofile"))),
+                server_name: nginx.server_name.clone().unwrap_or_else(|| "_".into()),
+                upstreams,
+                locations,
+                rate_limits,
+                expected_clients: None,
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), 80, "http port 80");
+            let backlog = Sourced::or_default(nginx.backlog, p("backlog"), d::NGINX_BACKLOG, "nginx listen backlog = 511");
+            (Kind::Nginx, worker_processes, worker_connections, port, Some(backlog), detail)
+        }
+        Service::Pgbouncer(pgb) => {
+            let version = match pgb.version.as_deref().and_then(parse_version) {
+                Some(v) => Sourced::spec(v, p("version")),
+                None => Sourced::default(d::PGBOUNCER_VERSION, p("version"), "PgBouncer 1.24"),
+            };
+            let pool_mode = Sourced::or_default(pgb.pool_mode, p("pool_mode"), spec::PoolMode::Session, "PgBouncer pool_mode = session");
+            let max_prepared_statements = if version.value < (1, 21) {
+                None
+            } else if version.value < (1, 24) {
+                Some(Sourced::or_default(pgb.max_prepared_statements, p("max_prepared_statements"), 0, format!("PgBouncer {}.{} max_prepared_statements = 0", version.value.0, version.value.1)))
+            } else {
+                Some(Sourced::or_default(pgb.max_prepared_statements, p("max_prepared_statements"), d::PGBOUNCER_MAX_PREPARED_STATEMENTS_1_24, "PgBouncer 1.24 max_prepared_statements = 200"))
+            };
+            let detail = Detail::Pgbouncer(PgbouncerPlan {
+                version,
+                pool_mode,
+                max_client_conn: Sourced::or_default(pgb.max_client_conn, p("max_client_conn"), d::PGBOUNCER_MAX_CLIENT_CONN, "PgBouncer max_client_conn = 100"),
+                default_pool_size: Sourced::or_default(pgb.default_pool_size, p("default_pool_size"), d::PGBOUNCER_DEFAULT_POOL_SIZE, "PgBouncer default_pool_size = 20"),
+                min_pool_size: Sourced::or_default(pgb.min_pool_size, p("min_pool_size"), 0, "PgBouncer min_pool_size = 0"),
+                reserve_pool_size: Sourced::or_default(pgb.reserve_pool_size, p("reserve_pool_size"), 0, "PgBouncer reserve_pool_size = 0"),
+                reserve_pool_timeout: Sourced::or_default(pgb.reserve_pool_timeout.map(secs), p("reserve_pool_timeout"), d::PGBOUNCER_RESERVE_POOL_TIMEOUT, "PgBouncer reserve_pool_timeout = 5s"),
+                max_db_connections: Sourced::or_default(pgb.max_db_connections, p("max_db_connections"), 0, "PgBouncer max_db_connections = 0 (unlimited)"),
+                max_user_connections: Sourced::or_default(pgb.max_user_connections, p("max_user_connections"), 0, "PgBouncer max_user_connections = 0 (unlimited)"),
+                max_prepared_statements,
+                query_wait_timeout: Sourced::or_default(pgb.query_wait_timeout.map(secs), p("query_wait_timeout"), d::PGBOUNCER_QUERY_WAIT_TIMEOUT, "PgBouncer query_wait_timeout = 120s"),
+                server_idle_timeout: Sourced::or_default(pgb.server_idle_timeout.map(secs), p("server_idle_timeout"), d::PGBOUNCER_SERVER_IDLE_TIMEOUT, "PgBouncer server_idle_timeout = 600s"),
+                server_lifetime: Sourced::or_default(pgb.server_lifetime.map(secs), p("server_lifetime"), d::PGBOUNCER_SERVER_LIFETIME, "PgBouncer server_lifetime = 3600s"),
+                auth_type: pgb.auth_type.clone().unwrap_or_else(|| "scram-sha-256".into()),
+                auth_file: pgb.auth_file.clone().unwrap_or_else(|| "/etc/pgbouncer/userlist.txt".into()),
+                users: pgb.users.clone(),
+                target: None,
+                databases: Vec::new(),
+                pools: 0,
+                server_connections: Sourced::derived(0, p("server_connections"), "not resolved"),
+                client_demand: 0,
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::PGBOUNCER_PORT, "PgBouncer listen_port = 6432");
+            let backlog = Sourced::or_default(pgb.listen_backlog, p("listen_backlog"), d::PGBOUNCER_LISTEN_BACKLOG, "PgBouncer listen_backlog = 128");
+            (Kind::Pgbouncer, one("processes", "one process"), one("slots", "n/a"), port, Some(backlog), detail)
+        }
+        Service::Postgres(pg) => {
+            let max_connections = Sourced::or_default(pg.max_connections, p("max_connections"), d::POSTGRES_MAX_CONNECTIONS, "PostgreSQL max_connections = 100");
+            let superuser = Sourced::or_default(pg.superuser_reserved_connections, p("superuser_reserved_connections"), d::POSTGRES_SUPERUSER_RESERVED, "PostgreSQL superuser_reserved_connections = 3");
+            let reserved = Sourced::or_default(pg.reserved_connections, p("reserved_connections"), d::POSTGRES_RESERVED, "PostgreSQL reserved_connections = 0");
+            let usable = max_connections.value.saturating_sub(superuser.value).saturating_sub(reserved.value);
+            let max_worker_processes = Sourced::or_default(pg.max_worker_processes, p("max_worker_processes"), d::POSTGRES_MAX_WORKER_PROCESSES, "PostgreSQL max_worker_processes = 8");
+            let ram = memory.as_ref().map(|m| m.value).or_else(|| {
+                common.machine.as_ref().and_then(|m| spec.machines.get(m)).and_then(|m| m.memory).map(|m| m.bytes())
+            });
+            let storage = pg.storage.unwrap_or(spec::Storage::Ssd);
+            let tuning = ram.map(|ram| postgres_tuning(ram, pg, storage, max_connections.value, max_worker_processes.value, &p));
+            let detail = Detail::Postgres(PostgresPlan {
+                version: Sourced::or_default(pg.version.map(u64::from), p("version"), d::POSTGRES_VERSION, "PostgreSQL 16"),
+                max_connections,
+                superuser_reserved_connections: superuser,
+                reserved_connections: reserved,
+                usable_connections: usable,
+                other_connections: Sourced::or_default(pg.other_connections, p("other_connections"), 0, "none declared"),
+                databases: if pg.databases.is_empty() { vec![spec.name.clone()] } else { pg.databases.clone() },
+                workload: pg.workload.unwrap_or(spec::Workload::Web),
+                storage,
+                read_replicas: pg.read_replicas.unwrap_or(0),
+                max_worker_processes,
+                demand: 0,
+                tuning,
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::POSTGRES_PORT, "PostgreSQL port 5432");
+            (Kind::Postgres, one("processes", "one server"), one("slots", "n/a"), port, None, detail)
+        }
+        Service::Redis(redis) => {
+            let maxclients = Sourced::or_default(redis.maxclients, p("maxclients"), d::REDIS_MAXCLIENTS, "Redis maxclients = 10000");
+            let effective = match &nofile {
+                Some(n) if n.value.saturating_sub(d::REDIS_RESERVED_FDS) < maxclients.value => Sourced::derived(
+                    n.value.saturating_sub(d::REDIS_RESERVED_FDS),
+                    p("maxclients"),
+                    format!("nofile {} ({}) - 32: Redis lowers maxclients to fit its fd limit", n.value, n.path()),
+                ),
+                _ => maxclients.clone(),
+            };
+            let policy = Sourced::or_default(redis.maxmemory_policy.clone(), p("maxmemory_policy"), d::REDIS_POLICY.to_string(), "Redis maxmemory-policy = noeviction");
+            let usage = redis.usage.unwrap_or(if policy.value == "noeviction" { spec::RedisUsage::Store } else { spec::RedisUsage::Cache });
+            let mode = redis.mode.unwrap_or(spec::RedisMode::Standalone);
+            let detail = Detail::Redis(RedisPlan {
+                mode,
+                maxmemory: redis.maxmemory.map(|m| Sourced::spec(m.bytes(), p("maxmemory"))),
+                maxmemory_policy: policy,
+                maxclients,
+                effective_maxclients: effective,
+                tcp_backlog: Sourced::or_default(redis.tcp_backlog, p("tcp_backlog"), d::REDIS_TCP_BACKLOG, "Redis tcp-backlog = 511"),
+                persistence: Sourced::or_default(redis.persistence, p("persistence"), spec::Persistence::None, "no persistence"),
+                usage,
+                sentinels: redis.sentinels.map(|s| Sourced::spec(s, p("sentinels"))),
+                quorum: redis.quorum.map(|q| Sourced::spec(q, p("quorum"))),
+                masters: redis.masters.map(|m| Sourced::spec(m, p("masters"))),
+                replicas_per_master: redis.replicas_per_master.unwrap_or(1),
+                demand: 0,
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::REDIS_PORT, "Redis port 6379");
+            let backlog = match &detail {
+                Detail::Redis(r) => Some(r.tcp_backlog.clone()),
+                _ => None,
+            };
+            (Kind::Redis, one("processes", "one server"), one("slots", "n/a"), port, backlog, detail)
+        }
+    };
+    let slots = mul(&[replicas.value, processes.value, slots_per_process.value]);
+    ServicePlan {
+        name: name.to_string(),
+        kind,
+        path,
+        replicas,
+        processes,
+        slots_per_process,
+        slots,
+        machine: common.machine.clone(),
+        cpus,
+        memory,
+        reserve_cpus: resources.reserve_cpus,
+        reserve_memory: resources.reserve_memory.map(|m| m.bytes()),
+        image: common.image.clone(),
+        port,
+        backlog,
+        somaxconn,
+        nofile,
+        health,
+        env_clear: env.clear.into_iter().collect(),
+        env_secret: env.secret,
+        sysctls,
+        uses: Vec::new(),
+        detail,
+    }
+}
+
+fn sysctl_text(value: &spec::SysctlValue) -> String {
+    match value {
+        spec::SysctlValue::Number(n) => n.to_string(),
+        spec::SysctlValue::Text(t) => t.clone(),
+    }
+}
+
+fn somaxconn_for(spec: &Spec, name: &str, common: &spec::Common, containerized: bool) -> Sourced<u64> {
+    const KEY: &str = "net.core.somaxconn";
+    if let Some(v) = common.sysctls.get(KEY).and_then(|v| sysctl_text(v).trim().parse().ok()) {
+        return Sourced::spec(v, format!("services.{name}.sysctls[\"{KEY}\"]"));
+    }
+    let machine_value = common
+        .machine
+        .as_ref()
+        .and_then(|m| spec.machines.get(m).map(|mm| (m, mm)))
+        .and_then(|(m, mm)| mm.sysctl.get(KEY).and_then(|v| sysctl_text(v).trim().parse().ok()).map(|v| (m, v)));
+    match (machine_value, containerized) {
+        (Some((m, v)), false) => Sourced::spec(v, format!("machines.{m}.sysctl[\"{KEY}\"]")),
+        (_, true) => Sourced::default(
+            d::SOMAXCONN,
+            format!("services.{name}.sysctls[\"{KEY}\"]"),
+            "4096, the kernel default a container's network namespace starts with (Linux >= 5.4)",
+        ),
+        (None, false) => Sourced::default(d::SOMAXCONN, format!("services.{name}.sysctls[\"{KEY}\"]"), "Linux >= 5.4 net.core.somaxconn = 4096"),
+    }
+}
+
+fn postgres_tuning(ram: u64, pg: &spec::Postgres, storage: spec::Storage, max_connections: u64, max_workers: u64, p: &dyn Fn(&str) -> String) -> PostgresTuning {
+    const MIB: u64 = 1024 * 1024;
+    const KIB: u64 = 1024;
+    let shared_buffers = match pg.shared_buffers {
+        Some(s) => Sourced::spec(s.bytes(), p("shared_buffers")),
+        None => Sourced::derived(ram / 4, p("shared_buffers"), "memory / 4"),
+    };
+    let work_mem = match pg.work_mem {
+        Some(w) => Sourced::spec(w.bytes(), p("work_mem")),
+        None => {
+            let per = ram.saturating_sub(shared_buffers.value) / mul(&[max_connections.saturating_add(max_workers), 3]).max(1);
+            // Round down to whole KiB; PostgreSQL's floor for work_mem is 64kB.
+            Sourced::derived((per / KIB * KIB).max(64 * KIB), p("work_mem"), "(memory - shared_buffers) / ((max_connections + max_worker_processes) x 3)")
+        }
+    };
+    let (random_page_cost, effective_io_concurrency) = match storage {
+        spec::Storage::Hdd => (4.0, 2),
+        spec::Storage::Ssd | spec::Storage::Nvme => (1.1, 200),
+    };
+    PostgresTuning {
+        wal_buffers: (shared_buffers.value * 3 / 100).clamp(32 * KIB, 16 * MIB) / KIB * KIB,
+        shared_buffers,
+        effective_cache_size: ram / 4 * 3,
+        maintenance_work_mem: (ram / 16).min(2048 * MIB),
+        work_mem,
+        random_page_cost,
+        effective_io_concurrency,
+    }
+}
+
+fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service: &Service, pool_use: &spec::Use) -> Edge {
+    let path = format!("{}.uses.{target}", client.path);
+    let framework = pool_use.framework.unwrap_or(spec::Framework::Generic);
+    let to_kind = match target_service {
+        Service::Postgres(_) => Kind::Postgres,
+        Service::Pgbouncer(_) => Kind::Pgbouncer,
+        Service::Redis(_) => Kind::Redis,
+        other => match other.kind() {
+            "nginx" => Kind::Nginx,
+            _ => Kind::Worker,
+        },
+    };
+    // Slots of one process that may need a connection at the same time.
+    let slots_needing = match client.kind {
+        Kind::SolidQueue => Sourced::derived(
+            client.slots_per_process.value.saturating_add(d::SOLID_QUEUE_EXTRA_CONNECTIONS),
+            client.slots_per_process.path().to_string(),
+            format!("threads {} + 2 (polling + heartbeat)", client.slots_per_process.value),
+        ),
+        Kind::Sidekiq if to_kind == Kind::Redis => Sourced::derived(
+            client.slots_per_process.value.saturating_add(5),
+            client.slots_per_process.path().to_string(),
+            format!("concurrency {} + 5 (Sidekiq's server pool)", client.slots_per_process.value),
+        ),
+        _ => client.slots_per_process.clone(),
+    };
+    let pool = Sourced::or_default(pool_use.pool, format!("{path}.pool"), slots_needing.value, format!("one per slot ({})", slots_needing.value));
+    let max_overflow = pool_use.max_overflow.unwrap_or(0);
+    let persistent = pool_use.persistent.unwrap_or(false) && framework == spec::Framework::Django;
+    let per_process = if persistent {
+        Sourced::derived(
+            client.slots_per_process.value,
+            format!("{path}.persistent"),
+            format!("Django persistent connections: one per thread = {} ({})", client.slots_per_process.value, client.slots_per_process.path()),
+        )
+    } else if max_overflow > 0 {
+        Sourced::derived(pool.value.saturating_add(max_overflow), format!("{path}.pool"), format!("pool {} + max_overflow {max_overflow}", pool.value))
+    } else {
+        pool.clone()
+    };
+    let connections = mul(&[client.replicas.value, client.processes.value, per_process.value]);
+    let prepared_statements = pool_use
+        .prepared_statements
+        .unwrap_or(matches!(framework, spec::Framework::Rails | spec::Framework::PsycopgPool));
+    let (database, user) = match target_service {
+        Service::Pgbouncer(pgb) => {
+            let pooled_db = pgb
+                .common
+                .uses
+                .keys()
+                .next()
+                .and_then(|t| match spec.services.get(t) {
+                    Some(Service::Postgres(p)) => p.databases.first().cloned(),
+                    _ => None,
+                });
+            (
+                pool_use.database.clone().or(pooled_db).unwrap_or_else(|| spec.name.clone()),
+                pool_use.user.clone().or_else(|| pgb.users.first().cloned()).unwrap_or_else(|| spec.name.clone()),
+            )
+        }
+        Service::Postgres(pg) => (
+            pool_use.database.clone().or_else(|| pg.databases.first().cloned()).unwrap_or_else(|| spec.name.clone()),
+            pool_use.user.clone().unwrap_or_else(|| spec.name.clone()),
+        ),
+        _ => (pool_use.database.clone().unwrap_or_default(), pool_use.user.clone().unwrap_or_default()),
+    };
+    Edge {
+        from: client.name.clone(),
+        to: target.to_string(),
+        to_kind,
+        path,
+        framework,
+        pool,
+        max_overflow,
+        min: pool_use.min,
+        persistent,
+        per_process,
+        replicas: client.replicas.value,
+        processes: client.processes.value,
+        connections,
+        slots_needing,
+        prepared_statements,
+        database,
+        user,
+    }
+}
+
+fn resolve_machine(name: &str, machine: &spec::Machine, services: &[ServicePlan]) -> MachinePlan {
+    let count = u64::from(machine.count.max(1));
+    let placements: Vec<Placement> = services
+        .iter()
+        .filter(|s| s.machine.as_deref() == Some(name))
+        .map(|s| Placement {
+            service: s.name.clone(),
+            replicas_per_host: s.replicas.value.div_ceil(count),
+            memory_per_replica: s.memory.as_ref().map(|m| m.value),
+            cpus_per_replica: s.cpus.as_ref().filter(|c| c.is_written()).map(|c| c.value),
+        })
+        .collect();
+    let memory_demand = sum(placements.iter().map(|p| mul(&[p.replicas_per_host, p.memory_per_replica.unwrap_or(0)])));
+    let cpu_demand = placements.iter().map(|p| p.replicas_per_host as f64 * p.cpus_per_replica.unwrap_or(0.0)).sum();
+    MachinePlan {
+        name: name.to_string(),
+        path: format!("machines.{name}"),
+        count,
+        cpus: machine.cpus,
+        memory: machine.memory.map(|m| m.bytes()),
+        addresses: machine.addresses.clone(),
+        sysctl: machine.sysctl.iter().map(|(k, v)| (k.clone(), sysctl_text(v))).collect(),
+        nofile: machine.nofile,
+        placements,
+        memory_demand,
+        cpu_demand,
+    }
+}
+
+fn set_expected_clients(plan: &mut Plan) {
+    let Some(load) = &plan.load else { return };
+    let expected = match &load.concurrent_users {
+        Some(c) => Sourced::spec(c.value as f64, c.path().to_string()),
+        None => Sourced::derived(
+            load.rps.value * load.service_time.value,
+            "load",
+            format!("Little's law at the edge: rps {} x service_time {}s", load.rps.value, load.service_time.value),
+        ),
+    };
+    for service in &mut plan.services {
+        if let Detail::Nginx(n) = &mut service.detail {
+            n.expected_clients = Some(expected.clone());
+        }
+    }
+}
+
+fn capacity(plan: &Plan) -> Option<Capacity> {
+    let load = plan.load.as_ref()?;
+    let service_time = load.service_time.value.max(1e-9);
+    let db_time = load.db_time.value.max(1e-9);
+    let app_slots = sum(plan.apps().map(|s| s.slots));
+    let capacity_rps = app_slots as f64 / service_time;
+    let planned_rps = capacity_rps * load.max_utilization.value;
+    let utilization = if app_slots == 0 { f64::INFINITY } else { load.rps.value * service_time / app_slots as f64 };
+    let headroom = if load.rps.value > 0.0 { planned_rps / load.rps.value } else { f64::INFINITY };
+    let db_connections = db_connections_for_apps(plan);
+    let db_capacity_rps = db_connections as f64 / db_time;
+
+    let mut candidates: Vec<Bottleneck> = vec![Bottleneck {
+        layer: "app servers".into(),
+        capacity_rps,
+        why: format!("{app_slots} slots / {service_time}s service_time"),
+    }];
+    if db_connections > 0 {
+        candidates.push(Bottleneck {
+            layer: "database connections".into(),
+            capacity_rps: db_capacity_rps,
+            why: format!("{db_connections} connections reachable at once / {db_time}s db_time"),
+        });
+    }
+    for service in &plan.services {
+        if let Detail::Nginx(n) = &service.detail {
+            let concurrent = mul(&[n.worker_processes.value, n.worker_connections.value, service.replicas.value]) / 2;
+            candidates.push(Bottleneck {
+                layer: format!("nginx `{}`", service.name),
+                capacity_rps: concurrent as f64 / service_time,
+                why: format!(
+                    "{} workers x {} connections / 2 per proxied request = {concurrent} concurrent requests / {service_time}s",
+                    n.worker_processes.value, n.worker_connections.value
+                ),
+            });
+        }
+    }
+    let bottleneck = candidates.into_iter().min_by(|a, b| a.capacity_rps.total_cmp(&b.capacity_rps));
+    Some(Capacity { app_slots, capacity_rps, planned_rps, utilization, headroom, db_connections, db_capacity_rps, bottleneck })
+}
+
+/// Database connections that can be busy at once on behalf of the app servers: each
+/// app's pools, limited by the pooler's server connections and postgres' usable slots.
+pub fn db_connections_for_apps(plan: &Plan) -> u64 {
+    let mut total = 0u64;
+    for postgres in plan.services.iter() {
+        let Detail::Postgres(pg) = &postgres.detail else { continue };
+        let mut reachable = 0u64;
+        for edge in plan.edges.iter().filter(|e| e.to == postgres.name) {
+            if plan.service(&edge.from).is_some_and(|s| s.kind.is_app()) {
+                reachable = reachable.saturating_add(edge.connections);
+            }
+        }
+        for pooler in plan.services.iter() {
+            let Detail::Pgbouncer(pgb) = &pooler.detail else { continue };
+            if pgb.target.as_deref() != Some(postgres.name.as_str()) {
+                continue;
+            }
+            let from_apps = sum(plan
+                .edges
+                .iter()
+                .filter(|e| e.to == pooler.name && plan.service(&e.from).is_some_and(|s| s.kind.is_app()))
+                .map(|e| e.connections));
+            reachable = reachable.saturating_add(from_apps.min(pgb.server_connections.value));
+        }
+        total = total.saturating_add(reachable.min(pg.usable_connections));
+    }
+    total
+}

@@ -1,0 +1,188 @@
+//! The rule catalog: one file per rule, each a pure function of the `Plan`. A rule's
+//! doc comment is its documentation (`headroom explain ID` prints it); the registry
+//! below lists every rule, and tests keep it in step with RULES.md.
+
+use crate::diag::{Diagnostic, Severity};
+use crate::plan::Plan;
+
+/// A check over the plan.
+pub trait Rule: Sync {
+    /// Stable kebab-case ID (users filter and suppress by it).
+    fn id(&self) -> &'static str;
+    /// Severity of every finding the rule reports.
+    fn severity(&self) -> Severity;
+    /// One line: what the rule checks.
+    fn summary(&self) -> &'static str;
+    /// The full documentation (the rule's doc comment, Markdown).
+    fn docs(&self) -> &'static str;
+    /// Whether the rule is required for the first release (RULES.md "core").
+    fn core(&self) -> bool {
+        true
+    }
+    /// Appends findings about the plan.
+    fn check(&self, plan: &Plan, out: &mut Vec<Diagnostic>);
+}
+
+/// Declares a rule: its doc comment becomes both the Rust docs and `explain` text;
+/// the first doc line is the summary.
+macro_rules! declare_rule {
+    (
+        $(#[doc = $doc:literal])+
+        $vis:vis struct $name:ident { id: $id:literal, severity: $severity:ident $(, core: $core:literal)? }
+    ) => {
+        $(#[doc = $doc])+
+        $vis struct $name;
+
+        impl $name {
+            const DOCS: &'static str = concat!($($doc, "\n"),+);
+        }
+
+        impl $crate::rules::RuleMeta for $name {
+            const ID: &'static str = $id;
+            const SEVERITY: $crate::diag::Severity = $crate::diag::Severity::$severity;
+            const CORE: bool = true $(&& $core)?;
+            fn docs() -> &'static str {
+                Self::DOCS
+            }
+        }
+    };
+}
+
+/// Static facts of a rule, filled in by `declare_rule!`.
+pub trait RuleMeta {
+    const ID: &'static str;
+    const SEVERITY: Severity;
+    const CORE: bool;
+    fn docs() -> &'static str;
+}
+
+/// Implemented by each rule: the check itself.
+pub trait Check {
+    fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>);
+}
+
+impl<T: RuleMeta + Check + Sync> Rule for T {
+    fn id(&self) -> &'static str {
+        T::ID
+    }
+    fn severity(&self) -> Severity {
+        T::SEVERITY
+    }
+    fn summary(&self) -> &'static str {
+        T::docs().lines().next().unwrap_or_default().trim()
+    }
+    fn docs(&self) -> &'static str {
+        T::docs()
+    }
+    fn core(&self) -> bool {
+        T::CORE
+    }
+    fn check(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
+        self.run(plan, out)
+    }
+}
+
+/// A finding of rule `R` at a spec path.
+pub fn finding<R: RuleMeta>(path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+    Diagnostic::new(R::ID, R::SEVERITY, path, message)
+}
+
+/// Formats a number the way messages show it: integers without decimals, others
+/// with at most two.
+pub fn num(value: f64) -> String {
+    if value.is_infinite() {
+        return "unlimited".into();
+    }
+    if (value - value.round()).abs() < 1e-9 {
+        format!("{}", value.round() as i128)
+    } else {
+        let text = format!("{value:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+mod app_pool_below_concurrency;
+mod backlog_over_somaxconn;
+mod capacity_below_load;
+mod db_pool_below_load;
+mod machine_memory_oversubscribed;
+mod nginx_rlimit_nofile;
+mod nginx_worker_connections;
+mod pgbouncer_client_limit;
+mod pgbouncer_prepared_statements;
+mod pgbouncer_server_pool;
+mod postgres_connections_exhausted;
+mod redis_clients_exhausted;
+mod redis_cluster_masters;
+mod redis_maxmemory_headroom;
+mod redis_sentinel_quorum;
+mod timeout_order;
+mod upstream_max_conns_over_slots;
+
+/// Every rule, in catalog order.
+pub static REGISTRY: &[&dyn Rule] = &[
+    &postgres_connections_exhausted::PostgresConnectionsExhausted,
+    &pgbouncer_client_limit::PgbouncerClientLimit,
+    &pgbouncer_server_pool::PgbouncerServerPool,
+    &app_pool_below_concurrency::AppPoolBelowConcurrency,
+    &redis_clients_exhausted::RedisClientsExhausted,
+    &capacity_below_load::CapacityBelowLoad,
+    &db_pool_below_load::DbPoolBelowLoad,
+    &nginx_worker_connections::NginxWorkerConnections,
+    &nginx_rlimit_nofile::NginxRlimitNofile,
+    &upstream_max_conns_over_slots::UpstreamMaxConnsOverSlots,
+    &timeout_order::TimeoutOrder,
+    &backlog_over_somaxconn::BacklogOverSomaxconn,
+    &machine_memory_oversubscribed::MachineMemoryOversubscribed,
+    &redis_maxmemory_headroom::RedisMaxmemoryHeadroom,
+    &redis_sentinel_quorum::RedisSentinelQuorum,
+    &redis_cluster_masters::RedisClusterMasters,
+    &pgbouncer_prepared_statements::PgbouncerPreparedStatements,
+];
+
+/// The rule with this ID.
+pub fn by_id(id: &str) -> Option<&'static dyn Rule> {
+    REGISTRY.iter().copied().find(|r| r.id() == id)
+}
+
+/// Runs every rule; findings come out sorted by severity (errors first), then path.
+pub fn check(plan: &Plan) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for rule in REGISTRY {
+        rule.check(plan, &mut out);
+    }
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.path.cmp(&b.path)));
+    out
+}
+
+/// What one process is called for a kind ("workers" for app servers).
+pub fn process_noun(kind: crate::plan::Kind) -> &'static str {
+    use crate::plan::Kind;
+    match kind {
+        Kind::Gunicorn | Kind::Puma | Kind::Nginx => "workers",
+        _ => "processes",
+    }
+}
+
+/// The arithmetic of one edge: `web 15 replicas x 8 workers x 4 pool = 480`.
+pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
+    let kind = plan.service(&edge.from).map_or(crate::plan::Kind::Worker, |s| s.kind);
+    let per = if edge.persistent {
+        format!("{} (one per thread, Django persistent)", edge.per_process.value)
+    } else if edge.max_overflow > 0 {
+        format!("({} pool + {} overflow)", edge.pool.value, edge.max_overflow)
+    } else if edge.pool.is_default() {
+        format!("{} pool (default: one per slot)", edge.pool.value)
+    } else {
+        format!("{} pool", edge.pool.value)
+    };
+    format!(
+        "{} {} replicas x {} {} x {} = {}",
+        edge.from,
+        edge.replicas,
+        edge.processes,
+        process_noun(kind),
+        per,
+        edge.connections
+    )
+}

@@ -1,0 +1,913 @@
+//! The capacity spec (`capacity.yaml`, SPEC.md version 1) as the user wrote it:
+//! serde + schemars types that mirror the YAML exactly, with no logic. Every doc
+//! comment here becomes a description in `schema/capacity.schema.json`.
+
+pub mod units;
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use units::{ByteSize, Duration};
+
+/// One deployment: the load it must hold, the machines, the services and how they
+/// connect, and which orchestrators to render for.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Spec format version. Always `1`.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// Name of the deployment, `[a-z0-9-]+`; used in service names and file headers.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]*$"), length(max = 63))]
+    pub name: String,
+    /// What the system must hold at peak.
+    #[serde(default)]
+    pub load: Option<Load>,
+    /// Host groups that services are placed on (optional).
+    #[serde(default)]
+    pub machines: IndexMap<String, Machine>,
+    /// The services, keyed by name (`[a-z0-9-_]+`). The key is how other services refer
+    /// to a service (`uses`, `upstreams.*.to`).
+    pub services: IndexMap<String, Service>,
+    /// Which orchestrators and files to render for (any subset).
+    #[serde(default)]
+    pub deploy: Option<Deploy>,
+}
+
+/// What the system must hold at peak.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Sustained requests per second at peak.
+    #[schemars(range(min = 0.0))]
+    pub rps: f64,
+    /// Open client connections at the edge (optional; otherwise Little's law at the
+    /// edge: rps x service_time).
+    #[serde(default)]
+    pub concurrent_users: Option<u64>,
+    /// Mean time a request occupies one app slot.
+    pub service_time: Duration,
+    /// Mean time a request holds a database connection (default: service_time).
+    #[serde(default)]
+    pub db_time: Option<Duration>,
+    /// Plan slots to be busy at most this fraction of the time (default 0.75).
+    #[serde(default)]
+    #[schemars(range(min = 0.01, max = 1.0))]
+    pub max_utilization: Option<f64>,
+    /// Optional 95th-percentile latency goal.
+    #[serde(default)]
+    pub p95_target: Option<Duration>,
+}
+
+/// A group of identical hosts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// How many hosts are in the group (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub count: u32,
+    /// CPUs per host.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub cpus: Option<f64>,
+    /// Memory per host.
+    #[serde(default)]
+    pub memory: Option<ByteSize>,
+    /// Host addresses or names (used for Kamal hosts and placement); at most `count`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Kernel settings the hosts have today (`net.core.somaxconn: 4096`); rules read
+    /// them, `render` proposes changes.
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, SysctlValue>,
+    /// The open-files limit (`ulimit -n`) of processes on these hosts today.
+    #[serde(default)]
+    pub nofile: Option<u64>,
+}
+
+/// A sysctl value: a number, or a string such as `"1024 65535"`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    /// A numeric value.
+    Number(u64),
+    /// A textual value (several numbers separated by spaces).
+    Text(String),
+}
+
+/// A service; `kind` selects which keys it takes.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Service {
+    /// Gunicorn WSGI/ASGI app server.
+    Gunicorn(Gunicorn),
+    /// Puma Rack app server.
+    Puma(Puma),
+    /// Sidekiq job processor.
+    Sidekiq(JobService),
+    /// Celery worker.
+    Celery(JobService),
+    /// Solid Queue worker (Rails).
+    SolidQueue(JobService),
+    /// RQ worker.
+    Rq(JobService),
+    /// Any other background process that holds connections.
+    Worker(JobService),
+    /// nginx reverse proxy / load balancer.
+    Nginx(Nginx),
+    /// PgBouncer connection pooler.
+    Pgbouncer(Pgbouncer),
+    /// PostgreSQL server.
+    Postgres(Postgres),
+    /// Redis server (standalone, sentinel or cluster).
+    Redis(Redis),
+}
+
+impl Service {
+    /// The `kind` as written in the spec.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Service::Gunicorn(_) => "gunicorn",
+            Service::Puma(_) => "puma",
+            Service::Sidekiq(_) => "sidekiq",
+            Service::Celery(_) => "celery",
+            Service::SolidQueue(_) => "solid_queue",
+            Service::Rq(_) => "rq",
+            Service::Worker(_) => "worker",
+            Service::Nginx(_) => "nginx",
+            Service::Pgbouncer(_) => "pgbouncer",
+            Service::Postgres(_) => "postgres",
+            Service::Redis(_) => "redis",
+        }
+    }
+
+    /// Every kind a spec may name.
+    pub const KINDS: [&'static str; 11] = [
+        "gunicorn",
+        "puma",
+        "sidekiq",
+        "celery",
+        "solid_queue",
+        "rq",
+        "worker",
+        "nginx",
+        "pgbouncer",
+        "postgres",
+        "redis",
+    ];
+
+    /// Keys every kind shares.
+    pub fn common(&self) -> &Common {
+        match self {
+            Service::Gunicorn(s) => &s.common,
+            Service::Puma(s) => &s.common,
+            Service::Sidekiq(s)
+            | Service::Celery(s)
+            | Service::SolidQueue(s)
+            | Service::Rq(s)
+            | Service::Worker(s) => &s.common,
+            Service::Nginx(s) => &s.common,
+            Service::Pgbouncer(s) => &s.common,
+            Service::Postgres(s) => &s.common,
+            Service::Redis(s) => &s.common,
+        }
+    }
+}
+
+/// Keys every service takes.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct Common {
+    /// Containers / instances of this service (default 1).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub replicas: Option<u64>,
+    /// Machine group this service runs on (a key of `machines`).
+    #[serde(default)]
+    pub machine: Option<String>,
+    /// Per-replica container limits.
+    #[serde(default)]
+    pub resources: Option<Resources>,
+    /// Container image (compose and Kamal accessories).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Port the service listens on (each kind has its program's default).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// Health check used by the orchestrator and the load balancer.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// Outbound connection pools, PER PROCESS, keyed by the name of the service they
+    /// connect to.
+    #[serde(default)]
+    pub uses: IndexMap<String, Use>,
+    /// Environment: plain values and the names of secrets (never their values).
+    #[serde(default)]
+    pub env: Option<Env>,
+    /// The open-files limit (`ulimit -n`) of this service's processes.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub nofile: Option<u64>,
+    /// Namespaced kernel settings of this service's containers (compose `sysctls:`,
+    /// e.g. `net.core.somaxconn: 4096`). A container does not see the host's values.
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, SysctlValue>,
+}
+
+/// Per-replica container limits.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU limit per replica.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub cpus: Option<f64>,
+    /// Memory limit per replica.
+    #[serde(default)]
+    pub memory: Option<ByteSize>,
+    /// CPU reservation per replica (compose `deploy.resources.reservations`).
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub reserve_cpus: Option<f64>,
+    /// Memory reservation per replica.
+    #[serde(default)]
+    pub reserve_memory: Option<ByteSize>,
+}
+
+/// A health check.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// HTTP path that answers 200 when the service is up (app servers).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Time between checks (default 30s).
+    #[serde(default)]
+    pub interval: Option<Duration>,
+    /// Time one check may take (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Failures before the service is unhealthy (default 3).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Grace period after start (default 0s).
+    #[serde(default)]
+    pub start_period: Option<Duration>,
+}
+
+/// Environment of a service.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    /// Plain, non-secret values.
+    #[serde(default)]
+    pub clear: IndexMap<String, String>,
+    /// Names of secret environment variables; their values never enter the spec.
+    #[serde(default)]
+    pub secret: Vec<String>,
+}
+
+/// The framework that owns a connection pool (decides how the pool size is read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Framework {
+    /// Django: `CONN_MAX_AGE` keeps one connection per thread; `persistent: true`
+    /// means one per thread whatever `pool` says.
+    Django,
+    /// ActiveRecord `pool:` in database.yml.
+    Rails,
+    /// SQLAlchemy `pool_size` + `max_overflow`.
+    Sqlalchemy,
+    /// psycopg2 `ThreadedConnectionPool(minconn, maxconn)`.
+    Psycopg2,
+    /// psycopg 3 `ConnectionPool(min_size, max_size)`.
+    PsycopgPool,
+    /// Any other client library; `pool` is its maximum.
+    Generic,
+}
+
+/// An outbound connection pool, per process.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Use {
+    /// Maximum connections one process keeps to the target (SQLAlchemy `pool_size`,
+    /// Rails `pool`, psycopg2 `maxconn`, redis-py `max_connections`). Default: one per
+    /// concurrent slot.
+    #[serde(default)]
+    pub pool: Option<u64>,
+    /// SQLAlchemy-style overflow connections above `pool`.
+    #[serde(default)]
+    pub max_overflow: Option<u64>,
+    /// Connections opened at start and kept (psycopg2 `minconn`, pgbouncer clients
+    /// that idle).
+    #[serde(default)]
+    pub min: Option<u64>,
+    /// Which library owns the pool (default generic).
+    #[serde(default)]
+    pub framework: Option<Framework>,
+    /// Django persistent connections (`CONN_MAX_AGE` > 0): one connection per thread.
+    #[serde(default)]
+    pub persistent: Option<bool>,
+    /// Client uses protocol-level prepared statements (default: true for rails and
+    /// psycopg_pool, false otherwise).
+    #[serde(default)]
+    pub prepared_statements: Option<bool>,
+    /// Database name on the target (default: the target's first database).
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Database user (default: the pooler's first user, or the deployment name).
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// Gunicorn worker class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerClass {
+    /// One request at a time per worker (gunicorn's default).
+    Sync,
+    /// A thread pool of `threads` per worker.
+    Gthread,
+    /// Greenlets: `worker_connections` per worker.
+    Gevent,
+    /// `uvicorn.workers.UvicornWorker` (ASGI); concurrency bounded by `worker_connections`.
+    Uvicorn,
+}
+
+/// A process count, or `auto`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Count {
+    /// An explicit number.
+    Number(#[schemars(range(min = 1))] u64),
+    /// `auto`: derived from the CPUs (gunicorn: 2 x cpus + 1; nginx: cpus).
+    Auto(AutoKeyword),
+}
+
+/// The literal `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoKeyword {
+    /// Derive from the CPUs available.
+    Auto,
+}
+
+/// A gunicorn app server.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Gunicorn {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Worker class (default sync).
+    #[serde(default)]
+    pub worker_class: Option<WorkerClass>,
+    /// Worker processes per replica, or `auto` = 2 x cpus + 1 (default 1).
+    #[serde(default)]
+    pub workers: Option<Count>,
+    /// Threads per worker for gthread (default 1).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub threads: Option<u64>,
+    /// Simultaneous clients per worker for gevent/uvicorn (default 1000).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub worker_connections: Option<u64>,
+    /// Worker silent for longer than this is killed (default 30s).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Time to finish requests on restart (default 30s).
+    #[serde(default)]
+    pub graceful_timeout: Option<Duration>,
+    /// Keep-alive wait on client connections (default 2s).
+    #[serde(default)]
+    pub keepalive: Option<Duration>,
+    /// Restart a worker after this many requests (default 0 = never).
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+    /// Random extra requests before restart, to stagger restarts (default 0).
+    #[serde(default)]
+    pub max_requests_jitter: Option<u64>,
+    /// Listen backlog (default 2048).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub backlog: Option<u64>,
+    /// The WSGI/ASGI application (`arena_backend.wsgi`, `web.app:app`).
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Where the service is built from (compose `build:`), when there is no image.
+    #[serde(default)]
+    pub build: Option<String>,
+}
+
+/// A puma app server.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Puma {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Forked worker processes per replica (default 0 = single mode, one process).
+    #[serde(default)]
+    pub workers: Option<u64>,
+    /// Maximum threads per process (`RAILS_MAX_THREADS`; default 5).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub threads: Option<u64>,
+    /// Minimum threads per process (default: same as threads).
+    #[serde(default)]
+    pub min_threads: Option<u64>,
+    /// Load the app before forking workers (default true when workers > 0).
+    #[serde(default)]
+    pub preload: Option<bool>,
+    /// Worker silent for longer than this is restarted (default 60s).
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Listen backlog (default 1024).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub backlog: Option<u64>,
+    /// The rack file (default config.ru).
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Where the service is built from (compose `build:`), when there is no image.
+    #[serde(default)]
+    pub build: Option<String>,
+}
+
+/// A background job service (sidekiq, celery, solid_queue, rq, worker).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct JobService {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Threads (or prefork children) per process. Defaults: sidekiq 5, solid_queue 3,
+    /// celery 1 per CPU (1 when unknown), rq 1, worker 1.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub concurrency: Option<u64>,
+    /// Processes per replica (default 1).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub processes: Option<u64>,
+    /// Command the container runs (`bin/jobs`, `celery -A proj worker`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Where the service is built from (compose `build:`), when there is no image.
+    #[serde(default)]
+    pub build: Option<String>,
+}
+
+/// nginx load-balancing method for an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Weighted round robin (nginx's default).
+    RoundRobin,
+    /// The server with the fewest active connections.
+    LeastConn,
+    /// Sticky by client address.
+    IpHash,
+    /// Random with two choices.
+    Random,
+}
+
+/// An nginx upstream block.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// The app service whose replicas are the servers of this upstream.
+    pub to: String,
+    /// Load-balancing method (default round_robin).
+    #[serde(default)]
+    pub balance: Option<Balance>,
+    /// Idle keep-alive connections each worker keeps to the upstream (default none).
+    #[serde(default)]
+    pub keepalive: Option<u64>,
+    /// How long an idle keep-alive connection stays open (default 60s).
+    #[serde(default)]
+    pub keepalive_timeout: Option<Duration>,
+    /// Requests served over one keep-alive connection (default 1000).
+    #[serde(default)]
+    pub keepalive_requests: Option<u64>,
+    /// Failed attempts before a server is marked down (default 1).
+    #[serde(default)]
+    pub max_fails: Option<u64>,
+    /// Window for max_fails and time a failed server stays down (default 10s).
+    #[serde(default)]
+    pub fail_timeout: Option<Duration>,
+    /// Maximum simultaneous connections to one server (default 0 = unlimited).
+    #[serde(default)]
+    pub max_conns: Option<u64>,
+    /// Server weight (default 1).
+    #[serde(default)]
+    pub weight: Option<u64>,
+}
+
+/// An nginx location.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// URI prefix (`/`, `/api/stream/`).
+    pub path: String,
+    /// Upstream (a key of `upstreams`) that serves it.
+    pub upstream: String,
+    /// proxy_read_timeout (default 60s).
+    #[serde(default)]
+    pub read_timeout: Option<Duration>,
+    /// proxy_send_timeout (default 60s).
+    #[serde(default)]
+    pub send_timeout: Option<Duration>,
+    /// proxy_connect_timeout (default 60s).
+    #[serde(default)]
+    pub connect_timeout: Option<Duration>,
+    /// Pass WebSocket upgrades (default false).
+    #[serde(default)]
+    pub websocket: Option<bool>,
+    /// Rate-limit zone (a key of `rate_limits`) applied here.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
+    /// Burst allowed above the zone's rate (default 0).
+    #[serde(default)]
+    pub burst: Option<u64>,
+}
+
+/// An nginx limit_req zone.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Rate per client address, `1000r/s` or `60r/m`.
+    #[schemars(regex(pattern = r"^[0-9]+r/[sm]$"))]
+    pub rate: String,
+    /// Shared-memory zone size (about 8,000 client states per MB on 64-bit).
+    pub zone: ByteSize,
+}
+
+/// An nginx reverse proxy.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Nginx {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Worker processes, or `auto` = CPUs (nginx's default is 1).
+    #[serde(default)]
+    pub worker_processes: Option<Count>,
+    /// Connections per worker, client AND upstream (default 512).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub worker_connections: Option<u64>,
+    /// Open-file limit per worker (default: inherited from the process).
+    #[serde(default)]
+    pub worker_rlimit_nofile: Option<u64>,
+    /// Listen backlog (default 511).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub backlog: Option<u64>,
+    /// server_name (default `_`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Upstream blocks, keyed by name.
+    #[serde(default)]
+    pub upstreams: IndexMap<String, Upstream>,
+    /// Locations in the server block.
+    #[serde(default)]
+    pub locations: Vec<Location>,
+    /// limit_req zones, keyed by name.
+    #[serde(default)]
+    pub rate_limits: IndexMap<String, RateLimit>,
+}
+
+/// PgBouncer pooling mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolMode {
+    /// Server connection held for the whole client session (PgBouncer's default).
+    Session,
+    /// Server connection held for one transaction.
+    Transaction,
+    /// Server connection held for one statement.
+    Statement,
+}
+
+/// A PgBouncer pooler.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Pgbouncer {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Pooling mode (default session).
+    #[serde(default)]
+    pub pool_mode: Option<PoolMode>,
+    /// Client connections accepted (default 100).
+    #[serde(default)]
+    pub max_client_conn: Option<u64>,
+    /// Server connections per (database, user) pool (default 20).
+    #[serde(default)]
+    pub default_pool_size: Option<u64>,
+    /// Server connections kept open per pool (default 0).
+    #[serde(default)]
+    pub min_pool_size: Option<u64>,
+    /// Extra server connections per pool when clients wait (default 0).
+    #[serde(default)]
+    pub reserve_pool_size: Option<u64>,
+    /// Wait before the reserve pool is used (default 5s).
+    #[serde(default)]
+    pub reserve_pool_timeout: Option<Duration>,
+    /// Cap on server connections per database (default 0 = unlimited).
+    #[serde(default)]
+    pub max_db_connections: Option<u64>,
+    /// Cap on server connections per user (default 0 = unlimited).
+    #[serde(default)]
+    pub max_user_connections: Option<u64>,
+    /// Prepared statements tracked per server connection in transaction mode
+    /// (PgBouncer >= 1.21; default 0 before 1.24, 200 since; 0 disables).
+    #[serde(default)]
+    pub max_prepared_statements: Option<u64>,
+    /// Time a client may wait for a server connection before it is dropped (default 120s).
+    #[serde(default)]
+    pub query_wait_timeout: Option<Duration>,
+    /// Close server connections idle longer than this (default 600s).
+    #[serde(default)]
+    pub server_idle_timeout: Option<Duration>,
+    /// Close server connections older than this (default 3600s).
+    #[serde(default)]
+    pub server_lifetime: Option<Duration>,
+    /// Listen backlog (default 128).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub listen_backlog: Option<u64>,
+    /// Authentication method (default scram-sha-256).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(scram-sha-256|md5|plain|trust|cert|hba)$"))]
+    pub auth_type: Option<String>,
+    /// Path of the auth file inside the container (default /etc/pgbouncer/userlist.txt).
+    #[serde(default)]
+    pub auth_file: Option<String>,
+    /// PgBouncer version, `"1.24"` (defaults differ across versions; default 1.24).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"))]
+    pub version: Option<String>,
+    /// Client users; pools = databases x users.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// Memory tuning profile for PostgreSQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// Web application (PGTune "web").
+    Web,
+    /// Online transaction processing.
+    Oltp,
+    /// Data warehouse.
+    Dw,
+    /// Mixed.
+    Mixed,
+}
+
+/// Storage class of the database disks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// Solid-state disks.
+    Ssd,
+    /// Spinning disks.
+    Hdd,
+    /// NVMe disks.
+    Nvme,
+}
+
+/// A PostgreSQL server.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Postgres {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Major version (default 16).
+    #[serde(default)]
+    #[schemars(range(min = 9, max = 99))]
+    pub version: Option<u32>,
+    /// max_connections (default 100).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_connections: Option<u64>,
+    /// superuser_reserved_connections (default 3).
+    #[serde(default)]
+    pub superuser_reserved_connections: Option<u64>,
+    /// reserved_connections, PG16+ (default 0).
+    #[serde(default)]
+    pub reserved_connections: Option<u64>,
+    /// Connections opened by things not in this spec (migrations, admin, monitoring).
+    #[serde(default)]
+    pub other_connections: Option<u64>,
+    /// Databases served (default: the deployment name).
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Memory tuning profile (default web).
+    #[serde(default)]
+    pub workload: Option<Workload>,
+    /// Disk class (default ssd).
+    #[serde(default)]
+    pub storage: Option<Storage>,
+    /// Streaming read replicas of this server (each gets the same max_connections).
+    #[serde(default)]
+    pub read_replicas: Option<u64>,
+    /// max_worker_processes (default 8).
+    #[serde(default)]
+    pub max_worker_processes: Option<u64>,
+    /// shared_buffers override (default RAM/4).
+    #[serde(default)]
+    pub shared_buffers: Option<ByteSize>,
+    /// work_mem override (default from PGTune's formula).
+    #[serde(default)]
+    pub work_mem: Option<ByteSize>,
+}
+
+/// Redis deployment mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    /// One server (plus optional replicas).
+    Standalone,
+    /// A master with replicas watched by sentinels.
+    Sentinel,
+    /// Redis Cluster.
+    Cluster,
+}
+
+/// Redis persistence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Persistence {
+    /// No persistence.
+    None,
+    /// RDB snapshots.
+    Rdb,
+    /// Append-only file.
+    Aof,
+}
+
+/// What a redis holds (decides which eviction policy is safe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisUsage {
+    /// A cache: keys may be evicted.
+    Cache,
+    /// Job queues, sessions or data that must not be evicted.
+    Store,
+}
+
+/// A Redis server.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Redis {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Deployment mode (default standalone).
+    #[serde(default)]
+    pub mode: Option<RedisMode>,
+    /// maxmemory (default 0 = unlimited).
+    #[serde(default)]
+    pub maxmemory: Option<ByteSize>,
+    /// maxmemory-policy (default noeviction).
+    #[serde(default)]
+    #[schemars(regex(
+        pattern = r"^(noeviction|allkeys-lru|allkeys-lfu|allkeys-random|volatile-lru|volatile-lfu|volatile-random|volatile-ttl)$"
+    ))]
+    pub maxmemory_policy: Option<String>,
+    /// maxclients (default 10000).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub maxclients: Option<u64>,
+    /// tcp-backlog (default 511).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub tcp_backlog: Option<u64>,
+    /// Persistence (default none).
+    #[serde(default)]
+    pub persistence: Option<Persistence>,
+    /// What the data is (default cache when an eviction policy is set, store otherwise).
+    #[serde(default)]
+    pub usage: Option<RedisUsage>,
+    /// Sentinel mode: number of sentinels.
+    #[serde(default)]
+    pub sentinels: Option<u64>,
+    /// Sentinel mode: sentinels that must agree a master is down.
+    #[serde(default)]
+    pub quorum: Option<u64>,
+    /// Cluster mode: number of masters.
+    #[serde(default)]
+    pub masters: Option<u64>,
+    /// Cluster mode: replicas per master (default 1).
+    #[serde(default)]
+    pub replicas_per_master: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Which orchestrators to render for.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// Render a docker-compose file.
+    #[serde(default)]
+    pub compose: Option<ComposeDeploy>,
+    /// Render a Kamal 2 config/deploy.yml.
+    #[serde(default)]
+    pub kamal: Option<KamalDeploy>,
+    /// Render sysctl.d files and an apply script per machine group.
+    #[serde(default)]
+    pub sysctl: Option<SysctlDeploy>,
+    /// Render railway.toml (start command, health check).
+    #[serde(default)]
+    pub railway: Option<RailwayDeploy>,
+    /// Where each artifact lives in the user's repo, relative to the spec
+    /// (`nginx: nginx/load-balancer.conf`).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+/// docker-compose rendering.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeDeploy {
+    /// Output file (default docker-compose.yml).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// `expand` writes one service per replica (web-1..web-N, what nginx upstreams by
+    /// name need); `replicas` uses deploy.replicas (default expand when an nginx
+    /// upstream points at the service).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(expand|replicas)$"))]
+    pub replicas: Option<String>,
+    /// Network name (default: the deployment name).
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// Kamal 2 rendering.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KamalDeploy {
+    /// Kamal service name (default: the deployment name).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Image name.
+    pub image: String,
+    /// Registry; username and password are secret NAMES.
+    #[serde(default)]
+    pub registry: Option<KamalRegistry>,
+    /// kamal-proxy settings.
+    #[serde(default)]
+    pub proxy: Option<KamalProxy>,
+    /// Builder architecture (default amd64).
+    #[serde(default)]
+    pub arch: Option<String>,
+}
+
+/// Kamal registry; credentials are secret names.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KamalRegistry {
+    /// Registry host (default Docker Hub).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Secret name holding the username.
+    pub username: String,
+    /// Secret name holding the password.
+    pub password: String,
+}
+
+/// kamal-proxy settings.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KamalProxy {
+    /// Public host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Terminate TLS with Let's Encrypt (default false).
+    #[serde(default)]
+    pub ssl: Option<bool>,
+    /// Time kamal-proxy waits for a response (default 30s).
+    #[serde(default)]
+    pub response_timeout: Option<Duration>,
+}
+
+/// sysctl rendering.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SysctlDeploy {
+    /// Directory for the generated files (default sysctl).
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+/// Railway rendering.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RailwayDeploy {
+    /// The app service Railway runs (default: the first gunicorn/puma service).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// railway.toml path (default railway.toml).
+    #[serde(default)]
+    pub file: Option<String>,
+}

@@ -1,0 +1,77 @@
+//! Every registered rule has a failing and a passing fixture, the failing one
+//! triggers exactly that rule, the passing one does not, and the registry holds every
+//! core rule ID of the catalog.
+
+use std::path::PathBuf;
+
+use headroom::analysis::analyze_file;
+use headroom::rules::REGISTRY;
+
+fn fixture(id: &str, which: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules").join(id).join(format!("{which}.yaml"))
+}
+
+fn rule_ids_found(path: &PathBuf) -> Vec<String> {
+    match analyze_file(path) {
+        Ok(a) => a.diagnostics.iter().map(|d| d.rule.clone()).collect(),
+        Err(f) => panic!("{} does not load: {:#?}", path.display(), f.diagnostics),
+    }
+}
+
+#[test]
+fn every_rule_has_a_failing_fixture_that_it_flags() {
+    for rule in REGISTRY {
+        let path = fixture(rule.id(), "fail");
+        assert!(path.exists(), "missing fixture {}", path.display());
+        let found = rule_ids_found(&path);
+        assert!(found.iter().any(|r| r == rule.id()), "{} does not trigger {}; found {found:?}", path.display(), rule.id());
+    }
+}
+
+#[test]
+fn every_rule_has_a_passing_fixture_it_accepts() {
+    for rule in REGISTRY {
+        let path = fixture(rule.id(), "pass");
+        assert!(path.exists(), "missing fixture {}", path.display());
+        let found = rule_ids_found(&path);
+        assert!(!found.iter().any(|r| r == rule.id()), "{} triggers {}", path.display(), rule.id());
+    }
+}
+
+/// The core IDs of the rule catalog (RULES.md). IDs are normative: users filter on them.
+const CORE_IDS: &[&str] = &[
+    "postgres-connections-exhausted",
+    "pgbouncer-client-limit",
+    "pgbouncer-server-pool",
+    "app-pool-below-concurrency",
+    "redis-clients-exhausted",
+    "capacity-below-load",
+    "db-pool-below-load",
+    "nginx-worker-connections",
+    "nginx-rlimit-nofile",
+    "upstream-max-conns-over-slots",
+    "timeout-order",
+    "backlog-over-somaxconn",
+    "machine-memory-oversubscribed",
+    "redis-maxmemory-headroom",
+    "redis-sentinel-quorum",
+    "redis-cluster-masters",
+    "pgbouncer-prepared-statements",
+];
+
+#[test]
+fn registry_holds_every_core_rule_once() {
+    for id in CORE_IDS {
+        assert_eq!(REGISTRY.iter().filter(|r| r.id() == *id).count(), 1, "{id} must be registered exactly once");
+    }
+    let mut ids: Vec<_> = REGISTRY.iter().map(|r| r.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), REGISTRY.len(), "rule IDs are unique");
+    for rule in REGISTRY {
+        assert!(rule.id().chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{} is kebab-case", rule.id());
+        for section in ["## What it checks", "## Why it matters", "## Example", "## Fix", "## References"] {
+            assert!(rule.docs().contains(section), "{} docs lack {section}", rule.id());
+        }
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Usage: redis.sh REDIS_CONF
+# Starts the real redis-server on REDIS_CONF with these command-line
+# overrides (they win over the file): --port 0 --unixsocket <tmp>/redis.sock
+# --daemonize no --dir <tmp> --logfile '' --pidfile <tmp>/redis.pid, plus
+# --replicaof no one when the file has replicaof/slaveof (never connect out).
+# Then prints CONFIG GET maxmemory, maxmemory-policy, maxclients, tcp-backlog,
+# appendonly, save as `key = value` lines and stops it with SHUTDOWN NOSAVE.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 1 ] || die "usage: $0 REDIS_CONF"
+CONF=$(abspath "$1")
+need_file "$CONF"
+command -v redis-server >/dev/null || die "redis-server not installed: run .ci/install-validators"
+
+make_tmp redis
+SOCK=$VTMP/redis.sock
+EXTRA=()
+if grep -qiE '^[[:space:]]*(replicaof|slaveof)[[:space:]]' "$CONF"; then
+  note "replicaof/slaveof in $CONF: started with --replicaof no one"
+  EXTRA+=(--replicaof no one)
+fi
+redis-server "$CONF" --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --daemonize no \
+  --dir "$VTMP" --logfile '' --pidfile "$VTMP/redis.pid" "${EXTRA[@]}" >"$VTMP/redis.log" 2>&1 &
+PID=$!
+on_exit_kill "$PID"
+
+up=0
+for _ in $(seq 1 100); do
+  kill -0 "$PID" 2>/dev/null || break
+  if [ -S "$SOCK" ] && [ "$(redis-cli -s "$SOCK" PING 2>/dev/null)" = PONG ]; then up=1; break; fi
+  sleep 0.1
+done
+if [ $up -ne 1 ]; then
+  cat "$VTMP/redis.log" >&2
+  echo "fail: redis-server rejected $CONF" >&2
+  exit 1
+fi
+for k in maxmemory maxmemory-policy maxclients tcp-backlog appendonly save; do
+  v=$(redis-cli -s "$SOCK" --no-raw CONFIG GET "$k" | sed -n '2p' | sed -E 's/^[0-9]+\) //; s/^"(.*)"$/\1/')
+  echo "$k = $v"
+done
+if grep -q '# WARNING' "$VTMP/redis.log"; then grep '# WARNING' "$VTMP/redis.log" | sed 's/^/redis: /' >&2; fi
+redis-cli -s "$SOCK" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+echo "ok: redis-server accepted $CONF"

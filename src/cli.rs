@@ -1,17 +1,235 @@
-//! Command line (placeholder while the reports land).
+//! The command line: argument parsing (clap derive) and one function per command.
+//! Exit codes: 0 clean, 1 findings or drift, 2 bad input or error.
 
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::analysis::{self, Analysis};
+use crate::diag::Severity;
+use crate::load::LoadFailure;
+use crate::report::capacity::{CapacityReport, Comparison};
+use crate::report::{self, Format, ReportInput};
+
+/// Exit code: nothing to report.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit code: findings (errors; warnings too with --strict) or drift.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: bad input or an error.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "headroom",
+    version,
+    about = "A capacity compiler: checks the connection arithmetic of a deployment and renders its config files",
+    long_about = "headroom reads one capacity spec (capacity.yaml), checks the connection arithmetic across \
+every layer (app pools, PgBouncer, PostgreSQL, Redis, nginx, the kernel), explains the capacity plan, and \
+renders the config files.\n\nExit codes: 0 clean, 1 findings or drift, 2 bad input or error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the spec and run every rule.
+    Check {
+        /// The capacity spec.
+        #[arg(default_value = "capacity.yaml")]
+        spec: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Warnings fail too (exit 1).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show the capacity table: slots, connections per edge, throughput, utilization, bottleneck.
+    Plan {
+        /// The capacity spec.
+        #[arg(default_value = "capacity.yaml")]
+        spec: PathBuf,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+        format: PlanFormat,
+        /// Compare with an older spec: the change of every number and which rules change state.
+        #[arg(long, value_name = "OLD_SPEC")]
+        compare: Option<PathBuf>,
+    },
+    /// Print a rule's documentation (or list every rule).
+    Explain {
+        /// A rule ID such as `pgbouncer-client-limit`; omit to list all rules.
+        rule: Option<String>,
+    },
+    /// Print the JSON schema (draft-07) of the capacity spec.
+    Schema,
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PlanFormat {
+    Human,
+    Json,
+}
+
+/// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    let path = std::env::args().nth(2).unwrap_or_else(|| "capacity.yaml".into());
-    match crate::analysis::analyze_file(std::path::Path::new(&path)) {
-        Ok(a) => {
-            println!("{}", serde_json::to_string_pretty(&a.diagnostics).unwrap());
-            ExitCode::from(if a.diagnostics.is_empty() { 0 } else { 1 })
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_CLEAN };
+            let _ = e.print();
+            return ExitCode::from(code);
         }
-        Err(f) => {
-            println!("{}", serde_json::to_string_pretty(&f.diagnostics).unwrap());
-            ExitCode::from(2)
+    };
+    ExitCode::from(run(cli))
+}
+
+fn color_for(choice: ColorChoice, stream: &impl IsTerminal) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stream.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+fn run(cli: Cli) -> u8 {
+    let color = color_for(cli.color, &std::io::stdout());
+    match cli.command {
+        Command::Check { spec, format, strict } => check(&spec, format, strict, color),
+        Command::Plan { spec, format, compare } => plan(&spec, format, compare.as_deref(), color),
+        Command::Explain { rule } => explain(rule.as_deref()),
+        Command::Schema => {
+            out(&crate::schema::schema_text());
+            EXIT_CLEAN
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "headroom", &mut std::io::stdout());
+            EXIT_CLEAN
+        }
+    }
+}
+
+/// Prints a load failure in the requested format; always exit 2.
+pub fn report_failure(failure: &LoadFailure, subject: &Path, format: Format, color: bool) -> u8 {
+    let input = ReportInput {
+        sources: failure.source.iter().collect(),
+        subject: subject.display().to_string(),
+        diagnostics: &failure.diagnostics,
+    };
+    let text = report::render(format, &input, color);
+    match format {
+        // Machine formats stay on stdout so a pipeline still gets a parseable document.
+        Format::Json | Format::Sarif | Format::Github => out(&text),
+        Format::Human => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(text.as_bytes());
+        }
+    }
+    EXIT_ERROR
+}
+
+fn check(spec: &Path, format: Format, strict: bool, color: bool) -> u8 {
+    let analysis = match analysis::analyze_file(spec) {
+        Ok(a) => a,
+        Err(failure) => return report_failure(&failure, spec, format, color_for_stderr(color)),
+    };
+    let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics };
+    out(&report::render(format, &input, color));
+    exit_for(&analysis.diagnostics, strict)
+}
+
+fn color_for_stderr(stdout_color: bool) -> bool {
+    stdout_color && std::io::stderr().is_terminal()
+}
+
+/// 1 when any error (or, with `strict`, any warning) was found.
+pub fn exit_for(diagnostics: &[crate::diag::Diagnostic], strict: bool) -> u8 {
+    let failing = diagnostics.iter().any(|d| d.severity == Severity::Error || (strict && d.severity == Severity::Warning));
+    if failing { EXIT_FINDINGS } else { EXIT_CLEAN }
+}
+
+fn load_for_plan(spec: &Path, color: bool) -> Result<Analysis, u8> {
+    analysis::analyze_file(spec).map_err(|failure| report_failure(&failure, spec, Format::Human, color_for_stderr(color)))
+}
+
+fn plan(spec: &Path, format: PlanFormat, compare: Option<&Path>, color: bool) -> u8 {
+    let new = match load_for_plan(spec, color) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let new_report = CapacityReport::of(&new.plan);
+    let Some(old_path) = compare else {
+        match format {
+            PlanFormat::Json => out(&new_report.to_json()),
+            PlanFormat::Human => out(&new_report.to_text(&new.diagnostics)),
+        }
+        return EXIT_CLEAN;
+    };
+    let old = match load_for_plan(old_path, color) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let old_report = CapacityReport::of(&old.plan);
+    let comparison = Comparison::of(&old_report, &old.diagnostics, &new_report, &new.diagnostics);
+    match format {
+        PlanFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&comparison).expect("serializes");
+            text.push('\n');
+            out(&text);
+        }
+        PlanFormat::Human => out(&comparison.to_text(&old_path.display().to_string(), &spec.display().to_string())),
+    }
+    EXIT_CLEAN
+}
+
+fn explain(rule: Option<&str>) -> u8 {
+    let Some(id) = rule else {
+        let mut text = String::from("rules (headroom explain ID for details):\n");
+        for r in crate::rules::REGISTRY {
+            text.push_str(&format!("  {:<34} {:<8} {}\n", r.id(), r.severity().as_str(), r.summary()));
+        }
+        out(&text);
+        return EXIT_CLEAN;
+    };
+    match crate::rules::by_id(id) {
+        Some(r) => {
+            out(&format!("# {}\n\nseverity: {}\n\n{}", r.id(), r.severity().as_str(), r.docs()));
+            EXIT_CLEAN
+        }
+        None => {
+            let ids: Vec<&str> = crate::rules::REGISTRY.iter().map(|r| r.id()).collect();
+            let hint = match crate::load::did_you_mean(id, ids.iter().copied()) {
+                Some(g) => format!("did you mean `{g}`?"),
+                None => "run `headroom explain` to list every rule".to_string(),
+            };
+            eprintln!("error: no rule `{id}`\n  = help: {hint}");
+            EXIT_ERROR
         }
     }
 }

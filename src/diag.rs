@@ -41,6 +41,10 @@ pub struct Span {
     /// Byte range in the file.
     #[serde(skip)]
     pub bytes: Range<usize>,
+    /// The path itself is written here; false when the span is the closest written
+    /// ancestor of a defaulted value.
+    #[serde(skip)]
+    pub exact: bool,
 }
 
 /// A secondary place a finding refers to (where a number came from).

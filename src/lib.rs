@@ -10,3 +10,4 @@ pub mod plan;
 pub mod rules;
 pub mod analysis;
 pub mod cli;
+pub mod report;

@@ -38,7 +38,40 @@ fn build() -> Value {
     let service = kind_branches(service, definitions);
     definitions.insert("Service".into(), service);
     annotations_allowed(&mut value);
+    unwrap_nullable_refs(&mut value);
     value
+}
+
+/// `Option<Struct>` becomes `anyOf: [{$ref}, {type: null}]`, and a validator reports
+/// a failing `anyOf` without saying which key inside was wrong. Writing the struct
+/// alone keeps every inner error precise; an empty `load:` is then an error too, which
+/// is what a reader of the spec would expect.
+fn unwrap_nullable_refs(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let replacement = map.get("anyOf").and_then(Value::as_array).and_then(|alternatives| {
+                let [a, b] = alternatives.as_slice() else { return None };
+                let is_null = |v: &Value| v.get("type") == Some(&json!("null"));
+                match (is_null(a), is_null(b)) {
+                    (false, true) => Some(a.clone()),
+                    (true, false) => Some(b.clone()),
+                    _ => None,
+                }
+            });
+            if let Some(Value::Object(inner)) = replacement {
+                map.remove("anyOf");
+                map.remove("default");
+                for (k, v) in inner {
+                    map.entry(k).or_insert(v);
+                }
+            }
+            for v in map.values_mut() {
+                unwrap_nullable_refs(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_nullable_refs),
+        _ => {}
+    }
 }
 
 /// Turns schemars' `oneOf` over internally tagged variants into an `enum` on `kind`

@@ -56,7 +56,9 @@ pub fn locate_in(source: &SourceFile, spans: &SpanMap, pointer: &str, key_only: 
         (Some(key), _) => key.clone(),
         (None, _) => node.value.start..node.value.start.max(node.value.end.min(node.value.start + 1)),
     };
-    Some(make_span(source, range))
+    let mut span = make_span(source, range);
+    span.exact = exact;
+    Some(span)
 }
 
 /// A `Span` of a byte range in a source.
@@ -71,6 +73,7 @@ pub fn make_span(source: &SourceFile, range: std::ops::Range<usize>) -> Span {
         end_line: end.line,
         end_column: end.column,
         bytes: range,
+        exact: true,
     }
 }
 
@@ -291,7 +294,8 @@ fn schema_problems(source: &SourceFile, spans: &SpanMap, value: &Value, problems
                     hint = format!("did you mean `{guess}`? {hint}");
                 }
                 let what = if pointer.ends_with("/kind") { "unknown kind" } else { "unknown value" };
-                (format!("{what} {} at {at}", describe(instance)), Some(hint), pointer.clone(), false)
+                let shown = instance.as_str().map_or_else(|| describe(instance), |s| format!("`{s}`"));
+                (format!("{what} {shown} at {at}"), Some(hint), pointer.clone(), false)
             }
             K::Type { kind } => {
                 let expected = format!("{kind:?}").to_lowercase().replace("single(", "").replace("multiple(", "").replace(')', "");

@@ -155,6 +155,11 @@ pub fn check(plan: &Plan) -> Vec<Diagnostic> {
     out
 }
 
+/// `1 replica`, `15 replicas`.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 { format!("{n} {noun}") } else if noun.ends_with('s') { format!("{n} {noun}es") } else { format!("{n} {noun}s") }
+}
+
 /// What one process is called for a kind ("workers" for app servers).
 pub fn process_noun(kind: crate::plan::Kind) -> &'static str {
     use crate::plan::Kind;
@@ -177,11 +182,10 @@ pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
         format!("{} pool", edge.pool.value)
     };
     format!(
-        "{} {} replicas x {} {} x {} = {}",
+        "{} {} x {} x {} = {}",
         edge.from,
-        edge.replicas,
-        edge.processes,
-        process_noun(kind),
+        plural(edge.replicas, "replica"),
+        plural(edge.processes, process_noun(kind).trim_end_matches('s')),
         per,
         edge.connections
     )

@@ -1,14 +1,193 @@
 //! Rule `timeout-order`.
 
-use super::Check;
+use super::{Check, finding};
 use crate::diag::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Detail, Plan, ServicePlan, Sourced};
 
 declare_rule! {
-    /// TODO
+    /// The proxy gives up on a request before the app server does.
+    ///
+    /// ## What it checks
+    /// For every nginx location, the app timeout of the service its upstream points at
+    /// (gunicorn `timeout`, puma `worker_timeout`) must be shorter than the location's
+    /// `proxy_read_timeout` (`read_timeout`). With Kamal, every app must also time out
+    /// before kamal-proxy's `response_timeout`. Websocket locations are skipped: there
+    /// `proxy_read_timeout` is the idle timeout of an upgraded connection, not a wait
+    /// for a response.
+    ///
+    /// ## Why it matters
+    /// When the proxy's timeout fires first, it answers `504 Gateway Time-out` (nginx
+    /// logs `upstream timed out (110: Connection timed out) while reading response header
+    /// from upstream`) while the worker keeps running the request to the end, holding its
+    /// slot and its database connection for a response nobody will read. Clients retry,
+    /// and the retries pile onto workers that are still busy with the abandoned requests.
+    /// The reverse order is the intended one: the app server kills the stuck worker,
+    /// nginx sees the connection close and answers 502 (`upstream prematurely closed
+    /// connection while reading response header from upstream`), and the slot is free
+    /// again. Note that gunicorn's `timeout` only bounds a request for `sync` workers;
+    /// for `gthread`, `gevent` and `uvicorn` workers, and for puma's `worker_timeout`,
+    /// it only catches a hung process, so an app-level deadline (statement_timeout,
+    /// Rack::Timeout) below the proxy's timeout is the real guard.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// web: { kind: gunicorn, timeout: 600s }
+    /// lb:
+    ///   kind: nginx
+    ///   upstreams: { backend: { to: web } }
+    ///   locations: [ { path: /, upstream: backend } ]   # proxy_read_timeout 60s < 600s
+    /// ```
+    ///
+    /// ## Fix
+    /// Make the proxy wait longer than the app: `read_timeout` (or Kamal's
+    /// `proxy.response_timeout`) of at least the app timeout + 5s on the locations that
+    /// serve slow requests, or lower the app timeout below the proxy's. Give long
+    /// streaming endpoints their own location and upstream instead of raising the
+    /// timeout for everything.
+    ///
+    /// ## Defaults
+    /// nginx proxy_read_timeout 60s; kamal-proxy response_timeout 30s; gunicorn timeout
+    /// 30s; puma worker_timeout 60s.
+    ///
+    /// ## References
+    /// - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout
+    /// - https://docs.gunicorn.org/en/stable/settings.html#timeout
+    /// - https://puma.io/puma/Puma/DSL.html#worker_timeout-instance_method
+    /// - https://kamal-deploy.org/docs/configuration/proxy/#response-timeout
     pub struct TimeoutOrder { id: "timeout-order", severity: Warning }
 }
 
+/// An app server's timeout and what the setting is called.
+fn app_timeout(service: &ServicePlan) -> Option<(&Sourced<u64>, &'static str)> {
+    match &service.detail {
+        Detail::Gunicorn(g) => Some((&g.timeout, "timeout")),
+        Detail::Puma(p) => Some((&p.timeout, "worker_timeout")),
+        _ => None,
+    }
+}
+
+fn describe(app: &ServicePlan, timeout: &Sourced<u64>, setting: &str) -> String {
+    format!("{} `{}` {setting} {}s ({})", app.kind.as_str(), app.name, timeout.value, timeout.cite())
+}
+
+fn fix(app: &ServicePlan, timeout: &Sourced<u64>, setting: &str, proxy_setting: &str, proxy: u64) -> String {
+    let lower = if proxy > 5 { format!("{}s", proxy - 5) } else { format!("{}s", proxy.saturating_sub(1).max(1)) };
+    format!(
+        "raise {proxy_setting} to >= {}s ({} {setting} {}s + 5s), or lower {} below {proxy}s (e.g. {lower})",
+        timeout.value.saturating_add(5),
+        app.name,
+        timeout.value,
+        timeout.path(),
+    )
+}
+
 impl Check for TimeoutOrder {
-    fn run(&self, _plan: &Plan, _out: &mut Vec<Diagnostic>) {}
+    fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
+        for service in &plan.services {
+            let Detail::Nginx(nginx) = &service.detail else { continue };
+            for location in &nginx.locations {
+                if location.websocket {
+                    continue;
+                }
+                let Some(upstream) = nginx.upstreams.iter().find(|u| u.name == location.upstream) else { continue };
+                let Some(app) = plan.service(&upstream.to) else { continue };
+                let Some((timeout, setting)) = app_timeout(app) else { continue };
+                let read = &location.read_timeout;
+                if timeout.value < read.value {
+                    continue;
+                }
+                let message = format!(
+                    "{} >= nginx `{}` proxy_read_timeout {}s for location `{}` ({}) via upstream `{}`: a request still running at {}s gets `504 Gateway Time-out` from nginx (`upstream timed out ... while reading response header from upstream`) while the {} worker keeps running it for up to {}s, holding its slot and database connection for a response nobody reads",
+                    describe(app, timeout, setting),
+                    service.name,
+                    read.value,
+                    location.path,
+                    read.cite(),
+                    upstream.name,
+                    read.value,
+                    app.kind.as_str(),
+                    timeout.value,
+                );
+                out.push(
+                    finding::<Self>(read.path(), message)
+                        .number("app_timeout", timeout.value as f64)
+                        .number("proxy_timeout", read.value as f64)
+                        .fix(fix(app, timeout, setting, &format!("read_timeout of `{}`", location.path), read.value))
+                        .related(timeout.path(), format!("{} {setting} {}s", app.name, timeout.value)),
+                );
+            }
+        }
+        let Some(proxy) = &plan.kamal_proxy_timeout else { return };
+        for app in plan.apps() {
+            let Some((timeout, setting)) = app_timeout(app) else { continue };
+            if timeout.value < proxy.value {
+                continue;
+            }
+            let message = format!(
+                "{} >= kamal-proxy response_timeout {}s ({}): a request still running at {}s gets `504 Gateway Timeout` from kamal-proxy while the {} worker keeps running it for up to {}s, holding its slot and database connection for a response nobody reads",
+                describe(app, timeout, setting),
+                proxy.value,
+                proxy.cite(),
+                proxy.value,
+                app.kind.as_str(),
+                timeout.value,
+            );
+            out.push(
+                finding::<Self>(proxy.path(), message)
+                    .number("app_timeout", timeout.value as f64)
+                    .number("proxy_timeout", proxy.value as f64)
+                    .fix(fix(app, timeout, setting, "deploy.kamal.proxy.response_timeout", proxy.value))
+                    .related(timeout.path(), format!("{} {setting} {}s", app.name, timeout.value)),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::analyze_text;
+
+    fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
+        analyze_text("t.yaml", yaml)
+            .expect("spec loads")
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.rule == "timeout-order")
+            .collect()
+    }
+
+    fn nginx(app_timeout: &str, read_timeout: &str) -> String {
+        format!(
+            "version: 1\nname: t\nservices:\n  web: {{ kind: gunicorn, timeout: {app_timeout} }}\n  lb:\n    kind: nginx\n    upstreams: {{ backend: {{ to: web }}, ws: {{ to: web }} }}\n    locations:\n      - {{ path: /, upstream: backend{read_timeout} }}\n      - {{ path: /ws/, upstream: ws, websocket: true }}\n"
+        )
+    }
+
+    #[test]
+    fn default_read_timeout_below_app_timeout() {
+        let found = findings(&nginx("600s", ""));
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let m = &found[0].message;
+        assert!(m.contains("gunicorn `web` timeout 600s (services.web.timeout) >= nginx `lb` proxy_read_timeout 60s for location `/`"), "{m}");
+        assert!(m.contains("default: nginx proxy_read_timeout = 60s"), "{m}");
+        assert!(m.contains("504 Gateway Time-out"), "{m}");
+        let fix = found[0].fix.as_deref().unwrap();
+        assert!(fix.contains(">= 605s") && fix.contains("(e.g. 55s)"), "{fix}");
+    }
+
+    #[test]
+    fn boundary() {
+        // Equal is a race: reported. One second of margin is enough to pass.
+        assert_eq!(findings(&nginx("600s", ", read_timeout: 600s")).len(), 1);
+        assert!(findings(&nginx("599s", ", read_timeout: 600s")).is_empty());
+    }
+
+    #[test]
+    fn kamal_proxy_default() {
+        let yaml = "version: 1\nname: t\nservices:\n  web: { kind: puma, workers: 2 }\ndeploy:\n  kamal: { image: acme/app }\n";
+        let found = findings(yaml);
+        assert_eq!(found.len(), 1);
+        let m = &found[0].message;
+        assert!(m.contains("puma `web` worker_timeout 60s"), "{m}");
+        assert!(m.contains(">= kamal-proxy response_timeout 30s (deploy.kamal.proxy.response_timeout not set; default: kamal-proxy response_timeout = 30s)"), "{m}");
+    }
 }

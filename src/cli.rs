@@ -70,6 +70,42 @@ enum Command {
         #[arg(long, value_name = "OLD_SPEC")]
         compare: Option<PathBuf>,
     },
+    /// Write every config file the spec calls for.
+    Render {
+        /// The capacity spec.
+        #[arg(default_value = "capacity.yaml")]
+        spec: PathBuf,
+        /// Output directory (default: the spec's directory, so paths follow deploy.files).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        /// Render even while `check` reports errors.
+        #[arg(long)]
+        force: bool,
+        /// Render only these targets (repeatable).
+        #[arg(long, value_name = "TARGET")]
+        only: Vec<String>,
+        /// Print the files instead of writing them.
+        #[arg(long, conflicts_with = "check")]
+        stdout: bool,
+        /// Write nothing; exit 1 when a file on disk differs from what would be rendered (for CI).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Show what `render` would change in the files a repository holds today.
+    Diff {
+        /// The capacity spec.
+        #[arg(default_value = "capacity.yaml")]
+        spec: PathBuf,
+        /// Directory holding today's files (default: the spec's directory).
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+        format: PlanFormat,
+        /// Compare only these targets (repeatable).
+        #[arg(long, value_name = "TARGET")]
+        only: Vec<String>,
+    },
     /// Print a rule's documentation (or list every rule).
     Explain {
         /// A rule ID such as `pgbouncer-client-limit`; omit to list all rules.
@@ -123,6 +159,8 @@ fn run(cli: Cli) -> u8 {
         Command::Check { spec, format, strict } => check(&spec, format, strict, color),
         Command::Plan { spec, format, compare } => plan(&spec, format, compare.as_deref(), color),
         Command::Explain { rule } => explain(rule.as_deref()),
+        Command::Render { spec, out, force, only, stdout, check } => render(&spec, out.as_deref(), force, &only, stdout, check, color),
+        Command::Diff { spec, against, format, only } => diff(&spec, against.as_deref(), format, &only, color),
         Command::Schema => {
             out(&crate::schema::schema_text());
             EXIT_CLEAN
@@ -232,4 +270,147 @@ fn explain(rule: Option<&str>) -> u8 {
             EXIT_ERROR
         }
     }
+}
+
+fn spec_dir(spec: &Path) -> PathBuf {
+    spec.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn check_only(only: &[String]) -> Result<(), u8> {
+    let names = crate::targets::names();
+    for o in only {
+        if !names.contains(&o.as_str()) {
+            let hint = match crate::load::did_you_mean(o, names.iter().copied()) {
+                Some(g) => format!("did you mean `{g}`? "),
+                None => String::new(),
+            };
+            eprintln!("error: unknown target `{o}`\n  = help: {hint}targets: {}", names.join(", "));
+            return Err(EXIT_ERROR);
+        }
+    }
+    Ok(())
+}
+
+/// Loads the spec and renders its artifacts; refuses while `check` has errors unless
+/// `force`. Returns the artifacts or the exit code to stop with.
+fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: bool) -> Result<Vec<crate::targets::Artifact>, u8> {
+    check_only(only)?;
+    let analysis = match analysis::analyze_file(spec) {
+        Ok(a) => a,
+        Err(failure) => return Err(report_failure(&failure, spec, Format::Human, color_for_stderr(color))),
+    };
+    let errors = analysis.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    if errors > 0 && !force {
+        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics };
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(report::render(Format::Human, &input, color_for_stderr(color)).as_bytes());
+        let _ = writeln!(
+            stderr,
+            "error: refusing to render: `headroom check` reports {} in {}\n  = help: fix the findings above, or pass --force to render the files anyway",
+            crate::rules::plural(errors as u64, "error"),
+            spec.display()
+        );
+        return Err(EXIT_FINDINGS);
+    }
+    let spec_file = spec.file_name().map_or_else(|| "capacity.yaml".to_string(), |n| n.to_string_lossy().into_owned());
+    let ctx = crate::targets::Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file, existing_root: Some(root) };
+    crate::targets::render_all(&ctx, only).map_err(|errors| {
+        for e in errors {
+            eprintln!("error: cannot render {e}");
+        }
+        eprintln!("nothing was written");
+        EXIT_ERROR
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], stdout: bool, check: bool, color: bool) -> u8 {
+    let root = out_dir.map_or_else(|| spec_dir(spec), Path::to_path_buf);
+    let artifacts = match artifacts_for(spec, &root, only, force, color) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if stdout {
+        let mut text = String::new();
+        for a in &artifacts {
+            if artifacts.len() > 1 {
+                text.push_str(&format!("==> {} <==\n", a.path));
+            }
+            text.push_str(&a.text);
+        }
+        out(&text);
+        return EXIT_CLEAN;
+    }
+    if check {
+        let diffs = crate::output::diff_all(&root, &artifacts);
+        let stale: Vec<_> = diffs.iter().filter(|d| d.status != crate::output::Status::Unchanged).collect();
+        if stale.is_empty() {
+            out(&format!("ok: {} files up to date in {}\n", artifacts.len(), root.display()));
+            return EXIT_CLEAN;
+        }
+        let mut text = String::new();
+        for d in &stale {
+            text.push_str(&if color { crate::output::colorize(&d.unified) } else { d.unified.clone() });
+        }
+        text.push_str(&format!("{} of {} rendered files are stale in {}; run `headroom render {}`\n", stale.len(), artifacts.len(), root.display(), spec.display()));
+        out(&text);
+        return EXIT_FINDINGS;
+    }
+    let mut destinations = Vec::new();
+    for a in &artifacts {
+        match crate::output::destination(&root, a) {
+            Ok(p) => destinations.push(p),
+            Err(e) => {
+                eprintln!("error: {e}\nnothing was written");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let mut text = String::new();
+    for (a, path) in artifacts.iter().zip(&destinations) {
+        if let Err(e) = crate::output::write_atomic(path, &a.text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_ERROR;
+        }
+        text.push_str(&format!("wrote {}\n", path.display()));
+    }
+    out(&text);
+    EXIT_CLEAN
+}
+
+fn diff(spec: &Path, against: Option<&Path>, format: PlanFormat, only: &[String], color: bool) -> u8 {
+    use crate::output::Status;
+    let root = against.map_or_else(|| spec_dir(spec), Path::to_path_buf);
+    let artifacts = match artifacts_for(spec, &root, only, true, color) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let diffs = crate::output::diff_all(&root, &artifacts);
+    let changed = diffs.iter().filter(|d| d.status == Status::Changed).count();
+    let new = diffs.iter().filter(|d| d.status == Status::New).count();
+    let unchanged = diffs.len() - changed - new;
+    match format {
+        PlanFormat::Json => {
+            let doc = serde_json::json!({
+                "against": root.display().to_string(),
+                "summary": { "changed": changed, "new": new, "unchanged": unchanged },
+                "files": diffs,
+            });
+            let mut text = serde_json::to_string_pretty(&doc).expect("serializes");
+            text.push('\n');
+            out(&text);
+        }
+        PlanFormat::Human => {
+            let mut text = String::new();
+            for d in diffs.iter().filter(|d| d.status == Status::Changed) {
+                text.push_str(&if color { crate::output::colorize(&d.unified) } else { d.unified.clone() });
+            }
+            for d in diffs.iter().filter(|d| d.status == Status::New) {
+                text.push_str(&format!("new file (not in {}): {}\n", root.display(), d.path));
+            }
+            text.push_str(&format!("{changed} changed, {new} new, {unchanged} unchanged (against {})\n", root.display()));
+            out(&text);
+        }
+    }
+    if changed + new > 0 { EXIT_FINDINGS } else { EXIT_CLEAN }
 }

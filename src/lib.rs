@@ -11,3 +11,5 @@ pub mod rules;
 pub mod analysis;
 pub mod cli;
 pub mod report;
+pub mod targets;
+pub mod output;

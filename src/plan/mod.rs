@@ -341,6 +341,7 @@ pub struct RedisPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Edge {
     pub from: String,
+    pub from_kind: Kind,
     pub to: String,
     pub to_kind: Kind,
     /// Spec path of the `uses` entry.
@@ -414,9 +415,10 @@ impl Plan {
     pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
         self.machines.iter().find(|m| m.name == name)
     }
-    /// Edges whose target is `name`.
+    /// Edges whose target is `name`, except a pooler's own server connections (those
+    /// are `PgbouncerPlan::server_connections`).
     pub fn edges_to<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
-        self.edges.iter().filter(move |e| e.to == name)
+        self.edges.iter().filter(move |e| e.to == name && e.from_kind != Kind::Pgbouncer)
     }
     /// Edges a service opens.
     pub fn edges_from<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {

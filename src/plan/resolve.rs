@@ -122,7 +122,12 @@ pub fn resolve(spec: &Spec) -> Plan {
                 if replicas > 1 {
                     formula.push_str(&format!(", x {replicas} replicas"));
                 }
-                p.server_connections = Sourced::derived(total, format!("{service_path}.server_connections"), formula);
+                p.server_connections = Sourced::derived(total, format!("{service_path}.server_connections"), formula.clone());
+                // A pooler's edge to postgres carries its server connections.
+                if let Some(&e) = services[index].uses.first() {
+                    edges[e].per_process = Sourced::derived(per_instance, format!("{service_path}.default_pool_size"), formula);
+                    edges[e].connections = total;
+                }
             }
         }
     }
@@ -137,7 +142,7 @@ pub fn resolve(spec: &Spec) -> Plan {
         let name = service.name.clone();
         match &mut service.detail {
             Detail::Postgres(p) => {
-                let direct = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+                let direct = sum(edges.iter().filter(|e| e.to == name && e.from_kind != Kind::Pgbouncer).map(|e| e.connections));
                 let pooled = sum(pooler_server.iter().filter(|(t, _)| *t == name).map(|(_, c)| *c));
                 p.demand = sum([direct, pooled, p.other_connections.value]);
             }
@@ -625,6 +630,7 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
     };
     Edge {
         from: client.name.clone(),
+        from_kind: client.kind,
         to: target.to_string(),
         to_kind,
         path,

@@ -136,20 +136,6 @@ impl CapacityReport {
             };
             let headroom = if demand == 0 { f64::INFINITY } else { allowed as f64 / demand as f64 };
             budgets.insert(s.name.clone(), BudgetRow { service: s.name.clone(), limit_name, demand, allowed, headroom: round4(headroom) });
-            if let Detail::Pgbouncer(p) = &s.detail
-                && let Some(target) = &p.target
-            {
-                budgets.insert(
-                    format!("{} -> {}", s.name, target),
-                    BudgetRow {
-                        service: s.name.clone(),
-                        limit_name: "server connections (pools x (pool_size + reserve))".into(),
-                        demand: p.server_connections.value,
-                        allowed: p.server_connections.value,
-                        headroom: 1.0,
-                    },
-                );
-            }
         }
         CapacityReport { name: plan.name.clone(), load, services, edges, budgets, capacity: plan.capacity.clone() }
     }

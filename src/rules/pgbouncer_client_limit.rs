@@ -59,6 +59,7 @@ impl Check for PgbouncerClientLimit {
                 continue;
             }
             let terms: Vec<String> = plan.edges_to(&service.name).map(|e| edge_arithmetic(plan, e)).collect();
+            let sum_text = if terms.len() == 1 { terms[0].clone() } else { format!("{} = {demand}", terms.join(" + ")) };
             let limit_text = if replicas > 1 {
                 format!(
                     "max_client_conn {max_client_conn} ({}) x {replicas} replicas ({}) = {limit} (max_client_conn applies per PgBouncer process; the clients spread over the {replicas} replicas)",
@@ -74,15 +75,17 @@ impl Check for PgbouncerClientLimit {
                 fix.push_str(&format!(" ({replicas} replicas x {want} = {} >= {demand})", mul(&[replicas, want])));
             }
             if max_client_conn > 0 {
-                fix.push_str(&format!(", or run >= {} PgBouncer replicas", demand.div_ceil(max_client_conn)));
+                fix.push_str(&format!(
+                    ", or run >= {} PgBouncer replicas (each opens its own server pools: check postgres' budget)",
+                    demand.div_ceil(max_client_conn)
+                ));
             }
             fix.push_str(&format!(", or lower the client pools by {} connections", demand - limit));
             let mut d = finding::<Self>(
                 pgb.max_client_conn.path(),
                 format!(
-                    "pgbouncer `{}` may be asked for {demand} client connections but accepts {limit}: {} = {demand} > {limit_text}; past {limit} PgBouncer refuses new client logins with `FATAL: no more connections allowed (max_client_conn)` and the request that needed the connection fails (HTTP 500), while postgres may sit idle",
+                    "pgbouncer `{}` may be asked for {demand} client connections but accepts {limit}: {sum_text} > {limit_text}; past {limit} PgBouncer refuses new client logins with `FATAL: no more connections allowed (max_client_conn)` and the request that needed the connection fails (HTTP 500), while postgres may sit idle",
                     service.name,
-                    terms.join(" + "),
                 ),
             )
             .number("client_connections", demand as f64)
@@ -138,7 +141,7 @@ services:
         assert_eq!(found.len(), 1);
         let d = &found[0];
         assert_eq!(d.path, "services.pgbouncer.max_client_conn");
-        assert!(d.message.contains("web 15 replicas x 8 workers x 4 pool = 480 = 480 > max_client_conn 400 (services.pgbouncer.max_client_conn)"), "{}", d.message);
+        assert!(d.message.contains("web 15 replicas x 8 workers x 4 pool = 480 > max_client_conn 400 (services.pgbouncer.max_client_conn)"), "{}", d.message);
         assert!(d.message.contains("FATAL: no more connections allowed (max_client_conn)"), "{}", d.message);
         assert!(d.fix.as_deref().unwrap().contains("raise max_client_conn to >= 480"), "{:?}", d.fix);
         assert_eq!(d.numbers["client_connections"], 480.0);

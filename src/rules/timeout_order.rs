@@ -70,6 +70,20 @@ fn describe(app: &ServicePlan, timeout: &Sourced<u64>, setting: &str) -> String 
     format!("{} `{}` {setting} {}s ({})", app.kind.as_str(), app.name, timeout.value, timeout.cite())
 }
 
+/// What the client and the app server go through when the proxy gives up first.
+fn consequence(proxy_name: &str, answer: &str, app: &ServicePlan, app_timeout: u64, proxy_timeout: u64) -> String {
+    let kind = app.kind.as_str();
+    if app_timeout == proxy_timeout {
+        format!(
+            "both give up at {proxy_timeout}s and which fires first is a race; when {proxy_name} wins, the client gets {answer} while the {kind} worker is still running the request, holding its slot and database connection for a response nobody reads"
+        )
+    } else {
+        format!(
+            "a request still running at {proxy_timeout}s gets {answer} while the {kind} worker keeps running it for up to {app_timeout}s, holding its slot and database connection for a response nobody reads"
+        )
+    }
+}
+
 fn fix(app: &ServicePlan, timeout: &Sourced<u64>, setting: &str, proxy_setting: &str, proxy: u64) -> String {
     let lower = if proxy > 5 { format!("{}s", proxy - 5) } else { format!("{}s", proxy.saturating_sub(1).max(1)) };
     format!(
@@ -97,16 +111,14 @@ impl Check for TimeoutOrder {
                     continue;
                 }
                 let message = format!(
-                    "{} >= nginx `{}` proxy_read_timeout {}s for location `{}` ({}) via upstream `{}`: a request still running at {}s gets `504 Gateway Time-out` from nginx (`upstream timed out ... while reading response header from upstream`) while the {} worker keeps running it for up to {}s, holding its slot and database connection for a response nobody reads",
+                    "{} >= nginx `{}` proxy_read_timeout {}s for location `{}` ({}) via upstream `{}`: {}",
                     describe(app, timeout, setting),
                     service.name,
                     read.value,
                     location.path,
                     read.cite(),
                     upstream.name,
-                    read.value,
-                    app.kind.as_str(),
-                    timeout.value,
+                    consequence("nginx", "`504 Gateway Time-out` from nginx (`upstream timed out ... while reading response header from upstream`)", app, timeout.value, read.value),
                 );
                 out.push(
                     finding::<Self>(read.path(), message)
@@ -124,13 +136,11 @@ impl Check for TimeoutOrder {
                 continue;
             }
             let message = format!(
-                "{} >= kamal-proxy response_timeout {}s ({}): a request still running at {}s gets `504 Gateway Timeout` from kamal-proxy while the {} worker keeps running it for up to {}s, holding its slot and database connection for a response nobody reads",
+                "{} >= kamal-proxy response_timeout {}s ({}): {}",
                 describe(app, timeout, setting),
                 proxy.value,
                 proxy.cite(),
-                proxy.value,
-                app.kind.as_str(),
-                timeout.value,
+                consequence("kamal-proxy", "`504 Gateway Timeout` from kamal-proxy", app, timeout.value, proxy.value),
             );
             out.push(
                 finding::<Self>(proxy.path(), message)
@@ -177,7 +187,9 @@ mod tests {
     #[test]
     fn boundary() {
         // Equal is a race: reported. One second of margin is enough to pass.
-        assert_eq!(findings(&nginx("600s", ", read_timeout: 600s")).len(), 1);
+        let equal = findings(&nginx("600s", ", read_timeout: 600s"));
+        assert_eq!(equal.len(), 1);
+        assert!(equal[0].message.contains("both give up at 600s and which fires first is a race"), "{}", equal[0].message);
         assert!(findings(&nginx("599s", ", read_timeout: 600s")).is_empty());
     }
 

@@ -100,10 +100,10 @@ impl Check for UpstreamMaxConnsOverSlots {
                     sum_text = format!("({sum_text}) x {nginx_replicas} nginx replicas, each enforcing its own limit");
                 }
                 let noun = process_noun(target.kind);
-                let backlog = target.backlog.as_ref().map_or(String::new(), |b| format!(" (backlog {})", b.value));
+                let backlog = target.backlog.as_ref().map_or(String::new(), |b| format!(" of {}", b.value));
                 let waiting = total - slots;
                 let message = format!(
-                    "nginx `{}` may hold {total} requests open to each `{target_name}` replica, which serves {slots} at once: {sum_text} = {total} > {} {noun} ({}) x {} slots ({}) = {slots} per replica; the other {waiting} wait in {}'s accept backlog{backlog}, invisible to nginx's balancing, so a slow replica queues requests (and answers them late or with 504) while others idle",
+                    "nginx `{}` may hold {total} requests open to each `{target_name}` replica, which serves {slots} at once: {sum_text} = {total} > {} {noun} ({}) x {} slots ({}) = {slots} per replica; the other {waiting} queue inside {} (in its listen backlog{backlog} or accepted by a busy worker), invisible to nginx's balancing, so a slow replica builds a queue (answered late, or with 504) while others idle",
                     service.name,
                     target.processes.value,
                     target.processes.cite(),
@@ -168,7 +168,7 @@ mod tests {
         let m = &found[0].message;
         assert!(m.contains("backend max_conns 300 (services.lb.upstreams.backend.max_conns) + streaming max_conns 150"), "{m}");
         assert!(m.contains("= 650 > 8 workers (services.web.workers) x 4 slots (services.web.threads) = 32 per replica"), "{m}");
-        assert!(m.contains("the other 618 wait in gunicorn's accept backlog (backlog 2048)"), "{m}");
+        assert!(m.contains("the other 618 queue inside gunicorn (in its listen backlog of 2048"), "{m}");
         let fix = found[0].fix.as_deref().unwrap();
         assert!(fix.contains("<= 32") && fix.contains("backend 14, streaming 7, websocket 9"), "{fix}");
     }

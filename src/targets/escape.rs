@@ -1,0 +1,99 @@
+//! Per-format escaping for template values. A value that reaches a config file either
+//! becomes a literal of that format or is rejected: a name with a newline, `;`, a
+//! brace, a quote or `#` must never become a new directive, key or command.
+
+use minijinja::{Environment, Error, ErrorKind};
+
+fn reject(format: &str, value: &str, why: &str) -> Error {
+    Error::new(ErrorKind::InvalidOperation, format!("refusing to write `{}` into {format}: {why}", value.escape_debug()))
+}
+
+/// nginx: a bare token (host, path, name). Rejects whitespace, quotes, `;`, braces,
+/// `#`, `\` and `$` (variables).
+pub fn nginx_token(value: &str) -> Result<String, Error> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | '{' | '}' | '"' | '\'' | '#' | '\\' | '$')) {
+        return Err(reject("nginx.conf", value, "a token may not contain spaces, quotes, `;`, `{`, `}`, `#`, `\\` or `$`"));
+    }
+    Ok(value.to_string())
+}
+
+/// INI (PgBouncer): a value on one line without comment or section syntax.
+pub fn ini_value(value: &str) -> Result<String, Error> {
+    if value.chars().any(|c| c.is_control() || matches!(c, ';' | '#' | '[' | ']' | '=' | '"' | '\'')) {
+        return Err(reject("an INI file", value, "values may not contain newlines, `;`, `#`, `=`, brackets or quotes"));
+    }
+    Ok(value.to_string())
+}
+
+/// A double-quoted string valid in YAML, TOML, Python and JSON alike.
+pub fn quoted(value: &str) -> Result<String, Error> {
+    Ok(serde_json::to_string(value).expect("a string serializes"))
+}
+
+/// Ruby: a single-quoted literal (no interpolation).
+pub fn ruby_str(value: &str) -> Result<String, Error> {
+    Ok(format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'")))
+}
+
+/// POSIX shell: one single-quoted word.
+pub fn shell_word(value: &str) -> Result<String, Error> {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | ',' | '@' | '%' | '+')) {
+        return Ok(value.to_string());
+    }
+    Ok(format!("'{}'", value.replace('\'', "'\\''")))
+}
+
+/// redis.conf: one argument; quoted when it holds spaces, newlines rejected.
+pub fn redis_arg(value: &str) -> Result<String, Error> {
+    if value.chars().any(|c| c.is_control()) {
+        return Err(reject("redis.conf", value, "arguments may not contain control characters"));
+    }
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '#')) {
+        return Ok(serde_json::to_string(value).expect("a string serializes"));
+    }
+    Ok(value.to_string())
+}
+
+/// A plain identifier (env var names, service names): letters, digits, `_`, `-`, `.`.
+pub fn ident(value: &str) -> Result<String, Error> {
+    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err(reject("a config file", value, "names are letters, digits, `_`, `-` and `.`"));
+    }
+    Ok(value.to_string())
+}
+
+/// Registers every filter on the template environment.
+pub fn register(env: &mut Environment<'static>) {
+    env.add_filter("nginx", |v: String| nginx_token(&v));
+    env.add_filter("ini", |v: String| ini_value(&v));
+    env.add_filter("quoted", |v: String| quoted(&v));
+    env.add_filter("ruby", |v: String| ruby_str(&v));
+    env.add_filter("shell", |v: String| shell_word(&v));
+    env.add_filter("redis", |v: String| redis_arg(&v));
+    env.add_filter("ident", |v: String| ident(&v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &[&str] = &["a\nb", "a;b", "a{b", "a}b", "a\"b", "a#b", "a'b", "a\r\nlisten 81"];
+
+    #[test]
+    fn hostile_values_never_become_syntax() {
+        for v in HOSTILE {
+            assert!(nginx_token(v).is_err(), "nginx accepted {v:?}");
+            assert!(ident(v).is_err(), "ident accepted {v:?}");
+            let q = quoted(v).unwrap();
+            assert!(!q.contains('\n') && q.starts_with('"') && q.ends_with('"'));
+            assert!(!ruby_str(v).unwrap()[1..].trim_end_matches('\'').contains("\\'") || v.contains('\''));
+            let word = shell_word(v).unwrap();
+            assert!(word.starts_with('\''), "shell word {word}");
+        }
+        for v in ["a\nb", "a;b", "a#b", "a=b"] {
+            assert!(ini_value(v).is_err(), "ini accepted {v:?}");
+        }
+        assert!(redis_arg("a\nb").is_err());
+        assert_eq!(redis_arg("a b").unwrap(), "\"a b\"");
+    }
+}

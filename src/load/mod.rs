@@ -170,7 +170,14 @@ pub fn load_source(source: SourceFile) -> LoadResult {
                 })
                 .collect();
             let message = e.inner().to_string();
-            problems.push(problem(&source, &spans, &pointer, message, None));
+            // Errors raised inside a value (a unit that overflows) name the text; point
+            // at the value that holds it rather than at its service.
+            let pointer = value
+                .pointer(&pointer)
+                .and_then(|v| leaf_mentioned(v, &pointer, &message))
+                .unwrap_or(pointer);
+            let hint = unit_kind(&value, &pointer).map(unit_hint);
+            problems.push(problem(&source, &spans, &pointer, message, hint));
             return Err(LoadFailure { source: Some(source), diagnostics: problems });
         }
     };
@@ -191,6 +198,16 @@ fn problem_at(source: &SourceFile, spans: &SpanMap, pointer: &str, message: Stri
     let mut d = Diagnostic::new(SPEC_INVALID, Severity::Error, path, message).at(span);
     d.fix = hint;
     d
+}
+
+/// The pointer of the first string leaf under `value` whose text the message quotes.
+fn leaf_mentioned(value: &Value, pointer: &str, message: &str) -> Option<String> {
+    match value {
+        Value::String(s) if message.contains(&format!("`{s}`")) => Some(pointer.to_string()),
+        Value::Object(map) => map.iter().find_map(|(k, v)| leaf_mentioned(v, &format!("{pointer}/{}", yaml::escape_segment(k)), message)),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| leaf_mentioned(v, &format!("{pointer}/{i}"), message)),
+        _ => None,
+    }
 }
 
 /// `x-` keys are the user's annotations: gone before the typed model sees them.
@@ -298,7 +315,24 @@ fn schema_problems(source: &SourceFile, spans: &SpanMap, value: &Value, problems
                 (format!("{what} {shown} at {at}"), Some(hint), pointer.clone(), false)
             }
             K::Type { kind } => {
-                let expected = format!("{kind:?}").to_lowercase().replace("single(", "").replace("multiple(", "").replace(')', "");
+                let debug = format!("{kind:?}").to_lowercase();
+                let names: Vec<&str> = ["integer", "number", "string", "boolean", "array", "object"]
+                    .into_iter()
+                    .filter(|t| debug.contains(t))
+                    .filter(|t| !(*t == "number" && debug.contains("integer")))
+                    .collect();
+                let expected = names
+                    .iter()
+                    .map(|t| match *t {
+                        "integer" => "a whole number",
+                        "number" => "a number",
+                        "string" => "a string",
+                        "boolean" => "`true` or `false`",
+                        "array" => "a list",
+                        _ => "a mapping",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" or ");
                 (format!("expected {expected} at {at}, found {}", describe(instance)), type_hint(instance), pointer.clone(), false)
             }
             K::Minimum { limit } | K::ExclusiveMinimum { limit } => {

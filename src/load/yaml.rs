@@ -224,6 +224,8 @@ fn yaml_error(source: &SourceFile, error: &serde_saphyr::Error) -> YamlError {
         Some("YAML indents with spaces only: replace the tab with spaces".to_string())
     } else if lower.contains("duplicate") {
         Some("each key may appear once in a mapping: remove or merge the duplicate".to_string())
+    } else if lower.contains("depth") {
+        Some("the spec nests deeper than 32 levels; a capacity spec needs a handful".to_string())
     } else if lower.contains("alias") || lower.contains("budget") || lower.contains("anchor") {
         Some("a spec has no need for deep alias expansion; write the values out".to_string())
     } else if lower.contains("invalid boolean") || lower.contains("strict") {

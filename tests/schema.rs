@@ -1,0 +1,86 @@
+//! The checked-in JSON schema is current, documents every key, and every example
+//! names it in its yaml-language-server modeline.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn checked_in_schema_is_current() {
+    let path = root().join("schema/capacity.schema.json");
+    let on_disk = std::fs::read_to_string(&path).expect("schema/capacity.schema.json exists");
+    let generated = headroom::schema::schema_text();
+    assert!(
+        on_disk == generated,
+        "schema/capacity.schema.json is stale: run `cargo run -- schema > schema/capacity.schema.json`"
+    );
+}
+
+fn undocumented(node: &Value, path: &str, out: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (key, value) in props {
+                    if value.get("description").is_none() {
+                        out.push(format!("{path}/properties/{key}"));
+                    }
+                }
+            }
+            for (key, value) in map {
+                // `if` branches only test `kind`; they document nothing.
+                if key != "if" {
+                    undocumented(value, &format!("{path}/{key}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                undocumented(item, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_key_has_a_description() {
+    let mut missing = Vec::new();
+    undocumented(headroom::schema::schema(), "", &mut missing);
+    assert!(missing.is_empty(), "keys without a description: {missing:#?}");
+}
+
+#[test]
+fn schema_is_draft_07_and_closed() {
+    let schema = headroom::schema::schema();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert_eq!(schema["additionalProperties"], false);
+    let kinds = schema.pointer("/definitions/Service/properties/kind/enum").and_then(Value::as_array).unwrap();
+    assert_eq!(kinds.len(), headroom::spec::Service::KINDS.len());
+}
+
+#[test]
+fn examples_start_with_the_modeline_and_load() {
+    let mut count = 0;
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let spec = entry.unwrap().path().join("capacity.yaml");
+        if !spec.exists() {
+            continue;
+        }
+        count += 1;
+        let text = std::fs::read_to_string(&spec).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../../schema/capacity.schema.json\n"),
+            "{} must start with the yaml-language-server modeline",
+            spec.display()
+        );
+        assert!(text.contains("seed") || text.contains("Models"), "{} must say which guide it models", spec.display());
+        if let Err(f) = headroom::analysis::analyze_file(&spec) {
+            panic!("{} does not load: {:#?}", spec.display(), f.diagnostics);
+        }
+    }
+    assert!(count >= 6, "expected at least 6 examples, found {count}");
+}

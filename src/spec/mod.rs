@@ -181,9 +181,10 @@ impl Service {
 /// Keys every service takes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 pub struct Common {
-    /// Containers / instances of this service (default 1).
+    /// Containers / instances of this service (default 1; at most 10000, since each
+    /// replica becomes a named server in upstreams and compose files).
     #[serde(default)]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 10000))]
     pub replicas: Option<u64>,
     /// Machine group this service runs on (a key of `machines`).
     #[serde(default)]

@@ -25,9 +25,9 @@ as_pg() {
 
 _on_exit() {
   local rc=$?
-  local i
-  for ((i=${#_CLEANUP_CMDS[@]}-1; i>=0; i--)); do
-    eval "${_CLEANUP_CMDS[$i]}" >/dev/null 2>&1 || true
+  local _ci
+  for ((_ci=${#_CLEANUP_CMDS[@]}-1; _ci>=0; _ci--)); do
+    eval "${_CLEANUP_CMDS[$_ci]}" >/dev/null 2>&1 || true
   done
   for pid in "${_CLEANUP_PIDS[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then

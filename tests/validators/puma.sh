@@ -30,11 +30,12 @@ fi
 cat >"$APPDIR/config.ru" <<'RU'
 run ->(env) { [200, { "content-type" => "text/plain" }, ["ok\n"]] }
 RU
+cd "$APPDIR"
 HEADROOM_PUMA_FILE=$RB HEADROOM_TMP=$VTMP HEADROOM_PUMA_BINDS=$VTMP/binds \
   setsid puma -C "$VALIDATORS_DIR/puma_boot.rb" "$APPDIR/config.ru" >"$VTMP/puma.log" 2>&1 </dev/null &
 PID=$!
 # puma runs in its own process group (setsid): stop the whole group on exit
-on_exit_run "kill -TERM -- -$PID; for i in \$(seq 1 100); do kill -0 -- -$PID 2>/dev/null || break; sleep 0.1; done; kill -KILL -- -$PID"
+on_exit_run "kill -TERM -- -$PID; for _w in \$(seq 1 100); do kill -0 -- -$PID 2>/dev/null || break; sleep 0.1; done; kill -KILL -- -$PID"
 
 url=""
 for _ in $(seq 1 300); do

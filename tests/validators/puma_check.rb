@@ -13,7 +13,8 @@ begin
   conf.load
   conf.clamp
 rescue Exception => e # rubocop:disable Lint/RescueException
-  warn "#{e.class}: #{e.message}"
+  msg = e.is_a?(NoMethodError) ? "undefined method `#{e.name}' in the puma DSL" : e.message.to_s[0, 300]
+  warn "#{e.class}: #{msg}"
   warn e.backtrace.select { |l| l.include?(path) }.first(3).join("\n")
   exit 1
 end

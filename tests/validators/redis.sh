@@ -4,6 +4,8 @@
 # overrides (they win over the file): --port 0 --unixsocket <tmp>/redis.sock
 # --daemonize no --dir <tmp> --logfile '' --pidfile <tmp>/redis.pid, plus
 # --replicaof no one when the file has replicaof/slaveof (never connect out).
+# Redis chdirs to `dir` while it reads the file, before any override applies, so
+# the server reads a copy whose `dir` lines name the temp dir (same line numbers).
 # Then prints CONFIG GET maxmemory, maxmemory-policy, maxclients, tcp-backlog,
 # appendonly, save as `key = value` lines and stops it with SHUTDOWN NOSAVE.
 set -euo pipefail
@@ -21,7 +23,9 @@ if grep -qiE '^[[:space:]]*(replicaof|slaveof)[[:space:]]' "$CONF"; then
   note "replicaof/slaveof in $CONF: started with --replicaof no one"
   EXTRA+=(--replicaof no one)
 fi
-redis-server "$CONF" --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --daemonize no \
+RUN_CONF=$VTMP/redis.conf
+sed -E "s#^([[:space:]]*)[dD][iI][rR]([[:space:]].*)?\$#\\1dir $VTMP#" "$CONF" >"$RUN_CONF"
+redis-server "$RUN_CONF" --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --daemonize no \
   --dir "$VTMP" --logfile '' --pidfile "$VTMP/redis.pid" "${EXTRA[@]}" >"$VTMP/redis.log" 2>&1 &
 PID=$!
 on_exit_kill "$PID"
@@ -33,7 +37,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 if [ $up -ne 1 ]; then
-  cat "$VTMP/redis.log" >&2
+  sed "s#$RUN_CONF#$CONF#g" "$VTMP/redis.log" >&2
   echo "fail: redis-server rejected $CONF" >&2
   exit 1
 fi

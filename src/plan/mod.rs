@@ -203,6 +203,9 @@ pub struct NginxPlan {
     pub worker_processes_auto: bool,
     pub worker_connections: Sourced<u64>,
     pub worker_rlimit_nofile: Option<Sourced<u64>>,
+    /// The worker_rlimit_nofile a rendered nginx.conf sets: as written, else
+    /// 2 x worker_connections (a proxied request holds a client and an upstream fd).
+    pub rlimit_nofile: Sourced<u64>,
     pub server_name: String,
     pub upstreams: Vec<UpstreamPlan>,
     pub locations: Vec<LocationPlan>,
@@ -331,6 +334,9 @@ pub struct RedisPlan {
     pub usage: RedisUsage,
     pub sentinels: Option<Sourced<u64>>,
     pub quorum: Option<Sourced<u64>>,
+    /// Sentinel mode: the quorum a rendered sentinel.conf sets: as written, else the
+    /// majority of the sentinels (of 3 when `sentinels` is not set).
+    pub sentinel_quorum: Option<Sourced<u64>>,
     pub masters: Option<Sourced<u64>>,
     pub replicas_per_master: u64,
     /// Connections every client may open, summed.

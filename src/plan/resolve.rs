@@ -107,16 +107,17 @@ pub fn resolve(spec: &Spec) -> Plan {
                 }
                 let total = mul(&[per_instance, replicas]);
                 let mut formula = format!(
-                    "{} databases x {} users x (default_pool_size {} + reserve_pool_size {})",
-                    p.databases.len(),
-                    users,
+                    "{} x {} x (default_pool_size {} + reserve_pool_size {})",
+                    crate::rules::plural(p.databases.len() as u64, "database"),
+                    crate::rules::plural(users, "user"),
                     p.default_pool_size.value,
                     p.reserve_pool_size.value
                 );
-                if p.max_db_connections.value > 0 {
+                // Name a cap only where it binds.
+                if p.max_db_connections.value > 0 && p.max_db_connections.value < mul(&[users, per_pool]) {
                     formula.push_str(&format!(", capped at max_db_connections {} per database", p.max_db_connections.value));
                 }
-                if p.max_user_connections.value > 0 {
+                if p.max_user_connections.value > 0 && mul(&[users, p.max_user_connections.value]) < mul(&[per_db, p.databases.len() as u64]) {
                     formula.push_str(&format!(", capped at max_user_connections {} per user", p.max_user_connections.value));
                 }
                 if replicas > 1 {
@@ -361,6 +362,14 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 worker_processes_auto: auto,
                 worker_connections: worker_connections.clone(),
                 worker_rlimit_nofile: nginx.worker_rlimit_nofile.map(|n| Sourced::spec(n, p("worker_rlimit_nofile"))),
+                rlimit_nofile: match nginx.worker_rlimit_nofile {
+                    Some(n) => Sourced::spec(n, p("worker_rlimit_nofile")),
+                    None => Sourced::derived(
+                        worker_connections.value.saturating_mul(2),
+                        p("worker_rlimit_nofile"),
+                        format!("2 x worker_connections {} ({})", worker_connections.value, worker_connections.path()),
+                    ),
+                },
                 server_name: nginx.server_name.clone().unwrap_or_else(|| "_".into()),
                 upstreams,
                 locations,
@@ -464,6 +473,13 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 usage,
                 sentinels: redis.sentinels.map(|s| Sourced::spec(s, p("sentinels"))),
                 quorum: redis.quorum.map(|q| Sourced::spec(q, p("quorum"))),
+                sentinel_quorum: (mode == spec::RedisMode::Sentinel).then(|| match redis.quorum {
+                    Some(q) => Sourced::spec(q, p("quorum")),
+                    None => {
+                        let sentinels = redis.sentinels.unwrap_or(3);
+                        Sourced::derived(sentinels / 2 + 1, p("quorum"), format!("majority of {sentinels} sentinels: {sentinels} / 2 + 1"))
+                    }
+                }),
                 masters: redis.masters.map(|m| Sourced::spec(m, p("masters"))),
                 replicas_per_master: redis.replicas_per_master.unwrap_or(1),
                 demand: 0,

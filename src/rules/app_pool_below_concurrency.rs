@@ -79,10 +79,10 @@ impl Check for AppPoolBelowConcurrency {
                 format!("{per_process} ({})", edge.pool.path())
             };
             let failure = if client.kind.is_job() { "the job fails and is retried" } else { "the request fails (HTTP 500)" };
+            let (slot, setting) = slot_noun(client);
             let message = format!(
-                "`{}`: each {singular} runs {slots} {} at once ({}) that may need a connection to `{}`, but its pool holds {pool_text}: {}; {failure} while the database may have room",
+                "`{}`: each {singular} runs {slots} {slot} at once ({setting}, {}) that may need a connection to `{}`, but its pool holds {pool_text}: {}; {failure} while the database may have room",
                 edge.from,
-                slot_noun(client),
                 edge.slots_needing.cite(),
                 edge.to,
                 consequence(edge),
@@ -107,16 +107,19 @@ impl Check for AppPoolBelowConcurrency {
                     edge.to,
                 )
             };
-            fix.push_str(&budget_note(plan, edge, raised));
+            let (note, fits) = budget_note(plan, edge, raised);
+            fix.push_str(&note);
             // Extra connections beyond the slots themselves (solid_queue polling + heartbeat).
             let extra = slots.saturating_sub(client.slots_per_process.value);
             if per_process > extra {
-                fix.push_str(&format!(
-                    "; or lower {} to {} ({})",
-                    slot_setting(client),
-                    per_process - extra,
-                    client.slots_per_process.path()
-                ));
+                let uvicorn = matches!(&client.detail, Detail::Gunicorn(g) if g.worker_class.value == WorkerClass::Uvicorn);
+                let lower = if uvicorn {
+                    format!("cap the concurrent database work of each worker at {} (an asyncio.Semaphore, or uvicorn's limit_concurrency)", per_process - extra)
+                } else {
+                    format!("lower {} to {} ({})", slot_setting(client), per_process - extra, client.slots_per_process.path())
+                };
+                // When the bigger pool does not fit the target, matching the slots to the pool comes first.
+                fix = if fits { format!("{fix}; or {lower}") } else { format!("{lower}; or {fix}") };
             }
             out.push(
                 finding::<Self>(edge.pool.path(), message)
@@ -131,51 +134,57 @@ impl Check for AppPoolBelowConcurrency {
 }
 
 /// Whether the target still fits once this edge opens `raised` connections.
-fn budget_note(plan: &Plan, edge: &Edge, raised: u64) -> String {
-    let Some(target) = plan.service(&edge.to) else { return String::new() };
+fn budget_note(plan: &Plan, edge: &Edge, raised: u64) -> (String, bool) {
+    let Some(target) = plan.service(&edge.to) else { return (String::new(), true) };
     let grown = raised.saturating_sub(edge.connections);
     match &target.detail {
         Detail::Postgres(pg) => {
             let demand = pg.demand.saturating_add(grown);
             if demand > pg.usable_connections {
-                format!(
+                let note = format!(
                     " (postgres `{}` would be asked for {demand} but accepts {}: raise its max_connections to >= {}, or put PgBouncer in transaction mode in front of it)",
                     edge.to,
                     pg.usable_connections,
                     pg.max_connections.value.saturating_add(demand - pg.usable_connections),
-                )
+                );
+                (note, false)
             } else {
-                format!(" (postgres `{}` still fits: {demand} <= {})", edge.to, pg.usable_connections)
+                (format!(" (postgres `{}` still fits: {demand} <= {})", edge.to, pg.usable_connections), true)
             }
         }
         Detail::Pgbouncer(pgb) => {
             let demand = pgb.client_demand.saturating_add(grown);
             let limit = mul(&[pgb.max_client_conn.value, target.replicas.value.max(1)]);
             if demand > limit {
-                format!(" (pgbouncer `{}` would be asked for {demand} client connections: raise its max_client_conn to >= {})", edge.to, demand.div_ceil(target.replicas.value.max(1)))
+                let note = format!(
+                    " (pgbouncer `{}` would be asked for {demand} client connections: raise its max_client_conn to >= {})",
+                    edge.to,
+                    demand.div_ceil(target.replicas.value.max(1))
+                );
+                (note, false)
             } else {
-                format!(" (pgbouncer `{}` still fits: {demand} <= max_client_conn {limit})", edge.to)
+                (format!(" (pgbouncer `{}` still fits: {demand} <= max_client_conn {limit})", edge.to), true)
             }
         }
-        _ => String::new(),
+        _ => (String::new(), true),
     }
 }
 
-/// What a slot of this client is.
-fn slot_noun(client: &ServicePlan) -> &'static str {
+/// What a slot of this client is, and the setting that sizes it.
+fn slot_noun(client: &ServicePlan) -> (&'static str, &'static str) {
     match (&client.detail, client.kind) {
         (Detail::Gunicorn(g), _) => match g.worker_class.value {
-            WorkerClass::Sync => "request (sync worker)",
-            WorkerClass::Gthread => "threads (gthread)",
-            WorkerClass::Gevent => "greenlets (gevent worker_connections)",
-            WorkerClass::Uvicorn => "requests (worker_connections)",
+            WorkerClass::Sync => ("request", "sync worker"),
+            WorkerClass::Gthread => ("threads", "gthread threads"),
+            WorkerClass::Gevent => ("greenlets", "gevent worker_connections"),
+            WorkerClass::Uvicorn => ("requests", "counted as gunicorn worker_connections, which UvicornWorker does not enforce: its concurrency is unbounded"),
         },
-        (_, Kind::Puma) => "threads (puma max threads)",
-        (_, Kind::Sidekiq) => "job threads (sidekiq concurrency)",
-        (_, Kind::SolidQueue) => "connection users (worker threads + polling + heartbeat)",
-        (_, Kind::Celery) => "tasks (celery concurrency)",
-        (_, Kind::Rq) => "jobs",
-        _ => "slots (concurrency)",
+        (_, Kind::Puma) => ("threads", "puma max threads"),
+        (_, Kind::Sidekiq) => ("jobs", "sidekiq concurrency"),
+        (_, Kind::SolidQueue) => ("connection users", "worker threads + polling + heartbeat"),
+        (_, Kind::Celery) => ("tasks", "celery concurrency"),
+        (_, Kind::Rq) => ("jobs", "rq"),
+        _ => ("slots", "concurrency"),
     }
 }
 
@@ -248,8 +257,7 @@ services:
         assert_eq!(found.len(), 1);
         let d = &found[0];
         assert_eq!(d.path, "services.web.uses.db.pool");
-        assert!(d.message.contains("each worker runs 100 greenlets"), "{}", d.message);
-        assert!(d.message.contains("services.web.worker_connections"), "{}", d.message);
+        assert!(d.message.contains("each worker runs 100 greenlets at once (gevent worker_connections, services.web.worker_connections)"), "{}", d.message);
         assert!(d.message.contains("pool holds 20 (services.web.uses.db.pool)"), "{}", d.message);
         assert!(d.message.contains("PoolError: connection pool exhausted"), "{}", d.message);
         let fix = d.fix.as_deref().unwrap();
@@ -286,8 +294,7 @@ services:
         let found = findings(&yaml(6));
         assert_eq!(found.len(), 1);
         let d = &found[0];
-        assert!(d.message.contains("runs 7 connection users (worker threads + polling + heartbeat)"), "{}", d.message);
-        assert!(d.message.contains("threads 5 + 2 (polling + heartbeat)"), "{}", d.message);
+        assert!(d.message.contains("runs 7 connection users at once (worker threads + polling + heartbeat, services.jobs.concurrency = threads 5 + 2 (polling + heartbeat))"), "{}", d.message);
         assert!(d.message.contains("ActiveRecord::ConnectionTimeoutError"), "{}", d.message);
         assert!(d.message.contains("the job fails and is retried"), "{}", d.message);
         assert!(d.fix.as_deref().unwrap().contains("lower threads to 4"), "{:?}", d.fix);

@@ -24,9 +24,9 @@ declare_rule! {
     /// fails at peak: when a pool grows past what postgres accepts, the login fails
     /// (`server login failed: FATAL: remaining connection slots are reserved for roles
     /// with the SUPERUSER attribute`, or `sorry, too many clients already` without
-    /// reserved slots, in PgBouncer's log), the clients of that pool queue (`cl_waiting` in `SHOW POOLS`) and fail
-    /// after `query_wait_timeout`. Direct clients of the same postgres get the
-    /// `FATAL` error themselves, as HTTP 500s.
+    /// reserved slots, in PgBouncer's log), the clients of that pool queue
+    /// (`cl_waiting` in `SHOW POOLS`) and fail after `query_wait_timeout`. Direct
+    /// clients of the same postgres get the `FATAL` error themselves, as HTTP 500s.
     ///
     /// ## Example
     /// ```yaml

@@ -23,11 +23,12 @@ declare_rule! {
     ///
     /// ## Why it matters
     /// `max_conns` is how nginx knows a replica is full. Set above the replica's slots,
-    /// nginx keeps sending it requests it cannot start: they wait in the app server's
-    /// accept backlog (gunicorn 2048, puma 1024), invisible to nginx's balancing, so
-    /// `least_conn` and `max_conns` treat queued requests as being served. One slow
-    /// replica then builds a queue and its requests time out (504) while other replicas
-    /// idle.
+    /// nginx keeps sending it requests it cannot start: they queue inside the app server,
+    /// in its listen backlog (gunicorn 2048, puma 1024) or accepted by a worker whose
+    /// threads are all busy (gunicorn `gthread` accepts up to `worker_connections`).
+    /// nginx cannot see that queue, so `least_conn` and `max_conns` count queued
+    /// requests as being served. One slow replica then builds a queue and its requests
+    /// time out (504) while other replicas idle.
     ///
     /// ## Example
     /// ```yaml
@@ -72,7 +73,7 @@ impl Check for UpstreamMaxConnsOverSlots {
             for target_name in targets {
                 let Some(target) = plan.service(target_name) else { continue };
                 let upstreams: Vec<_> = nginx.upstreams.iter().filter(|u| u.to == target_name && u.max_conns.value > 0).collect();
-                // Per upstream: (max_conns as written, multiplier for one nginx instance).
+                // What one nginx instance lets through to one server of this upstream.
                 let effective = |u: &crate::plan::UpstreamPlan| if u.zone { u.max_conns.value } else { mul(&[u.max_conns.value, workers]) };
                 let per_instance = sum(upstreams.iter().map(|u| effective(u)));
                 let total = mul(&[per_instance, nginx_replicas]);
@@ -121,17 +122,19 @@ impl Check for UpstreamMaxConnsOverSlots {
                         format!("{} {}", u.name, per.max(1))
                     })
                     .collect();
-                let mut d = finding::<Self>(
-                    upstreams[0].max_conns.path(),
-                    message,
-                )
-                .number("max_conns_total", total as f64)
-                .number("slots_per_replica", slots as f64)
-                .number("worker_processes", workers as f64)
-                .fix(format!(
-                    "lower max_conns so they sum to <= {slots} per `{target_name}` replica (e.g. {}), or raise `{target_name}` to >= {total} slots per replica",
-                    suggestions.join(", ")
-                ));
+                let limit_text = if nginx_replicas > 1 {
+                    format!("<= {budget} per server in each of the {nginx_replicas} nginx replicas ({slots} per `{target_name}` replica)")
+                } else {
+                    format!("<= {slots} per `{target_name}` replica")
+                };
+                let mut d = finding::<Self>(upstreams[0].max_conns.path(), message)
+                    .number("max_conns_total", total as f64)
+                    .number("slots_per_replica", slots as f64)
+                    .number("worker_processes", workers as f64)
+                    .fix(format!(
+                        "lower max_conns so they sum to {limit_text} (e.g. {}), or raise `{target_name}` to >= {total} slots per replica",
+                        suggestions.join(", ")
+                    ));
                 for u in &upstreams {
                     d = d.related(u.max_conns.path(), format!("upstream `{}` allows {} per server", u.name, effective(u)));
                 }

@@ -106,6 +106,31 @@ enum Command {
         #[arg(long, value_name = "TARGET")]
         only: Vec<String>,
     },
+    /// Read existing config files, rebuild the model and run the same rules on them.
+    Lint {
+        /// Config files, or directories to search for known files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        import: ImportArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Warnings fail too (exit 1).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Write a capacity spec rebuilt from existing config files.
+    Import {
+        /// Config files, or directories to search for known files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        import: ImportArgs,
+        /// Where to write the spec (`-` for stdout).
+        #[arg(short = 'o', long = "out", default_value = "capacity.yaml")]
+        out: PathBuf,
+    },
     /// Print a rule's documentation (or list every rule).
     Explain {
         /// A rule ID such as `pgbouncer-client-limit`; omit to list all rules.
@@ -118,6 +143,45 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What config files cannot say: the load, and anything else from a small spec.
+#[derive(clap::Args, Debug, Clone)]
+struct ImportArgs {
+    /// A partial capacity spec merged in for what the files cannot know (load, which
+    /// app uses which database, pool sizes); the files win where both say something.
+    #[arg(long, value_name = "SPEC")]
+    overlay: Option<PathBuf>,
+    /// Peak requests per second.
+    #[arg(long)]
+    rps: Option<f64>,
+    /// Mean time a request occupies an app slot (`100ms`).
+    #[arg(long, value_name = "DURATION")]
+    service_time: Option<String>,
+    /// Mean time a request holds a database connection.
+    #[arg(long, value_name = "DURATION")]
+    db_time: Option<String>,
+    /// Open client connections at the edge.
+    #[arg(long)]
+    concurrent_users: Option<u64>,
+    /// Deployment name for the rebuilt spec.
+    #[arg(long, default_value = "imported")]
+    name: String,
+}
+
+impl ImportArgs {
+    fn options(&self) -> crate::import::ImportOptions {
+        crate::import::ImportOptions {
+            name: self.name.clone(),
+            overlay: self.overlay.clone(),
+            load: crate::import::LoadFlags {
+                rps: self.rps,
+                service_time: self.service_time.clone(),
+                db_time: self.db_time.clone(),
+                concurrent_users: self.concurrent_users,
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -159,6 +223,8 @@ fn run(cli: Cli) -> u8 {
         Command::Check { spec, format, strict } => check(&spec, format, strict, color),
         Command::Plan { spec, format, compare } => plan(&spec, format, compare.as_deref(), color),
         Command::Explain { rule } => explain(rule.as_deref()),
+        Command::Lint { paths, import, format, strict } => lint(&paths, &import, format, strict, color),
+        Command::Import { paths, import, out } => import_spec(&paths, &import, &out, color),
         Command::Render { spec, out, force, only, stdout, check } => render(&spec, out.as_deref(), force, &only, stdout, check, color),
         Command::Diff { spec, against, format, only } => diff(&spec, against.as_deref(), format, &only, color),
         Command::Schema => {
@@ -413,4 +479,62 @@ fn diff(spec: &Path, against: Option<&Path>, format: PlanFormat, only: &[String]
         }
     }
     if changed + new > 0 { EXIT_FINDINGS } else { EXIT_CLEAN }
+}
+
+fn subject_of(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn lint(paths: &[PathBuf], args: &ImportArgs, format: Format, strict: bool, color: bool) -> u8 {
+    let outcome = crate::import::import(paths, &args.options());
+    let unparsable = outcome.diagnostics.iter().any(|d| d.severity == Severity::Error);
+    let mut diagnostics = outcome.diagnostics.clone();
+    let mut findings = Vec::new();
+    if let Some(imported) = &outcome.imported {
+        let plan = crate::plan::resolve(&imported.spec);
+        findings = crate::rules::check(&plan);
+        analysis::locate_all(imported, &mut findings);
+    }
+    let rule_failure = exit_for(&findings, strict);
+    // Findings first (the point of linting), then what could not be read or was assumed.
+    findings.append(&mut diagnostics);
+    let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: &findings };
+    out(&report::render(format, &input, color));
+    if unparsable { EXIT_ERROR } else { rule_failure }
+}
+
+fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: bool) -> u8 {
+    let outcome = crate::import::import(paths, &args.options());
+    let problems: Vec<_> = outcome.diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
+    let notes: Vec<_> = outcome.diagnostics.iter().filter(|d| d.severity != Severity::Error).cloned().collect();
+    let report_to_stderr = |diags: &[crate::diag::Diagnostic]| {
+        if diags.is_empty() {
+            return;
+        }
+        let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: diags };
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(report::render(Format::Human, &input, color_for_stderr(color)).as_bytes());
+    };
+    let Some(imported) = &outcome.imported else {
+        report_to_stderr(&outcome.diagnostics);
+        eprintln!("error: no spec written: the files above could not be read into one");
+        return EXIT_ERROR;
+    };
+    report_to_stderr(&notes);
+    if !problems.is_empty() {
+        report_to_stderr(&problems);
+        eprintln!("error: no spec written: some files could not be parsed");
+        return EXIT_ERROR;
+    }
+    let text = crate::import::to_yaml(imported, &notes);
+    if out_path == Path::new("-") {
+        out(&text);
+        return EXIT_CLEAN;
+    }
+    if let Err(e) = crate::output::write_atomic(out_path, &text) {
+        eprintln!("error: cannot write {}: {e}", out_path.display());
+        return EXIT_ERROR;
+    }
+    out(&format!("wrote {} ({} services); run `headroom check {}`\n", out_path.display(), imported.spec.services.len(), out_path.display()));
+    EXIT_CLEAN
 }

@@ -13,3 +13,4 @@ pub mod cli;
 pub mod report;
 pub mod targets;
 pub mod output;
+pub mod import;

@@ -147,17 +147,31 @@ pub fn load_source(source: SourceFile) -> LoadResult {
             return Err(LoadFailure { source: Some(source), diagnostics: vec![d] });
         }
     };
+    let locator = |pointer: &str, key_only: bool| locate_in(&source, &spans, pointer, key_only);
+    match validate_value(&mut value, &locator) {
+        Ok(spec) => Ok(Loaded { source, value, spans, spec }),
+        Err(diagnostics) => Err(LoadFailure { source: Some(source), diagnostics }),
+    }
+}
+
+/// Finds the span of a JSON pointer (`key_only`: the key, not the key and value).
+pub type Locator<'a> = dyn Fn(&str, bool) -> Option<Span> + 'a;
+
+/// Schema check, typed conversion and reference check of a spec already parsed into
+/// JSON (from YAML, or rebuilt from foreign configs by `import`). Every problem found
+/// is returned, each located through `locate`.
+pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     if !value.is_object() {
-        problems.push(problem(&source, &spans, "", "the spec must be a mapping with `version`, `name` and `services`".into(), None));
-        return Err(LoadFailure { source: Some(source), diagnostics: problems });
+        problems.push(problem(locate, "", "the spec must be a mapping with `version`, `name` and `services`".into(), None));
+        return Err(problems);
     }
-    schema_problems(&source, &spans, &value, &mut problems);
+    schema_problems(locate, value, &mut problems);
     if !problems.is_empty() {
-        return Err(LoadFailure { source: Some(source), diagnostics: problems });
+        return Err(problems);
     }
-    strip_annotations(&mut value);
-    let spec: Spec = match serde_path_to_error::deserialize(&value) {
+    strip_annotations(value);
+    let spec: Spec = match serde_path_to_error::deserialize(&*value) {
         Ok(spec) => spec,
         Err(e) => {
             let pointer: String = e
@@ -176,24 +190,25 @@ pub fn load_source(source: SourceFile) -> LoadResult {
                 .pointer(&pointer)
                 .and_then(|v| leaf_mentioned(v, &pointer, &message))
                 .unwrap_or(pointer);
-            let hint = unit_kind(&value, &pointer).map(unit_hint);
-            problems.push(problem(&source, &spans, &pointer, message, hint));
-            return Err(LoadFailure { source: Some(source), diagnostics: problems });
+            let hint = unit_kind(value, &pointer).map(unit_hint);
+            problems.push(problem(locate, &pointer, message, hint));
+            return Err(problems);
         }
     };
-    reference_problems(&source, &spans, &spec, &mut problems);
+    reference_problems(locate, &spec, &mut problems);
     if !problems.is_empty() {
-        return Err(LoadFailure { source: Some(source), diagnostics: problems });
+        return Err(problems);
     }
-    Ok(Loaded { source, value, spans, spec })
+    Ok(spec)
 }
 
-fn problem(source: &SourceFile, spans: &SpanMap, pointer: &str, message: String, hint: Option<String>) -> Diagnostic {
-    problem_at(source, spans, pointer, message, hint, false)
+
+fn problem(locate: &Locator<'_>, pointer: &str, message: String, hint: Option<String>) -> Diagnostic {
+    problem_at(locate, pointer, message, hint, false)
 }
 
-fn problem_at(source: &SourceFile, spans: &SpanMap, pointer: &str, message: String, hint: Option<String>, key_only: bool) -> Diagnostic {
-    let span = locate_in(source, spans, pointer, key_only);
+fn problem_at(locate: &Locator<'_>, pointer: &str, message: String, hint: Option<String>, key_only: bool) -> Diagnostic {
+    let span = locate(pointer, key_only);
     let path = path::from_pointer(pointer, &Value::Null);
     let mut d = Diagnostic::new(SPEC_INVALID, Severity::Error, path, message).at(span);
     d.fix = hint;
@@ -273,7 +288,7 @@ fn unit_kind(instance: &Value, pointer: &str) -> Option<&'static str> {
     }
 }
 
-fn schema_problems(source: &SourceFile, spans: &SpanMap, value: &Value, problems: &mut Vec<Diagnostic>) {
+fn schema_problems(locate: &Locator<'_>, value: &Value, problems: &mut Vec<Diagnostic>) {
     use jsonschema::error::ValidationErrorKind as K;
     let validator = validator();
     let mut seen = std::collections::HashSet::new();
@@ -294,7 +309,7 @@ fn schema_problems(source: &SourceFile, spans: &SpanMap, value: &Value, problems
                     }
                     hint.push_str("; keys starting with `x-` are free-form annotations");
                     if seen.insert(key_pointer.clone()) {
-                        problems.push(problem_at(source, spans, &key_pointer, format!("unknown key `{key}` in {at}{kind}"), Some(hint), true));
+                        problems.push(problem_at(locate, &key_pointer, format!("unknown key `{key}` in {at}{kind}"), Some(hint), true));
                     }
                 }
                 continue;
@@ -370,7 +385,7 @@ fn schema_problems(source: &SourceFile, spans: &SpanMap, value: &Value, problems
             _ => (format!("invalid value at {at}: {error}"), None, pointer.clone(), false),
         };
         if seen.insert(format!("{target}\u{0}{message}")) {
-            problems.push(problem_at(source, spans, &target, message, hint, key_only));
+            problems.push(problem_at(locate, &target, message, hint, key_only));
         }
     }
     problems.sort_by_key(|d| d.span.as_ref().map(|s| s.bytes.start));
@@ -433,9 +448,9 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn reference_problems(source: &SourceFile, spans: &SpanMap, spec: &Spec, problems: &mut Vec<Diagnostic>) {
+fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diagnostic>) {
     let mut add = |pointer: String, message: String, hint: String, key_only: bool| {
-        problems.push(problem_at(source, spans, &pointer, message, Some(hint), key_only));
+        problems.push(problem_at(locate, &pointer, message, Some(hint), key_only));
     };
     for name in spec.machines.keys() {
         if !valid_name(name) {

@@ -52,6 +52,11 @@ impl SpanMap {
         }
     }
 
+    /// Every pointer with its spans.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &NodeSpans)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     fn insert(&mut self, pointer: String, spans: NodeSpans) {
         self.entries.insert(pointer, spans);
     }

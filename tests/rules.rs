@@ -75,3 +75,26 @@ fn registry_holds_every_core_rule_once() {
         }
     }
 }
+
+#[test]
+fn readme_lists_every_rule() {
+    let readme = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for rule in REGISTRY {
+        let row = format!("| `{}` | {} |", rule.id(), rule.severity().as_str());
+        assert!(readme.contains(&row), "README's rule table lacks {row}");
+    }
+}
+
+#[test]
+fn explain_prints_every_rule_and_rejects_unknown_ids() {
+    let bin = env!("CARGO_BIN_EXE_headroom");
+    for rule in REGISTRY {
+        let out = std::process::Command::new(bin).args(["explain", rule.id()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(rule.docs().lines().next().unwrap().trim()), "{}", rule.id());
+    }
+    let out = std::process::Command::new(bin).args(["explain", "postgres-conections-exhausted"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `postgres-connections-exhausted`?"));
+}

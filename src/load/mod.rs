@@ -166,11 +166,13 @@ pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, V
         problems.push(problem(locate, "", "the spec must be a mapping with `version`, `name` and `services`".into(), None));
         return Err(problems);
     }
+    // `x-` keys are the user's annotations: gone before validation, so the validator
+    // needs no per-object pattern for them (compiling those patterns dominated start-up).
+    strip_annotations(value);
     schema_problems(locate, value, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
-    strip_annotations(value);
     let spec: Spec = match serde_path_to_error::deserialize(&*value) {
         Ok(spec) => spec,
         Err(e) => {
@@ -433,10 +435,26 @@ fn unit_hint(kind: &str) -> String {
 fn validator() -> &'static jsonschema::Validator {
     static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     VALIDATOR.get_or_init(|| {
+        let mut schema = crate::schema::schema().clone();
+        without_annotation_patterns(&mut schema);
         jsonschema::draft7::options()
-            .build(crate::schema::schema())
+            .build(&schema)
             .expect("the generated schema is a valid draft-07 schema")
     })
+}
+
+/// Removes the `^x-` patternProperties the published schema carries for editors.
+fn without_annotation_patterns(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("patternProperties").and_then(Value::as_object).is_some_and(|p| p.len() == 1 && p.contains_key("^x-")) {
+                map.remove("patternProperties");
+            }
+            map.values_mut().for_each(without_annotation_patterns);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_annotation_patterns),
+        _ => {}
+    }
 }
 
 const NAME_HINT: &str = "names are lowercase letters, digits, `-` and `_`, starting with a letter or digit (they become container and host names)";

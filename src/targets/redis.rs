@@ -1,6 +1,27 @@
-//! Target `redis` (stub: renders nothing yet).
+//! Target `redis`: redis.conf per redis service (memory, clients, backlog, persistence,
+//! cluster settings) and, in sentinel mode, a sentinel.conf watching it; plus the same
+//! server settings as `redis-server` arguments for compose and Kamal commands.
 
-use super::{Artifact, Context, RenderError, Target};
+use serde::Serialize;
+
+use super::{Artifact, Context, RenderError, Target, render_template};
+use crate::plan::{Detail, Kind, RedisPlan, ServicePlan};
+use crate::spec::{Persistence, RedisMode};
+
+const REDIS: &str = include_str!("../../templates/redis/redis.conf.j2");
+const SENTINEL: &str = include_str!("../../templates/redis/sentinel.conf.j2");
+
+/// Redis' documented default save points (redis.conf of Redis 7).
+pub const RDB_SAVE_POINTS: &str = "3600 1 300 100 60 10000";
+/// Redis' default `cluster-node-timeout` (ms).
+pub const CLUSTER_NODE_TIMEOUT_MS: u64 = 15_000;
+/// Sentinel's port.
+pub const SENTINEL_PORT: u64 = 26379;
+/// Sentinel's documented defaults: `down-after-milliseconds` 30 s,
+/// `failover-timeout` 3 min, `parallel-syncs` 1.
+pub const SENTINEL_DOWN_AFTER_MS: u64 = 30_000;
+pub const SENTINEL_FAILOVER_TIMEOUT_MS: u64 = 180_000;
+pub const SENTINEL_PARALLEL_SYNCS: u64 = 1;
 
 pub struct Redis;
 
@@ -8,19 +29,294 @@ impl Target for Redis {
     fn name(&self) -> &'static str {
         "redis"
     }
-    fn render(&self, _ctx: &Context<'_>) -> Result<Vec<Artifact>, RenderError> {
-        Ok(Vec::new())
+    fn render(&self, ctx: &Context<'_>) -> Result<Vec<Artifact>, RenderError> {
+        let mut artifacts = Vec::new();
+        for service in ctx.plan.services.iter().filter(|s| s.kind == Kind::Redis) {
+            let Detail::Redis(redis) = &service.detail else { continue };
+            let context = RedisContext {
+                header: ctx.header("#").trim_end().to_string(),
+                service: service.name.clone(),
+                mode: match redis.mode {
+                    RedisMode::Standalone => "standalone",
+                    RedisMode::Sentinel => "sentinel",
+                    RedisMode::Cluster => "cluster",
+                },
+                directives: directives(service),
+                sentinel: sentinel(service, redis, super::pgbouncer::host_of(ctx, service)),
+            };
+            let text = render_template("redis", "redis/redis.conf.j2", REDIS, &context)?;
+            artifacts.push(Artifact { target: "redis", path: path(ctx, service), text, patched: false });
+            if context.sentinel.is_some() {
+                let text = render_template("redis", "redis/sentinel.conf.j2", SENTINEL, &context)?;
+                artifacts.push(Artifact { target: "redis", path: sentinel_path(ctx, service), text, patched: false });
+            }
+        }
+        Ok(artifacts)
     }
 }
 
-/// Where a redis service's config goes (default `redis/<service>.conf`).
-pub fn path(ctx: &Context<'_>, service: &crate::plan::ServicePlan) -> String {
-    let _ = ctx;
-    format!("redis/{}.conf", service.name)
+fn several(ctx: &Context<'_>) -> bool {
+    ctx.plan.services.iter().filter(|s| s.kind == Kind::Redis).count() > 1
+}
+
+/// Where a redis service's config goes: `deploy.files.redis` (default
+/// `redis/<service>.conf`); with several redis services, `deploy.files["redis.<service>"]`.
+pub fn path(ctx: &Context<'_>, service: &ServicePlan) -> String {
+    let default = format!("redis/{}.conf", service.name);
+    if several(ctx) { ctx.path_for(&format!("redis.{}", service.name), &default) } else { ctx.path_for("redis", &default) }
+}
+
+/// Where a sentinel-mode redis service's sentinel.conf goes: `deploy.files.sentinel`
+/// (default `redis/<service>-sentinel.conf`); with several redis services,
+/// `deploy.files["sentinel.<service>"]`.
+pub fn sentinel_path(ctx: &Context<'_>, service: &ServicePlan) -> String {
+    let default = format!("redis/{}-sentinel.conf", service.name);
+    if several(ctx) { ctx.path_for(&format!("sentinel.{}", service.name), &default) } else { ctx.path_for("sentinel", &default) }
 }
 
 /// The same settings as `redis-server` arguments, for compose and Kamal commands.
-pub fn server_args(service: &crate::plan::ServicePlan) -> Vec<String> {
-    let _ = service;
-    vec!["redis-server".into()]
+pub fn server_args(service: &ServicePlan) -> Vec<String> {
+    let mut args = vec!["redis-server".to_string()];
+    for d in directives(service) {
+        args.push(format!("--{}", d.key));
+        args.extend(d.args);
+    }
+    args
+}
+
+/// One redis.conf directive with its arguments (each one argument, as `redis-server
+/// --key arg` takes it) and a note on where the value came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Directive {
+    pub key: &'static str,
+    pub args: Vec<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RedisContext {
+    header: String,
+    service: String,
+    mode: &'static str,
+    directives: Vec<Directive>,
+    sentinel: Option<SentinelContext>,
+}
+
+#[derive(Serialize)]
+struct SentinelContext {
+    port: u64,
+    master_name: String,
+    master_host: String,
+    master_port: u64,
+    quorum: u64,
+    quorum_note: String,
+    sentinels: Option<u64>,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+    parallel_syncs: u64,
+}
+
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// A size in the units redis.conf documents (`kb`, `mb`, `gb`: 1024-based; a bare
+/// number is bytes).
+pub fn size(bytes: u64) -> String {
+    const K: u64 = 1024;
+    if bytes == 0 {
+        "0".into()
+    } else if bytes.is_multiple_of(K * K * K) {
+        format!("{}gb", bytes / (K * K * K))
+    } else if bytes.is_multiple_of(K * K) {
+        format!("{}mb", bytes / (K * K))
+    } else if bytes.is_multiple_of(K) {
+        format!("{}kb", bytes / K)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// Every redis.conf directive the plan decides, in file order.
+pub fn directives(service: &ServicePlan) -> Vec<Directive> {
+    let Detail::Redis(redis) = &service.detail else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut push = |key: &'static str, args: &[&str], note: Option<String>| {
+        out.push(Directive { key, args: args.iter().map(|a| a.to_string()).collect(), note: note.map(|n| one_line(&n)) });
+    };
+    push("bind", &["0.0.0.0"], Some("every interface of the container; keep the port on a private network".into()));
+    push("port", &[&service.port.value.to_string()], None);
+    push("protected-mode", &["no"], Some("no password is configured; other containers must reach it".into()));
+    push("tcp-backlog", &[&service.backlog.as_ref().map_or(redis.tcp_backlog.value, |b| b.value).to_string()], Some(redis.tcp_backlog.cite()));
+    let clients_note = if redis.effective_maxclients.value < redis.maxclients.value {
+        format!("{}; Redis lowers it to {} ({})", redis.maxclients.cite(), redis.effective_maxclients.value, redis.effective_maxclients.cite())
+    } else {
+        redis.maxclients.cite()
+    };
+    push("maxclients", &[&redis.maxclients.value.to_string()], Some(clients_note));
+    if let Some(m) = &redis.maxmemory {
+        push("maxmemory", &[&size(m.value)], Some(m.cite()));
+    }
+    push("maxmemory-policy", &[&redis.maxmemory_policy.value], Some(redis.maxmemory_policy.cite()));
+    let persistence_note = Some(redis.persistence.cite());
+    match redis.persistence.value {
+        Persistence::None => {
+            push("save", &[""], persistence_note);
+            push("appendonly", &["no"], None);
+        }
+        Persistence::Rdb => {
+            push("save", &[RDB_SAVE_POINTS], persistence_note);
+            push("appendonly", &["no"], None);
+        }
+        Persistence::Aof => {
+            push("save", &[""], persistence_note);
+            push("appendonly", &["yes"], None);
+            push("appendfsync", &["everysec"], None);
+        }
+    }
+    push("dir", &["/data"], Some("the official image's data volume".into()));
+    if redis.mode == RedisMode::Cluster {
+        push("cluster-enabled", &["yes"], redis.masters.as_ref().map(|m| format!("{} masters x {} replicas each", m.value, redis.replicas_per_master)));
+        push("cluster-config-file", &["nodes.conf"], Some("written by Redis in dir".into()));
+        push("cluster-node-timeout", &[&CLUSTER_NODE_TIMEOUT_MS.to_string()], Some("Redis' default".into()));
+    }
+    out
+}
+
+fn sentinel(service: &ServicePlan, redis: &RedisPlan, master_host: String) -> Option<SentinelContext> {
+    if redis.mode != RedisMode::Sentinel {
+        return None;
+    }
+    let quorum = redis.sentinel_quorum.as_ref()?;
+    Some(SentinelContext {
+        port: SENTINEL_PORT,
+        master_name: service.name.clone(),
+        master_host,
+        master_port: service.port.value,
+        quorum: quorum.value,
+        quorum_note: one_line(&quorum.cite()),
+        sentinels: redis.sentinels.as_ref().map(|s| s.value),
+        down_after_ms: SENTINEL_DOWN_AFTER_MS,
+        failover_timeout_ms: SENTINEL_FAILOVER_TIMEOUT_MS,
+        parallel_syncs: SENTINEL_PARALLEL_SYNCS,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::analyze_text;
+
+    fn analyze(redis: &str) -> crate::analysis::Analysis {
+        let yaml = format!("version: 1\nname: t\nservices:\n  cache: {{ kind: redis, {redis} }}\n");
+        analyze_text("capacity.yaml", &yaml).expect("spec loads")
+    }
+
+    fn render(redis: &str) -> Vec<Artifact> {
+        let analysis = analyze(redis);
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+        Redis.render(&ctx).expect("renders")
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(|l| l.split(" #").next().unwrap().trim_end()).collect()
+    }
+
+    #[test]
+    fn standalone_without_persistence() {
+        let a = render("maxmemory: 8gb, maxmemory_policy: allkeys-lru, maxclients: 20000");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].path, "redis/cache.conf");
+        assert!(a[0].text.starts_with("# Generated by headroom from capacity.yaml"));
+        assert_eq!(
+            lines(&a[0].text),
+            [
+                "bind 0.0.0.0",
+                "port 6379",
+                "protected-mode no",
+                "tcp-backlog 511",
+                "maxclients 20000",
+                "maxmemory 8gb",
+                "maxmemory-policy allkeys-lru",
+                "save \"\"",
+                "appendonly no",
+                "dir /data",
+            ]
+        );
+    }
+
+    #[test]
+    fn persistence_modes() {
+        let rdb = render("persistence: rdb, maxmemory: 512mb");
+        let t = lines(&rdb[0].text);
+        assert!(t.contains(&"save \"3600 1 300 100 60 10000\""), "{t:?}");
+        assert!(t.contains(&"maxmemory 512mb"));
+        let aof = render("persistence: aof");
+        let t = lines(&aof[0].text);
+        assert!(t.contains(&"appendonly yes") && t.contains(&"appendfsync everysec") && t.contains(&"save \"\""), "{t:?}");
+        assert!(!t.iter().any(|l| l.starts_with("maxmemory ")), "no maxmemory when the plan has none");
+    }
+
+    #[test]
+    fn sentinel_mode_renders_a_sentinel_conf() {
+        let a = render("mode: sentinel, sentinels: 3, quorum: 2, maxmemory: 1gb");
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[1].path, "redis/cache-sentinel.conf");
+        let t = lines(&a[1].text);
+        assert!(t.contains(&"port 26379"));
+        assert!(t.contains(&"sentinel resolve-hostnames yes"));
+        assert!(t.contains(&"sentinel monitor cache cache 6379 2"), "{t:?}");
+        assert!(t.contains(&"sentinel down-after-milliseconds cache 30000"));
+        assert!(t.contains(&"sentinel failover-timeout cache 180000"));
+        assert!(t.contains(&"sentinel parallel-syncs cache 1"));
+        // quorum unset: the majority of the sentinels
+        let a = render("mode: sentinel, sentinels: 5");
+        assert!(lines(&a[1].text).contains(&"sentinel monitor cache cache 6379 3"));
+    }
+
+    #[test]
+    fn cluster_mode() {
+        let a = render("mode: cluster, masters: 3");
+        assert_eq!(a.len(), 1);
+        let t = lines(&a[0].text);
+        assert!(t.contains(&"cluster-enabled yes") && t.contains(&"cluster-config-file nodes.conf") && t.contains(&"cluster-node-timeout 15000"), "{t:?}");
+    }
+
+    #[test]
+    fn server_args_match_the_file() {
+        for spec in ["maxmemory: 8gb, maxmemory_policy: allkeys-lru", "persistence: rdb", "persistence: aof, mode: cluster, masters: 3"] {
+            let analysis = analyze(spec);
+            let args = server_args(analysis.plan.service("cache").unwrap());
+            assert_eq!(args[0], "redis-server");
+            let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+            let text = Redis.render(&ctx).unwrap().remove(0).text;
+            // rebuild each file line from the arguments
+            let mut rebuilt = Vec::new();
+            for arg in &args[1..] {
+                match arg.strip_prefix("--") {
+                    Some(key) => rebuilt.push(key.to_string()),
+                    None => {
+                        let last = rebuilt.last_mut().unwrap();
+                        last.push(' ');
+                        last.push_str(&crate::targets::escape::redis_arg(arg).unwrap());
+                    }
+                }
+            }
+            assert_eq!(rebuilt, lines(&text));
+        }
+        let analysis = analyze("maxmemory: 8gb");
+        let args = server_args(analysis.plan.service("cache").unwrap());
+        let at = args.iter().position(|a| a == "--maxmemory").unwrap();
+        assert_eq!(args[at + 1], "8gb");
+        let at = args.iter().position(|a| a == "--save").unwrap();
+        assert_eq!(args[at + 1], "");
+    }
+
+    #[test]
+    fn sizes_in_redis_units() {
+        assert_eq!(size(8 << 30), "8gb");
+        assert_eq!(size(768 << 20), "768mb");
+        assert_eq!(size(1536), "1536");
+        assert_eq!(size(3 << 10), "3kb");
+    }
 }

@@ -1,0 +1,451 @@
+//! The rendered files of every example, fed to the real programs that read them.
+//!
+//! For each `examples/*/capacity.yaml`: analyze it, render every target (regardless
+//! of rule errors, as `render --force` does), write the artifacts to a temp dir and run
+//! the matching validator of `tests/validators/` on every nginx.conf, postgres
+//! include, pgbouncer.ini, redis.conf and sentinel.conf. Values the servers report
+//! back are compared with the plan (`SHOW max_connections`, `CONFIG GET maxmemory`,
+//! the sentinel's quorum). A missing program or validator fails the test: install
+//! them with `.ci/install-validators`.
+//!
+//! Version-gated settings: the test machine has PostgreSQL 15 and PgBouncer 1.18
+//! (Debian bookworm), and both reject a parameter they do not know. A file rendered
+//! for a newer server is first run as rendered and must be rejected for exactly the
+//! gated setting (`reserved_connections`, PG16+; `max_prepared_statements`, PgBouncer
+//! 1.21+) and nothing else; then the same plan with the installed version is rendered,
+//! must differ only by that setting, and must be accepted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use headroom::analysis::analyze_file;
+use headroom::plan::{Detail, Kind, Plan, ServicePlan};
+use headroom::spec::Persistence;
+use headroom::targets::{self, Artifact, Context, Target};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .expect("examples/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("capacity.yaml"))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+    /// `key = value` lines a validator prints.
+    fn values(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once(" = "))
+            .map(|(k, v)| (k.trim().to_string(), v.split("  #").next().unwrap_or(v).to_string()))
+            .collect()
+    }
+}
+
+fn validator(script: &str, args: &[&Path]) -> Run {
+    let path = root().join("tests/validators").join(script);
+    assert!(path.is_file(), "validator {} is missing", path.display());
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+}
+
+/// The major version of the newest installed PostgreSQL (what lib.sh runs).
+fn installed_postgres() -> u64 {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("bin/postgres").is_file())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .max()
+        .expect("PostgreSQL is not installed under /usr/lib/postgresql: run .ci/install-validators")
+}
+
+/// (major, minor) of the installed pgbouncer.
+fn installed_pgbouncer() -> (u32, u32) {
+    let out = Command::new("pgbouncer").arg("--version").output().expect("pgbouncer is not installed: run .ci/install-validators");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_string();
+    headroom::plan::resolve::parse_version(&version).unwrap_or_else(|| panic!("cannot read the pgbouncer version from {text:?}"))
+}
+
+/// Lines that are settings (not comments, not blank).
+fn setting_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with(['#', ';'])).collect()
+}
+
+/// `copy` (rendered for the installed version) must be `original` without the
+/// setting `gated`, and nothing else.
+fn differs_only_by(original: &str, copy: &str, gated: &str) -> Result<(), String> {
+    let orig = setting_lines(original);
+    let copy_lines = setting_lines(copy);
+    let key = |l: &str| l.split(|c: char| c.is_whitespace() || c == '=').find(|t| !t.is_empty()).unwrap_or_default().to_string();
+    let expected: Vec<&str> = orig.iter().copied().filter(|l| key(l) != gated).collect();
+    if expected != copy_lines || expected.len() == orig.len() {
+        return Err(format!("the copy for the installed version should be the file without `{gated}`:\n{original}\n--- copy\n{copy}"));
+    }
+    Ok(())
+}
+
+struct Example<'a> {
+    name: String,
+    dir: PathBuf,
+    plan: &'a Plan,
+    ctx: Context<'a>,
+    artifacts: Vec<Artifact>,
+    failures: Vec<String>,
+    checked: usize,
+}
+
+impl<'a> Example<'a> {
+    fn fail(&mut self, what: String) {
+        self.failures.push(format!("[{}] {what}", self.name));
+    }
+    fn file(&self, path: &str) -> PathBuf {
+        self.dir.join(path)
+    }
+    fn artifact(&self, path: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.path == path)
+    }
+    fn services(&self, kind: Kind) -> Vec<&'a ServicePlan> {
+        self.plan.services.iter().filter(|s| s.kind == kind).collect()
+    }
+}
+
+fn write_artifacts(dir: &Path, artifacts: &[Artifact]) {
+    for a in artifacts {
+        let path = dir.join(&a.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &a.text).unwrap();
+    }
+}
+
+/// Renders one target for a plan with a changed version (written beside the rest).
+fn rerender(ex: &Example<'_>, plan: &Plan, target: &dyn Target, path: &str, out: &Path) -> Artifact {
+    let ctx = Context { spec: ex.ctx.spec, plan, spec_file: ex.ctx.spec_file.clone(), existing_root: None };
+    let artifact = target
+        .render(&ctx)
+        .unwrap_or_else(|e| panic!("[{}] cannot re-render {path}: {e}", ex.name))
+        .into_iter()
+        .find(|a| a.path == path)
+        .unwrap_or_else(|| panic!("[{}] re-render has no {path}", ex.name));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(out, &artifact.text).unwrap();
+    artifact
+}
+
+fn check_nginx(ex: &mut Example<'_>) {
+    for service in ex.services(Kind::Nginx) {
+        let Detail::Nginx(n) = &service.detail else { continue };
+        let path = targets::nginx::path(&ex.ctx, service);
+        let Some(a) = ex.artifact(&path) else {
+            ex.fail(format!("no nginx.conf rendered for `{}` at {path}", service.name));
+            continue;
+        };
+        let text = a.text.clone();
+        for expect in [format!("worker_connections {};", n.worker_connections.value), format!("worker_rlimit_nofile {};", n.rlimit_nofile.value)] {
+            if !text.contains(&expect) {
+                ex.fail(format!("{path} lacks `{expect}`"));
+            }
+        }
+        for u in &n.upstreams {
+            let servers = text.lines().filter(|l| l.trim_start().starts_with("server ") && u.servers.iter().any(|(h, p)| l.contains(&format!(" {h}:{p} ")))).count();
+            if servers < u.servers.len() {
+                ex.fail(format!("{path}: upstream {} has {servers} server lines, the plan {}", u.name, u.servers.len()));
+            }
+        }
+        let run = validator("nginx.sh", &[&ex.file(&path)]);
+        ex.checked += 1;
+        if !run.ok {
+            ex.fail(format!("nginx rejected {path}\n{}\n{text}", run.describe()));
+        }
+    }
+}
+
+fn check_postgres(ex: &mut Example<'_>, installed: u64) {
+    for service in ex.services(Kind::Postgres) {
+        let Detail::Postgres(pg) = &service.detail else { continue };
+        let path = targets::postgres::path(&ex.ctx, service);
+        let Some(a) = ex.artifact(&path) else {
+            ex.fail(format!("no postgres include rendered for `{}` at {path}", service.name));
+            continue;
+        };
+        let original = a.text.clone();
+        let mut file = ex.file(&path);
+        let mut settings = targets::postgres::settings(pg);
+        if pg.version.value > installed {
+            // As rendered: rejected for reserved_connections alone.
+            let run = validator("postgres.sh", &[&file]);
+            ex.checked += 1;
+            let unknown: Vec<&str> = run.stderr.lines().filter(|l| l.contains("unrecognized configuration parameter")).collect();
+            let only_gated = !unknown.is_empty() && unknown.iter().all(|l| l.contains("\"reserved_connections\""));
+            if run.ok || !only_gated {
+                ex.fail(format!(
+                    "PostgreSQL {installed} should reject {path} (PostgreSQL {}) for reserved_connections alone\n{}",
+                    pg.version.value,
+                    run.describe()
+                ));
+            }
+            // The same plan for the installed version.
+            let mut plan = ex.plan.clone();
+            let Some(Detail::Postgres(p)) = plan.services.iter_mut().find(|s| s.name == service.name).map(|s| &mut s.detail) else { unreachable!() };
+            p.version.value = installed;
+            settings = targets::postgres::settings(p);
+            file = ex.dir.join("installed-version").join(&path);
+            let copy = rerender(ex, &plan, &targets::postgres::Postgres, &path, &file);
+            if let Err(e) = differs_only_by(&original, &copy.text, "reserved_connections") {
+                ex.fail(format!("{path}: {e}"));
+            }
+        }
+        let run = validator("postgres.sh", &[&file]);
+        ex.checked += 1;
+        if !run.ok {
+            ex.fail(format!("postgres rejected {}\n{}\n{original}", file.display(), run.describe()));
+            continue;
+        }
+        let shown = run.values();
+        if shown.get("max_connections").map(String::as_str) != Some(pg.max_connections.value.to_string().as_str()) {
+            ex.fail(format!("{path}: SHOW max_connections = {:?}, the plan says {}", shown.get("max_connections"), pg.max_connections.value));
+        }
+        for s in &settings {
+            if shown.get(s.key) != Some(&s.value) {
+                ex.fail(format!("{path}: SHOW {} = {:?}, rendered {}", s.key, shown.get(s.key), s.value));
+            }
+        }
+    }
+}
+
+fn check_pgbouncer(ex: &mut Example<'_>, installed: (u32, u32)) {
+    for service in ex.services(Kind::Pgbouncer) {
+        let Detail::Pgbouncer(pgb) = &service.detail else { continue };
+        let path = targets::pgbouncer::path(&ex.ctx, service);
+        let Some(a) = ex.artifact(&path) else {
+            ex.fail(format!("no pgbouncer.ini rendered for `{}` at {path}", service.name));
+            continue;
+        };
+        let original = a.text.clone();
+        let userlist = targets::pgbouncer::userlist_path(&path);
+        match ex.artifact(&userlist) {
+            Some(u) => {
+                let entries = setting_lines(&u.text);
+                let names_users = pgb.users.iter().all(|user| entries.iter().any(|l| l.starts_with(&format!("\"{user}\" "))));
+                if entries.len() != pgb.users.len() || !names_users || entries.iter().any(|l| !l.contains('<')) {
+                    ex.fail(format!("{userlist} should hold one placeholder line per user\n{}", u.text));
+                }
+            }
+            None => ex.fail(format!("no {userlist} beside {path}")),
+        }
+        let mut file = ex.file(&path);
+        if pgb.max_prepared_statements.is_some() && installed < (1, 21) {
+            let run = validator("pgbouncer.sh", &[&file]);
+            ex.checked += 1;
+            let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
+            let only_gated = run.stderr.contains("unknown parameter: pgbouncer/max_prepared_statements")
+                && errors.iter().all(|l| l.contains("max_prepared_statements"));
+            if run.ok || !only_gated {
+                ex.fail(format!(
+                    "PgBouncer {}.{} should reject {path} (PgBouncer {}.{}) for max_prepared_statements alone\n{}",
+                    installed.0,
+                    installed.1,
+                    pgb.version.value.0,
+                    pgb.version.value.1,
+                    run.describe()
+                ));
+            }
+            let mut plan = ex.plan.clone();
+            let Some(Detail::Pgbouncer(p)) = plan.services.iter_mut().find(|s| s.name == service.name).map(|s| &mut s.detail) else { unreachable!() };
+            p.version.value = installed;
+            p.max_prepared_statements = None;
+            file = ex.dir.join("installed-version").join(&path);
+            let copy = rerender(ex, &plan, &targets::pgbouncer::Pgbouncer, &path, &file);
+            if let Err(e) = differs_only_by(&original, &copy.text, "max_prepared_statements") {
+                ex.fail(format!("{path}: {e}"));
+            }
+        }
+        let run = validator("pgbouncer.sh", &[&file]);
+        ex.checked += 1;
+        if !run.ok || !run.stdout.contains("select 1 via pgbouncer") {
+            ex.fail(format!("pgbouncer rejected {}\n{}\n{original}", file.display(), run.describe()));
+        }
+    }
+}
+
+fn check_redis(ex: &mut Example<'_>) {
+    for service in ex.services(Kind::Redis) {
+        let Detail::Redis(r) = &service.detail else { continue };
+        let path = targets::redis::path(&ex.ctx, service);
+        if ex.artifact(&path).is_none() {
+            ex.fail(format!("no redis.conf rendered for `{}` at {path}", service.name));
+            continue;
+        }
+        let run = validator("redis.sh", &[&ex.file(&path)]);
+        ex.checked += 1;
+        if !run.ok {
+            let text = ex.artifact(&path).unwrap().text.clone();
+            ex.fail(format!("redis-server rejected {path}\n{}\n{text}", run.describe()));
+            continue;
+        }
+        let got = run.values();
+        let (appendonly, save) = match r.persistence.value {
+            Persistence::None => ("no", String::new()),
+            Persistence::Rdb => ("no", targets::redis::RDB_SAVE_POINTS.to_string()),
+            Persistence::Aof => ("yes", String::new()),
+        };
+        let expected = [
+            ("maxmemory", r.maxmemory.as_ref().map_or(0, |m| m.value).to_string()),
+            ("maxmemory-policy", r.maxmemory_policy.value.clone()),
+            ("maxclients", r.maxclients.value.to_string()),
+            ("tcp-backlog", r.tcp_backlog.value.to_string()),
+            ("appendonly", appendonly.to_string()),
+            ("save", save),
+        ];
+        for (key, want) in expected {
+            if got.get(key).map(|v| v.trim()) != Some(want.as_str()) {
+                ex.fail(format!("{path}: CONFIG GET {key} = {:?}, the plan says {want:?}", got.get(key)));
+            }
+        }
+        // The same settings as command-line arguments (compose/Kamal `command:`).
+        match redis_with_args(&targets::redis::server_args(service), &ex.dir.join(format!("args-{}", service.name))) {
+            Ok(maxmemory) if maxmemory == r.maxmemory.as_ref().map_or(0, |m| m.value).to_string() => {}
+            Ok(other) => ex.fail(format!("redis-server {:?}: CONFIG GET maxmemory = {other}", targets::redis::server_args(service))),
+            Err(e) => ex.fail(format!("redis-server {:?}: {e}", targets::redis::server_args(service))),
+        }
+        ex.checked += 1;
+
+        if let Some(q) = &r.sentinel_quorum {
+            let path = targets::redis::sentinel_path(&ex.ctx, service);
+            if ex.artifact(&path).is_none() {
+                ex.fail(format!("no sentinel.conf rendered for `{}` at {path}", service.name));
+                continue;
+            }
+            let run = validator("redis-sentinel.sh", &[&ex.file(&path)]);
+            ex.checked += 1;
+            let want = format!("quorum={}", q.value);
+            if !run.ok || !run.stdout.lines().any(|l| l.starts_with(&format!("master {} = ", service.name)) && l.ends_with(&want)) {
+                ex.fail(format!("redis-sentinel rejected {path} or reports another quorum than {}\n{}", q.value, run.describe()));
+            }
+        }
+    }
+}
+
+/// Starts redis-server with `args` (its `--dir` pointed at a temp dir, listening on a
+/// unix socket only) and returns what `CONFIG GET maxmemory` says.
+fn redis_with_args(args: &[String], tmp: &Path) -> Result<String, String> {
+    std::fs::create_dir_all(tmp).map_err(|e| e.to_string())?;
+    let mut args: Vec<String> = args[1..].to_vec();
+    if let Some(at) = args.iter().position(|a| a == "--dir") {
+        args[at + 1] = tmp.display().to_string();
+    }
+    let sock = tmp.join("redis.sock");
+    let mut child = Command::new("redis-server")
+        .args(&args)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .args(["--daemonize", "no", "--logfile", ""])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start redis-server: {e}"))?;
+    let cli = |cmd: &[&str]| Command::new("redis-cli").arg("-s").arg(&sock).args(cmd).output();
+    let started = Instant::now();
+    let mut result = Err("redis-server did not come up".to_string());
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if sock.exists() && cli(&["PING"]).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG") {
+            result = cli(&["CONFIG", "GET", "maxmemory"])
+                .map_err(|e| e.to_string())
+                .map(|o| String::from_utf8_lossy(&o.stdout).lines().nth(1).unwrap_or_default().trim().to_string());
+            let _ = cli(&["SHUTDOWN", "NOSAVE"]);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(300));
+        if child.try_wait().ok().flatten().is_none() {
+            let _ = child.kill();
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    result.map_err(|e| format!("{e}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn check_example(spec_path: &Path, postgres: u64, pgbouncer: (u32, u32)) -> (usize, Vec<String>) {
+    let name = spec_path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let analysis = match analyze_file(spec_path) {
+        Ok(a) => a,
+        Err(f) => return (0, vec![format!("[{name}] does not load: {:#?}", f.diagnostics)]),
+    };
+    let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+    // A render error is a failure; the targets that did render are still checked.
+    let mut render_errors = Vec::new();
+    let artifacts = match targets::render_all(&ctx, &[]) {
+        Ok(a) => a,
+        Err(errors) => {
+            render_errors = errors.iter().map(|e| format!("[{name}] render error: {e}")).collect();
+            targets::TARGETS.iter().filter_map(|t| t.render(&ctx).ok()).flatten().collect()
+        }
+    };
+    let tmp = tempfile::Builder::new().prefix(&format!("headroom-real-{name}-")).tempdir().unwrap();
+    write_artifacts(tmp.path(), &artifacts);
+    let mut ex = Example { name, dir: tmp.path().to_path_buf(), plan: &analysis.plan, ctx, artifacts, failures: render_errors, checked: 0 };
+    check_nginx(&mut ex);
+    check_postgres(&mut ex, postgres);
+    check_pgbouncer(&mut ex, pgbouncer);
+    check_redis(&mut ex);
+    if !ex.failures.is_empty() {
+        // Keep the files for a look.
+        let kept = tmp.keep();
+        ex.failures.push(format!("[{}] files kept in {}", ex.name, kept.display()));
+    }
+    (ex.checked, ex.failures)
+}
+
+#[test]
+fn every_example_is_accepted_by_the_real_programs() {
+    let specs = examples();
+    assert!(specs.len() >= 6, "expected the shipped examples, found {specs:?}");
+    for program in ["nginx", "pgbouncer", "redis-server", "redis-cli"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
+        assert!(found, "{program} is not installed: run .ci/install-validators");
+    }
+    let postgres = installed_postgres();
+    let pgbouncer = installed_pgbouncer();
+    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = specs.iter().map(|p| s.spawn(move || check_example(p, postgres, pgbouncer))).collect();
+        handles.into_iter().map(|h| h.join().expect("example thread")).collect()
+    });
+    let checked: usize = results.iter().map(|r| r.0).sum();
+    let failures: Vec<String> = results.into_iter().flat_map(|r| r.1).collect();
+    assert!(failures.is_empty(), "{} failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
+    // nginx 2, postgres 6 (+5 rejected as rendered), pgbouncer 3 (+3), redis 4 x 2, sentinel 1
+    assert!(checked >= 20, "only {checked} real-program runs");
+    eprintln!("{checked} real-program runs over {} examples", specs.len());
+}

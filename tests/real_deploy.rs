@@ -1,0 +1,368 @@
+//! The orchestration files every example renders, checked by the real programs: each
+//! example is analyzed and rendered with every target (whatever the rules say, as
+//! `render --force` does), written to a temp dir, and then
+//! - every compose file goes through tests/validators/compose.sh (docker-compose
+//!   config + the compose-spec schema + resource values),
+//! - every Kamal deploy.yml through tests/validators/kamal.py (Kamal 2's keys),
+//! - every sysctl file through tests/validators/sysctl.sh (keys exist, value shapes),
+//! - sysctl/apply.sh through `bash -n`, a `--dry-run` as an unprivileged user that must
+//!   change nothing, and (as root) two real runs against a stand-in `sysctl` and a
+//!   staging directory: the second run must change nothing.
+//!
+//! A missing validator or program fails the test: run `.ci/install-validators`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use headroom::analysis::analyze_file;
+use headroom::plan::Detail;
+use headroom::targets::{self, Artifact, Context};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn validator(name: &str) -> PathBuf {
+    let path = repo().join("tests/validators").join(name);
+    assert!(path.is_file(), "validator {} is missing", path.display());
+    path
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut specs: Vec<PathBuf> = fs::read_dir(repo().join("examples"))
+        .expect("examples/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("capacity.yaml"))
+        .filter(|p| p.is_file())
+        .collect();
+    specs.sort();
+    assert!(!specs.is_empty(), "no examples/*/capacity.yaml");
+    specs
+}
+
+struct Rendered {
+    name: String,
+    dir: tempfile::TempDir,
+    artifacts: Vec<Artifact>,
+    /// Upstream server host names of every nginx in the plan.
+    upstream_hosts: Vec<String>,
+}
+
+impl Rendered {
+    fn path(&self, artifact: &Artifact) -> PathBuf {
+        self.dir.path().join(&artifact.path)
+    }
+    fn of(&self, target: &str) -> impl Iterator<Item = &Artifact> + '_ {
+        let target = target.to_string();
+        self.artifacts.iter().filter(move |a| a.target == target)
+    }
+}
+
+fn render(spec: &Path) -> Rendered {
+    let name = spec.parent().and_then(|p| p.file_name()).unwrap().to_string_lossy().into_owned();
+    let analysis = analyze_file(spec).unwrap_or_else(|f| panic!("{name}: the spec does not load: {:#?}", f.diagnostics));
+    let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+    let artifacts = targets::render_all(&ctx, &[]).unwrap_or_else(|errors| {
+        panic!("{name}: rendering failed:\n{}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+    });
+    let dir = tempfile::Builder::new().prefix(&format!("headroom-{name}-")).tempdir().expect("temp dir");
+    // World-readable, so the unprivileged dry run can read the files.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for artifact in &artifacts {
+        let path = dir.path().join(&artifact.path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut parent = path.parent().unwrap().to_path_buf();
+        while parent != dir.path() {
+            fs::set_permissions(&parent, fs::Permissions::from_mode(0o755)).unwrap();
+            parent = parent.parent().unwrap().to_path_buf();
+        }
+        fs::write(&path, &artifact.text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let upstream_hosts = analysis
+        .plan
+        .services
+        .iter()
+        .filter_map(|s| match &s.detail {
+            Detail::Nginx(n) => Some(n.upstreams.iter().flat_map(|u| u.servers.iter().map(|(h, _)| h.clone())).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    Rendered { name, dir, artifacts, upstream_hosts }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn require_program(name: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().is_ok_and(|o| o.status.success());
+    assert!(found, "`{name}` is not installed: run .ci/install-validators");
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The build contexts a compose file names: a repository would hold them, and
+/// docker-compose refuses a build path that does not exist.
+fn create_build_contexts(file: &Path) {
+    let dir = file.parent().unwrap();
+    for line in fs::read_to_string(file).unwrap().lines() {
+        if let Some(value) = line.trim_start().strip_prefix("build: ") {
+            let context: String = serde_json::from_str(value).unwrap_or_else(|_| panic!("build context {value} is not a quoted string"));
+            fs::create_dir_all(dir.join(context)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_example_renders_files_the_real_programs_accept() {
+    let rendered: Vec<Rendered> = examples().iter().map(|s| render(s)).collect();
+    let mut checked: BTreeMap<&str, usize> = BTreeMap::new();
+
+    // Kamal 1 is never emitted, in any file.
+    for r in &rendered {
+        for a in &r.artifacts {
+            assert!(!a.text.to_lowercase().contains("traefik"), "{}: {} mentions traefik", r.name, a.path);
+        }
+    }
+
+    require_program("docker-compose");
+    let compose_sh = validator("compose.sh");
+    for r in &rendered {
+        for a in r.of("compose") {
+            let file = r.path(a);
+            create_build_contexts(&file);
+            let out = run(Command::new("bash").arg(&compose_sh).arg(&file));
+            assert!(out.status.success(), "{}: compose.sh rejected {}:\n{}", r.name, a.path, text(&out));
+            *checked.entry("compose").or_default() += 1;
+        }
+    }
+
+    let kamal_py = validator("kamal.py");
+    let keys = repo().join("tests/data/kamal2-keys.json");
+    assert!(keys.is_file(), "{} is missing", keys.display());
+    for r in &rendered {
+        for a in r.of("kamal") {
+            let out = run(Command::new("python3").arg(&kamal_py).arg(r.path(a)).arg(format!("--keys={}", keys.display())));
+            assert!(out.status.success(), "{}: kamal.py rejected {}:\n{}", r.name, a.path, text(&out));
+            *checked.entry("kamal").or_default() += 1;
+        }
+    }
+
+    let sysctl_sh = validator("sysctl.sh");
+    for r in &rendered {
+        for a in r.of("sysctl").filter(|a| a.path.ends_with(".conf")) {
+            let out = run(Command::new("bash").arg(&sysctl_sh).arg(r.path(a)));
+            assert!(out.status.success(), "{}: sysctl.sh rejected {}:\n{}", r.name, a.path, text(&out));
+            *checked.entry("sysctl").or_default() += 1;
+        }
+    }
+
+    for r in &rendered {
+        if let Some(apply) = r.of("sysctl").find(|a| a.path.ends_with("apply.sh")) {
+            let confs: Vec<&Artifact> = r.of("sysctl").filter(|a| a.path.ends_with(".conf")).collect();
+            assert!(!confs.is_empty(), "{}: apply.sh without a machine file", r.name);
+            check_apply_script(r, apply, &confs);
+            *checked.entry("apply.sh").or_default() += 1;
+        }
+    }
+
+    eprintln!("files checked by the real programs: {checked:?}");
+    // Every kind of file was really checked at least once.
+    for kind in ["compose", "kamal", "sysctl", "apply.sh"] {
+        assert!(checked.get(kind).copied().unwrap_or(0) > 0, "no example produced a {kind} file to check; checked {checked:?}");
+    }
+}
+
+/// The compose services of the django-compose example are the servers nginx proxies to:
+/// web-1..web-15, as docker-compose itself lists them.
+#[test]
+fn django_compose_services_match_nginx_upstream_servers() {
+    require_program("docker-compose");
+    let r = render(&repo().join("examples/django-compose/capacity.yaml"));
+    let compose = r.of("compose").next().expect("django-compose renders a compose file");
+    let file = r.path(compose);
+    create_build_contexts(&file);
+    let out = run(Command::new("docker-compose").arg("-f").arg(&file).arg("config").arg("--services").current_dir(file.parent().unwrap()));
+    assert!(out.status.success(), "docker-compose config --services failed:\n{}", text(&out));
+    let services: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+
+    let expected: Vec<String> = (1..=15).map(|i| format!("web-{i}")).collect();
+    for name in &expected {
+        assert!(services.contains(name), "compose has no service {name}: {services:?}");
+    }
+    assert!(!services.iter().any(|s| s == "web"), "no unexpanded `web` service: {services:?}");
+    let mut hosts = r.upstream_hosts.clone();
+    hosts.sort();
+    hosts.dedup();
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(hosts, sorted_expected, "the plan's upstream servers");
+    // And the rendered nginx.conf names exactly these servers.
+    let nginx = r.of("nginx").find(|a| a.path.ends_with(".conf")).expect("an nginx config");
+    let mut servers: Vec<String> = nginx
+        .text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("server "))
+        .filter_map(|l| l.split(':').next())
+        .map(|h| h.trim().to_string())
+        .filter(|h| h.starts_with("web-"))
+        .collect();
+    servers.sort();
+    servers.dedup();
+    assert_eq!(servers, sorted_expected, "nginx upstream servers in {}", nginx.path);
+    for host in &servers {
+        assert!(services.contains(host), "nginx proxies to {host}, which compose does not define");
+    }
+}
+
+/// A stand-in for sysctl(8): reads come from the real kernel unless the stand-in has
+/// stored a value; writes are stored in `$FAKE_SYSCTL_DIR`, or refused when
+/// `$FAKE_SYSCTL_DIR` is unset (the dry run must never write).
+fn fake_sysctl(dir: &Path) -> PathBuf {
+    let real = Command::new("sh").arg("-c").arg("command -v sysctl").output().expect("sh");
+    let real = String::from_utf8_lossy(&real.stdout).trim().to_string();
+    assert!(!real.is_empty(), "sysctl is not installed: run .ci/install-validators");
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        r#"#!/usr/bin/env bash
+set -euo pipefail
+REAL={real}
+write=0 quiet=0 args=()
+for a in "$@"; do
+  case "$a" in
+    -w) write=1 ;;
+    -q) quiet=1 ;;
+    -n) ;;
+    *) args+=("$a") ;;
+  esac
+done
+if [ "$write" -eq 1 ]; then
+  if [ -z "${{FAKE_SYSCTL_DIR:-}}" ]; then echo "fake sysctl: refusing to write ${{args[*]}}" >&2; exit 97; fi
+  for kv in "${{args[@]}}"; do printf '%s' "${{kv#*=}}" >"$FAKE_SYSCTL_DIR/${{kv%%=*}}"; done
+  exit 0
+fi
+for key in "${{args[@]}}"; do
+  if [ -n "${{FAKE_SYSCTL_DIR:-}}" ] && [ -f "$FAKE_SYSCTL_DIR/$key" ]; then cat "$FAKE_SYSCTL_DIR/$key"; echo; else "$REAL" -n "$key"; fi
+done
+"#
+    );
+    let path = bin.join("sysctl");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn snapshot_etc_sysctl_d() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = fs::read_dir("/etc/sysctl.d")
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap_or_default())).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn kernel_values(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| fs::read_to_string(format!("/proc/sys/{}", k.replace('.', "/"))).unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+fn keys_of(conf: &str) -> Vec<String> {
+    conf.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| l.split('=').next().unwrap().trim().to_string())
+        .collect()
+}
+
+fn check_apply_script(r: &Rendered, apply: &Artifact, confs: &[&Artifact]) {
+    let script = r.path(apply);
+    let out = run(Command::new("bash").arg("-n").arg(&script));
+    assert!(out.status.success(), "{}: bash -n {}:\n{}", r.name, apply.path, text(&out));
+
+    let scratch = tempfile::Builder::new().prefix("headroom-apply-").tempdir().unwrap();
+    let bin = fake_sysctl(scratch.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let root = is_root();
+
+    for conf in confs {
+        let file = r.path(conf);
+        let keys = keys_of(&conf.text);
+        let before_kernel = kernel_values(&keys);
+        let before_etc = snapshot_etc_sysctl_d();
+
+        // Dry run as an unprivileged user (when we are root, as `nobody`): shows every
+        // key, changes nothing, and never calls `sysctl -w` (the stand-in refuses).
+        let mut dry = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "bash"]);
+            c
+        } else {
+            Command::new("bash")
+        };
+        dry.arg(&script).arg("--dry-run").arg(&file).env("PATH", &path).env_remove("FAKE_SYSCTL_DIR").env_remove("HEADROOM_SYSCTL_D");
+        let out = run(&mut dry);
+        let shown = text(&out);
+        assert!(out.status.success(), "{}: {} --dry-run {} failed:\n{shown}", r.name, apply.path, conf.path);
+        for key in &keys {
+            assert!(shown.contains(key.as_str()), "{}: the dry run does not show {key}:\n{shown}", r.name);
+        }
+        assert!(shown.contains("dry run: nothing was changed") || shown.contains("nothing to change"), "{shown}");
+        assert_eq!(kernel_values(&keys), before_kernel, "{}: the dry run changed the kernel", r.name);
+        assert_eq!(snapshot_etc_sysctl_d(), before_etc, "{}: the dry run changed /etc/sysctl.d", r.name);
+
+        // Without --dry-run, an unprivileged user is refused before anything happens.
+        if root {
+            let out = run(Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "bash"])
+                .arg(&script)
+                .arg(&file)
+                .env("PATH", &path)
+                .env_remove("FAKE_SYSCTL_DIR"));
+            assert!(!out.status.success() && text(&out).contains("needs root"), "{}: a non-root run was not refused:\n{}", r.name, text(&out));
+
+            // Two real runs against the stand-in kernel and a staging directory: the
+            // first sets what differs and installs the file, the second changes nothing.
+            let kernel = scratch.path().join(format!("kernel-{}", conf.path.replace('/', "_")));
+            let staged = scratch.path().join(format!("sysctl.d-{}", conf.path.replace('/', "_")));
+            fs::create_dir_all(&kernel).unwrap();
+            fs::create_dir_all(&staged).unwrap();
+            let real_run = || {
+                run(Command::new("bash")
+                    .arg(&script)
+                    .arg(&file)
+                    .env("PATH", &path)
+                    .env("FAKE_SYSCTL_DIR", &kernel)
+                    .env("HEADROOM_SYSCTL_D", &staged))
+            };
+            let first = real_run();
+            assert!(first.status.success(), "{}: first run of {} on {}:\n{}", r.name, apply.path, conf.path, text(&first));
+            let installed: Vec<PathBuf> = fs::read_dir(&staged).unwrap().map(|e| e.unwrap().path()).collect();
+            assert_eq!(installed.len(), 1, "one file installed: {installed:?}");
+            let second = real_run();
+            let shown = text(&second);
+            assert!(second.status.success(), "{shown}");
+            assert!(shown.contains("nothing to change"), "{}: the second run of {} changed something:\n{shown}", r.name, conf.path);
+            assert!(!shown.contains(" set\n") && !shown.contains("wrote "), "{shown}");
+            // The installed file is itself a valid sysctl file.
+            let out = run(Command::new("bash").arg(validator("sysctl.sh")).arg(&installed[0]));
+            assert!(out.status.success(), "installed file rejected:\n{}", text(&out));
+            assert_eq!(kernel_values(&keys), before_kernel, "{}: the staged run touched the real kernel", r.name);
+            assert_eq!(snapshot_etc_sysctl_d(), before_etc, "{}: the staged run touched /etc/sysctl.d", r.name);
+        } else {
+            eprintln!("note: not root, so the refused non-root run and the staged real runs of apply.sh were not exercised");
+        }
+    }
+}

@@ -392,7 +392,9 @@ fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: 
 #[allow(clippy::too_many_arguments)]
 fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], stdout: bool, check: bool, color: bool) -> u8 {
     let root = out_dir.map_or_else(|| spec_dir(spec), Path::to_path_buf);
-    let artifacts = match artifacts_for(spec, &root, only, force, color) {
+    // --check writes nothing, so it compares even while `check` has findings (those are
+    // `headroom check`'s to report).
+    let artifacts = match artifacts_for(spec, &root, only, force || check, color) {
         Ok(a) => a,
         Err(code) => return code,
     };

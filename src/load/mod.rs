@@ -484,6 +484,11 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                 false,
             );
         }
+        for (key, value) in &machine.sysctl {
+            if let Some(problem) = sysctl_problem(key, value) {
+                add(format!("/machines/{name}/sysctl/{}", yaml::escape_segment(key)), problem, SYSCTL_HINT.into(), false);
+            }
+        }
         for address in &machine.addresses {
             if !safe_host(address) {
                 add(format!("/machines/{name}/addresses"), format!("invalid address `{}`", address.escape_debug()), "an address is a host name or an IP address".into(), false);
@@ -535,6 +540,11 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                         add(use_pointer, format!("service `{name}` ({}) cannot use `{target}` ({})", service.kind(), t.kind()), hint, true);
                     }
                 }
+            }
+        }
+        for (key, value) in &common.sysctls {
+            if let Some(problem) = sysctl_problem(key, value) {
+                add(format!("{base}/sysctls/{}", yaml::escape_segment(key)), problem, SYSCTL_HINT.into(), false);
             }
         }
         if let Some(env) = &common.env {
@@ -650,6 +660,21 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
             }
         }
     }
+}
+
+const SYSCTL_HINT: &str = "a sysctl key is dotted lowercase words (`net.core.somaxconn`); its value a number or numbers separated by spaces (`1024 65535`)";
+
+fn sysctl_problem(key: &str, value: &crate::spec::SysctlValue) -> Option<String> {
+    let key_ok = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if !key_ok {
+        return Some(format!("invalid sysctl key `{}`", key.escape_debug()));
+    }
+    if let crate::spec::SysctlValue::Text(text) = value
+        && (text.trim().is_empty() || !text.split(' ').all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit())))
+    {
+        return Some(format!("invalid value `{}` for sysctl `{key}`", text.escape_debug()));
+    }
+    None
 }
 
 fn app_of(service: &Service) -> Option<&str> {

@@ -92,3 +92,38 @@ fn examples_start_with_the_modeline_and_load() {
     }
     assert!(count >= 6, "expected at least 6 examples, found {count}");
 }
+
+/// The fast pre-check may only say "valid" where the full validator agrees; over every
+/// YAML file the project ships (examples, rule fixtures, the bad-input corpus).
+#[test]
+fn precheck_never_accepts_what_the_validator_rejects() {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests/fixtures/rules", "tests/bad_input"] {
+        let mut stack = vec![root().join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let mut accepted = 0;
+    let mut rejected = 0;
+    for file in files {
+        let source = headroom::source::SourceFile::new(&file, std::fs::read_to_string(&file).unwrap_or_default());
+        let Ok((mut value, _)) = headroom::load::yaml::parse(&source) else { continue };
+        if let Some(map) = value.as_object_mut() {
+            map.retain(|k, _| !k.starts_with("x-"));
+        }
+        let fast = headroom::load::precheck::conforms(&value);
+        let full = headroom::load::validator().is_valid(&value);
+        assert!(!fast || full, "{}: pre-check accepts what the validator rejects", file.display());
+        assert_eq!(fast, full, "{}: pre-check and validator disagree (fast {fast}, full {full})", file.display());
+        if full { accepted += 1 } else { rejected += 1 }
+    }
+    assert!(accepted > 20 && rejected > 5, "accepted {accepted}, rejected {rejected}");
+}

@@ -3,6 +3,7 @@
 //! file:line:column with a hint; a spec with any problem is never resolved.
 
 pub mod path;
+pub mod precheck;
 pub mod yaml;
 
 use std::path::Path;
@@ -169,7 +170,9 @@ pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, V
     // `x-` keys are the user's annotations: gone before validation, so the validator
     // needs no per-object pattern for them (compiling those patterns dominated start-up).
     strip_annotations(value);
-    schema_problems(locate, value, &mut problems);
+    if !precheck::conforms(value) {
+        schema_problems(locate, value, &mut problems);
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -432,7 +435,8 @@ fn unit_hint(kind: &str) -> String {
     }
 }
 
-fn validator() -> &'static jsonschema::Validator {
+/// The full validator (compiled once per process, and only when a spec needs it).
+pub fn validator() -> &'static jsonschema::Validator {
     static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     VALIDATOR.get_or_init(|| {
         let mut schema = crate::schema::schema().clone();

@@ -1,6 +1,7 @@
 //! Which reader a file needs, by name and content; and finding known files in a
 //! directory.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A foreign format.
@@ -30,14 +31,294 @@ pub fn order(kind: &Kind) -> u8 {
     }
 }
 
-/// The kind of a file, by name (and content when given).
+/// Bytes of a file read to sniff its content when only a path is given.
+const SNIFF_BYTES: u64 = 64 * 1024;
+/// Directories never searched: VCS data, dependencies, build output, virtualenvs.
+const SKIP_DIRS: [&str; 12] =
+    [".git", ".hg", ".svn", "node_modules", "target", "vendor", "venv", ".venv", "__pycache__", ".tox", ".mypy_cache", ".bundle"];
+/// How deep `find_known_files` descends below the directory it is given.
+pub const MAX_DEPTH: usize = 8;
+/// Directory entries `find_known_files` looks at before it stops.
+pub const MAX_ENTRIES: usize = 20_000;
+/// Known files `find_known_files` returns at most.
+pub const MAX_FILES: usize = 500;
+
+/// The kind of a file, by name (and content when given). With no text, files whose
+/// name does not decide (`*.yml`, `*.conf`, `*.ini`) are sniffed from disk (the first
+/// 64 KiB).
 pub fn kind_of(path: &Path, text: Option<&str>) -> Kind {
-    let _ = (path, text);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    if let Some(kind) = by_name(path, &name) {
+        return kind;
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    if !matches!(ext, "yml" | "yaml" | "conf" | "ini" | "cfg" | "cnf") {
+        return Kind::Unknown;
+    }
+    let sniffed;
+    let text = match text {
+        Some(t) => t,
+        None => {
+            sniffed = sniff(path);
+            match &sniffed {
+                Some(t) => t.as_str(),
+                None => return Kind::Unknown,
+            }
+        }
+    };
+    by_content(path, ext, text)
+}
+
+/// Kinds a file name alone decides.
+fn by_name(path: &Path, name: &str) -> Option<Kind> {
+    let stem_ext = |prefix: &str, exts: &[&str]| name.starts_with(prefix) && exts.iter().any(|e| name.ends_with(e));
+    if name == "railway.toml" {
+        return Some(Kind::Railway);
+    }
+    if stem_ext("docker-compose", &[".yml", ".yaml"]) || stem_ext("compose", &[".yml", ".yaml"]) {
+        return Some(Kind::Compose);
+    }
+    if name == "database.yml" {
+        return Some(Kind::RailsDatabase);
+    }
+    if name == "puma.rb" || (name.ends_with(".rb") && parent_named(path, "puma")) {
+        return Some(Kind::PumaRb);
+    }
+    if name.starts_with("gunicorn") && name.ends_with(".py") {
+        return Some(Kind::GunicornPy);
+    }
+    if name.starts_with("pgbouncer") && name.ends_with(".ini") {
+        return Some(Kind::Pgbouncer);
+    }
+    if name.ends_with(".conf") {
+        if name.contains("sentinel") {
+            return Some(Kind::SentinelConf);
+        }
+        if name.starts_with("redis") {
+            return Some(Kind::RedisConf);
+        }
+        if name.starts_with("postgresql") || name.starts_with("postgres.") {
+            return Some(Kind::PostgresConf);
+        }
+        if name.starts_with("sysctl") {
+            return Some(Kind::Sysctl);
+        }
+        if name.starts_with("nginx") {
+            return Some(Kind::Nginx);
+        }
+    }
+    None
+}
+
+fn parent_named(path: &Path, dir: &str) -> bool {
+    path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).is_some_and(|n| n.eq_ignore_ascii_case(dir))
+}
+
+fn under_dir(path: &Path, dir: &str) -> bool {
+    path.parent().is_some_and(|p| p.components().any(|c| c.as_os_str().to_str().is_some_and(|n| n.eq_ignore_ascii_case(dir))))
+}
+
+fn sniff(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    file.take(SNIFF_BYTES).read_to_end(&mut buf).ok()?;
+    if buf.contains(&0) {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Meaningful lines: trimmed, without blank lines and `#`/`;` comments.
+fn content_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+}
+
+fn by_content(path: &Path, ext: &str, text: &str) -> Kind {
+    if matches!(ext, "yml" | "yaml") {
+        return yaml_kind(text);
+    }
+    let lines: Vec<&str> = content_lines(text).take(5_000).collect();
+    let first_word = |l: &str| l.split(|c: char| c.is_whitespace() || c == '=').next().unwrap_or("").to_ascii_lowercase();
+    if lines.iter().any(|l| l.eq_ignore_ascii_case("[pgbouncer]")) {
+        return Kind::Pgbouncer;
+    }
+    if ext != "conf" {
+        return Kind::Unknown;
+    }
+    if lines.iter().any(|l| l.to_ascii_lowercase().starts_with("sentinel monitor ")) {
+        return Kind::SentinelConf;
+    }
+    let nginx_block = |l: &str| {
+        let lower = l.to_ascii_lowercase();
+        let opens = |word: &str| lower.strip_prefix(word).is_some_and(|rest| rest.trim_start().starts_with('{'));
+        (lower.starts_with("upstream ") && lower.contains('{')) || opens("server") || opens("http") || opens("events") || (lower.starts_with("location ") && lower.contains('{'))
+    };
+    if lines.iter().any(|l| nginx_block(l)) {
+        return Kind::Nginx;
+    }
+    let settings = |l: &&str| {
+        let w = first_word(l);
+        (w == "max_connections" || w == "shared_buffers") && l.contains('=')
+    };
+    if lines.iter().any(settings) {
+        return Kind::PostgresConf;
+    }
+    let redis = |l: &&str| {
+        let mut words = l.split_whitespace();
+        let key = words.next().unwrap_or("").to_ascii_lowercase();
+        matches!(key.as_str(), "maxmemory" | "appendonly" | "maxmemory-policy") && words.next().is_some_and(|w| w != "=")
+    };
+    if lines.iter().any(redis) {
+        return Kind::RedisConf;
+    }
+    let sysctl_key = |l: &&str| {
+        let key = first_word(l);
+        ["net.", "vm.", "fs.", "kernel."].iter().any(|p| key.starts_with(p)) && l.contains('=')
+    };
+    if !lines.is_empty() && (under_dir(path, "sysctl.d") || lines.iter().all(sysctl_key)) && lines.iter().any(sysctl_key) {
+        return Kind::Sysctl;
+    }
+    if under_dir(path, "nginx") {
+        return Kind::Nginx;
+    }
     Kind::Unknown
 }
 
-/// Known config files under a directory (skipping VCS and dependency folders).
+/// Top-level keys of a YAML text (lines starting in column 0 with `key:`).
+fn top_keys(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && !l.starts_with("---"))
+        .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().trim_matches(['"', '\''])))
+        .collect()
+}
+
+fn yaml_kind(text: &str) -> Kind {
+    let keys = top_keys(text);
+    let has = |k: &str| keys.contains(&k);
+    if has("service") && has("image") && has("servers") {
+        return Kind::Kamal;
+    }
+    if has("services") {
+        // Compose: entries under `services:` carry image, build or command.
+        let mut in_services = false;
+        for line in text.lines() {
+            if !line.starts_with([' ', '\t', '#']) && !line.trim().is_empty() {
+                in_services = line.trim_end().starts_with("services:");
+                continue;
+            }
+            if in_services {
+                let t = line.trim_start();
+                if ["image:", "build:", "command:"].iter().any(|k| t.starts_with(k)) && line.len() - t.len() >= 4 {
+                    return Kind::Compose;
+                }
+            }
+        }
+    }
+    Kind::Unknown
+}
+
+/// Known config files under a directory (skipping VCS and dependency folders),
+/// bounded in depth, entries visited and files returned; symbolic links are not
+/// followed.
 pub fn find_known_files(dir: &Path) -> Vec<PathBuf> {
-    let _ = dir;
-    Vec::new()
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    let mut visited = 0usize;
+    while let Some((current, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else { continue };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            visited += 1;
+            if visited > MAX_ENTRIES || found.len() >= MAX_FILES {
+                found.sort();
+                return found;
+            }
+            let Ok(file_type) = entry.file_type() else { continue };
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if file_type.is_dir() {
+                if depth < MAX_DEPTH && !SKIP_DIRS.contains(&name.as_str()) {
+                    stack.push((path, depth + 1));
+                }
+            } else if file_type.is_file() && kind_of(&path, None) != Kind::Unknown {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(path: &str, text: &str) -> Kind {
+        kind_of(Path::new(path), Some(text))
+    }
+
+    #[test]
+    fn names_decide_most_kinds() {
+        assert_eq!(k("docker-compose.loadbalanced.yml", ""), Kind::Compose);
+        assert_eq!(k("compose.yaml", ""), Kind::Compose);
+        assert_eq!(k("config/database.yml", ""), Kind::RailsDatabase);
+        assert_eq!(k("config/puma.rb", ""), Kind::PumaRb);
+        assert_eq!(k("gunicorn.conf.py", ""), Kind::GunicornPy);
+        assert_eq!(k("gunicorn_config.py", ""), Kind::GunicornPy);
+        assert_eq!(k("pgbouncer/pgbouncer.ini", ""), Kind::Pgbouncer);
+        assert_eq!(k("postgresql.conf", ""), Kind::PostgresConf);
+        assert_eq!(k("redis.conf", ""), Kind::RedisConf);
+        assert_eq!(k("redis-sentinel.conf", ""), Kind::SentinelConf);
+        assert_eq!(k("sysctl.conf", ""), Kind::Sysctl);
+        assert_eq!(k("web/railway.toml", ""), Kind::Railway);
+        assert_eq!(k("src/db.py", ""), Kind::Unknown);
+        assert_eq!(k("README.md", ""), Kind::Unknown);
+    }
+
+    #[test]
+    fn content_decides_the_rest() {
+        assert_eq!(k("config/deploy.yml", "service: app\nimage: x/app\nservers:\n  - 1.2.3.4\n"), Kind::Kamal);
+        assert_eq!(k("stack.yml", "version: '3'\nservices:\n  web:\n    image: nginx\n"), Kind::Compose);
+        assert_eq!(k(".github/workflows/ci.yml", "jobs:\n  test:\n    services:\n      pg:\n        image: postgres\n"), Kind::Unknown);
+        assert_eq!(k("conf.d/default.conf", "upstream app {\n  server web-1:8000;\n}\n"), Kind::Nginx);
+        assert_eq!(k("nginx/load-balancer.conf", "# only comments\n"), Kind::Nginx);
+        assert_eq!(k("site.conf", "server {\n listen 80;\n}\n"), Kind::Nginx);
+        assert_eq!(k("pool.ini", "[databases]\n[pgbouncer]\npool_mode = transaction\n"), Kind::Pgbouncer);
+        assert_eq!(k("custom.conf", "max_connections = 200\n"), Kind::PostgresConf);
+        assert_eq!(k("cache.conf", "maxmemory 2gb\nappendonly no\n"), Kind::RedisConf);
+        assert_eq!(k("ha.conf", "port 26379\nsentinel monitor m redis 6379 2\n"), Kind::SentinelConf);
+        assert_eq!(k("etc/sysctl.d/99-net.conf", "net.core.somaxconn = 4096\n"), Kind::Sysctl);
+        assert_eq!(k("tuning.conf", "net.core.somaxconn = 4096\nvm.overcommit_memory = 1\n"), Kind::Sysctl);
+        assert_eq!(k("other.conf", "foo bar\n"), Kind::Unknown);
+    }
+
+    #[test]
+    fn binary_and_empty_text_are_unknown() {
+        assert_eq!(k("blob.conf", "\u{0}\u{1}\u{2}garbage"), Kind::Unknown);
+        assert_eq!(k("x.yml", ""), Kind::Unknown);
+    }
+
+    #[test]
+    fn finds_known_files_and_skips_dependency_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::create_dir_all(root.join("node_modules/x")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join("config/puma.rb"), "workers 2\n").unwrap();
+        std::fs::write(root.join("config/deploy.yml"), "service: a\nimage: b\nservers: [1.1.1.1]\n").unwrap();
+        std::fs::write(root.join("config/locale.yml"), "en:\n  hello: hi\n").unwrap();
+        std::fs::write(root.join("node_modules/x/redis.conf"), "maxmemory 1gb\n").unwrap();
+        std::fs::write(root.join(".git/redis.conf"), "maxmemory 1gb\n").unwrap();
+        std::fs::write(root.join("docker-compose.yml"), "services: {}\n").unwrap();
+        let found: Vec<String> = find_known_files(root)
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(found, vec!["config/deploy.yml", "config/puma.rb", "docker-compose.yml"]);
+    }
 }

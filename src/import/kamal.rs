@@ -1,8 +1,930 @@
-//! Reader for Kamal deploy.yml (stub).
+//! Reader for Kamal deploy.yml: roles and their hosts (services on machine groups),
+//! commands, container options, env, kamal-proxy, accessories (postgres, pgbouncer,
+//! redis) and their `files:`, and `deploy.kamal` (service, image, registry secret
+//! names). Kamal 1's `traefik:` is noted, never carried over.
 
-use super::{FileId, ImportBuilder};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::args::{self, Word, assumed_at};
+use super::compose::{self, key_span, kv_span, scalar, value_span};
+use super::{FileId, ImportBuilder, ini};
+use crate::load::yaml::{self, SpanMap, escape_segment};
+use crate::source::SourceFile;
+
+/// Top-level keys that do not change capacity.
+const OTHER_KEYS: [&str; 20] = [
+    "ssh", "volumes", "asset_path", "aliases", "boot", "logging", "retain_containers", "minimum_version", "deploy_timeout",
+    "readiness_delay", "drain_timeout", "require_destination", "run_directory", "hooks_path", "secrets_path", "sshkit",
+    "error_pages_path", "labels", "allow_empty_roles", "primary_role",
+];
+
+struct Kamal<'a> {
+    builder: &'a mut ImportBuilder,
+    file: FileId,
+    spans: &'a SpanMap,
+    root: &'a Value,
+    /// The project root (`config/deploy.yml` -> the folder holding `config/`).
+    project: std::path::PathBuf,
+    /// Machine groups by their sorted addresses.
+    machines: BTreeMap<Vec<String>, String>,
+    /// Role / accessory name -> spec service.
+    names: BTreeMap<String, String>,
+    /// Kamal 1 Traefik labels of roles, read after `proxy:` (which wins).
+    labels: Vec<(String, serde_json::Map<String, Value>, String)>,
+}
 
 /// Reads a Kamal deploy.yml: roles and hosts, env, accessories.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
-    let _ = (builder, file);
+    let Some(source) = builder.sources.get(file).cloned() else { return };
+    // Kamal runs deploy.yml through ERB first.
+    let none = |_: &str| None;
+    let (text, tags) = super::rails_db::strip_erb(&source.text, &none);
+    for tag in tags.iter().filter(|t| t.output) {
+        builder.ignored(file, tag.bytes.clone(), format!("ERB `{}` in deploy.yml: its value is not known here", tag.code.escape_debug()));
+    }
+    let stripped = SourceFile::new(source.path.clone(), text);
+    let (root, spans) = match yaml::parse(&stripped) {
+        Ok(p) => p,
+        Err(e) => {
+            builder.unparsable(file, e.span, format!("deploy.yml: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into()));
+            return;
+        }
+    };
+    if !root.is_object() {
+        builder.unparsable(file, 0..0, "deploy.yml is not a mapping", "Kamal's deploy.yml starts with `service:`, `image:` and `servers:`");
+        return;
+    }
+    let dir = source.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let project = if dir.file_name().is_some_and(|n| n == "config") { dir.parent().map(Path::to_path_buf).unwrap_or_default() } else { dir };
+    let mut k = Kamal { builder, file, spans: &spans, root: &root, project, machines: BTreeMap::new(), names: BTreeMap::new(), labels: Vec::new() };
+    k.top_level();
+    k.deploy();
+    let primary = k.roles();
+    k.proxy(primary.as_deref());
+    k.traefik(primary.as_deref());
+    for (name, labels, pointer) in std::mem::take(&mut k.labels) {
+        k.traefik_labels(&name, &labels, &pointer);
+    }
+    k.accessories();
+    k.edges();
+}
+
+impl Kamal<'_> {
+    fn span(&self, pointer: &str) -> Range<usize> {
+        kv_span(self.spans, pointer)
+    }
+
+    fn set(&mut self, path: &str, value: Value, bytes: Range<usize>) {
+        self.builder.set(path, value, self.file, bytes);
+    }
+
+    fn top_level(&mut self) {
+        let Some(map) = self.root.as_object() else { return };
+        for key in map.keys() {
+            let bytes = key_span(self.spans, &format!("/{}", escape_segment(key)));
+            match key.as_str() {
+                "service" | "image" | "servers" | "registry" | "env" | "proxy" | "accessories" | "builder" | "traefik" | "healthcheck" => {}
+                k if OTHER_KEYS.contains(&k) => {
+                    if k != "primary_role" {
+                        self.builder.ignored(self.file, bytes, format!("Kamal `{k}` does not change capacity"));
+                    }
+                }
+                k if k.starts_with("x-") => {}
+                k => self.builder.ignored(self.file, bytes, format!("Kamal key `{k}` is not modelled")),
+            }
+        }
+    }
+
+    fn deploy(&mut self) {
+        let root = self.root;
+        let Some(image) = root.get("image").and_then(Value::as_str) else {
+            self.builder.ignored(self.file, 0..0, "deploy.yml has no `image:`; deploy.kamal is not set");
+            return;
+        };
+        self.set("deploy.kamal.image", json!(image), self.span("/image"));
+        if let Some(service) = root.get("service").and_then(Value::as_str) {
+            self.set("deploy.kamal.service", json!(service), self.span("/service"));
+        }
+        if let Some(arch) = root.pointer("/builder/arch") {
+            let a = match arch {
+                Value::Array(items) => items.first().and_then(Value::as_str),
+                v => v.as_str(),
+            };
+            if let Some(a) = a {
+                self.set("deploy.kamal.arch", json!(a), self.span("/builder/arch"));
+            }
+        }
+        if let Some(registry) = root.get("registry").and_then(Value::as_object) {
+            let mut names = Vec::new();
+            for (key, default) in [("username", "KAMAL_REGISTRY_USERNAME"), ("password", "KAMAL_REGISTRY_PASSWORD")] {
+                let pointer = format!("/registry/{key}");
+                let bytes = self.span(&pointer);
+                let name = match registry.get(key) {
+                    Some(Value::Array(items)) => items.first().and_then(Value::as_str).map(str::to_string),
+                    Some(Value::String(s)) if s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') && !s.is_empty() => {
+                        assumed_at(self.builder, self.file, bytes.clone(), format!("registry {key} `{s}` read as the name of a secret"), "Kamal 2 names secrets in a list: `- NAME`");
+                        Some(s.clone())
+                    }
+                    Some(_) => {
+                        let msg = if key == "password" {
+                            format!("registry password is written in clear in deploy.yml; headroom keeps only a secret name, assumed {default}")
+                        } else {
+                            format!("registry {key} is a literal; headroom keeps only a secret name, assumed {default}")
+                        };
+                        assumed_at(self.builder, self.file, bytes.clone(), msg, format!("write `{key}: [- {default}]` and keep the value in .kamal/secrets"));
+                        Some(default.to_string())
+                    }
+                    None => None,
+                };
+                names.push(name.map(|n| (n, bytes)));
+            }
+            match (names[0].clone(), names[1].clone()) {
+                (Some((u, ub)), Some((p, pb))) => {
+                    self.set("deploy.kamal.registry.username", json!(u), ub);
+                    self.set("deploy.kamal.registry.password", json!(p), pb);
+                    if let Some(server) = registry.get("server").and_then(Value::as_str) {
+                        self.set("deploy.kamal.registry.server", json!(server), self.span("/registry/server"));
+                    }
+                }
+                _ => self.builder.ignored(self.file, self.span("/registry"), "registry without username and password names"),
+            }
+        }
+    }
+
+    /// The hosts of a role (`- 1.2.3.4` or `- 1.2.3.4: [tag]`).
+    fn hosts(value: &Value) -> Vec<String> {
+        let list = match value {
+            Value::Array(items) => items.clone(),
+            Value::Object(m) => match m.get("hosts") {
+                Some(Value::Array(items)) => items.clone(),
+                _ => Vec::new(),
+            },
+            Value::String(s) => vec![Value::String(s.clone())],
+            _ => Vec::new(),
+        };
+        list.iter()
+            .filter_map(|h| match h {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(m) => m.keys().next().cloned(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The machine group of a host set: one group per distinct set of addresses.
+    fn machine(&mut self, name: &str, hosts: &[String], bytes: Range<usize>) -> String {
+        let mut key = hosts.to_vec();
+        key.sort();
+        if let Some(existing) = self.machines.get(&key) {
+            return existing.clone();
+        }
+        let mut group = args::service_name(name);
+        while self.machines.values().any(|g| *g == group) {
+            group.push_str("-hosts");
+        }
+        self.set(&format!("machines.{group}.count"), json!(hosts.len().max(1)), bytes.clone());
+        let addresses: Vec<&String> = hosts.iter().filter(|h| crate::load::safe_host(h)).collect();
+        if addresses.len() == hosts.len() {
+            self.set(&format!("machines.{group}.addresses"), json!(addresses), bytes);
+        } else {
+            self.builder.ignored(self.file, bytes, format!("hosts of `{name}` are not plain host names or addresses; only their count is kept"));
+        }
+        self.machines.insert(key, group.clone());
+        group
+    }
+
+    /// Roles: returns the primary role's service.
+    fn roles(&mut self) -> Option<String> {
+        let root = self.root;
+        let servers = root.get("servers")?;
+        let roles: Vec<(String, Value, String)> = match servers {
+            Value::Array(_) => vec![("web".to_string(), servers.clone(), "/servers".to_string())],
+            Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone(), format!("/servers/{}", escape_segment(k)))).collect(),
+            _ => {
+                self.builder.unparsable(self.file, self.span("/servers"), "`servers` is neither a list of hosts nor a mapping of roles", "see Kamal's servers docs");
+                return None;
+            }
+        };
+        let primary_role = root.get("primary_role").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| {
+            if roles.iter().any(|(r, _, _)| r == "web") { "web".into() } else { roles.first().map(|r| r.0.clone()).unwrap_or_default() }
+        });
+        let mut primary = None;
+        for (role, def, pointer) in roles {
+            let name = args::service_name(&role);
+            self.names.insert(role.clone(), name.clone());
+            let key = key_span(self.spans, &pointer);
+            self.builder.mark(&format!("services.{name}"), self.file, key.clone());
+            let is_primary = role == primary_role;
+            if is_primary {
+                primary = Some(name.clone());
+            }
+            self.role(&role, &name, &def, &pointer, key, is_primary);
+        }
+        primary
+    }
+
+    fn role(&mut self, role: &str, name: &str, def: &Value, pointer: &str, key: Range<usize>, primary: bool) {
+        let root = self.root;
+        // Command.
+        let cmd = def.get("cmd").and_then(Value::as_str).map(str::to_string);
+        let mut kind = None;
+        if let Some(cmd) = &cmd {
+            let words = self.words(&format!("{pointer}/cmd"), cmd);
+            kind = args::apply_command(self.builder, name, &words, self.file).filter(|k| !matches!(*k, "sentinel" | "redis" | "postgres" | "pgbouncer" | "nginx"));
+            if kind.is_none() && args::kind_of_service(self.builder, name).is_none() {
+                args::ensure_kind(self.builder, name, "worker", self.file, self.span(&format!("{pointer}/cmd")));
+                self.builder.ignored(self.file, self.span(&format!("{pointer}/cmd")), format!("role `{role}` runs `{}`, a program headroom does not model; read as a `worker`", cmd.escape_debug()));
+                kind = Some("worker");
+            }
+            if matches!(kind, Some("worker" | "sidekiq" | "celery" | "rq" | "solid_queue")) {
+                self.set(&format!("services.{name}.command"), json!(cmd), self.span(&format!("{pointer}/cmd")));
+            }
+        }
+        if kind.is_none() {
+            let rails = env_names(root.get("env")).iter().chain(env_names(def.get("env")).iter()).any(|n| n.starts_with("RAILS_"));
+            let k = if primary { "puma" } else { "worker" };
+            if args::ensure_kind(self.builder, name, k, self.file, key.clone()) {
+                let why = if !primary {
+                    format!("role `{role}` has no cmd: it runs the image's default command; read as a `worker`")
+                } else if rails {
+                    format!("role `{role}` runs the image's default command: Rails' puma (the env sets RAILS_* variables)")
+                } else {
+                    format!("role `{role}` runs the image's default command: assumed Rails' puma, Kamal's default app server")
+                };
+                assumed_at(self.builder, self.file, key.clone(), why, "set `cmd:` on the role to say which server it runs");
+            }
+        }
+        // Hosts -> replicas and a machine group.
+        let hosts = Self::hosts(def);
+        let hosts_pointer = if def.get("hosts").is_some() { format!("{pointer}/hosts") } else { pointer.to_string() };
+        let hosts_bytes = key_span(self.spans, &hosts_pointer);
+        if hosts.is_empty() {
+            self.builder.ignored(self.file, key, format!("role `{role}` lists no hosts"));
+        } else {
+            let group = self.machine(role, &hosts, hosts_bytes.clone());
+            self.set(&format!("services.{name}.machine"), json!(group), hosts_bytes.clone());
+            self.set(&format!("services.{name}.replicas"), json!(hosts.len()), hosts_bytes);
+        }
+        // Options, env, labels, per-role proxy.
+        if let Some(options) = def.get("options").and_then(Value::as_object) {
+            self.options(name, options, &format!("{pointer}/options"));
+        }
+        self.env(name, root.get("env"), "/env");
+        self.env(name, def.get("env"), &format!("{pointer}/env"));
+        if let Some(labels) = def.get("labels").and_then(Value::as_object) {
+            let traefik = labels.keys().any(|k| k.starts_with("traefik."));
+            let bytes = key_span(self.spans, &format!("{pointer}/labels"));
+            if traefik {
+                self.builder.ignored(self.file, bytes, format!("role `{role}` has Traefik labels, a Kamal 1 construct: Kamal 2 routes through kamal-proxy (`proxy:`)"));
+                self.labels.push((name.to_string(), labels.clone(), format!("{pointer}/labels")));
+            } else {
+                self.builder.ignored(self.file, bytes, format!("labels of role `{role}`"));
+            }
+        }
+        if let Some(proxy) = def.get("proxy").filter(|p| p.is_object()) {
+            self.health_from_proxy(name, proxy, &format!("{pointer}/proxy"));
+        }
+        if let Some(m) = def.as_object() {
+            for k in m.keys() {
+                if !matches!(k.as_str(), "hosts" | "cmd" | "options" | "env" | "labels" | "proxy" | "tags" | "logging") {
+                    self.builder.ignored(self.file, key_span(self.spans, &format!("{pointer}/{}", escape_segment(k))), format!("role key `{k}`"));
+                }
+            }
+        }
+    }
+
+    fn words(&mut self, pointer: &str, cmd: &str) -> Vec<Word> {
+        let text = self.builder.sources[self.file].text.clone();
+        let (words, error) = args::words_in(&text, &value_span(self.spans, pointer), cmd);
+        if let Some(e) = error {
+            self.builder.unparsable(self.file, e.bytes, format!("cmd: {}", e.message), "close the quote; the command is read up to it");
+        }
+        words
+    }
+
+    /// docker-run options: memory, cpus, ulimit nofile, sysctl.
+    fn options(&mut self, name: &str, options: &serde_json::Map<String, Value>, pointer: &str) {
+        for (key, value) in options {
+            let p = format!("{pointer}/{}", escape_segment(key));
+            let bytes = self.span(&p);
+            let Some(text) = scalar(value) else {
+                self.builder.ignored(self.file, bytes, format!("docker option `{key}`"));
+                continue;
+            };
+            let (path, v) = match key.as_str() {
+                "memory" | "m" => ("resources.memory", args::docker_size(&text).map(Value::from)),
+                "memory-reservation" => ("resources.reserve_memory", args::docker_size(&text).map(Value::from)),
+                "cpus" => ("resources.cpus", args::cpus(&text)),
+                "ulimit" => {
+                    let soft = text.strip_prefix("nofile=").and_then(|v| v.split(':').next()).and_then(|n| n.parse::<u64>().ok());
+                    ("nofile", soft.map(Value::from))
+                }
+                "sysctl" => {
+                    match text.split_once('=') {
+                        Some((k, v)) if k.trim().starts_with("net.") => {
+                            let v = v.trim().parse::<u64>().map(Value::from).unwrap_or(Value::from(v.trim()));
+                            self.set(&format!("services.{name}.sysctls[{}]", serde_json::to_string(k.trim()).unwrap_or_default()), v, bytes);
+                        }
+                        _ => self.builder.ignored(self.file, bytes, "docker sysctl option is not a namespaced `net.*=value`"),
+                    }
+                    continue;
+                }
+                other => {
+                    self.builder.ignored(self.file, bytes, format!("docker option `{other}`"));
+                    continue;
+                }
+            };
+            match v {
+                Some(v) => self.set(&format!("services.{name}.{path}"), v, bytes),
+                None => self.builder.ignored(self.file, bytes, format!("docker option `{key}`: `{}` is not understood", text.escape_debug())),
+            }
+        }
+    }
+
+    /// `env:` (clear/secret, or a plain mapping = clear): clear values go to the
+    /// service's env (and set workers/threads); secret values never are read.
+    fn env(&mut self, name: &str, env: Option<&Value>, pointer: &str) {
+        let Some(env) = env.and_then(Value::as_object) else { return };
+        let (clear, clear_pointer) = if env.contains_key("clear") || env.contains_key("secret") || env.contains_key("tags") {
+            (env.get("clear").and_then(Value::as_object).cloned().unwrap_or_default(), format!("{pointer}/clear"))
+        } else {
+            (env.clone(), pointer.to_string())
+        };
+        let kind = args::kind_of_service(self.builder, name).unwrap_or_default();
+        for (k, v) in &clear {
+            let Some(value) = scalar(v) else { continue };
+            let p = format!("{clear_pointer}/{}", escape_segment(k));
+            let bytes = self.span(&p);
+            if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() {
+                self.set(&format!("services.{name}.env.clear.{k}"), json!(value), bytes.clone());
+            }
+            compose::apply_app_env(self.builder, name, &kind, k, &value, self.file, bytes);
+        }
+    }
+
+    fn health_from_proxy(&mut self, name: &str, proxy: &Value, pointer: &str) {
+        if let Some(path) = proxy.pointer("/healthcheck/path").and_then(Value::as_str) {
+            self.set(&format!("services.{name}.health.path"), json!(path), self.span(&format!("{pointer}/healthcheck/path")));
+        }
+        for key in ["interval", "timeout"] {
+            if let Some(v) = proxy.pointer(&format!("/healthcheck/{key}")).and_then(scalar) {
+                let p = format!("{pointer}/healthcheck/{key}");
+                match args::go_duration(&v) {
+                    Some(d) => self.set(&format!("services.{name}.health.{key}"), json!(d), self.span(&p)),
+                    None => self.builder.ignored(self.file, self.span(&p), format!("proxy healthcheck {key} is not a duration")),
+                }
+            }
+        }
+        if let Some(port) = proxy.get("app_port").and_then(scalar).and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0) {
+            self.set(&format!("services.{name}.port"), json!(port), self.span(&format!("{pointer}/app_port")));
+        }
+    }
+
+    fn proxy(&mut self, primary: Option<&str>) {
+        let root = self.root;
+        let Some(proxy) = root.get("proxy").and_then(Value::as_object) else { return };
+        let has_image = root.get("image").is_some();
+        if has_image {
+            let host = proxy.get("host").and_then(Value::as_str).map(|h| (h.to_string(), "/proxy/host")).or_else(|| {
+                proxy.get("hosts").and_then(Value::as_array).and_then(|h| h.first()).and_then(Value::as_str).map(|h| (h.to_string(), "/proxy/hosts"))
+            });
+            if let Some((h, p)) = host {
+                self.set("deploy.kamal.proxy.host", json!(h), self.span(p));
+                if p == "/proxy/hosts" && proxy.get("hosts").and_then(Value::as_array).is_some_and(|a| a.len() > 1) {
+                    self.builder.ignored(self.file, self.span(p), "proxy hosts after the first");
+                }
+            }
+            if let Some(ssl) = proxy.get("ssl").and_then(Value::as_bool) {
+                self.set("deploy.kamal.proxy.ssl", json!(ssl), self.span("/proxy/ssl"));
+            }
+            if let Some(t) = proxy.get("response_timeout").and_then(scalar) {
+                match args::go_duration(&t) {
+                    Some(d) => self.set("deploy.kamal.proxy.response_timeout", json!(d), self.span("/proxy/response_timeout")),
+                    None => self.builder.ignored(self.file, self.span("/proxy/response_timeout"), "proxy response_timeout is not a duration"),
+                }
+            }
+        }
+        if let Some(service) = primary {
+            let service = service.to_string();
+            self.health_from_proxy(&service, &Value::Object(proxy.clone()), "/proxy");
+        }
+        for key in proxy.keys() {
+            if !matches!(key.as_str(), "host" | "hosts" | "ssl" | "response_timeout" | "healthcheck" | "app_port") {
+                self.builder.ignored(self.file, key_span(self.spans, &format!("/proxy/{}", escape_segment(key))), format!("proxy `{key}`"));
+            }
+        }
+    }
+
+    /// Kamal 1 `traefik:` and `healthcheck:`.
+    fn traefik(&mut self, primary: Option<&str>) {
+        let root = self.root;
+        if root.get("traefik").is_some() {
+            self.builder.ignored(
+                self.file,
+                key_span(self.spans, "/traefik"),
+                "`traefik:` is a Kamal 1 key: Kamal 2 rejects it and routes through kamal-proxy (`proxy:`); not carried over",
+            );
+        }
+        if let Some(h) = root.get("healthcheck") {
+            self.builder.ignored(self.file, key_span(self.spans, "/healthcheck"), "`healthcheck:` is a Kamal 1 key (Kamal 2: proxy.healthcheck)");
+            if let (Some(service), Some(path)) = (primary, h.get("path").and_then(Value::as_str)) {
+                let p = format!("services.{service}.health.path");
+                if self.builder.get(&p).is_none() {
+                    self.set(&p, json!(path), self.span("/healthcheck/path"));
+                }
+            }
+        }
+    }
+
+    /// Health path and interval from Kamal 1 Traefik labels, when proxy: says nothing.
+    fn traefik_labels(&mut self, name: &str, labels: &serde_json::Map<String, Value>, pointer: &str) {
+        for (k, v) in labels {
+            let key = if k.ends_with("loadbalancer.healthcheck.path") {
+                "path"
+            } else if k.ends_with("loadbalancer.healthcheck.interval") {
+                "interval"
+            } else {
+                continue;
+            };
+            let Some(value) = scalar(v) else { continue };
+            let path = format!("services.{name}.health.{key}");
+            if self.builder.get(&path).is_some() {
+                continue;
+            }
+            let bytes = self.span(&format!("{pointer}/{}", escape_segment(k)));
+            let v = if key == "interval" { args::go_duration(&value).map(Value::from) } else { Some(Value::from(value)) };
+            if let Some(v) = v {
+                self.set(&path, v, bytes.clone());
+                assumed_at(self.builder, self.file, bytes, format!("health {key} of `{name}` from a Kamal 1 Traefik label"), "move it to proxy.healthcheck for Kamal 2");
+            }
+        }
+    }
+
+    fn accessories(&mut self) {
+        let root = self.root;
+        let Some(accessories) = root.get("accessories").and_then(Value::as_object) else { return };
+        for (acc, def) in accessories {
+            let pointer = format!("/accessories/{}", escape_segment(acc));
+            let key = key_span(self.spans, &pointer);
+            let image = def.get("image").and_then(Value::as_str);
+            let cmd = def.get("cmd").and_then(Value::as_str).map(str::to_string);
+            let words = cmd.as_ref().map(|c| self.words(&format!("{pointer}/cmd"), c));
+            let by_cmd = words.as_deref().and_then(args::classify).map(|(k, _)| k);
+            let kind = by_cmd.or(image.and_then(compose::image_kind));
+            let kind = match kind {
+                Some(k @ ("redis" | "postgres" | "pgbouncer" | "nginx")) => k,
+                Some("sentinel") => {
+                    self.builder.ignored(self.file, key, format!("accessory `{acc}` is a redis sentinel; count sentinels with `mode: sentinel` and `sentinels:` on the redis in an overlay"));
+                    continue;
+                }
+                _ => {
+                    let what = image.map_or("no image".to_string(), |i| format!("image `{i}`"));
+                    self.builder.ignored(self.file, key, format!("accessory `{acc}` ({what}) is not a kind headroom models; skipped"));
+                    continue;
+                }
+            };
+            let mut name = args::service_name(acc);
+            if self.builder.has_service(&name) && args::kind_of_service(self.builder, &name).as_deref() != Some(kind) {
+                name = format!("{name}-{kind}");
+            }
+            self.names.insert(acc.clone(), name.clone());
+            self.builder.mark(&format!("services.{name}"), self.file, key.clone());
+            args::ensure_kind(self.builder, &name, kind, self.file, key.clone());
+            if let Some(image) = image {
+                self.set(&format!("services.{name}.image"), json!(image), self.span(&format!("{pointer}/image")));
+            }
+            if let Some(words) = &words {
+                args::apply_command(self.builder, &name, words, self.file);
+            }
+            // Host(s) -> a machine group.
+            let hosts: Vec<String> = match (def.get("host"), def.get("hosts"), def.get("roles").or(def.get("role"))) {
+                (Some(Value::String(h)), _, _) => vec![h.clone()],
+                (_, Some(h), _) => Self::hosts(h),
+                (_, _, Some(r)) => {
+                    let roles: Vec<String> = match r {
+                        Value::String(s) => vec![s.clone()],
+                        Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                        _ => Vec::new(),
+                    };
+                    roles.iter().flat_map(|r| root.pointer(&format!("/servers/{}", escape_segment(r))).map(Self::hosts).unwrap_or_default()).collect()
+                }
+                _ => Vec::new(),
+            };
+            let host_pointer = ["host", "hosts", "roles", "role"].iter().find(|k| def.get(**k).is_some()).map(|k| format!("{pointer}/{k}"));
+            if let Some(hp) = host_pointer.filter(|_| !hosts.is_empty()) {
+                let bytes = self.span(&hp);
+                let group = self.machine(acc, &hosts, bytes.clone());
+                self.set(&format!("services.{name}.machine"), json!(group), bytes.clone());
+                if hosts.len() > 1 {
+                    self.set(&format!("services.{name}.replicas"), json!(hosts.len()), bytes);
+                }
+            }
+            if let Some(port) = def.get("port").and_then(scalar) {
+                let container = port.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0);
+                if let Some(p) = container
+                    && self.builder.get(&format!("services.{name}.port")).is_none()
+                {
+                    self.set(&format!("services.{name}.port"), json!(p), self.span(&format!("{pointer}/port")));
+                }
+            }
+            if let Some(options) = def.get("options").and_then(Value::as_object) {
+                self.options(&name, options, &format!("{pointer}/options"));
+            }
+            self.accessory_env(&name, kind, def.get("env"), &format!("{pointer}/env"));
+            if let Some(Value::Array(files)) = def.get("files") {
+                for f in files {
+                    let local = match f {
+                        Value::String(s) => s.split(':').next().unwrap_or("").to_string(),
+                        Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+                        _ => continue,
+                    };
+                    self.own(&local, &name);
+                }
+            }
+            if let Some(m) = def.as_object() {
+                for k in m.keys() {
+                    if !matches!(k.as_str(), "image" | "host" | "hosts" | "roles" | "role" | "port" | "cmd" | "env" | "options" | "files" | "directories" | "volumes" | "labels" | "service" | "proxy" | "registry") {
+                        self.builder.ignored(self.file, key_span(self.spans, &format!("{pointer}/{}", escape_segment(k))), format!("accessory key `{k}`"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn accessory_env(&mut self, name: &str, kind: &str, env: Option<&Value>, pointer: &str) {
+        let Some(env) = env.and_then(Value::as_object) else { return };
+        let (clear, clear_pointer) = if env.contains_key("clear") || env.contains_key("secret") {
+            (env.get("clear").and_then(Value::as_object).cloned().unwrap_or_default(), format!("{pointer}/clear"))
+        } else {
+            (env.clone(), pointer.to_string())
+        };
+        for (k, v) in &clear {
+            let Some(value) = scalar(v) else { continue };
+            let bytes = self.span(&format!("{clear_pointer}/{}", escape_segment(k)));
+            match (kind, k.as_str()) {
+                ("postgres", "POSTGRES_DB") if self.builder.get(&format!("services.{name}.databases")).is_none() => {
+                    self.set(&format!("services.{name}.databases"), json!([value]), bytes);
+                }
+                ("pgbouncer", k) => {
+                    let setting = k.strip_prefix("PGBOUNCER_").unwrap_or(k).to_ascii_lowercase();
+                    if !ini::apply_pgbouncer_setting(self.builder, name, &setting, &value, self.file, bytes.clone()) && k.starts_with("PGBOUNCER_") {
+                        self.builder.ignored(self.file, bytes, format!("{k}: pgbouncer setting `{setting}` is not modelled"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A local file an accessory mounts (relative to the project root) is owned by it.
+    fn own(&mut self, local: &str, owner: &str) {
+        if local.is_empty() || local.contains("<%") {
+            return;
+        }
+        let candidates = [self.project.join(local), self.builder.sources[self.file].path.parent().map(|d| d.join(local)).unwrap_or_default()];
+        for c in candidates {
+            if let Ok(canonical) = std::fs::canonicalize(&c)
+                && canonical.is_file()
+            {
+                self.builder.owners.entry(canonical).or_insert_with(|| owner.to_string());
+                return;
+            }
+        }
+    }
+
+    /// Roles connect to the database and redis accessories; DATABASE_URL and
+    /// REDIS_URL are secrets, so which ones is assumed.
+    fn edges(&mut self) {
+        let services = self.builder.value.get("services").and_then(Value::as_object).cloned().unwrap_or_default();
+        let ours: Vec<String> = self.names.values().cloned().collect();
+        let of_kind = |k: &str| -> Vec<String> {
+            ours.iter().filter(|n| services.get(*n).and_then(|s| s.get("kind")).and_then(Value::as_str) == Some(k)).cloned().collect()
+        };
+        let pgbouncers = of_kind("pgbouncer");
+        let postgres = of_kind("postgres");
+        let redis = of_kind("redis");
+        let db = if pgbouncers.len() == 1 { pgbouncers.first().cloned() } else if pgbouncers.is_empty() && postgres.len() == 1 { postgres.first().cloned() } else { None };
+        let top_env = env_names(self.root.get("env"));
+        let roles: Vec<(String, String)> = self.names.iter().filter(|(role, _)| self.root.pointer(&format!("/servers/{}", escape_segment(role))).is_some() || (self.root.get("servers").is_some_and(Value::is_array) && *role == "web")).map(|(r, n)| (r.clone(), n.clone())).collect();
+        for (role, name) in &roles {
+            let kind = services.get(name).and_then(|s| s.get("kind")).and_then(Value::as_str).unwrap_or("");
+            if matches!(kind, "postgres" | "pgbouncer" | "redis" | "nginx" | "") {
+                continue;
+            }
+            let pointer = if self.root.get("servers").is_some_and(Value::is_array) { "/servers".to_string() } else { format!("/servers/{}", escape_segment(role)) };
+            let bytes = key_span(self.spans, &pointer);
+            let mut env = top_env.clone();
+            env.extend(env_names(self.root.pointer(&format!("{pointer}/env"))));
+            if let Some(target) = &db {
+                self.edge(name, target, bytes.clone(), "DATABASE_URL is a secret here; until database.yml says, ");
+            }
+            let wants_redis = kind == "sidekiq" || env.iter().any(|e| e.starts_with("REDIS") || e.contains("REDIS_URL"));
+            if wants_redis && redis.len() == 1 {
+                self.edge(name, &redis[0], bytes.clone(), "its env names a REDIS variable whose value is a secret or absent; ");
+            }
+        }
+        if pgbouncers.len() == 1 && postgres.len() == 1 {
+            let (from, to) = (pgbouncers[0].clone(), postgres[0].clone());
+            let bytes = self.builder.origins.get(&format!("/services/{from}")).map(|o| o.bytes.clone()).unwrap_or(0..0);
+            self.edge(&from, &to, bytes, "the only postgres accessory; ");
+        }
+    }
+
+    fn edge(&mut self, from: &str, to: &str, bytes: Range<usize>, why: &str) {
+        let path = format!("services.{from}.uses.{to}");
+        if self.builder.get(&path).is_some() {
+            return;
+        }
+        self.set(&path, json!({}), bytes.clone());
+        assumed_at(
+            self.builder,
+            self.file,
+            bytes,
+            format!("`{from}` connects to the accessory `{to}` ({why}its pool is not in the files: one connection per concurrent slot)"),
+            format!("set services.{from}.uses.{to}.pool in an overlay if the app caps it"),
+        );
+    }
+}
+
+/// Names in an `env:` (clear keys and secret names).
+fn env_names(env: Option<&Value>) -> Vec<String> {
+    let Some(env) = env.and_then(Value::as_object) else { return Vec::new() };
+    let mut out = Vec::new();
+    if env.contains_key("clear") || env.contains_key("secret") {
+        if let Some(c) = env.get("clear").and_then(Value::as_object) {
+            out.extend(c.keys().cloned());
+        }
+        if let Some(s) = env.get("secret").and_then(Value::as_array) {
+            out.extend(s.iter().filter_map(Value::as_str).map(|s| s.split(':').next().unwrap_or(s).to_string()));
+        }
+    } else {
+        out.extend(env.keys().cloned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"service: subcontractor-command
+image: your-registry/subcontractor-command
+
+servers:
+  web:
+    hosts:
+      - 192.168.1.10  # Web Server 1
+      - 192.168.1.11  # Web Server 2
+      - 192.168.1.12  # Web Server 3
+    labels:
+      traefik.http.routers.web.rule: Host(`app.yoursite.com`)
+      traefik.http.services.web.loadbalancer.healthcheck.path: /up
+      traefik.http.services.web.loadbalancer.healthcheck.interval: 10s
+    options:
+      memory: 4g
+      cpus: 2
+
+  job:
+    hosts:
+      - 192.168.1.20  # Dedicated job server
+    cmd: bin/jobs
+    options:
+      memory: 2g
+      cpus: 1
+
+  cable:
+    hosts:
+      - 192.168.1.21  # Dedicated WebSocket server
+    cmd: bin/cable
+    options:
+      memory: 1g
+      cpus: 1
+
+proxy:
+  ssl: true
+  host: app.yoursite.com
+  healthcheck:
+    path: /up
+    interval: 10
+
+registry:
+  server: ghcr.io
+  username:
+    - KAMAL_REGISTRY_USERNAME
+  password:
+    - KAMAL_REGISTRY_PASSWORD
+
+env:
+  clear:
+    RAILS_ENV: production
+    RAILS_LOG_TO_STDOUT: "true"
+    RAILS_SERVE_STATIC_FILES: "true"
+    WEB_CONCURRENCY: 4
+    RAILS_MAX_THREADS: 5
+  secret:
+    - RAILS_MASTER_KEY
+    - DATABASE_URL
+    - REDIS_URL
+    - SENTRY_DSN
+
+accessories:
+  redis:
+    image: redis:7-alpine
+    host: 192.168.1.30
+    port: 6379
+    cmd: redis-server --appendonly yes --maxmemory 512mb --maxmemory-policy allkeys-lru
+    directories:
+      - data:/data
+    options:
+      memory: 1g
+
+  db:
+    image: postgres:16
+    host: 192.168.1.31
+    port: 5432
+    env:
+      clear:
+        POSTGRES_USER: subcontractor
+        POSTGRES_DB: subcontractor_production
+      secret:
+        - POSTGRES_PASSWORD
+    directories:
+      - data:/var/lib/postgresql/data
+    options:
+      memory: 8g
+      cpus: 4
+
+traefik:
+  options:
+    publish:
+      - "443:443"
+      - "80:80"
+  args:
+    entryPoints.web.address: ":80"
+"#;
+
+    fn read_text(text: &str) -> ImportBuilder {
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new("/nonexistent/config/deploy.yml", text.to_string()));
+        read(&mut b, id);
+        b
+    }
+
+    fn line(b: &ImportBuilder, pointer: &str) -> usize {
+        let o = b.origins.get(pointer).unwrap_or_else(|| panic!("no origin for {pointer}"));
+        b.sources[o.file].line_col(o.bytes.start).line
+    }
+
+    #[test]
+    fn reads_the_seed_deploy_yml() {
+        let b = read_text(SEED);
+        let s = &b.value["services"];
+        assert_eq!(s["web"]["kind"], "puma");
+        assert_eq!(s["web"]["replicas"], 3);
+        assert_eq!(s["web"]["machine"], "web");
+        assert_eq!(s["web"]["workers"], 4);
+        assert_eq!(s["web"]["threads"], 5);
+        assert_eq!(s["web"]["resources"], json!({"memory": "4GiB", "cpus": 2}));
+        assert_eq!(s["web"]["health"], json!({"path": "/up", "interval": "10s"}));
+        assert_eq!(s["web"]["env"]["clear"]["WEB_CONCURRENCY"], "4");
+        assert!(s["web"]["env"].get("secret").is_none());
+        assert_eq!(s["web"]["uses"], json!({"db": {}, "redis": {}}));
+        assert_eq!(s["job"]["kind"], "solid_queue");
+        assert_eq!(s["job"]["command"], "bin/jobs");
+        assert_eq!(s["job"]["uses"], json!({"db": {}, "redis": {}}));
+        assert_eq!(s["cable"]["kind"], "worker");
+        assert_eq!(s["redis"]["kind"], "redis");
+        assert_eq!(s["redis"]["machine"], "redis");
+        assert_eq!(s["redis"]["resources"], json!({"memory": "1GiB"}));
+        assert_eq!(s["db"]["kind"], "postgres");
+        assert_eq!(s["db"]["databases"], json!(["subcontractor_production"]));
+        assert_eq!(s["db"]["resources"], json!({"memory": "8GiB", "cpus": 4}));
+        assert_eq!(b.value["machines"]["web"], json!({"count": 3, "addresses": ["192.168.1.10", "192.168.1.11", "192.168.1.12"]}));
+        assert_eq!(b.value["machines"]["db"], json!({"count": 1, "addresses": ["192.168.1.31"]}));
+        let k = &b.value["deploy"]["kamal"];
+        assert_eq!(k["image"], "your-registry/subcontractor-command");
+        assert_eq!(k["service"], "subcontractor-command");
+        assert_eq!(k["registry"], json!({"username": "KAMAL_REGISTRY_USERNAME", "password": "KAMAL_REGISTRY_PASSWORD", "server": "ghcr.io"}));
+        assert_eq!(k["proxy"], json!({"host": "app.yoursite.com", "ssl": true}));
+        assert_eq!(line(&b, "/services/web/replicas"), 6);
+        assert_eq!(line(&b, "/services/web/resources/memory"), 15);
+        assert_eq!(line(&b, "/services/web/workers"), 53);
+        assert_eq!(line(&b, "/services/db/resources/memory"), 85);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(notes.iter().any(|n| n.contains("`traefik:` is a Kamal 1 key")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("Traefik labels")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("bin/cable")), "{notes:?}");
+        let mut v = b.value.clone();
+        let none = |_: &str, _: bool| None;
+        if let Err(p) = crate::load::validate_value(&mut v, &none) {
+            panic!("{:?}", p.iter().map(|d| (&d.path, &d.message)).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn kamal_rails_fixture_with_puma_rb_and_database_yml() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/kamal-rails");
+        let b = super::super::read_paths(&[dir], "saas");
+        let at = |pointer: &str| {
+            let o = b.origins.get(pointer).unwrap_or_else(|| panic!("no origin for {pointer}"));
+            let s = &b.sources[o.file];
+            (s.path.file_name().unwrap().to_string_lossy().to_string(), s.line_col(o.bytes.start).line)
+        };
+        let s = &b.value["services"];
+        let web = &s["web"];
+        assert_eq!(web["kind"], "puma");
+        assert_eq!(web["replicas"], 3);
+        assert_eq!(at("/services/web/replicas"), ("deploy.yml".into(), 6));
+        // WEB_CONCURRENCY and RAILS_MAX_THREADS come from deploy.yml's env, which
+        // puma.rb's ENV.fetch reads.
+        assert_eq!(web["workers"], 4);
+        assert_eq!(at("/services/web/workers"), ("deploy.yml".into(), 53));
+        assert_eq!(web["threads"], 5);
+        assert_eq!(at("/services/web/threads"), ("deploy.yml".into(), 54));
+        assert_eq!(web["min_threads"], 5);
+        assert_eq!(at("/services/web/min_threads"), ("puma.rb".into(), 4));
+        assert_eq!(web["preload"], true);
+        assert_eq!(at("/services/web/preload"), ("puma.rb".into(), 11));
+        assert_eq!(web["health"], json!({"path": "/up", "interval": "10s"}));
+        assert_eq!(at("/services/web/health/path"), ("deploy.yml".into(), 38));
+        // 5 threads x 4 workers + 5, per process, from database.yml's ERB.
+        for role in ["web", "job"] {
+            assert_eq!(s[role]["uses"]["db"], json!({"pool": 25, "framework": "rails"}), "{role}");
+            assert_eq!(at(&format!("/services/{role}/uses/db/pool")), ("database.yml".into(), 20));
+        }
+        assert_eq!(s["job"]["kind"], "solid_queue");
+        assert_eq!(s["db"]["kind"], "postgres");
+        assert_eq!(s["redis"]["kind"], "redis");
+        assert_eq!(at("/services/db/resources/memory"), ("deploy.yml".into(), 85));
+        assert_eq!(b.value["deploy"]["kamal"]["image"], "your-registry/subcontractor-command");
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(notes.iter().any(|n| n.contains("pool 25 computed as") && n.contains("RAILS_MAX_THREADS")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("`traefik:` is a Kamal 1 key")), "{notes:?}");
+        let mut v = b.value.clone();
+        let none = |_: &str, _: bool| None;
+        if let Err(p) = crate::load::validate_value(&mut v, &none) {
+            panic!("{:?}", p.iter().map(|d| (&d.path, &d.message)).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn accessory_files_proxy_and_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join("config/redis.conf"), "maxmemory 1gb\n").unwrap();
+        let text = "service: app\nimage: me/app\nservers:\n  web:\n    hosts: [10.0.0.1]\n    cmd: gunicorn -w 5 -k gevent app:app\n  workers:\n    hosts: [10.0.0.1]\n    cmd: bundle exec sidekiq -c 10\nproxy:\n  host: a.example.com\n  app_port: 8000\n  response_timeout: 60\n  healthcheck:\n    path: /healthz\n    timeout: 3\naccessories:\n  cache:\n    image: redis:7\n    roles: [web]\n    files:\n      - config/redis.conf:/usr/local/etc/redis/redis.conf\n  pooler:\n    image: edoburu/pgbouncer\n    host: 10.0.0.9\n  db:\n    image: postgres:16\n    host: 10.0.0.9\n  search:\n    image: elasticsearch:8\n    host: 10.0.0.9\n";
+        let path = dir.path().join("config/deploy.yml");
+        std::fs::write(&path, text).unwrap();
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new(&path, text.to_string()));
+        read(&mut b, id);
+        let s = &b.value["services"];
+        assert_eq!((s["web"]["kind"].clone(), s["web"]["workers"].clone(), s["web"]["worker_class"].clone()), (json!("gunicorn"), json!(5), json!("gevent")));
+        assert_eq!(s["web"]["port"], 8000);
+        assert_eq!(s["web"]["health"], json!({"path": "/healthz", "timeout": "3s"}));
+        assert_eq!(b.value["deploy"]["kamal"]["proxy"], json!({"host": "a.example.com", "response_timeout": "60s"}));
+        assert_eq!((s["workers"]["kind"].clone(), s["workers"]["concurrency"].clone()), (json!("sidekiq"), json!(10)));
+        // One machine group per distinct host set: web and workers share 10.0.0.1; the
+        // cache runs on the web role's hosts.
+        assert_eq!(s["workers"]["machine"], "web");
+        assert_eq!(s["cache"]["machine"], "web");
+        assert_eq!(s["pooler"]["machine"], s["db"]["machine"]);
+        assert_eq!(s["web"]["uses"], json!({"pooler": {}}));
+        assert_eq!(s["workers"]["uses"], json!({"pooler": {}, "cache": {}}));
+        assert_eq!(s["pooler"]["uses"], json!({"db": {}}));
+        assert!(s.get("search").is_none());
+        let conf = std::fs::canonicalize(dir.path().join("config/redis.conf")).unwrap();
+        assert_eq!(b.owners.get(&conf).map(String::as_str), Some("cache"));
+        let mut v = b.value.clone();
+        let none = |_: &str, _: bool| None;
+        if let Err(p) = crate::load::validate_value(&mut v, &none) {
+            panic!("{:?}", p.iter().map(|d| (&d.path, &d.message)).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn list_servers_literal_registry_and_erb() {
+        let text = "service: app\nimage: me/app\nservers:\n  - 10.0.0.1\n  - 10.0.0.2: [big]\nregistry:\n  username: me\n  password: hunter2\nenv:\n  PORT: <%= ENV['PORT'] %>\n";
+        let b = read_text(text);
+        assert_eq!(b.value["services"]["web"]["replicas"], 2);
+        assert_eq!(b.value["machines"]["web"]["addresses"], json!(["10.0.0.1", "10.0.0.2"]));
+        assert_eq!(b.value["deploy"]["kamal"]["registry"]["password"], "KAMAL_REGISTRY_PASSWORD");
+        assert!(!serde_json::to_string(&b.value).unwrap().contains("hunter2"));
+        assert!(b.diagnostics.iter().any(|d| d.message.contains("written in clear")));
+        assert!(b.diagnostics.iter().any(|d| d.message.contains("ERB")));
+    }
+
+    #[test]
+    fn broken_input_is_located() {
+        let b = read_text("service: a\nimage: b\nservers:\n  web:\n    hosts: [1.1.1.1]\n    cmd: bundle exec puma -w '2\n");
+        let d = b.diagnostics.iter().find(|d| d.rule == super::super::UNPARSABLE).expect("unterminated quote");
+        assert_eq!(d.span.as_ref().unwrap().line, 6);
+        for odd in ["servers: 3", "- a", "service: x\nimage: y\nservers:\n  web: {hosts: {a: 1}}\naccessories: 3\n", "\u{0}", "servers:\n  web:\n    hosts:\n      - \"a b;c\"\n"] {
+            let _ = read_text(odd);
+        }
+    }
 }

@@ -435,12 +435,22 @@ fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], std
         }
     }
     let mut text = String::new();
+    let mut unchanged = 0;
     for (a, path) in artifacts.iter().zip(&destinations) {
+        // A file that already holds the text is left alone: its mtime stays, so
+        // watchers and build caches see no change.
+        if std::fs::read(path).is_ok_and(|current| current == a.text.as_bytes()) {
+            unchanged += 1;
+            continue;
+        }
         if let Err(e) = crate::output::write_atomic(path, &a.text) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_ERROR;
         }
         text.push_str(&format!("wrote {}\n", path.display()));
+    }
+    if unchanged > 0 {
+        text.push_str(&format!("{unchanged} files already up to date in {}\n", root.display()));
     }
     out(&text);
     EXIT_CLEAN

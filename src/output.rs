@@ -19,7 +19,8 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(text.as_bytes())?;
-        file.sync_all()?;
+        // No fsync: the rename already gives readers the old file or the new one, and a
+        // config render is cheap to repeat; an fsync per file would triple the run time.
         if let Ok(meta) = std::fs::metadata(path) {
             // Keep the permissions of the file being replaced (an executable script
             // stays executable).

@@ -16,13 +16,36 @@ const ANNOTATIONS: &[&str] = &["description", "default", "format", "title", "$sc
 /// Whether `instance` conforms to the spec schema.
 pub fn conforms(instance: &Value) -> bool {
     let schema = crate::schema::schema();
-    let mut patterns = HashMap::new();
-    Checker { definitions: schema.get("definitions"), patterns: &mut patterns }.check(schema, instance)
+    Checker { definitions: schema.get("definitions"), patterns: patterns() }.check(schema, instance)
+}
+
+/// Every `pattern` of the schema, compiled once per process.
+fn patterns() -> &'static HashMap<String, Regex> {
+    static PATTERNS: std::sync::OnceLock<HashMap<String, Regex>> = std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        fn collect(value: &Value, out: &mut HashMap<String, Regex>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(p)) = map.get("pattern")
+                        && let Ok(r) = Regex::new(p)
+                    {
+                        out.insert(p.clone(), r);
+                    }
+                    map.values().for_each(|v| collect(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = HashMap::new();
+        collect(crate::schema::schema(), &mut out);
+        out
+    })
 }
 
 struct Checker<'a> {
     definitions: Option<&'a Value>,
-    patterns: &'a mut HashMap<String, Option<Regex>>,
+    patterns: &'static HashMap<String, Regex>,
 }
 
 impl<'a> Checker<'a> {
@@ -33,9 +56,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn matches(&mut self, pattern: &str, text: &str) -> bool {
-        let compiled = self.patterns.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok());
-        compiled.as_ref().is_some_and(|r| r.is_match(text))
+    fn matches(&self, pattern: &str, text: &str) -> bool {
+        // A pattern that did not compile is unknown here: answer no, and let the full
+        // validator decide.
+        self.patterns.get(pattern).is_some_and(|r| r.is_match(text))
     }
 
     fn check(&mut self, schema: &'a Value, instance: &Value) -> bool {

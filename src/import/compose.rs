@@ -41,6 +41,33 @@ pub fn image_kind(image: &str) -> Option<&'static str> {
     }
 }
 
+/// The version an image tag names, as the spec's `version` of that kind:
+/// `postgres:15-alpine` -> 15, `edoburu/pgbouncer:1.22.1` -> "1.22". None for `latest`,
+/// digests and tags that start with no number.
+pub fn image_version(kind: &str, image: &str) -> Option<Value> {
+    let no_digest = image.trim().split('@').next().unwrap_or("");
+    let last = &no_digest[no_digest.rfind('/').map_or(0, |i| i + 1)..];
+    let tag = last.split_once(':')?.1;
+    let tag = tag.strip_prefix('v').unwrap_or(tag);
+    let numeric: String = tag.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let parts: Vec<&str> = numeric.split('.').filter(|p| !p.is_empty()).collect();
+    match kind {
+        "postgres" => parts.first()?.parse::<u32>().ok().filter(|v| (9..=99).contains(v)).map(Value::from),
+        "pgbouncer" if parts.len() >= 2 => Some(Value::from(format!("{}.{}", parts[0], parts[1]))),
+        _ => None,
+    }
+}
+
+/// Sets `version` of a postgres or pgbouncer service from its image tag, when unset.
+pub(crate) fn version_from_image(builder: &mut ImportBuilder, service: &str, kind: &str, image: &str, file: FileId, bytes: Range<usize>) {
+    let path = format!("services.{service}.version");
+    if builder.get(&path).is_none()
+        && let Some(v) = image_version(kind, image)
+    {
+        builder.set(&path, v, file, bytes);
+    }
+}
+
 /// The spec service a host name (a compose service or one of its expanded replicas,
 /// `web-3`) stands for, when the builder has it.
 pub fn service_for_host(builder: &ImportBuilder, host: &str) -> Option<String> {
@@ -302,6 +329,11 @@ fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>
                         return Role::Sentinel;
                     }
                 }
+                // `sh -c "cp ... && exec redis-server /tmp/sentinel.conf --sentinel"`
+                // (how headroom runs a sentinel on a writable copy of its config).
+                if words.iter().any(|(w, _)| w.contains(' ') && w.split_whitespace().any(|x| x == "--sentinel" || x == "redis-sentinel")) {
+                    return Role::Sentinel;
+                }
             }
             if env.get("REDIS_REPLICATION_MODE").is_some_and(|m| m == "slave" || m == "replica")
                 && let Some(master) = env.get("REDIS_MASTER_HOST")
@@ -334,26 +366,37 @@ fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>
     }
 }
 
-/// What must match for numbered services to be one service with replicas.
+/// What must match for numbered services to be one service with replicas (the
+/// environment is compared by `same_env`).
 fn capacity_shape(entry: &Entry) -> Value {
     let mut def = entry.def.clone();
     let Some(map) = def.as_object_mut() else { return def };
-    for key in ["container_name", "hostname", "ports", "labels", "volumes", "depends_on", "networks", "restart", "logging"] {
+    for key in ["container_name", "hostname", "ports", "labels", "volumes", "depends_on", "networks", "restart", "logging", "environment"] {
         map.remove(key);
     }
+    def
+}
+
+/// Whether a value names its own replica (`web-3`, `3`): such variables
+/// (CONTAINER_NAME, REPLICA_ID) may differ between replicas.
+fn names_own_replica(entry: &Entry, value: &str) -> bool {
     let own = entry.name.to_ascii_lowercase();
     let number = numbered(&own).map(|(_, n)| n.to_string()).unwrap_or_default();
-    let env: BTreeMap<String, String> = env_map(&entry.def)
-        .into_iter()
-        .filter(|(_, v)| {
-            let lower = v.to_ascii_lowercase();
-            !lower.contains(&own) && *v != number
-        })
-        .collect();
-    if map.contains_key("environment") {
-        map.insert("environment".into(), json!(env));
+    value.to_ascii_lowercase().contains(&own) || (!number.is_empty() && value == number)
+}
+
+/// Whether two numbered entries have the same environment, apart from variables
+/// whose values name their own replica on both sides.
+fn same_env(a: &Entry, b: &Entry) -> bool {
+    let (ea, eb) = (env_map(&a.def), env_map(&b.def));
+    if a.def.get("environment").is_some() != b.def.get("environment").is_some() {
+        return false;
     }
-    def
+    let keys: std::collections::BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
+    keys.into_iter().all(|k| match (ea.get(k), eb.get(k)) {
+        (Some(x), Some(y)) => x == y || (names_own_replica(a, x) && names_own_replica(b, y)),
+        _ => false,
+    })
 }
 
 fn group(builder: &mut ImportBuilder, file: FileId, entries: &[Entry]) -> Vec<Group> {
@@ -374,10 +417,17 @@ fn group(builder: &mut ImportBuilder, file: FileId, entries: &[Entry]) -> Vec<Gr
         members.sort_by_key(|&m| numbered(&entries[m].name).map(|(_, n)| n).unwrap_or(0));
         let first = members[0];
         let shape = capacity_shape(&entries[first]);
-        let differing: Vec<usize> = members.iter().copied().filter(|&m| capacity_shape(&entries[m]) != shape || entries[m].role != entries[first].role).collect();
+        let differing: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&m| capacity_shape(&entries[m]) != shape || entries[m].role != entries[first].role || !same_env(&entries[first], &entries[m]))
+            .collect();
         if !differing.is_empty() {
             for m in differing {
-                let keys = diff_keys(&capacity_shape(&entries[first]), &capacity_shape(&entries[m]));
+                let mut keys = diff_keys(&capacity_shape(&entries[first]), &capacity_shape(&entries[m]));
+                if !same_env(&entries[first], &entries[m]) {
+                    keys.push("environment".into());
+                }
                 builder.ignored(
                     file,
                     entries[m].key.clone(),
@@ -511,7 +561,8 @@ impl Compose<'_> {
     fn image_and_build(&mut self, name: &str, kind: &str, entry: &Entry) {
         if let Some(image) = entry.def.get("image").and_then(Value::as_str) {
             let bytes = self.span(&format!("{}/image", entry.pointer));
-            self.set(name, "image", json!(image), bytes);
+            self.set(name, "image", json!(image), bytes.clone());
+            version_from_image(self.builder, name, kind, image, self.file, bytes);
         }
         let build = match entry.def.get("build") {
             Some(Value::String(s)) => Some((s.clone(), format!("{}/build", entry.pointer))),
@@ -885,6 +936,11 @@ impl Compose<'_> {
             let first = &entries[members[0]];
             let n = members.len() as u64 + 1;
             self.set(&master, "replicas", json!(n), first.key.clone());
+            // In sentinel mode `render` runs the master and `replicas_per_master`
+            // replicas (`<master>-replica-N`); say how many, so it writes them back.
+            if self.builder.get(&format!("services.{master}.mode")).and_then(Value::as_str) == Some("sentinel") {
+                self.set(&master, "replicas_per_master", json!(n - 1), first.key.clone());
+            }
             let names: Vec<&str> = members.iter().map(|&m| entries[m].name.as_str()).collect();
             assumed_at(self.builder, self.file, first.key.clone(), format!("redis replicas {} of `{master}`: replicas {n} (the master and {} replica(s))", names.join(", "), n - 1), "clients connect to the master; each replica holds the same data and memory");
             for &m in &members {
@@ -989,32 +1045,10 @@ impl Compose<'_> {
             via.push((target, self.file, bytes, "depends_on".to_string()));
         }
         // Pools.
-        for var in &env {
-            let Some(raw) = &var.value else { continue };
-            let (target, key) = match var.name.as_str() {
-                "DB_POOL_SIZE" | "DATABASE_POOL_SIZE" | "DB_POOL_MAX" | "DB_MAX_CONNECTIONS" | "DATABASE_POOL_MAX" => (&db, "pool"),
-                "DB_MAX_OVERFLOW" | "DATABASE_MAX_OVERFLOW" => (&db, "max_overflow"),
-                "DB_POOL_MIN" | "DATABASE_POOL_MIN" => (&db, "min"),
-                "REDIS_POOL_SIZE" | "REDIS_MAX_CONNECTIONS" => (&redis, "pool"),
-                _ => continue,
-            };
-            let resolved = interpolate(raw);
-            let Some(value) = resolved.text.and_then(|t| t.trim().parse::<u64>().ok()) else {
-                self.builder.ignored(var.file, var.bytes.clone(), format!("{}: not a whole number known here", var.name));
-                continue;
-            };
-            let Some(target) = target.clone() else {
-                self.builder.ignored(var.file, var.bytes.clone(), format!("{} = {value}: the service `{name}` connects to is not described by the files read", var.name));
-                continue;
-            };
-            self.builder.set(&format!("services.{name}.uses.{target}.{key}"), json!(value), var.file, var.bytes.clone());
-            if key == "max_overflow" && self.builder.get(&format!("services.{name}.uses.{target}.framework")).is_none() {
-                self.builder.set(&format!("services.{name}.uses.{target}.framework"), json!("sqlalchemy"), var.file, var.bytes.clone());
-                assumed_at(self.builder, var.file, var.bytes.clone(), format!("`{name}` pools with SQLAlchemy (pool_size + max_overflow), from {}", var.name), "set uses.<db>.framework in an overlay if another library reads these variables");
-            }
-        }
+        super::app_env::apply_pools(self.builder, name, db.as_deref(), redis.as_deref(), &env);
+        self.order_uses(name);
         for (target, file, bytes, why) in via {
-            if self.builder.get(&format!("services.{name}.uses.{target}.pool")).is_none() {
+            if self.builder.get(&format!("services.{name}.uses.{target}.pool")).is_none() && self.builder.get(&format!("services.{name}.uses.{target}.persistent")).is_none() {
                 self.assume_edge(name, &target, file, bytes, &why);
             }
         }
@@ -1030,6 +1064,23 @@ impl Compose<'_> {
                 self.builder.set(&format!("services.{name}.users"), json!([u]), var.file, var.bytes.clone());
             }
             let _ = target;
+        }
+    }
+
+    /// The database edge first, then redis, then the rest (the order `render` writes
+    /// pools in follows it).
+    fn order_uses(&mut self, name: &str) {
+        let rank = |kind: Option<String>| match kind.as_deref() {
+            Some("pgbouncer" | "postgres") => 0,
+            Some("redis") => 1,
+            _ => 2,
+        };
+        let Some(uses) = self.builder.get(&format!("services.{name}.uses")).and_then(Value::as_object).cloned() else { return };
+        let mut items: Vec<(String, Value)> = uses.into_iter().collect();
+        items.sort_by_key(|(k, _)| rank(self.kind(k)));
+        let ordered: Map<String, Value> = items.into_iter().collect();
+        if let Some(slot) = self.builder.value.pointer_mut(&format!("/services/{}/uses", escape_segment(name))) {
+            *slot = Value::Object(ordered);
         }
     }
 
@@ -1113,7 +1164,7 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 }
 
 /// `KEY=value` lines of an env file (`export`, quotes and comments allowed).
-fn parse_env_file(text: &str, file: FileId) -> Vec<EnvVar> {
+pub(crate) fn parse_env_file(text: &str, file: FileId) -> Vec<EnvVar> {
     let mut out = Vec::new();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -1188,6 +1239,7 @@ fn app_env_key(kind: &str, name: &str) -> Option<(&'static str, &'static str)> {
         ("puma", "RAILS_MIN_THREADS" | "PUMA_MIN_THREADS" | "MIN_THREADS") => ("min_threads", "the minimum thread count Rails' puma.rb reads"),
         ("sidekiq", "SIDEKIQ_CONCURRENCY") => ("concurrency", "sidekiq's concurrency"),
         ("sidekiq", "RAILS_MAX_THREADS") => ("concurrency", "sidekiq's default concurrency (Sidekiq 7 reads RAILS_MAX_THREADS)"),
+        ("solid_queue" | "worker", "RAILS_MAX_THREADS") => ("concurrency", "the threads per process a Rails job or cable process runs"),
         ("celery", "CELERY_CONCURRENCY" | "CELERYD_CONCURRENCY" | "CELERY_WORKER_CONCURRENCY") => ("concurrency", "a variable the celery settings read"),
         ("solid_queue", "JOB_CONCURRENCY") => ("processes", "the processes Rails' config/queue.yml reads"),
         _ => return None,
@@ -1447,6 +1499,17 @@ mod tests {
         assert!(n.iter().any(|m| m.contains("PGBOUNCER_MAX_CLIENT_CONN") && m.contains("${MAX_CLIENT_CONN}")), "{n:?}");
         assert!(n.iter().any(|m| m.starts_with("assumed") && m.contains("GUNICORN_WORKERS")), "{n:?}");
         validates(&b);
+    }
+
+    #[test]
+    fn versions_from_image_tags() {
+        assert_eq!(image_version("postgres", "postgres:15"), Some(json!(15)));
+        assert_eq!(image_version("postgres", "pgvector/pgvector:pg16"), None);
+        assert_eq!(image_version("postgres", "postgres:16.2-alpine"), Some(json!(16)));
+        assert_eq!(image_version("pgbouncer", "edoburu/pgbouncer:1.22.1"), Some(json!("1.22")));
+        assert_eq!(image_version("pgbouncer", "pgbouncer/pgbouncer:latest"), None);
+        assert_eq!(image_version("postgres", "localhost:5000/postgres"), None);
+        assert_eq!(image_version("redis", "redis:7-alpine"), None);
     }
 
     #[test]

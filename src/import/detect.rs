@@ -19,6 +19,8 @@ pub enum Kind {
     RailsDatabase,
     Sysctl,
     Railway,
+    /// `env/<service>.env`, the app environment `headroom render` writes.
+    AppEnv,
     Unknown,
 }
 
@@ -27,6 +29,8 @@ pub fn order(kind: &Kind) -> u8 {
     match kind {
         Kind::Compose | Kind::Kamal => 0,
         Kind::Railway => 1,
+        // After every file that names services and databases.
+        Kind::AppEnv => 3,
         _ => 2,
     }
 }
@@ -74,6 +78,9 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     let stem_ext = |prefix: &str, exts: &[&str]| name.starts_with(prefix) && exts.iter().any(|e| name.ends_with(e));
     if name == "railway.toml" {
         return Some(Kind::Railway);
+    }
+    if name.ends_with(".env") && name.len() > 4 && parent_named(path, "env") {
+        return Some(Kind::AppEnv);
     }
     if stem_ext("docker-compose", &[".yml", ".yaml"]) || stem_ext("compose", &[".yml", ".yaml"]) {
         return Some(Kind::Compose);
@@ -275,6 +282,8 @@ mod tests {
         assert_eq!(k("redis-sentinel.conf", ""), Kind::SentinelConf);
         assert_eq!(k("sysctl.conf", ""), Kind::Sysctl);
         assert_eq!(k("web/railway.toml", ""), Kind::Railway);
+        assert_eq!(k("env/web.env", ""), Kind::AppEnv);
+        assert_eq!(k(".env", ""), Kind::Unknown);
         assert_eq!(k("src/db.py", ""), Kind::Unknown);
         assert_eq!(k("README.md", ""), Kind::Unknown);
     }

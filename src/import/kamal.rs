@@ -359,7 +359,10 @@ impl Kamal<'_> {
             let Some(value) = scalar(v) else { continue };
             let p = format!("{clear_pointer}/{}", escape_segment(k));
             let bytes = self.span(&p);
-            if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() {
+            // A role's own concurrency and pool variables (what `render` writes there
+            // from the plan) are read as settings, not kept as plain env.
+            let managed = pointer != "/env" && super::app_env::is_managed(k);
+            if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() && !managed {
                 self.set(&format!("services.{name}.env.clear.{k}"), json!(value), bytes.clone());
             }
             compose::apply_app_env(self.builder, name, &kind, k, &value, self.file, bytes);
@@ -495,7 +498,9 @@ impl Kamal<'_> {
             self.builder.mark(&format!("services.{name}"), self.file, key.clone());
             args::ensure_kind(self.builder, &name, kind, self.file, key.clone());
             if let Some(image) = image {
-                self.set(&format!("services.{name}.image"), json!(image), self.span(&format!("{pointer}/image")));
+                let bytes = self.span(&format!("{pointer}/image"));
+                self.set(&format!("services.{name}.image"), json!(image), bytes.clone());
+                compose::version_from_image(self.builder, &name, kind, image, self.file, bytes);
             }
             if let Some(words) = &words {
                 args::apply_command(self.builder, &name, words, self.file);
@@ -542,7 +547,7 @@ impl Kamal<'_> {
                         Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
                         _ => continue,
                     };
-                    self.own(&local, &name);
+                    self.own(&local, &name, kind);
                 }
             }
             if let Some(m) = def.as_object() {
@@ -581,7 +586,9 @@ impl Kamal<'_> {
     }
 
     /// A local file an accessory mounts (relative to the project root) is owned by it.
-    fn own(&mut self, local: &str, owner: &str) {
+    /// A config of the accessory's own format (`config/pgbouncer.ini` of a pgbouncer)
+    /// also becomes `deploy.files.<kind>`, so `render` writes it back where it was.
+    fn own(&mut self, local: &str, owner: &str, kind: &str) {
         if local.is_empty() || local.contains("<%") {
             return;
         }
@@ -590,6 +597,15 @@ impl Kamal<'_> {
             if let Ok(canonical) = std::fs::canonicalize(&c)
                 && canonical.is_file()
             {
+                let file_kind = super::detect::kind_of(&canonical, None);
+                let matches = matches!(
+                    (kind, file_kind),
+                    ("pgbouncer", super::detect::Kind::Pgbouncer) | ("nginx", super::detect::Kind::Nginx) | ("postgres", super::detect::Kind::PostgresConf) | ("redis", super::detect::Kind::RedisConf)
+                );
+                let key = format!("deploy.files[{}]", serde_json::to_string(kind).unwrap_or_default());
+                if matches && !local.starts_with('/') && !local.contains("..") && self.builder.get(&key).is_none() {
+                    self.set(&key, json!(local), self.span("/accessories"));
+                }
                 self.builder.owners.entry(canonical).or_insert_with(|| owner.to_string());
                 return;
             }
@@ -626,12 +642,43 @@ impl Kamal<'_> {
             if wants_redis && redis.len() == 1 {
                 self.edge(name, &redis[0], bytes.clone(), "its env names a REDIS variable whose value is a secret or absent; ");
             }
+            // Pools from the clear env (DATABASE_POOL, REDIS_POOL_SIZE, ...): the
+            // role's values win over the top-level ones.
+            let mut vars = self.clear_vars("/env");
+            vars.extend(self.clear_vars(&format!("{pointer}/env")));
+            let redis_target = (wants_redis && redis.len() == 1).then(|| redis[0].clone());
+            super::app_env::apply_pools(self.builder, name, db.as_deref(), redis_target.as_deref(), &vars);
+            for target in db.iter().chain(redis_target.iter()) {
+                if self.builder.get(&format!("services.{name}.uses.{target}.pool")).is_some() {
+                    let prefix = format!("assumed: `{name}` connects to the accessory `{target}` (");
+                    for d in self.builder.diagnostics.iter_mut().filter(|d| d.message.starts_with(&prefix)) {
+                        if let Some(i) = d.message.find("its pool is not in the files") {
+                            d.message.truncate(i);
+                            d.message.push_str("its pool comes from the env)");
+                        }
+                    }
+                }
+            }
         }
         if pgbouncers.len() == 1 && postgres.len() == 1 {
             let (from, to) = (pgbouncers[0].clone(), postgres[0].clone());
             let bytes = self.builder.origins.get(&format!("/services/{from}")).map(|o| o.bytes.clone()).unwrap_or(0..0);
             self.edge(&from, &to, bytes, "the only postgres accessory; ");
         }
+    }
+
+    /// The clear variables of an `env:` at `pointer` (a plain mapping is clear).
+    fn clear_vars(&self, pointer: &str) -> Vec<compose::EnvVar> {
+        let Some(env) = self.root.pointer(pointer).and_then(Value::as_object) else { return Vec::new() };
+        let (clear, clear_pointer) = if env.contains_key("clear") || env.contains_key("secret") || env.contains_key("tags") {
+            (env.get("clear").and_then(Value::as_object).cloned().unwrap_or_default(), format!("{pointer}/clear"))
+        } else {
+            (env.clone(), pointer.to_string())
+        };
+        clear
+            .iter()
+            .map(|(k, v)| compose::EnvVar { name: k.clone(), value: scalar(v), file: self.file, bytes: self.span(&format!("{clear_pointer}/{}", escape_segment(k))) })
+            .collect()
     }
 
     fn edge(&mut self, from: &str, to: &str, bytes: Range<usize>, why: &str) {

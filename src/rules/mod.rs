@@ -118,6 +118,20 @@ mod redis_maxmemory_headroom;
 mod redis_sentinel_quorum;
 mod timeout_order;
 mod upstream_max_conns_over_slots;
+mod deploy_overlap_exhausts_postgres;
+mod pgbouncer_fd_limit;
+mod latency_target_at_risk;
+mod nginx_workers_over_cpus;
+mod machine_cpu_oversubscribed;
+mod workers_over_cpus;
+mod single_replica;
+mod upstream_without_keepalive;
+mod rate_limit_zone_size;
+mod redis_noeviction_cache;
+mod redis_overcommit;
+mod postgres_memory;
+mod health_check_missing;
+mod sysctl_in_container;
 
 /// Every rule, in catalog order.
 pub static REGISTRY: &[&dyn Rule] = &[
@@ -138,6 +152,20 @@ pub static REGISTRY: &[&dyn Rule] = &[
     &redis_sentinel_quorum::RedisSentinelQuorum,
     &redis_cluster_masters::RedisClusterMasters,
     &pgbouncer_prepared_statements::PgbouncerPreparedStatements,
+    &deploy_overlap_exhausts_postgres::DeployOverlapExhaustsPostgres,
+    &pgbouncer_fd_limit::PgbouncerFdLimit,
+    &latency_target_at_risk::LatencyTargetAtRisk,
+    &nginx_workers_over_cpus::NginxWorkersOverCpus,
+    &machine_cpu_oversubscribed::MachineCpuOversubscribed,
+    &workers_over_cpus::WorkersOverCpus,
+    &single_replica::SingleReplica,
+    &upstream_without_keepalive::UpstreamWithoutKeepalive,
+    &rate_limit_zone_size::RateLimitZoneSize,
+    &redis_noeviction_cache::RedisNoevictionCache,
+    &redis_overcommit::RedisOvercommit,
+    &postgres_memory::PostgresMemory,
+    &health_check_missing::HealthCheckMissing,
+    &sysctl_in_container::SysctlInContainer,
 ];
 
 /// The rule with this ID.

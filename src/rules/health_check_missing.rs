@@ -1,0 +1,155 @@
+//! Rule `health-check-missing`.
+
+use super::{Check, finding, plural};
+use crate::diag::Diagnostic;
+use crate::plan::{Detail, Kind, Plan};
+
+declare_rule! {
+    /// An app behind a load balancer or kamal-proxy has no health check.
+    ///
+    /// ## What it checks
+    /// Every app server (gunicorn, puma) that receives traffic from a load balancer -
+    /// an nginx upstream whose `to` is the app, or kamal-proxy, which fronts the first
+    /// app server (Kamal's primary role) when `deploy.kamal` is set - must have a
+    /// `health` check with an HTTP `path`.
+    ///
+    /// ## Why it matters
+    /// Without a health check the orchestrator calls a container ready as soon as its
+    /// process starts, before the app has loaded, and keeps a hung one in rotation.
+    /// compose can only make nginx wait for `service_started` (not
+    /// `service_healthy`), so requests during a start or restart get 502s; open-source
+    /// nginx has no active checks and takes a broken replica out only after `max_fails`
+    /// (default 1) real requests failed within `fail_timeout` (default 10s), each one
+    /// an error a user sees, and puts it back after `fail_timeout` to fail again.
+    /// kamal-proxy probes `GET /up` on every new container before switching traffic to
+    /// it; an app that does not answer 200 there fails every deploy with `target failed
+    /// to become healthy`, and one that answers `/up` without checking itself is
+    /// switched to while still broken.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// web: { kind: gunicorn, workers: 4, replicas: 3 }   # no health
+    /// lb:  { kind: nginx, upstreams: { backend: { to: web } }, locations: [ { path: /, upstream: backend } ] }
+    /// ```
+    ///
+    /// ## Fix
+    /// Add `health: { path: /health, interval: 10s, timeout: 5s, retries: 3 }` (Rails:
+    /// `/up`, which Rails 7.1+ generates) to the app, served by an endpoint that answers
+    /// 200 once the app can serve requests, without calling slow dependencies. headroom
+    /// renders it as the compose healthcheck with `depends_on: service_healthy`, Kamal's
+    /// `proxy.healthcheck` and Railway's `healthcheckPath`.
+    ///
+    /// ## Defaults
+    /// Health checks: interval 30s, timeout 10s, retries 3 when a `health` block is
+    /// given; kamal-proxy checks `/up` every 1s for up to 30s (deploy_timeout);
+    /// nginx max_fails 1, fail_timeout 10s.
+    ///
+    /// ## References
+    /// - https://docs.docker.com/reference/compose-file/services/#healthcheck
+    /// - https://kamal-deploy.org/docs/configuration/proxy/#healthcheck
+    /// - https://nginx.org/en/docs/http/ngx_http_upstream_module.html#max_fails
+    /// - https://guides.rubyonrails.org/configuring.html (the `/up` health check route)
+    pub struct HealthCheckMissing { id: "health-check-missing", severity: Warning, core: false }
+}
+
+impl Check for HealthCheckMissing {
+    fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
+        let kamal_primary = plan.kamal_proxy_timeout.as_ref().and_then(|_| plan.apps().next()).map(|s| s.name.clone());
+        for app in plan.apps() {
+            if app.health.as_ref().is_some_and(|h| h.path.is_some()) {
+                continue;
+            }
+            let mut fronts: Vec<String> = Vec::new();
+            let mut consequences: Vec<String> = Vec::new();
+            for service in &plan.services {
+                let Detail::Nginx(nginx) = &service.detail else { continue };
+                for upstream in nginx.upstreams.iter().filter(|u| u.to == app.name) {
+                    fronts.push(format!("nginx `{}` upstream `{}` ({})", service.name, upstream.name, upstream.path));
+                    if consequences.is_empty() {
+                        consequences.push(format!(
+                            "nginx routes to each of its {} as soon as the container runs, before the app has loaded, and keeps a hung one in rotation: open-source nginx has no active checks and marks a server down only after max_fails {} ({}) failed requests within fail_timeout {}s, each a 502/504 to a user",
+                            plural(app.replicas.value, "replica"),
+                            upstream.max_fails.value,
+                            upstream.max_fails.cite(),
+                            upstream.fail_timeout.value,
+                        ));
+                    }
+                }
+            }
+            if kamal_primary.as_deref() == Some(app.name.as_str()) {
+                fronts.push("kamal-proxy (deploy.kamal, primary role)".into());
+                consequences.push(
+                    "kamal-proxy probes its default path GET /up before switching traffic to a new container: if the app does not answer 200 there the deploy fails with `target failed to become healthy`, and if it does without checking itself a broken container gets the traffic".into(),
+                );
+            }
+            if fronts.is_empty() {
+                continue;
+            }
+            let (path, missing) = match &app.health {
+                None => (format!("{}.health", app.path), format!("{}.health not set", app.path)),
+                Some(_) => (format!("{}.health.path", app.path), format!("{}.health has no path", app.path)),
+            };
+            let endpoint = if app.kind == Kind::Puma { "/up" } else { "/health" };
+            let message = format!(
+                "app `{}` receives traffic from {} but has no HTTP health check ({missing}): {}",
+                app.name,
+                fronts.join(" and "),
+                consequences.join("; "),
+            );
+            let fix = match &app.health {
+                None => format!(
+                    "add `health: {{ path: {endpoint}, interval: 10s, timeout: 5s, retries: 3 }}` to {} (an endpoint that answers 200 once the app can serve, without calling slow dependencies)",
+                    app.path
+                ),
+                Some(_) => format!("set {}.health.path: {endpoint} (an endpoint that answers 200 once the app can serve)", app.path),
+            };
+            out.push(finding::<Self>(path, message).number("replicas", app.replicas.value as f64).fix(fix));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::analyze_text;
+
+    fn findings(web: &str, extra: &str) -> Vec<crate::diag::Diagnostic> {
+        let yaml = format!("version: 1\nname: t\nservices:\n  web: {{ kind: gunicorn, replicas: 3{web} }}\n  worker: {{ kind: gunicorn }}\n{extra}");
+        analyze_text("t.yaml", &yaml)
+            .expect("spec loads")
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.rule == "health-check-missing")
+            .collect()
+    }
+
+    const NGINX: &str = "  lb: { kind: nginx, upstreams: { backend: { to: web, keepalive: 16 } }, locations: [ { path: /, upstream: backend } ] }\n";
+    const KAMAL: &str = "deploy: { kamal: { image: acme/web } }\n";
+
+    #[test]
+    fn behind_nginx() {
+        let found = findings("", NGINX);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let m = &found[0].message;
+        assert!(m.contains("app `web` receives traffic from nginx `lb` upstream `backend` (services.lb.upstreams.backend) but has no HTTP health check (services.web.health not set)"), "{m}");
+        assert!(m.contains("each of its 3 replicas") && m.contains("max_fails 1 (services.lb.upstreams.backend.max_fails not set; default: nginx max_fails = 1)"), "{m}");
+        assert_eq!(found[0].path, "services.web.health");
+        assert!(found[0].fix.as_deref().unwrap().contains("path: /health, interval: 10s"));
+    }
+
+    #[test]
+    fn behind_kamal_proxy_only_the_primary_role() {
+        let found = findings(", health: { interval: 5s }", KAMAL);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].message.contains("kamal-proxy (deploy.kamal, primary role)") && found[0].message.contains("services.web.health has no path"), "{}", found[0].message);
+        assert!(found[0].message.contains("target failed to become healthy"), "{}", found[0].message);
+        assert_eq!(found[0].path, "services.web.health.path");
+    }
+
+    #[test]
+    fn boundary() {
+        // A path is enough; an app nobody balances to is not reported.
+        assert!(findings(", health: { path: /health }", NGINX).is_empty());
+        assert!(findings(", health: { path: /up }", KAMAL).is_empty());
+        assert!(findings("", "").is_empty());
+    }
+}

@@ -1,6 +1,6 @@
 //! Rule `latency-target-at-risk`.
 
-use super::{Check, finding, num, plural, process_noun};
+use super::{Check, finding, num, plural, process_noun_one};
 use crate::diag::Diagnostic;
 use crate::plan::Plan;
 
@@ -137,7 +137,7 @@ impl Check for LatencyTargetAtRisk {
                     "{} {} x {} x {}",
                     s.name,
                     plural(s.replicas.value, "replica"),
-                    plural(s.processes.value, process_noun(s.kind).trim_end_matches('s')),
+                    plural(s.processes.value, process_noun_one(s.kind)),
                     plural(s.slots_per_process.value, "slot"),
                 )
             })

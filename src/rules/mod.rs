@@ -197,6 +197,11 @@ pub fn process_noun(kind: crate::plan::Kind) -> &'static str {
     }
 }
 
+/// One process of a kind: `worker` or `process`.
+pub fn process_noun_one(kind: crate::plan::Kind) -> &'static str {
+    process_noun(kind).strip_suffix("es").filter(|s| s.ends_with('s')).or_else(|| process_noun(kind).strip_suffix('s')).unwrap_or("process")
+}
+
 /// The arithmetic of one edge: `web 15 replicas x 8 workers x 4 pool = 480`.
 pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
     let kind = plan.service(&edge.from).map_or(crate::plan::Kind::Worker, |s| s.kind);
@@ -213,8 +218,23 @@ pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
         "{} {} x {} x {} = {}",
         edge.from,
         plural(edge.replicas, "replica"),
-        plural(edge.processes, process_noun(kind).trim_end_matches('s')),
+        plural(edge.processes, process_noun_one(kind)),
         per,
         edge.connections
     )
+}
+
+#[cfg(test)]
+mod noun_tests {
+    use super::*;
+    use crate::plan::Kind;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(plural(1, process_noun_one(Kind::Sidekiq)), "1 process");
+        assert_eq!(plural(3, process_noun_one(Kind::Sidekiq)), "3 processes");
+        assert_eq!(plural(1, process_noun_one(Kind::Gunicorn)), "1 worker");
+        assert_eq!(plural(8, process_noun_one(Kind::Puma)), "8 workers");
+        assert_eq!(plural(15, "replica"), "15 replicas");
+    }
 }

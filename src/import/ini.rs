@@ -57,19 +57,7 @@ struct State {
 
 /// Reads a pgbouncer.ini into the pgbouncer service that owns the file.
 pub fn read_pgbouncer(builder: &mut ImportBuilder, file: FileId) {
-    if file >= builder.sources.len() || already_read(builder, file) || reject_binary(builder, file) {
-        return;
-    }
-    let owner = builder.owner_of(file, "pgbouncer");
-    let svc = match ensure_service(builder, &owner, "pgbouncer", file, 0..0) {
-        Ensure::OtherKind(kind) => {
-            let name = if owner == "pgbouncer" { "pgbouncer-1".to_string() } else { "pgbouncer".to_string() };
-            note(builder, file, 0..0, format!("`{owner}` is a {kind} service; this pgbouncer.ini is read into service `{name}`"));
-            ensure_service(builder, &name, "pgbouncer", file, 0..0);
-            name
-        }
-        _ => owner,
-    };
+    let Some(svc) = claim_service(builder, file, "pgbouncer", "pgbouncer.ini") else { return };
     let path = builder.sources[file].path.clone();
     let mut state = State {
         svc,

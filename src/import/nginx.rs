@@ -1525,6 +1525,26 @@ pub(super) mod common {
     }
 
     /// Makes sure service `name` exists with `kind` (origin: `file`, `bytes`).
+    /// The service a config file of `kind` is read into: its owner (a compose/Kamal
+    /// mount, headroom's path layout, else `kind`), or, when that name belongs to a
+    /// service of another kind, `kind` (or `kind-1`) with a note. None when the file
+    /// was read already or is not text.
+    pub fn claim_service(b: &mut ImportBuilder, file: FileId, kind: &str, file_name: &str) -> Option<String> {
+        if file >= b.sources.len() || already_read(b, file) || reject_binary(b, file) {
+            return None;
+        }
+        let owner = b.owner_of(file, kind);
+        Some(match ensure_service(b, &owner, kind, file, 0..0) {
+            Ensure::OtherKind(other) => {
+                let name = if owner == kind { format!("{kind}-1") } else { kind.to_string() };
+                note(b, file, 0..0, format!("`{owner}` is a {other} service; this {file_name} is read into service `{name}`"));
+                ensure_service(b, &name, kind, file, 0..0);
+                name
+            }
+            _ => owner,
+        })
+    }
+
     pub fn ensure_service(b: &mut ImportBuilder, name: &str, kind: &str, file: FileId, bytes: Range<usize>) -> Ensure {
         match kind_of(b, name) {
             Some(k) if k == kind => Ensure::Existed,

@@ -30,19 +30,7 @@ struct State {
 
 /// Reads a postgresql.conf (or an include of it) into the postgres service that owns it.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
-    if file >= builder.sources.len() || already_read(builder, file) || reject_binary(builder, file) {
-        return;
-    }
-    let owner = builder.owner_of(file, "postgres");
-    let svc = match ensure_service(builder, &owner, "postgres", file, 0..0) {
-        Ensure::OtherKind(kind) => {
-            let name = if owner == "postgres" { "postgres-1".to_string() } else { "postgres".to_string() };
-            note(builder, file, 0..0, format!("`{owner}` is a {kind} service; this postgresql.conf is read into service `{name}`"));
-            ensure_service(builder, &name, "postgres", file, 0..0);
-            name
-        }
-        _ => owner,
-    };
+    let Some(svc) = claim_service(builder, file, "postgres", "postgresql.conf") else { return };
     let path = builder.sources[file].path.clone();
     let mut state = State { svc, stack: vec![canonical(&path)], budget: Budget::default() };
     parse_file(builder, file, &mut state);

@@ -255,19 +255,7 @@ struct State {
 
 /// Reads a redis.conf into the redis service that owns it.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
-    if file >= builder.sources.len() || already_read(builder, file) || reject_binary(builder, file) {
-        return;
-    }
-    let owner = builder.owner_of(file, "redis");
-    let svc = match ensure_service(builder, &owner, "redis", file, 0..0) {
-        Ensure::OtherKind(kind) => {
-            let name = if owner == "redis" { "redis-1".to_string() } else { "redis".to_string() };
-            note(builder, file, 0..0, format!("`{owner}` is a {kind} service; this redis.conf is read into service `{name}`"));
-            ensure_service(builder, &name, "redis", file, 0..0);
-            name
-        }
-        _ => owner,
-    };
+    let Some(svc) = claim_service(builder, file, "redis", "redis.conf") else { return };
     let path = builder.sources[file].path.clone();
     let mut state = State { svc, stack: vec![canonical(&path)], budget: Budget::default() };
     parse_file(builder, file, &mut state);

@@ -62,6 +62,28 @@ pub fn ident(value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
+/// Text for a comment on one line: control characters (a newline among them) become
+/// spaces, so a note can never end its comment and start a directive.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// A byte count in the largest of a format's 1024-based units that divides it
+/// (`units` = the spellings of GiB, MiB and KiB in that format); a bare number
+/// otherwise.
+pub fn binary_size(bytes: u64, units: [&str; 3]) -> String {
+    const K: u64 = 1024;
+    if bytes == 0 {
+        return "0".into();
+    }
+    for (unit, factor) in units.iter().zip([K * K * K, K * K, K]) {
+        if bytes.is_multiple_of(factor) {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Registers every filter on the template environment.
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("nginx", |v: String| nginx_token(&v));

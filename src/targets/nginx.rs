@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::escape::one_line;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, NginxPlan, ServicePlan};
 use crate::spec::Balance;
@@ -106,25 +107,10 @@ struct LocationContext {
     burst: Option<u64>,
 }
 
-/// A comment's text on one line.
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
 
 /// A size in the units nginx reads (`k`, `m`, `g`: 1024-based).
 pub fn size(bytes: u64) -> String {
-    const K: u64 = 1024;
-    if bytes == 0 {
-        "0".into()
-    } else if bytes.is_multiple_of(K * K * K) {
-        format!("{}g", bytes / (K * K * K))
-    } else if bytes.is_multiple_of(K * K) {
-        format!("{}m", bytes / (K * K))
-    } else if bytes.is_multiple_of(K) {
-        format!("{}k", bytes / K)
-    } else {
-        bytes.to_string()
-    }
+    super::escape::binary_size(bytes, ["g", "m", "k"])
 }
 
 fn method(balance: Balance) -> Option<&'static str> {

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::escape::one_line;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, PgbouncerPlan, ServicePlan};
 use crate::spec::PoolMode;
@@ -96,9 +97,6 @@ struct PgbouncerContext {
     secret_placeholder: &'static str,
 }
 
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
 
 fn context(ctx: &Context<'_>, service: &ServicePlan, pgb: &PgbouncerPlan) -> Result<PgbouncerContext, RenderError> {
     let Some(target) = pgb.target.as_deref().and_then(|t| ctx.plan.service(t)).filter(|t| t.kind == Kind::Postgres) else {

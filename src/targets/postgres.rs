@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::escape::one_line;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, PostgresPlan, ServicePlan};
 
@@ -102,9 +103,6 @@ fn number(value: f64) -> String {
     if value.fract() == 0.0 { format!("{}", value as i64) } else { format!("{value}") }
 }
 
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
 
 /// Every setting the plan decides for one postgres, in file order. `reserved_connections`
 /// only for PostgreSQL 16 and later (15 rejects an unknown parameter).

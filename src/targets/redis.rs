@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::escape::one_line;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, RedisPlan, ServicePlan};
 use crate::spec::{Persistence, RedisMode};
@@ -116,25 +117,11 @@ struct SentinelContext {
     parallel_syncs: u64,
 }
 
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
 
 /// A size in the units redis.conf documents (`kb`, `mb`, `gb`: 1024-based; a bare
 /// number is bytes).
 pub fn size(bytes: u64) -> String {
-    const K: u64 = 1024;
-    if bytes == 0 {
-        "0".into()
-    } else if bytes.is_multiple_of(K * K * K) {
-        format!("{}gb", bytes / (K * K * K))
-    } else if bytes.is_multiple_of(K * K) {
-        format!("{}mb", bytes / (K * K))
-    } else if bytes.is_multiple_of(K) {
-        format!("{}kb", bytes / K)
-    } else {
-        bytes.to_string()
-    }
+    super::escape::binary_size(bytes, ["gb", "mb", "kb"])
 }
 
 /// Every redis.conf directive the plan decides, in file order.

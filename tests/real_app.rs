@@ -8,6 +8,7 @@
 //!   `--check-config`),
 //! - every puma.rb goes through tests/validators/puma.sh (loads the DSL, then boots a
 //!   real puma on loopback with a tiny rack app and serves one request).
+//!
 //! The values gunicorn and puma report back must be the plan's. A validator that is
 //! missing or rejects a file fails the test with its output; nothing is skipped.
 //! Install the programs with `.ci/install-validators`.

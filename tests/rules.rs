@@ -2,7 +2,7 @@
 //! triggers exactly that rule, the passing one does not, and the registry holds every
 //! core rule ID of the catalog.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use headroom::analysis::analyze_file;
 use headroom::rules::REGISTRY;
@@ -11,7 +11,7 @@ fn fixture(id: &str, which: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules").join(id).join(format!("{which}.yaml"))
 }
 
-fn rule_ids_found(path: &PathBuf) -> Vec<String> {
+fn rule_ids_found(path: &Path) -> Vec<String> {
     match analyze_file(path) {
         Ok(a) => a.diagnostics.iter().map(|d| d.rule.clone()).collect(),
         Err(f) => panic!("{} does not load: {:#?}", path.display(), f.diagnostics),

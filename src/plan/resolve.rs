@@ -52,17 +52,18 @@ pub fn resolve(spec: &Spec) -> Plan {
         .collect();
 
     let mut edges = Vec::new();
-    for (index, (name, service)) in spec.services.iter().enumerate() {
+    for (index, service) in spec.services.values().enumerate() {
         for (target, pool_use) in &service.common().uses {
             let Some(target_service) = spec.services.get(target) else { continue };
             let edge = resolve_edge(spec, &services[index], target, target_service, pool_use);
             services[index].uses.push(edges.len());
             edges.push(edge);
-            let _ = name;
         }
     }
 
     // Poolers first: a postgres' demand includes its poolers' server connections.
+    // (Indexes, not an iterator: each pooler reads the edges and writes itself.)
+    #[allow(clippy::needless_range_loop)]
     for index in 0..services.len() {
         if let Detail::Pgbouncer(_) = services[index].detail {
             let name = services[index].name.clone();

@@ -22,6 +22,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("injected_path.yaml", "spec-invalid", 9, "invalid location path"),
     ("malformed.yaml", "yaml-syntax", 3, "bracket"),
     ("missing_required.yaml", "spec-invalid", 3, "missing required key `service_time`"),
+    ("mixed_errors.yaml", "spec-invalid", 6, "unknown key `workerz`"),
     ("negative.yaml", "spec-invalid", 6, "below the minimum 1"),
     ("not_a_mapping.yaml", "spec-invalid", 1, "must be a mapping"),
     ("past_u64.yaml", "yaml-syntax", 6, "too large"),
@@ -112,4 +113,15 @@ fn render_writes_nothing_for_bad_input() {
     let output = run(&["render", path.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(!out.exists(), "render created {} for bad input", out.display());
+}
+
+#[test]
+fn schema_errors_and_dangling_references_come_in_one_run() {
+    let path = corpus().join("mixed_errors.yaml");
+    let output = run(&["check", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let messages: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert!(messages.iter().any(|m| m.contains("unknown key `workerz`")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("uses `dbx`")), "{messages:?}");
 }

@@ -174,6 +174,10 @@ pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, V
         schema_problems(locate, value, &mut problems);
     }
     if !problems.is_empty() {
+        // The typed checks cannot run on a spec that failed the schema; the references
+        // can, so a dangling one is reported in the same run.
+        raw_reference_problems(locate, value, &mut problems);
+        problems.sort_by_key(|d| d.span.as_ref().map(|s| (s.line, s.column)));
         return Err(problems);
     }
     let spec: Spec = match serde_path_to_error::deserialize(&*value) {
@@ -679,6 +683,47 @@ fn sysctl_problem(key: &str, value: &crate::spec::SysctlValue) -> Option<String>
         return Some(format!("invalid value `{}` for sysctl `{key}`", text.escape_debug()));
     }
     None
+}
+
+/// Dangling names (`uses`, `machine`, `upstreams.*.to`, `locations[*].upstream`) found
+/// on the raw JSON, for specs the typed model cannot hold yet.
+fn raw_reference_problems(locate: &Locator<'_>, value: &Value, problems: &mut Vec<Diagnostic>) {
+    let Some(services) = value.get("services").and_then(Value::as_object) else { return };
+    let machines: Vec<&str> = value.get("machines").and_then(Value::as_object).map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    let names: Vec<&str> = services.keys().map(String::as_str).collect();
+    let hint = |word: &str, among: &[&str], what: &str| match did_you_mean(word, among.iter().copied()) {
+        Some(g) => format!("did you mean `{g}`? {what}: {}", among.join(", ")),
+        None => format!("{what}: {}", among.join(", ")),
+    };
+    for (name, service) in services {
+        let base = format!("/services/{}", yaml::escape_segment(name));
+        if let Some(machine) = service.get("machine").and_then(Value::as_str)
+            && !machines.contains(&machine)
+        {
+            problems.push(problem(locate, &format!("{base}/machine"), format!("service `{name}` is placed on machine group `{machine}`, which is not declared"), Some(hint(machine, &machines, "machine groups"))));
+        }
+        for target in service.get("uses").and_then(Value::as_object).map(|u| u.keys().collect::<Vec<_>>()).unwrap_or_default() {
+            if !services.contains_key(target) {
+                problems.push(problem_at(locate, &format!("{base}/uses/{}", yaml::escape_segment(target)), format!("service `{name}` uses `{target}`, which is not a service in this spec"), Some(hint(target, &names, "services")), true));
+            }
+        }
+        let upstreams = service.get("upstreams").and_then(Value::as_object);
+        for (upstream, body) in upstreams.into_iter().flatten() {
+            if let Some(to) = body.get("to").and_then(Value::as_str)
+                && !services.contains_key(to)
+            {
+                problems.push(problem(locate, &format!("{base}/upstreams/{}/to", yaml::escape_segment(upstream)), format!("upstream `{upstream}` points at `{to}`, which is not a service in this spec"), Some(hint(to, &names, "services"))));
+            }
+        }
+        let upstream_names: Vec<&str> = upstreams.map(|u| u.keys().map(String::as_str).collect()).unwrap_or_default();
+        for (i, location) in service.get("locations").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            if let Some(up) = location.get("upstream").and_then(Value::as_str)
+                && !upstream_names.contains(&up)
+            {
+                problems.push(problem(locate, &format!("{base}/locations/{i}/upstream"), format!("a location routes to upstream `{up}`, which is not declared"), Some(hint(up, &upstream_names, "upstreams"))));
+            }
+        }
+    }
 }
 
 fn app_of(service: &Service) -> Option<&str> {

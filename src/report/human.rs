@@ -26,20 +26,41 @@ pub fn render(input: &ReportInput<'_>, color: bool) -> String {
                     (false, true) => d.path.clone(),
                     (false, false) => format!("{} is not set here, so its default applies", d.path),
                 };
-                let mut snippet = Snippet::source(source.text.as_str())
-                    .line_start(1)
+                let context: Vec<(&std::ops::Range<usize>, &str)> = d
+                    .related
+                    .iter()
+                    .filter_map(|r| r.span.as_ref().map(|rs| (rs, r.label.as_str())))
+                    .filter(|(rs, _)| rs.file == span.file && rs.bytes != span.bytes)
+                    .map(|(rs, label)| (&rs.bytes, label))
+                    .collect();
+                // Hand the renderer only the lines the annotations cover: a finding in a
+                // multi-megabyte file then costs what its few lines cost. Places far from
+                // the primary one get a snippet of their own.
+                const NEAR: usize = 200;
+                let primary_line = span.line;
+                let (near, far): (Vec<_>, Vec<_>) =
+                    context.into_iter().partition(|(b, _)| source.line_col(b.start).line.abs_diff(primary_line) <= NEAR);
+                let window = window(&source.text, std::iter::once(&span.bytes).chain(near.iter().map(|(b, _)| *b)));
+                let shift = |b: &std::ops::Range<usize>, w: &std::ops::Range<usize>| b.start - w.start..b.end - w.start;
+                let mut snippet = Snippet::source(&source.text[window.clone()])
+                    .line_start(source.line_col(window.start).line)
                     .path(span.file.as_str())
                     .fold(true)
-                    .annotation(AnnotationKind::Primary.span(span.bytes.clone()).label(label));
-                for related in &d.related {
-                    if let Some(rs) = &related.span
-                        && rs.file == span.file
-                        && rs.bytes != span.bytes
-                    {
-                        snippet = snippet.annotation(AnnotationKind::Context.span(rs.bytes.clone()).label(related.label.as_str()));
-                    }
+                    .annotation(AnnotationKind::Primary.span(shift(&span.bytes, &window)).label(label));
+                for (bytes, label) in near {
+                    snippet = snippet.annotation(AnnotationKind::Context.span(shift(bytes, &window)).label(label));
                 }
-                groups.push(title.element(snippet));
+                let mut group = title.element(snippet);
+                for (bytes, label) in far {
+                    let w = window_of(&source.text, bytes);
+                    group = group.element(
+                        Snippet::source(&source.text[w.clone()])
+                            .line_start(source.line_col(w.start).line)
+                            .path(span.file.as_str())
+                            .annotation(AnnotationKind::Context.span(shift(bytes, &w)).label(label)),
+                    );
+                }
+                groups.push(group);
             }
             None => groups.push(Group::with_title(title)),
         }
@@ -51,6 +72,25 @@ pub fn render(input: &ReportInput<'_>, color: bool) -> String {
     }
     out.push_str(&summary(input, color));
     out
+}
+
+/// The whole lines of `text` that hold every range.
+fn window<'a>(text: &str, ranges: impl Iterator<Item = &'a std::ops::Range<usize>>) -> std::ops::Range<usize> {
+    let (mut start, mut end) = (usize::MAX, 0);
+    for r in ranges {
+        start = start.min(r.start.min(text.len()));
+        end = end.max(r.end.min(text.len()));
+    }
+    if start == usize::MAX {
+        return 0..0;
+    }
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    line_start..line_end
+}
+
+fn window_of(text: &str, range: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+    window(text, std::iter::once(range))
 }
 
 /// `2 errors, 1 warning in capacity.yaml` (or `no findings in ...`).
@@ -78,5 +118,19 @@ pub fn summary(input: &ReportInput<'_>, color: bool) -> String {
         format!("\x1b[1;32m{text}\x1b[0m")
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_the_whole_lines_around_the_ranges() {
+        let text = "a: 1\nb: 22\nc: 333\nd: 4\n";
+        assert_eq!(&text[window(text, [&(6..7)].into_iter())], "b: 22");
+        assert_eq!(&text[window(text, [&(6..7), &(12..14)].into_iter())], "b: 22\nc: 333");
+        assert_eq!(window(text, std::iter::empty()), 0..0);
+        assert_eq!(&text[window_of(text, &(0..0))], "a: 1");
     }
 }

@@ -1,5 +1,5 @@
-//! The JSON report. Its fields are a stable interface (documented in
-//! docs/json-output.md): new fields may be added, none renamed or removed.
+//! The JSON report. Its fields are a stable interface (listed in the README, "Output
+//! formats"): new fields may be added, none renamed or removed.
 
 use serde::Serialize;
 

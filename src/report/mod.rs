@@ -15,7 +15,7 @@ use crate::source::SourceFile;
 pub enum Format {
     /// Annotated source snippets for a terminal.
     Human,
-    /// A stable JSON document (see docs/json-output.md).
+    /// A stable JSON document (fields listed in the README, "Output formats").
     Json,
     /// SARIF 2.1.0 for code-scanning services.
     Sarif,

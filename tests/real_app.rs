@@ -184,16 +184,19 @@ fn rendered_app_server_configs_pass_the_real_programs() {
         for artifact in artifacts.iter().filter(|a| a.target == "railway") {
             let doc: toml_edit::DocumentMut = artifact.text.parse().unwrap_or_else(|e| panic!("{example}: {} is not TOML: {e}", artifact.path));
             let command = doc["deploy"]["startCommand"].as_str().unwrap_or_else(|| panic!("{example}: no deploy.startCommand")).to_string();
+            // Railway runs the start command in a shell with PORT set, and routes to it:
+            // gunicorn binds $PORT there.
+            let on_railway = |s: &headroom::plan::ServicePlan| shell_join(&gunicorn::command(s)).replace(&format!("0.0.0.0:{}", s.port.value), "0.0.0.0:$PORT");
             let service = analysis
                 .plan
                 .apps()
-                .find(|s| command == shell_join(&gunicorn::command(s)) || (s.kind == Kind::Puma && command == shell_join(&puma::command(&ctx, s))))
+                .find(|s| command == on_railway(s) || (s.kind == Kind::Puma && command == shell_join(&puma::command(&ctx, s))))
                 .unwrap_or_else(|| panic!("{example}: startCommand `{command}` is no app server's command"));
             if service.kind == Kind::Gunicorn {
                 checks.push(Check {
-                    what: format!("{example}: {} startCommand", artifact.path),
+                    what: format!("{example}: {} startCommand (PORT={})", artifact.path, service.port.value),
                     script: "gunicorn-cmd.sh",
-                    args: vec![command],
+                    args: vec![command.replace("$PORT", &service.port.value.to_string())],
                     expect: gunicorn_expect(service),
                 });
             }

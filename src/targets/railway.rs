@@ -63,9 +63,19 @@ impl Settings {
             Kind::Puma => super::puma::command(ctx, service),
             _ => super::gunicorn::command(service),
         };
+        // Railway routes to the port it puts in $PORT, and runs the start command in a
+        // shell: gunicorn binds that port (puma.rb already reads PORT).
+        let bind_value = argv.iter().position(|w| w == "--bind").map(|i| i + 1);
         let start_command = argv
             .iter()
-            .map(|w| super::escape::shell_word(w).expect("shell quoting cannot fail"))
+            .enumerate()
+            .map(|(i, w)| {
+                if Some(i) == bind_value {
+                    "0.0.0.0:$PORT".to_string()
+                } else {
+                    super::escape::shell_word(w).expect("shell quoting cannot fail")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let health = service.health.as_ref().and_then(|h| h.path.clone().map(|path| (path, healthcheck_timeout(h))));
@@ -89,10 +99,9 @@ fn fresh(ctx: &Context<'_>, service: &ServicePlan, settings: &Settings) -> Strin
     prefix.push_str(&format!("# Railway config as code for service `{}` ({}).\n", comment(&service.name), comment(&service.path)));
     prefix.push_str("# headroom sets only [deploy] startCommand, healthcheckPath and healthcheckTimeout; other keys\n# and comments added here are kept on the next render.\n");
     prefix.push_str(&format!(
-        "# Railway health-checks the port in $PORT: the start command binds {} ({}), so set the\n# service variable PORT={}.\n",
+        "# Railway routes to the port in $PORT, so the start command binds $PORT; the spec's port {}\n# ({}) is what the other targets use.\n",
         service.port.value,
         comment(&service.port.cite()),
-        service.port.value
     ));
     if let Some(h) = &service.health {
         prefix.push_str(&format!(
@@ -193,7 +202,7 @@ restartPolicyMaxRetries = 10
         Railway.render(&ctx).expect("renders")
     }
 
-    const COMMAND: &str = "gunicorn --bind 0.0.0.0:8080 --workers 4 --worker-class gevent --worker-connections 100 --timeout 120 \
+    const COMMAND: &str = "gunicorn --bind 0.0.0.0:$PORT --workers 4 --worker-class gevent --worker-connections 100 --timeout 120 \
         --graceful-timeout 30 --keep-alive 2 --max-requests 0 --max-requests-jitter 0 --backlog 2048 web.app:app";
 
     #[test]

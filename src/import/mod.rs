@@ -174,6 +174,23 @@ impl ImportBuilder {
         (known || generated).then_some(candidate)
     }
 
+    /// The line a value at a dotted path was read from (for reader tests).
+    #[cfg(test)]
+    pub(crate) fn origin_line(&self, path: &str) -> usize {
+        let origin = self.origins.get(&spec_path::to_pointer(path)).unwrap_or_else(|| panic!("no origin for {path}"));
+        self.sources[origin.file].line_col(origin.bytes.start).line
+    }
+
+    /// `LINE message` of every unparsable-file error (for reader tests).
+    #[cfg(test)]
+    pub(crate) fn unparsable_lines(&self) -> Vec<String> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.rule == UNPARSABLE)
+            .map(|d| format!("{} {}", d.span.as_ref().map_or(0, |s| s.line), d.message))
+            .collect()
+    }
+
     /// Whether a service of that name exists already.
     pub fn has_service(&self, name: &str) -> bool {
         self.value.get("services").and_then(|s| s.get(name)).is_some()

@@ -1783,8 +1783,7 @@ mod tests {
     }
 
     fn line(b: &ImportBuilder, path: &str) -> usize {
-        let origin = b.origins.get(&spec_path::to_pointer(path)).unwrap_or_else(|| panic!("no origin for {path}"));
-        b.sources[origin.file].line_col(origin.bytes.start).line
+        b.origin_line(path)
     }
 
     fn errors(b: &ImportBuilder) -> Vec<String> {

@@ -290,7 +290,6 @@ pub fn apply_setting(builder: &mut ImportBuilder, service: &str, key: &str, valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::path as spec_path;
     use crate::source::SourceFile;
 
     fn read_text(text: &str) -> ImportBuilder {
@@ -301,12 +300,11 @@ mod tests {
     }
 
     fn line(b: &ImportBuilder, path: &str) -> usize {
-        let origin = b.origins.get(&spec_path::to_pointer(path)).unwrap_or_else(|| panic!("no origin for {path}"));
-        b.sources[origin.file].line_col(origin.bytes.start).line
+        b.origin_line(path)
     }
 
     fn errors(b: &ImportBuilder) -> Vec<String> {
-        b.diagnostics.iter().filter(|d| d.rule == super::super::UNPARSABLE).map(|d| format!("{} {}", d.span.as_ref().map_or(0, |s| s.line), d.message)).collect()
+        b.unparsable_lines()
     }
 
     #[test]

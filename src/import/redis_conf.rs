@@ -554,12 +554,11 @@ mod tests {
     }
 
     fn line(b: &ImportBuilder, path: &str) -> usize {
-        let origin = b.origins.get(&spec_path::to_pointer(path)).unwrap_or_else(|| panic!("no origin for {path}"));
-        b.sources[origin.file].line_col(origin.bytes.start).line
+        b.origin_line(path)
     }
 
     fn errors(b: &ImportBuilder) -> Vec<String> {
-        b.diagnostics.iter().filter(|d| d.rule == super::super::UNPARSABLE).map(|d| format!("{} {}", d.span.as_ref().map_or(0, |s| s.line), d.message)).collect()
+        b.unparsable_lines()
     }
 
     #[test]

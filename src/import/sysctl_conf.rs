@@ -92,7 +92,6 @@ pub fn value_of(builder: &ImportBuilder, group: &str, key: &str) -> Option<u64> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::path as spec_path;
     use crate::source::SourceFile;
 
     fn read_text(text: &str) -> ImportBuilder {
@@ -103,8 +102,7 @@ mod tests {
     }
 
     fn line(b: &ImportBuilder, path: &str) -> usize {
-        let origin = b.origins.get(&spec_path::to_pointer(path)).unwrap_or_else(|| panic!("no origin for {path}"));
-        b.sources[origin.file].line_col(origin.bytes.start).line
+        b.origin_line(path)
     }
 
     #[test]

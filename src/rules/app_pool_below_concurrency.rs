@@ -225,11 +225,9 @@ fn consequence(edge: &Edge) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "app-pool-below-concurrency").collect()
+        crate::rules::findings_of("app-pool-below-concurrency", yaml)
     }
 
     fn gevent(pool: u64) -> String {

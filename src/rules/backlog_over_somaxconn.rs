@@ -110,15 +110,9 @@ impl Check for BacklogOverSomaxconn {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        analyze_text("t.yaml", yaml)
-            .expect("spec loads")
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "backlog-over-somaxconn")
-            .collect()
+        crate::rules::findings_of("backlog-over-somaxconn", yaml)
     }
 
     #[test]

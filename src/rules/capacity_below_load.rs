@@ -184,11 +184,9 @@ fn num_ms(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "capacity-below-load").collect()
+        crate::rules::findings_of("capacity-below-load", yaml)
     }
 
     fn spec(rps: u64, replicas: u64) -> String {

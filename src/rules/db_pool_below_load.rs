@@ -259,11 +259,9 @@ impl Check for DbPoolBelowLoad {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "db-pool-below-load").collect()
+        crate::rules::findings_of("db-pool-below-load", yaml)
     }
 
     fn pooled(rps: u64, db_time: &str, pool_size: u64) -> String {

@@ -151,11 +151,9 @@ fn size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "machine-memory-oversubscribed").collect()
+        crate::rules::findings_of("machine-memory-oversubscribed", yaml)
     }
 
     fn spec(count: u64, memory: &str) -> String {

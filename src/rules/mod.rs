@@ -224,6 +224,17 @@ pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
     )
 }
 
+/// The findings of one rule on a spec (for rule tests).
+#[cfg(test)]
+pub(crate) fn findings_of(rule: &str, yaml: &str) -> Vec<Diagnostic> {
+    crate::analysis::analyze_text("t.yaml", yaml)
+        .expect("spec loads")
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.rule == rule)
+        .collect()
+}
+
 #[cfg(test)]
 mod noun_tests {
     use super::*;

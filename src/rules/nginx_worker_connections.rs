@@ -100,15 +100,9 @@ impl Check for NginxWorkerConnections {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        analyze_text("t.yaml", yaml)
-            .expect("spec loads")
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "nginx-worker-connections")
-            .collect()
+        crate::rules::findings_of("nginx-worker-connections", yaml)
     }
 
     fn spec(users: u64, processes: u64, connections: u64) -> String {

@@ -103,11 +103,9 @@ impl Check for PgbouncerClientLimit {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "pgbouncer-client-limit").collect()
+        crate::rules::findings_of("pgbouncer-client-limit", yaml)
     }
 
     fn spec(max_client_conn: u64, pgbouncer_replicas: u64) -> String {

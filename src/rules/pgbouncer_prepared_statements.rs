@@ -141,11 +141,9 @@ fn client_switches(clients: &[&Edge]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "pgbouncer-prepared-statements").collect()
+        crate::rules::findings_of("pgbouncer-prepared-statements", yaml)
     }
 
     fn spec(pgbouncer: &str, client: &str) -> String {

@@ -188,11 +188,9 @@ fn login_refusal(pg: &crate::plan::PostgresPlan) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "pgbouncer-server-pool").collect()
+        crate::rules::findings_of("pgbouncer-server-pool", yaml)
     }
 
     fn spec(pgbouncer_replicas: u64, max_connections: u64, jobs_pool: u64) -> String {

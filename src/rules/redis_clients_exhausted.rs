@@ -131,11 +131,9 @@ impl Check for RedisClientsExhausted {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        let analysis = analyze_text("t.yaml", yaml).expect("spec loads");
-        analysis.diagnostics.into_iter().filter(|d| d.rule == "redis-clients-exhausted").collect()
+        crate::rules::findings_of("redis-clients-exhausted", yaml)
     }
 
     fn spec(pool: u64, redis: &str) -> String {

@@ -155,15 +155,9 @@ impl Check for TimeoutOrder {
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::analyze_text;
 
     fn findings(yaml: &str) -> Vec<crate::diag::Diagnostic> {
-        analyze_text("t.yaml", yaml)
-            .expect("spec loads")
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "timeout-order")
-            .collect()
+        crate::rules::findings_of("timeout-order", yaml)
     }
 
     fn nginx(app_timeout: &str, read_timeout: &str) -> String {

@@ -378,7 +378,7 @@ fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: 
         );
         return Err(EXIT_FINDINGS);
     }
-    let spec_file = spec.file_name().map_or_else(|| "capacity.yaml".to_string(), |n| n.to_string_lossy().into_owned());
+    let spec_file = spec.file_name().map_or_else(|| "capacity.yaml".to_string(), crate::targets::escape::file_name);
     let ctx = crate::targets::Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file, existing_root: Some(root) };
     crate::targets::render_all(&ctx, only).map_err(|errors| {
         for e in errors {
@@ -409,8 +409,9 @@ fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], std
         out(&text);
         return EXIT_CLEAN;
     }
+    let diffs = crate::output::diff_all(&root, &artifacts);
+    let blocked: Vec<&crate::output::FileDiff> = diffs.iter().filter(|d| d.blocked()).collect();
     if check {
-        let diffs = crate::output::diff_all(&root, &artifacts);
         let stale: Vec<_> = diffs.iter().filter(|d| d.status != crate::output::Status::Unchanged).collect();
         if stale.is_empty() {
             out(&format!("ok: {} files up to date in {}\n", artifacts.len(), root.display()));
@@ -422,6 +423,12 @@ fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], std
         }
         text.push_str(&format!("{} of {} rendered files are stale in {}; run `headroom render {}`\n", stale.len(), artifacts.len(), root.display(), spec.display()));
         out(&text);
+        report_blocked(&blocked, &root, spec);
+        return EXIT_FINDINGS;
+    }
+    if !blocked.is_empty() && !force {
+        report_blocked(&blocked, &root, spec);
+        eprintln!("nothing was written");
         return EXIT_FINDINGS;
     }
     let mut destinations = Vec::new();
@@ -456,6 +463,24 @@ fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], std
     EXIT_CLEAN
 }
 
+/// Names each file render leaves alone, why, and what to do (on stderr).
+fn report_blocked(blocked: &[&crate::output::FileDiff], root: &Path, spec: &Path) {
+    if blocked.is_empty() {
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    for d in blocked {
+        let _ = writeln!(stderr, "error: {} {}; render leaves it as it is", root.join(&d.path).display(), d.why_blocked());
+    }
+    let _ = writeln!(
+        stderr,
+        "  = help: `headroom diff {spec}` shows what render would change; carry the edits you want into the spec, then \
+         `headroom render {spec} --force` replaces {} (or set deploy.files to write elsewhere)",
+        if blocked.len() == 1 { "it" } else { "them" },
+        spec = spec.display()
+    );
+}
+
 fn diff(spec: &Path, against: Option<&Path>, format: PlanFormat, only: &[String], color: bool) -> u8 {
     use crate::output::Status;
     let root = against.map_or_else(|| spec_dir(spec), Path::to_path_buf);
@@ -471,7 +496,7 @@ fn diff(spec: &Path, against: Option<&Path>, format: PlanFormat, only: &[String]
         PlanFormat::Json => {
             let doc = serde_json::json!({
                 "against": root.display().to_string(),
-                "summary": { "changed": changed, "new": new, "unchanged": unchanged },
+                "summary": { "changed": changed, "new": new, "unchanged": unchanged, "blocked": diffs.iter().filter(|d| d.blocked()).count() },
                 "files": diffs,
             });
             let mut text = serde_json::to_string_pretty(&doc).expect("serializes");
@@ -485,6 +510,9 @@ fn diff(spec: &Path, against: Option<&Path>, format: PlanFormat, only: &[String]
             }
             for d in diffs.iter().filter(|d| d.status == Status::New) {
                 text.push_str(&format!("new file (not in {}): {}\n", root.display(), d.path));
+            }
+            for d in diffs.iter().filter(|d| d.blocked()) {
+                text.push_str(&format!("left alone by render without --force: {} {}\n", d.path, d.why_blocked()));
             }
             text.push_str(&format!("{changed} changed, {new} new, {unchanged} unchanged (against {})\n", root.display()));
             out(&text);

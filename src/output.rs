@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use similar::{Algorithm, TextDiff};
 
+use crate::targets::seal::{Owner, ownership};
 use crate::targets::{Artifact, check_relative};
 
 /// Writes `text` to `path` atomically: readers see the old file or the new one, never
@@ -62,6 +63,12 @@ pub struct FileDiff {
     pub path: String,
     pub target: &'static str,
     pub status: Status,
+    /// Who the file on disk belongs to (absent when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// headroom edits only its own keys of this file (railway.toml), keeping the rest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub patched: bool,
     /// Unified diff (patience, 3 lines of context); empty when unchanged.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub unified: String,
@@ -83,7 +90,12 @@ pub fn diff_all(root: &Path, artifacts: &[Artifact]) -> Vec<FileDiff> {
     artifacts
         .iter()
         .map(|artifact| {
-            let current = destination(root, artifact).ok().and_then(|p| std::fs::read_to_string(p).ok());
+            // Bytes, not text: a file that is not UTF-8 is still in the way (a lossy copy
+            // of it is compared, and it is never mistaken for a missing file).
+            let current = destination(root, artifact)
+                .ok()
+                .and_then(|p| std::fs::read(p).ok())
+                .map(|bytes| String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
             diff_one(artifact, current.as_deref())
         })
         .collect()
@@ -120,7 +132,25 @@ pub fn diff_one(artifact: &Artifact, current: Option<&str>) -> FileDiff {
             hunks.push(Hunk { header, old_start, old_lines, new_start, new_lines, lines });
         }
     }
-    FileDiff { path: artifact.path.clone(), target: artifact.target, status, unified, hunks }
+    let owner = current.map(ownership);
+    FileDiff { path: artifact.path.clone(), target: artifact.target, status, owner, patched: artifact.patched, unified, hunks }
+}
+
+impl FileDiff {
+    /// A file in the way: it differs from what render would write and is not headroom's
+    /// unedited output (nor a file headroom only patches). render leaves it alone
+    /// without --force.
+    pub fn blocked(&self) -> bool {
+        self.status == Status::Changed && !self.patched && self.owner.is_some_and(|o| o != Owner::Headroom)
+    }
+
+    /// Why render leaves the file alone, for messages.
+    pub fn why_blocked(&self) -> &'static str {
+        match self.owner {
+            Some(Owner::Edited) => "was edited since headroom wrote it (its headroom-sha256 no longer matches)",
+            _ => "was not written by headroom (it has no headroom-sha256 header)",
+        }
+    }
 }
 
 fn parse_hunk_header(header: &str) -> (usize, usize, usize, usize) {

@@ -62,10 +62,56 @@ pub fn ident(value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
-/// Text for a comment on one line: control characters (a newline among them) become
-/// spaces, so a note can never end its comment and start a directive.
+/// Characters that end a line in some format headroom writes, or that a format refuses
+/// anywhere: C0 controls (newline, carriage return, NUL, ...), DEL, C1 controls (NEL ends
+/// a line in YAML 1.1, which docker-compose reads) and the Unicode line and paragraph
+/// separators.
+pub fn breaks_a_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Text for a comment on one line, in every format headroom writes (`#` and `;`
+/// comments): each character that could end the comment or that a format refuses is
+/// written as a visible escape (`\n`, `\r`, `\t`, `\u{85}`), so a name can never end
+/// its comment and start a directive, and nothing is dropped or changed silently.
+pub fn comment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if breaks_a_line(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A file name as text: valid UTF-8 as it is, every byte that is not written `\xNN`
+/// (never replaced by U+FFFD, so two different names never look alike).
+pub fn file_name(name: &std::ffi::OsStr) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in name.as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        name.to_string_lossy().into_owned()
+    }
+}
+
+/// The same as [`comment`]: a note for a comment, kept to one line.
 pub fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    comment(text)
 }
 
 /// A byte count in the largest of a format's 1024-based units that divides it

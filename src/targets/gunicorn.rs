@@ -150,9 +150,7 @@ fn quoted(value: &str) -> String {
 }
 
 /// Text for a `#` comment: one line, whatever the spec's names hold.
-pub(crate) fn comment(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
+pub(crate) use super::escape::comment;
 
 #[derive(Serialize)]
 struct FileContext {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::escape::one_line;
+use super::escape::comment;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, NginxPlan, ServicePlan};
 use crate::spec::Balance;
@@ -172,10 +172,10 @@ fn context(ctx: &Context<'_>, service: &ServicePlan, nginx: &NginxPlan) -> Nginx
         header: ctx.header("#").trim_end().to_string(),
         service: service.name.clone(),
         worker_processes: if nginx.worker_processes_auto { "auto".into() } else { nginx.worker_processes.value.to_string() },
-        worker_processes_note: one_line(&worker_processes_note),
+        worker_processes_note: comment(&worker_processes_note),
         worker_connections: nginx.worker_connections.value,
         rlimit_nofile: nginx.rlimit_nofile.value,
-        rlimit_nofile_derived: (!nginx.rlimit_nofile.is_written()).then(|| one_line(&nginx.rlimit_nofile.cite())),
+        rlimit_nofile_derived: (!nginx.rlimit_nofile.is_written()).then(|| comment(&nginx.rlimit_nofile.cite())),
         port: service.port.value,
         backlog: service.backlog.as_ref().map_or(crate::plan::defaults::NGINX_BACKLOG, |b| b.value),
         server_names: match nginx.server_name.split_whitespace().map(str::to_string).collect::<Vec<_>>() {

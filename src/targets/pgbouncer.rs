@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::escape::one_line;
+use super::escape::comment;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, PgbouncerPlan, ServicePlan};
 use crate::spec::PoolMode;
@@ -139,7 +139,7 @@ fn context(ctx: &Context<'_>, service: &ServicePlan, pgb: &PgbouncerPlan) -> Res
         server_lifetime: pgb.server_lifetime.value,
         query_wait_timeout: pgb.query_wait_timeout.value,
         max_prepared_statements: pgb.max_prepared_statements.as_ref().map(|m| m.value),
-        server_connections: one_line(&match &pgb.server_connections.origin {
+        server_connections: comment(&match &pgb.server_connections.origin {
             crate::plan::Origin::Derived { formula, .. } => format!("{} = {formula}", pgb.server_connections.value),
             _ => pgb.server_connections.value.to_string(),
         }),

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::escape::one_line;
+use super::escape::comment;
 use super::{Artifact, Context, RenderError, Target, render_template};
 use crate::plan::{Detail, Kind, PostgresPlan, ServicePlan};
 
@@ -109,7 +109,7 @@ fn number(value: f64) -> String {
 pub fn settings(pg: &PostgresPlan) -> Vec<Setting> {
     let mut out = Vec::new();
     let mut push = |key: &'static str, value: String, note: String, group: Option<&'static str>| {
-        out.push(Setting { key, value, note: one_line(&note), group });
+        out.push(Setting { key, value, note: comment(&note), group });
     };
     push("max_connections", pg.max_connections.value.to_string(), pg.max_connections.cite(), Some("Connections"));
     push("superuser_reserved_connections", pg.superuser_reserved_connections.value.to_string(), pg.superuser_reserved_connections.cite(), None);

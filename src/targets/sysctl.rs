@@ -111,13 +111,11 @@ fn err(message: impl Into<String>) -> RenderError {
     RenderError { target: TARGET, message: message.into() }
 }
 
-fn comment(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
+use super::escape::comment;
 
-/// The header line, kept to one comment line whatever the spec's file name holds.
+/// The header lines (escaped where they are made, in `Context::header`).
 fn header(ctx: &Context<'_>) -> String {
-    format!("{}\n", comment(ctx.header("#").trim_end_matches('\n')))
+    ctx.header("#")
 }
 
 fn valid_file_name(name: &str) -> bool {

@@ -820,6 +820,14 @@ pub struct Deploy {
     /// Render railway.toml (start command, health check).
     #[serde(default)]
     pub railway: Option<RailwayDeploy>,
+    /// Render Prometheus alerting rules whose thresholds come from the plan (for the
+    /// metrics of postgres_exporter, pgbouncer_exporter, redis_exporter and
+    /// nginx-prometheus-exporter).
+    #[serde(default)]
+    pub alerts: Option<AlertsDeploy>,
+    /// Render load tests (a Locust file and a k6 script) that ramp to the planned load.
+    #[serde(default)]
+    pub loadtest: Option<LoadtestDeploy>,
     /// Where each artifact lives in the user's repo, relative to the spec
     /// (`nginx: nginx/load-balancer.conf`).
     #[serde(default)]
@@ -899,6 +907,48 @@ pub struct SysctlDeploy {
     /// Directory for the generated files (default sysctl).
     #[serde(default)]
     pub dir: Option<String>,
+}
+
+/// Prometheus alerting rules.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsDeploy {
+    /// Fraction of a budget at which a warning fires (default 0.8: 80% of
+    /// max_connections' usable slots, of max_client_conn, of maxclients, ...).
+    #[serde(default)]
+    #[schemars(range(min = 0.01, max = 1.0))]
+    pub threshold: Option<f64>,
+    /// How long a condition must hold before its alert fires (Prometheus `for`,
+    /// default 5m).
+    #[serde(default, rename = "for")]
+    pub for_: Option<Duration>,
+}
+
+/// Load-test scripts that ramp to `load.concurrent_users` and `load.rps`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadtestDeploy {
+    /// Which script to render: `locust` (locustfile.py), `k6` (k6.js); both when not set.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(locust|k6)$"))]
+    pub tool: Option<String>,
+    /// Base URL under test (`https://app.example.com`).
+    #[schemars(regex(pattern = r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$"))]
+    pub host: String,
+    /// Request path each virtual user requests (default `/`).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$"))]
+    pub path: Option<String>,
+    /// How long the test holds the target load, after the ramp (default 5m).
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    /// Ramp-up time to the target users (default 1m).
+    #[serde(default)]
+    pub ramp: Option<Duration>,
+    /// Share of requests allowed to fail before the test fails (default 0.01).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub error_budget: Option<f64>,
 }
 
 /// Railway rendering.

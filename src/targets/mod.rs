@@ -6,6 +6,7 @@
 pub mod escape;
 pub mod seal;
 
+pub mod alerts;
 pub mod app_env;
 pub mod compose;
 pub mod gunicorn;
@@ -109,6 +110,7 @@ pub static TARGETS: &[&dyn Target] = &[
     &kamal::Kamal,
     &sysctl::Sysctl,
     &railway::Railway,
+    &alerts::Alerts,
 ];
 
 /// Names accepted by `--only`.

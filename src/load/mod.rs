@@ -2,6 +2,7 @@
 //! Every problem found is collected (never only the first), each located at
 //! file:line:column with a hint; a spec with any problem is never resolved.
 
+pub mod kubernetes;
 pub mod path;
 pub mod precheck;
 pub mod yaml;
@@ -646,6 +647,9 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                 add(format!("{base}/{field}"), format!("invalid {field} `{}`", text.escape_debug()), "no spaces, quotes, `;`, `#`, `$` or braces".into(), false);
             }
         }
+    }
+    for (pointer, message, hint, key_only) in kubernetes::problems(spec) {
+        add(pointer, message, hint, key_only);
     }
     if let Some(deploy) = &spec.deploy {
         for (key, file) in &deploy.files {

@@ -109,3 +109,16 @@ pub const KAMAL_PROXY_RESPONSE_TIMEOUT: u64 = 30;
 pub const HEALTH_INTERVAL: u64 = 30;
 pub const HEALTH_TIMEOUT: u64 = 10;
 pub const HEALTH_RETRIES: u32 = 3;
+
+/// Kubernetes HorizontalPodAutoscaler: target CPU utilization `kubectl autoscale`
+/// sets when none is given (80%).
+pub const HPA_TARGET_CPU: u64 = 80;
+/// Kubernetes Deployment: `maxSurge` and `maxUnavailable` default to 25%.
+pub const ROLLOUT_SURGE_PERCENT: u64 = 25;
+pub const ROLLOUT_UNAVAILABLE_PERCENT: u64 = 25;
+/// Kubernetes minor versions the manifests are validated against (the schemas
+/// kubernetes-validate bundles), and the one assumed when none is given: the oldest
+/// release still maintained upstream.
+pub const KUBERNETES_OLDEST: (u32, u32) = (1, 25);
+pub const KUBERNETES_NEWEST: (u32, u32) = (1, 37);
+pub const KUBERNETES_VERSION: (u32, u32) = (1, 35);

@@ -116,7 +116,18 @@ pub struct ServicePlan {
     pub kind: Kind,
     /// Spec path of the service (`services.web`).
     pub path: String,
+    /// The replicas every budget counts: `autoscale.max` when the service autoscales,
+    /// else `replicas`.
     pub replicas: Sourced<u64>,
+    /// The fewest replicas that run: `autoscale.min`, else the same as `replicas`.
+    pub min_replicas: Sourced<u64>,
+    /// HorizontalPodAutoscaler bounds, when the service autoscales.
+    pub autoscale: Option<AutoscalePlan>,
+    /// Pods a Kubernetes rolling update adds on top of `replicas` (app and job services
+    /// under `deploy.kubernetes`).
+    pub rollout_surge: Option<Sourced<u64>>,
+    /// Runs outside this deployment (`external: true`): never rendered.
+    pub external: bool,
     /// Processes per replica.
     pub processes: Sourced<u64>,
     /// Concurrent slots per process.
@@ -145,6 +156,52 @@ pub struct ServicePlan {
     /// Indexes into `Plan::edges` of the pools this service opens.
     pub uses: Vec<usize>,
     pub detail: Detail,
+}
+
+/// HorizontalPodAutoscaler bounds of a service.
+#[derive(Clone, Debug, Serialize)]
+pub struct AutoscalePlan {
+    pub min: Sourced<u64>,
+    pub max: Sourced<u64>,
+    /// Percent of the CPU request.
+    pub target_cpu: Sourced<u64>,
+}
+
+/// A rolling update's `maxSurge` / `maxUnavailable`: a count or a percentage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollout {
+    Count(u64),
+    Percent(u64),
+}
+
+impl Rollout {
+    /// As a manifest writes it: `3` or `"25%"`.
+    pub fn text(self) -> String {
+        match self {
+            Rollout::Count(n) => n.to_string(),
+            Rollout::Percent(p) => format!("{p}%"),
+        }
+    }
+    /// Pods for `replicas`: a percentage rounded up (maxSurge) or down (maxUnavailable),
+    /// as the Deployment controller computes it.
+    pub fn pods(self, replicas: u64, round_up: bool) -> u64 {
+        match self {
+            Rollout::Count(n) => n,
+            Rollout::Percent(p) if round_up => mul(&[replicas, p]).div_ceil(100),
+            Rollout::Percent(p) => mul(&[replicas, p]) / 100,
+        }
+    }
+}
+
+/// What `deploy.kubernetes` decides for every manifest.
+#[derive(Clone, Debug, Serialize)]
+pub struct KubernetesPlan {
+    pub namespace: Sourced<String>,
+    /// (major, minor).
+    pub version: Sourced<(u32, u32)>,
+    pub max_surge: Sourced<Rollout>,
+    pub max_unavailable: Sourced<Rollout>,
 }
 
 /// What is specific to a kind.
@@ -412,6 +469,8 @@ pub struct Plan {
     pub containerized: bool,
     /// Kamal fronts the app with kamal-proxy.
     pub kamal_proxy_timeout: Option<Sourced<u64>>,
+    /// `deploy.kubernetes`: rollout policy and target version.
+    pub kubernetes: Option<KubernetesPlan>,
 }
 
 impl Plan {
@@ -429,6 +488,15 @@ impl Plan {
     /// Edges a service opens.
     pub fn edges_from<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
         self.edges.iter().filter(move |e| e.from == name)
+    }
+    /// Connections the surge pods of a Kubernetes rolling update add to what `target`'s
+    /// clients open (pooler server connections excepted, as in `edges_to`): each app and
+    /// job client's `rollout_surge x processes x per-process pool`.
+    pub fn rollout_extra(&self, target: &str) -> u64 {
+        sum(self.edges_to(target).map(|e| {
+            let surge = self.service(&e.from).and_then(|s| s.rollout_surge.as_ref()).map_or(0, |s| s.value);
+            mul(&[surge, e.processes, e.per_process.value])
+        }))
     }
     pub fn apps(&self) -> impl Iterator<Item = &ServicePlan> {
         self.services.iter().filter(|s| s.kind.is_app())

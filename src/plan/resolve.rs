@@ -43,13 +43,20 @@ pub fn resolve(spec: &Spec) -> Plan {
             p95_target: load.p95_target.map(|t| Sourced::spec(t.as_secs_f64(), "load.p95_target")),
         }
     });
-    let containerized = spec.deploy.as_ref().is_some_and(|dep| dep.compose.is_some() || dep.kamal.is_some());
+    let containerized = spec.deploy.as_ref().is_some_and(|dep| dep.compose.is_some() || dep.kamal.is_some() || dep.kubernetes.is_some());
+    let kubernetes = spec.deploy.as_ref().and_then(|dep| dep.kubernetes.as_ref()).map(|k| kubernetes_plan(spec, k));
 
     let mut services: Vec<ServicePlan> = spec
         .services
         .iter()
         .map(|(name, service)| resolve_service(spec, name, service, containerized))
         .collect();
+
+    if let Some(k8s) = &kubernetes {
+        for service in services.iter_mut().filter(|s| s.kind.is_app() || s.kind.is_job()) {
+            service.rollout_surge = Some(rollout_surge(k8s, &service.replicas));
+        }
+    }
 
     let mut edges = Vec::new();
     for (index, service) in spec.services.values().enumerate() {
@@ -175,10 +182,55 @@ pub fn resolve(spec: &Spec) -> Plan {
         capacity: None,
         containerized,
         kamal_proxy_timeout,
+        kubernetes,
     };
     set_expected_clients(&mut plan);
     plan.capacity = capacity(&plan);
     plan
+}
+
+/// Under Kubernetes alone, an app's pods sit behind one Service named after it: an
+/// nginx upstream has one server, the Service, whatever the pod count (which the
+/// autoscaler changes).
+pub fn behind_one_service(spec: &Spec) -> bool {
+    spec.deploy.as_ref().is_some_and(|d| d.kubernetes.is_some() && d.compose.is_none() && d.kamal.is_none())
+}
+
+fn rollout_value(written: Option<&spec::IntOrPercent>, path: &str, default_percent: u64) -> Sourced<Rollout> {
+    match written {
+        Some(spec::IntOrPercent::Count(n)) => Sourced::spec(Rollout::Count(*n), path),
+        Some(spec::IntOrPercent::Percent(text)) => {
+            Sourced::spec(Rollout::Percent(text.trim_end_matches('%').parse().unwrap_or(default_percent)), path)
+        }
+        None => Sourced::default(Rollout::Percent(default_percent), path, format!("Kubernetes' {default_percent}%")),
+    }
+}
+
+fn kubernetes_plan(spec: &Spec, k8s: &spec::KubernetesDeploy) -> KubernetesPlan {
+    let p = |key: &str| format!("deploy.kubernetes.{key}");
+    KubernetesPlan {
+        namespace: match &k8s.namespace {
+            Some(ns) => Sourced::spec(ns.clone(), p("namespace")),
+            None => Sourced::default(spec.name.clone(), p("namespace"), "the deployment name"),
+        },
+        version: match k8s.version.as_deref().and_then(parse_version) {
+            Some(v) => Sourced::spec(v, p("version")),
+            None => Sourced::default(d::KUBERNETES_VERSION, p("version"), "Kubernetes 1.35, the oldest release maintained upstream"),
+        },
+        max_surge: rollout_value(k8s.max_surge.as_ref(), &p("max_surge"), d::ROLLOUT_SURGE_PERCENT),
+        max_unavailable: rollout_value(k8s.max_unavailable.as_ref(), &p("max_unavailable"), d::ROLLOUT_UNAVAILABLE_PERCENT),
+    }
+}
+
+/// Pods a rolling update adds at `replicas` (the autoscaler's max when it has one).
+fn rollout_surge(k8s: &KubernetesPlan, replicas: &Sourced<u64>) -> Sourced<u64> {
+    let surge = k8s.max_surge.value.pods(replicas.value, true);
+    let default = if k8s.max_surge.is_default() { "; Kubernetes' default" } else { "" };
+    let formula = match k8s.max_surge.value {
+        Rollout::Count(n) => format!("{n} pods"),
+        Rollout::Percent(pct) => format!("{pct}% of {} replicas, rounded up{default}", replicas.value),
+    };
+    Sourced::derived(surge, k8s.max_surge.path().to_string(), formula)
 }
 
 fn machine_cpus(spec: &Spec, machine: Option<&String>) -> Option<(f64, String)> {
@@ -191,7 +243,18 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
     let path = format!("services.{name}");
     let p = |key: &str| format!("{path}.{key}");
     let common = service.common();
-    let replicas = Sourced::or_default(common.replicas, p("replicas"), 1, "1 replica");
+    let autoscale = service.autoscale().map(|a| AutoscalePlan {
+        min: Sourced::spec(a.min, p("autoscale.min")),
+        max: Sourced::spec(a.max, p("autoscale.max")),
+        target_cpu: Sourced::or_default(a.target_cpu, p("autoscale.target_cpu"), d::HPA_TARGET_CPU, "80% of the CPU request, what `kubectl autoscale` sets"),
+    });
+    let (replicas, min_replicas) = match &autoscale {
+        Some(a) => (a.max.clone(), a.min.clone()),
+        None => {
+            let replicas = Sourced::or_default(common.replicas, p("replicas"), 1, "1 replica");
+            (replicas.clone(), replicas)
+        }
+    };
     let resources = common.resources.clone().unwrap_or_default();
     let cpus = match resources.cpus {
         Some(c) => Some(Sourced::spec(c, p("resources.cpus"))),
@@ -309,7 +372,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 .map(|(up_name, up)| {
                     let up_path = p(&format!("upstreams.{up_name}"));
                     let target = spec.services.get(&up.to);
-                    let target_replicas = target.and_then(|t| t.common().replicas).unwrap_or(1);
+                    let target_replicas = target.map_or(1, |t| t.autoscale().map_or(t.common().replicas.unwrap_or(1), |a| a.max));
                     let target_port = target.map_or(d::GUNICORN_PORT, |t| {
                         t.common().port.map(u64::from).unwrap_or(match t {
                             Service::Puma(_) => d::PUMA_PORT,
@@ -330,7 +393,11 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                         zone: max_conns.value > 0,
                         max_conns,
                         weight: up.weight.unwrap_or(1),
-                        servers: replica_hosts(&up.to, target_replicas).into_iter().map(|h| (h, target_port)).collect(),
+                        servers: if behind_one_service(spec) {
+                            vec![(up.to.clone(), target_port)]
+                        } else {
+                            replica_hosts(&up.to, target_replicas).into_iter().map(|h| (h, target_port)).collect()
+                        },
                     }
                 })
                 .collect();
@@ -499,6 +566,10 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
         kind,
         path,
         replicas,
+        min_replicas,
+        autoscale,
+        rollout_surge: None,
+        external: service.external(),
         processes,
         slots_per_process,
         slots,

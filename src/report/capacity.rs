@@ -16,7 +16,14 @@ use crate::rules::num;
 #[derive(Clone, Debug, Serialize)]
 pub struct ServiceRow {
     pub kind: &'static str,
+    /// The replicas every budget counts (the autoscaler's max when it has one).
     pub replicas: u64,
+    /// The autoscaler's min, when the service autoscales.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<u64>,
+    /// Pods a Kubernetes rolling update adds at `replicas`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_surge: Option<u64>,
     pub processes: u64,
     pub slots_per_process: u64,
     pub slots: u64,
@@ -47,6 +54,9 @@ pub struct BudgetRow {
     pub allowed: u64,
     /// allowed / demand (>= 1 fits).
     pub headroom: f64,
+    /// Demand during a Kubernetes rolling update (surge pods added), when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_demand: Option<u64>,
 }
 
 /// The whole table.
@@ -99,6 +109,8 @@ impl CapacityReport {
                     ServiceRow {
                         kind: s.kind.as_str(),
                         replicas: s.replicas.value,
+                        min_replicas: s.autoscale.as_ref().map(|a| a.min.value),
+                        rollout_surge: s.rollout_surge.as_ref().map(|r| r.value),
                         processes: s.processes.value,
                         slots_per_process: if counted { s.slots_per_process.value } else { 0 },
                         slots: if counted { s.slots } else { 0 },
@@ -135,7 +147,9 @@ impl CapacityReport {
                 _ => continue,
             };
             let headroom = if demand == 0 { f64::INFINITY } else { allowed as f64 / demand as f64 };
-            budgets.insert(s.name.clone(), BudgetRow { service: s.name.clone(), limit_name, demand, allowed, headroom: round4(headroom) });
+            let extra = plan.rollout_extra(&s.name);
+            let rollout_demand = (extra > 0).then(|| demand.saturating_add(extra));
+            budgets.insert(s.name.clone(), BudgetRow { service: s.name.clone(), limit_name, demand, allowed, headroom: round4(headroom), rollout_demand });
         }
         CapacityReport { name: plan.name.clone(), load, services, edges, budgets, capacity: plan.capacity.clone() }
     }
@@ -178,7 +192,12 @@ impl CapacityReport {
             rows.push(vec![
                 name.clone(),
                 s.kind.to_string(),
-                s.replicas.to_string(),
+                match (s.min_replicas, s.rollout_surge) {
+                    (Some(min), Some(surge)) if surge > 0 => format!("{min}..{} +{surge}", s.replicas),
+                    (Some(min), _) => format!("{min}..{}", s.replicas),
+                    (None, Some(surge)) if surge > 0 => format!("{} +{surge}", s.replicas),
+                    _ => s.replicas.to_string(),
+                },
                 s.processes.to_string(),
                 if s.slots == 0 { "-".into() } else { s.slots_per_process.to_string() },
                 if s.slots == 0 { "-".into() } else { s.slots.to_string() },
@@ -197,16 +216,28 @@ impl CapacityReport {
         }
         if !self.budgets.is_empty() {
             out.push_str("\nbudgets (demanded vs allowed)\n");
-            let mut rows = vec![vec!["where".to_string(), "limit".into(), "demand".into(), "allowed".into(), "headroom".into()]];
+            let rollout = self.budgets.values().any(|b| b.rollout_demand.is_some());
+            let mut header = vec!["where".to_string(), "limit".into(), "demand".into()];
+            if rollout {
+                header.push("in rollout".into());
+            }
+            header.extend(["allowed".into(), "headroom".into()]);
+            let mut rows = vec![header];
             for (name, b) in &self.budgets {
-                let mark = if b.demand > b.allowed { "  <- over" } else { "" };
-                rows.push(vec![
-                    name.clone(),
-                    b.limit_name.clone(),
-                    b.demand.to_string(),
-                    b.allowed.to_string(),
-                    format!("{}x{mark}", num(b.headroom)),
-                ]);
+                let peak = b.rollout_demand.unwrap_or(b.demand);
+                let mark = if b.demand > b.allowed {
+                    "  <- over"
+                } else if peak > b.allowed {
+                    "  <- over in rollout"
+                } else {
+                    ""
+                };
+                let mut row = vec![name.clone(), b.limit_name.clone(), b.demand.to_string()];
+                if rollout {
+                    row.push(b.rollout_demand.map_or("-".into(), |d| d.to_string()));
+                }
+                row.extend([b.allowed.to_string(), format!("{}x{mark}", num(b.headroom))]);
+                rows.push(row);
             }
             table(&mut out, &rows);
         }

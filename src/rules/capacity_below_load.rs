@@ -163,9 +163,9 @@ fn slots_term(service: &ServicePlan) -> String {
         _ => "slots",
     };
     format!(
-        "{} {} replicas x {} {} x {} {slot} = {}",
+        "{} {} x {} {} x {} {slot} = {}",
         service.name,
-        service.replicas.value,
+        super::replicas_term(service),
         service.processes.value,
         process_noun(service.kind),
         service.slots_per_process.value,

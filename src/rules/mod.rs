@@ -214,14 +214,18 @@ pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
     } else {
         format!("{} pool", edge.pool.value)
     };
-    format!(
-        "{} {} x {} x {} = {}",
-        edge.from,
-        plural(edge.replicas, "replica"),
-        plural(edge.processes, process_noun_one(kind)),
-        per,
-        edge.connections
-    )
+    let replicas = plan.service(&edge.from).map_or_else(|| plural(edge.replicas, "replica"), replicas_term);
+    format!("{} {} x {} x {} = {}", edge.from, replicas, plural(edge.processes, process_noun_one(kind)), per, edge.connections)
+}
+
+/// How many replicas a message counts: `15 replicas`, or for an autoscaled service
+/// `20 replicas (autoscale max, services.web.autoscale.max)`, the pods every budget
+/// must hold.
+pub fn replicas_term(service: &crate::plan::ServicePlan) -> String {
+    match &service.autoscale {
+        Some(a) => format!("{} (autoscale max, {})", plural(a.max.value, "replica"), a.max.path()),
+        None => plural(service.replicas.value, "replica"),
+    }
 }
 
 /// The findings of one rule on a spec (for rule tests).

@@ -77,7 +77,14 @@ impl Check for UpstreamMaxConnsOverSlots {
                 let effective = |u: &crate::plan::UpstreamPlan| if u.zone { u.max_conns.value } else { mul(&[u.max_conns.value, workers]) };
                 let per_instance = sum(upstreams.iter().map(|u| effective(u)));
                 let total = mul(&[per_instance, nginx_replicas]);
-                let slots = mul(&[target.processes.value, target.slots_per_process.value]);
+                // Under Kubernetes the one server is the app's Service: every pod behind it
+                // (at least `min_replicas`) serves its connections.
+                let pods = if upstreams[0].servers.len() == 1 && upstreams[0].servers[0].0 == target.name && plan.kubernetes.is_some() {
+                    target.min_replicas.value.max(1)
+                } else {
+                    1
+                };
+                let slots = mul(&[pods, target.processes.value, target.slots_per_process.value]);
                 if total <= slots {
                     continue;
                 }
@@ -103,8 +110,14 @@ impl Check for UpstreamMaxConnsOverSlots {
                 let noun = process_noun(target.kind);
                 let backlog = target.backlog.as_ref().map_or(String::new(), |b| format!(" of {}", b.value));
                 let waiting = total - slots;
+                let (server_text, pods_text) = if pods > 1 {
+                    (format!("the `{target_name}` Service"), format!("{pods} pods ({}) x ", target.min_replicas.cite()))
+                } else {
+                    (format!("each `{target_name}` replica"), String::new())
+                };
+                let unit = if pods > 1 { "Service" } else { "replica" };
                 let message = format!(
-                    "nginx `{}` may hold {total} requests open to each `{target_name}` replica, which serves {slots} at once: {sum_text} = {total} > {} {noun} ({}) x {} slots ({}) = {slots} per replica; the other {waiting} queue inside {} (in its listen backlog{backlog} or accepted by a busy worker), invisible to nginx's balancing, so a slow replica builds a queue (answered late, or with 504) while others idle",
+                    "nginx `{}` may hold {total} requests open to {server_text}, which serves {slots} at once: {sum_text} = {total} > {pods_text}{} {noun} ({}) x {} slots ({}) = {slots} per {unit}; the other {waiting} queue inside {} (in its listen backlog{backlog} or accepted by a busy worker), invisible to nginx's balancing, so a slow replica builds a queue (answered late, or with 504) while others idle",
                     service.name,
                     target.processes.value,
                     target.processes.cite(),

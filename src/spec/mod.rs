@@ -160,6 +160,27 @@ impl Service {
         "redis",
     ];
 
+    /// The autoscaler bounds of an app or job service.
+    pub fn autoscale(&self) -> Option<&Autoscale> {
+        match self {
+            Service::Gunicorn(s) => s.autoscale.as_ref(),
+            Service::Puma(s) => s.autoscale.as_ref(),
+            Service::Sidekiq(s) | Service::Celery(s) | Service::SolidQueue(s) | Service::Rq(s) | Service::Worker(s) => s.autoscale.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `external: true`: the service runs outside this deployment and is never rendered.
+    pub fn external(&self) -> bool {
+        match self {
+            Service::Pgbouncer(s) => s.external,
+            Service::Postgres(s) => s.external,
+            Service::Redis(s) => s.external,
+            _ => None,
+        }
+        .unwrap_or(false)
+    }
+
     /// Keys every kind shares.
     pub fn common(&self) -> &Common {
         match self {
@@ -401,6 +422,11 @@ pub struct Gunicorn {
     /// Where the service is built from (compose `build:`), when there is no image.
     #[serde(default)]
     pub build: Option<String>,
+    /// Kubernetes HorizontalPodAutoscaler bounds. With it, every connection budget
+    /// counts the pods at `max` (what the autoscaler may start), and `replicas` is
+    /// ignored for budgets.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
 }
 
 /// A puma app server.
@@ -434,6 +460,11 @@ pub struct Puma {
     /// Where the service is built from (compose `build:`), when there is no image.
     #[serde(default)]
     pub build: Option<String>,
+    /// Kubernetes HorizontalPodAutoscaler bounds. With it, every connection budget
+    /// counts the pods at `max` (what the autoscaler may start), and `replicas` is
+    /// ignored for budgets.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
 }
 
 /// A background job service (sidekiq, celery, solid_queue, rq, worker).
@@ -456,6 +487,28 @@ pub struct JobService {
     /// Where the service is built from (compose `build:`), when there is no image.
     #[serde(default)]
     pub build: Option<String>,
+    /// Kubernetes HorizontalPodAutoscaler bounds. With it, every connection budget
+    /// counts the pods at `max` (what the autoscaler may start), and `replicas` is
+    /// ignored for budgets.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Kubernetes HorizontalPodAutoscaler bounds (autoscaling/v2).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    /// Fewest pods (`minReplicas`).
+    #[schemars(range(min = 1, max = 10000))]
+    pub min: u64,
+    /// Most pods (`maxReplicas`): what every connection budget counts.
+    #[schemars(range(min = 1, max = 10000))]
+    pub max: u64,
+    /// Average CPU utilization the autoscaler keeps, in percent of the pods' CPU
+    /// request (default 80, what `kubectl autoscale` sets).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_cpu: Option<u64>,
 }
 
 /// nginx load-balancing method for an upstream.
@@ -593,6 +646,10 @@ pub enum PoolMode {
 pub struct Pgbouncer {
     #[serde(flatten)]
     pub common: Common,
+    /// Managed, or run outside this deployment: never rendered (clients still connect
+    /// to it and every budget still counts them).
+    #[serde(default)]
+    pub external: Option<bool>,
     /// Pooling mode (default session).
     #[serde(default)]
     pub pool_mode: Option<PoolMode>,
@@ -681,6 +738,10 @@ pub enum Storage {
 pub struct Postgres {
     #[serde(flatten)]
     pub common: Common,
+    /// Managed, or run outside this deployment: never rendered (clients still connect
+    /// to it and every budget still counts them).
+    #[serde(default)]
+    pub external: Option<bool>,
     /// Major version (default 16).
     #[serde(default)]
     #[schemars(range(min = 9, max = 99))]
@@ -760,6 +821,10 @@ pub enum RedisUsage {
 pub struct Redis {
     #[serde(flatten)]
     pub common: Common,
+    /// Managed, or run outside this deployment: never rendered (clients still connect
+    /// to it and every budget still counts them).
+    #[serde(default)]
+    pub external: Option<bool>,
     /// Deployment mode (default standalone).
     #[serde(default)]
     pub mode: Option<RedisMode>,
@@ -828,6 +893,9 @@ pub struct Deploy {
     /// Render load tests (a Locust file and a k6 script) that ramp to the planned load.
     #[serde(default)]
     pub loadtest: Option<LoadtestDeploy>,
+    /// Render Kubernetes manifests and a kustomization.yaml.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesDeploy>,
     /// Where each artifact lives in the user's repo, relative to the spec
     /// (`nginx: nginx/load-balancer.conf`).
     #[serde(default)]
@@ -961,4 +1029,70 @@ pub struct RailwayDeploy {
     /// railway.toml path (default railway.toml).
     #[serde(default)]
     pub file: Option<String>,
+}
+
+/// Kubernetes rendering: a folder of manifests and a kustomization.yaml.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesDeploy {
+    /// Namespace of every object (a DNS-1123 label; default: the deployment name).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Image of app and job services that name none themselves (`ghcr.io/acme/arena:1.4.2`).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Kubernetes minor version the manifests target, `"1.31"` (1.25 to 1.37; default
+    /// 1.35). It decides which pod sysctls are safe without kubelet flags.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^1\.[0-9]{1,2}$"))]
+    pub version: Option<String>,
+    /// Pods a rolling update starts above the desired count: a number or a percentage
+    /// of the replicas, rounded up (default `25%`, Kubernetes' own). The budget rules
+    /// count them.
+    #[serde(default)]
+    pub max_surge: Option<IntOrPercent>,
+    /// Pods a rolling update may take down below the desired count: a number or a
+    /// percentage, rounded down (default `25%`).
+    #[serde(default)]
+    pub max_unavailable: Option<IntOrPercent>,
+    /// An Ingress in front of the edge service (nginx, else the first app server).
+    #[serde(default)]
+    pub ingress: Option<KubernetesIngress>,
+    /// Output folder of the manifests (default `kubernetes`).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Name of the Secret whose keys are the services' `env.secret` names (default
+    /// `<name>-secrets`). Only its name is rendered, never a value.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// StorageClass of the PostgreSQL and Redis volume claims (default: the cluster's).
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// Size of each PostgreSQL and Redis volume claim (default 10GiB).
+    #[serde(default)]
+    pub volume_size: Option<ByteSize>,
+}
+
+/// A count, or a percentage such as `25%`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    /// A number of pods.
+    Count(u64),
+    /// A percentage of the replicas, `25%`.
+    Percent(#[schemars(regex(pattern = r"^[0-9]{1,3}%$"))] String),
+}
+
+/// The Ingress rendered for `deploy.kubernetes`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesIngress {
+    /// Public host name (`app.example.com`).
+    pub host: String,
+    /// IngressClass (`nginx`, `traefik`; default: the cluster's default class).
+    #[serde(default)]
+    pub class: Option<String>,
+    /// Name of the TLS Secret holding the certificate (default: no TLS).
+    #[serde(default)]
+    pub tls_secret: Option<String>,
 }

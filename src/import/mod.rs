@@ -1,29 +1,34 @@
-//! Reading hand-edited configs back: one reader per foreign format, each writing what
-//! it finds into an `ImportBuilder` as spec values with the file and line they came
-//! from. The result goes through the same loader, plan and rules as a spec, so `lint`
-//! reports the same rule IDs pointing at the foreign files, and `import` writes the
-//! spec out.
+//! Reading hand-edited configs back into a spec, in three steps:
+//!
+//! 1. `discover`: find the files under the paths given, tell each file's kind, and
+//!    read the deployments they describe (compose projects, Kamal configs, Railway
+//!    services) as processes, each with its command line and environment.
+//! 2. `interpret`: each process by the program its command runs (gunicorn, puma,
+//!    sidekiq, celery, redis-server, postgres, ...), its flags, the environment
+//!    variables that program reads and the config files it loads (puma.rb,
+//!    gunicorn.conf.py, database.yml), evaluated in that environment; `formats`
+//!    reads the config files of nginx, pgbouncer, postgres, redis and sysctl.
+//! 3. `builder`: every value is written as a spec value with the file and bytes it
+//!    came from, so `lint` reports the same rule IDs as `check`, pointing into the
+//!    foreign files, and `import` writes the spec out.
+//!
+//! `shared` holds what all of them use and nothing format-specific: YAML spans,
+//! command-line words, environment references, units, names, and the small Ruby,
+//! ERB and Python evaluators.
 
-pub mod app_env;
-pub mod args;
-pub mod compose;
-pub mod detect;
-pub mod gunicorn_py;
-pub mod ini;
-pub mod kamal;
-pub mod nginx;
-pub mod pgconf;
-pub mod puma_rb;
-pub mod rails_db;
-pub mod redis_conf;
-pub mod sysctl_conf;
+pub mod builder;
+pub mod discover;
+pub mod formats;
+pub mod interpret;
+pub mod shared;
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+pub use builder::{FileId, ImportBuilder, Origin};
+pub use discover::{read_file, read_paths};
 use crate::diag::{Diagnostic, Severity, Span};
 use crate::load::{self, Locate, path as spec_path};
 use crate::source::SourceFile;
@@ -34,193 +39,6 @@ pub const IGNORED: &str = "import-ignored";
 pub const ASSUMED: &str = "import-assumed";
 /// Rule ID of a foreign file that cannot be parsed.
 pub const UNPARSABLE: &str = "import-unparsable";
-
-/// Index of a source file in the builder.
-pub type FileId = usize;
-
-/// Where a value came from in a foreign file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    pub file: FileId,
-    pub bytes: Range<usize>,
-}
-
-/// Collects spec values (by dotted spec path) with their origins.
-#[derive(Debug, Default)]
-pub struct ImportBuilder {
-    /// The files read, in order.
-    pub sources: Vec<SourceFile>,
-    /// The spec being rebuilt, as JSON (the same shape `capacity.yaml` has).
-    pub value: Value,
-    /// JSON pointer -> where it was read.
-    pub origins: HashMap<String, Origin>,
-    /// Notes (ignored constructs, assumptions) and errors (unparsable files).
-    pub diagnostics: Vec<Diagnostic>,
-    /// Which service a config file belongs to (filled by compose and Kamal readers from
-    /// their mounts and `files:`), keyed by the file's canonical path.
-    pub owners: HashMap<PathBuf, String>,
-}
-
-impl ImportBuilder {
-    pub fn new(name: &str) -> Self {
-        let mut root = Map::new();
-        root.insert("version".into(), Value::from(1));
-        root.insert("name".into(), Value::from(name));
-        root.insert("services".into(), Value::Object(Map::new()));
-        Self { value: Value::Object(root), ..Self::default() }
-    }
-
-    /// Adds a file and returns its id.
-    pub fn add_source(&mut self, source: SourceFile) -> FileId {
-        self.sources.push(source);
-        self.sources.len() - 1
-    }
-
-    /// Sets the value at a dotted spec path (`services.lb.worker_connections`),
-    /// creating mappings on the way, and records where it came from.
-    pub fn set(&mut self, path: &str, value: Value, file: FileId, bytes: Range<usize>) {
-        let pointer = spec_path::to_pointer(path);
-        let mut node = &mut self.value;
-        let segments: Vec<spec_path::Segment> = spec_path::parse(path);
-        for (i, segment) in segments.iter().enumerate() {
-            let last = i + 1 == segments.len();
-            match segment {
-                spec_path::Segment::Key(key) => {
-                    if !node.is_object() {
-                        *node = Value::Object(Map::new());
-                    }
-                    let map = node.as_object_mut().expect("just made an object");
-                    if last {
-                        map.insert(key.clone(), value);
-                        break;
-                    }
-                    node = map.entry(key.clone()).or_insert_with(|| match segments.get(i + 1) {
-                        Some(spec_path::Segment::Index(_)) => Value::Array(Vec::new()),
-                        _ => Value::Object(Map::new()),
-                    });
-                }
-                spec_path::Segment::Index(index) => {
-                    if !node.is_array() {
-                        *node = Value::Array(Vec::new());
-                    }
-                    let items = node.as_array_mut().expect("just made an array");
-                    while items.len() <= *index {
-                        items.push(Value::Object(Map::new()));
-                    }
-                    if last {
-                        items[*index] = value;
-                        break;
-                    }
-                    node = &mut items[*index];
-                }
-            }
-        }
-        self.origins.insert(pointer, Origin { file, bytes });
-    }
-
-    /// Records where a mapping (a service, an upstream) was declared, without a value.
-    pub fn mark(&mut self, path: &str, file: FileId, bytes: Range<usize>) {
-        self.origins.entry(spec_path::to_pointer(path)).or_insert(Origin { file, bytes });
-    }
-
-    /// The value at a dotted path, when set.
-    pub fn get(&self, path: &str) -> Option<&Value> {
-        self.value.pointer(&spec_path::to_pointer(path))
-    }
-
-    /// The service a file belongs to: the owner a compose/Kamal mount named, else the
-    /// one headroom's own layout names (`conventional_owner`), else `default`.
-    pub fn owner_of(&self, file: FileId, default: &str) -> String {
-        self.sources
-            .get(file)
-            .and_then(|s| std::fs::canonicalize(&s.path).ok())
-            .and_then(|p| self.owners.get(&p).cloned())
-            .or_else(|| self.conventional_owner(file))
-            .unwrap_or_else(|| default.to_string())
-    }
-
-    /// The service (or, for sysctl files, machine group) the path of a file names in
-    /// the layout `headroom render` writes: `postgres/<service>.conf`,
-    /// `redis/<service>.conf`, `redis/<service>-sentinel.conf`, `env/<service>.env`,
-    /// `sysctl/<machine>.conf` and `<service>/gunicorn.conf.py`. The name is taken when
-    /// a service (machine) of that name is described already, or (except for the
-    /// gunicorn directory) when the file carries headroom's header; a foreign
-    /// `postgres/custom.conf` keeps the default owner.
-    pub fn conventional_owner(&self, file: FileId) -> Option<String> {
-        let source = self.sources.get(file)?;
-        let path = &source.path;
-        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-        let parent = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
-        let generated = source.text.lines().next().is_some_and(|l| l.starts_with("# Generated by headroom "));
-        let valid = |n: &str| !n.is_empty() && n.len() <= 63 && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        let machine = |n: &str| self.value.get("machines").and_then(|m| m.get(n)).is_some();
-        let (candidate, is_machine) = match parent.as_str() {
-            "postgres" | "redis" => {
-                let stem = name.strip_suffix(".conf")?;
-                let stem = if parent == "redis" { stem.strip_suffix("-sentinel").unwrap_or(stem) } else { stem };
-                (stem.to_string(), false)
-            }
-            "env" => (name.strip_suffix(".env")?.to_string(), false),
-            "sysctl" => (name.strip_suffix(".conf")?.to_string(), true),
-            // A directory is named after the service only when that service exists
-            // (`config/gunicorn.conf.py` is not a service `config`).
-            dir if name.starts_with("gunicorn") && name.ends_with(".py") => return (valid(dir) && self.has_service(dir)).then(|| dir.to_string()),
-            _ => return None,
-        };
-        if !valid(&candidate) {
-            return None;
-        }
-        let known = if is_machine { machine(&candidate) } else { self.has_service(&candidate) };
-        (known || generated).then_some(candidate)
-    }
-
-    /// The line a value at a dotted path was read from (for reader tests).
-    #[cfg(test)]
-    pub(crate) fn origin_line(&self, path: &str) -> usize {
-        let origin = self.origins.get(&spec_path::to_pointer(path)).unwrap_or_else(|| panic!("no origin for {path}"));
-        self.sources[origin.file].line_col(origin.bytes.start).line
-    }
-
-    /// `LINE message` of every unparsable-file error (for reader tests).
-    #[cfg(test)]
-    pub(crate) fn unparsable_lines(&self) -> Vec<String> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.rule == UNPARSABLE)
-            .map(|d| format!("{} {}", d.span.as_ref().map_or(0, |s| s.line), d.message))
-            .collect()
-    }
-
-    /// Whether a service of that name exists already.
-    pub fn has_service(&self, name: &str) -> bool {
-        self.value.get("services").and_then(|s| s.get(name)).is_some()
-    }
-
-    fn diagnostic(&mut self, rule: &str, severity: Severity, file: FileId, bytes: Range<usize>, message: String, hint: Option<String>) {
-        let span = self.sources.get(file).map(|s| load::make_span(s, bytes));
-        let mut d = Diagnostic::new(rule, severity, "", message).at(span);
-        d.fix = hint;
-        self.diagnostics.push(d);
-    }
-
-    /// A construct the reader saw but does not model: a note, never an error.
-    pub fn ignored(&mut self, file: FileId, bytes: Range<usize>, what: impl Into<String>) {
-        self.diagnostic(IGNORED, Severity::Info, file, bytes, format!("ignored: {}", what.into()), None);
-    }
-
-    /// A value the files do not say, and the default headroom used instead.
-    pub fn assumed(&mut self, message: impl Into<String>, hint: impl Into<String>) {
-        let mut d = Diagnostic::new(ASSUMED, Severity::Info, "", format!("assumed: {}", message.into()));
-        d.fix = Some(hint.into());
-        self.diagnostics.push(d);
-    }
-
-    /// A file (or part of one) that cannot be parsed: an error naming file and line;
-    /// other files are still read.
-    pub fn unparsable(&mut self, file: FileId, bytes: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
-        self.diagnostic(UNPARSABLE, Severity::Error, file, bytes, message.into(), Some(hint.into()));
-    }
-}
 
 /// What `lint` / `import` produced: a loaded spec plus the places its values came from.
 #[derive(Debug)]
@@ -250,107 +68,6 @@ impl Locate for ImportedSpec {
     fn source_for(&self, path: &str) -> Option<&SourceFile> {
         let span = self.locate(path)?;
         self.sources.iter().find(|s| s.path.display().to_string() == span.file)
-    }
-}
-
-/// Reads every path (files, or directories searched for known files) into a builder.
-pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
-    let mut builder = ImportBuilder::new(name);
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            files.extend(detect::find_known_files(path));
-        } else {
-            files.push(path.clone());
-        }
-    }
-    files.sort();
-    files.dedup();
-    // Compose and Kamal first: they name the services the other files configure.
-    files.sort_by_key(|f| detect::order(&detect::kind_of(f, None)));
-    for file in files {
-        read_file(&mut builder, &file);
-    }
-    place_on_compose_host(&mut builder);
-    builder
-}
-
-/// A compose file runs on one Docker host: when the files describe exactly one machine
-/// group (a sysctl file) and no service says where it runs, every compose service is
-/// placed there, so the rules (and `render`) see that host's kernel settings.
-fn place_on_compose_host(builder: &mut ImportBuilder) {
-    if builder.get("deploy.compose").is_none() || builder.get("deploy.kamal").is_some() {
-        return;
-    }
-    let Some(machines) = builder.value.get("machines").and_then(Value::as_object) else { return };
-    let keys: Vec<String> = machines.keys().cloned().collect();
-    let [machine] = keys.as_slice() else { return };
-    let machine = machine.clone();
-    let Some(services) = builder.value.get("services").and_then(Value::as_object) else { return };
-    if services.is_empty() || services.values().any(|s| s.get("machine").is_some()) {
-        return;
-    }
-    let names: Vec<String> = services.keys().cloned().collect();
-    let origin = builder.origins.get(&spec_path::to_pointer(&format!("machines.{machine}"))).cloned();
-    for name in &names {
-        if let Some(service) = builder.value.pointer_mut(&format!("/services/{}", load::yaml::escape_segment(name))).and_then(Value::as_object_mut) {
-            service.insert("machine".into(), Value::from(machine.clone()));
-        }
-        if let Some(o) = &origin {
-            builder.origins.entry(spec_path::to_pointer(&format!("services.{name}.machine"))).or_insert(o.clone());
-        }
-    }
-    builder.assumed(
-        format!("every compose service runs on machine group `{machine}`, the only one the files describe (a compose file runs on one Docker host)"),
-        "set `machine:` per service in an overlay if they run elsewhere",
-    );
-}
-
-/// Reads one file by its detected kind.
-pub fn read_file(builder: &mut ImportBuilder, path: &Path) {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            let mut d = Diagnostic::new(UNPARSABLE, Severity::Error, "", format!("cannot read {}: {e}", path.display()));
-            d.fix = Some("check the path".into());
-            builder.diagnostics.push(d);
-            return;
-        }
-    };
-    let text = match String::from_utf8(bytes) {
-        Ok(t) if !t.contains('\0') => t,
-        _ => {
-            let source = SourceFile::new(path, String::new());
-            let id = builder.add_source(source);
-            builder.unparsable(id, 0..0, format!("{} is not a text file", path.display()), "pass config files only");
-            return;
-        }
-    };
-    if text.len() > load::yaml::MAX_INPUT_BYTES {
-        let id = builder.add_source(SourceFile::new(path, String::new()));
-        builder.unparsable(id, 0..0, format!("{} is larger than {} bytes", path.display(), load::yaml::MAX_INPUT_BYTES), "is this a config file?");
-        return;
-    }
-    let kind = detect::kind_of(path, Some(&text));
-    let id = builder.add_source(SourceFile::new(path, text));
-    match kind {
-        detect::Kind::Nginx => nginx::read(builder, id),
-        detect::Kind::Pgbouncer => ini::read_pgbouncer(builder, id),
-        detect::Kind::PostgresConf => pgconf::read(builder, id),
-        detect::Kind::RedisConf => redis_conf::read(builder, id),
-        detect::Kind::SentinelConf => redis_conf::read_sentinel(builder, id),
-        detect::Kind::Compose => compose::read(builder, id),
-        detect::Kind::Kamal => kamal::read(builder, id),
-        detect::Kind::GunicornPy => gunicorn_py::read(builder, id),
-        detect::Kind::PumaRb => puma_rb::read(builder, id),
-        detect::Kind::RailsDatabase => rails_db::read(builder, id),
-        detect::Kind::Sysctl => sysctl_conf::read(builder, id),
-        detect::Kind::Railway => args::read_railway(builder, id),
-        detect::Kind::AppEnv => app_env::read(builder, id),
-        detect::Kind::Unknown => {
-            let shown = path.display().to_string();
-            builder.ignored(id, 0..0, format!("{shown}: not a format headroom reads (nginx, pgbouncer.ini, postgresql.conf, redis.conf, docker-compose, Kamal deploy.yml, gunicorn.conf.py, puma.rb, database.yml, sysctl, railway.toml)"));
-        }
     }
 }
 
@@ -530,4 +247,50 @@ pub fn to_yaml(imported: &ImportedSpec, notes: &[Diagnostic]) -> String {
     out.push_str("# `# yaml-language-server: $schema=capacity.schema.json`.\n\n");
     out.push_str(&serde_saphyr::to_string(&imported.value).unwrap_or_default());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::shared::argv::{shell_words, split};
+
+    /// Generated garbage through every reader: notes and errors, never a panic.
+    #[test]
+    fn no_reader_panics_on_generated_input() {
+        const PIECES: [&str; 48] = [
+            "gunicorn", " ", "-w", "--workers", "=", "'", "\"", "\\", "$", "${", "}", ":-", "8", "\n", "#", "&&", ";", "é", "services:",
+            "\n  web-1:", "\n    command: ", "\n- ", "<%=", "%>", "ENV.fetch(\"X\") { 5 }", "workers ", "threads ", "(", ")", "[", "]", "*", "+",
+            " do\n", "end\n", "\t", "\u{0}", "&a ", "*a", "{", "redis-server --maxmemory", "postgres -c", "servers:", "hosts:", "image: redis",
+            "[deploy]\nstartCommand = ", "pool: ", "production:",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let readers: [fn(&mut ImportBuilder, FileId); 7] = [
+            discover::compose::read,
+            discover::kamal::read,
+            interpret::puma::read,
+            interpret::gunicorn::read,
+            interpret::rails_db::read,
+            discover::railway::read,
+            |b, f| {
+                let text = b.sources[f].text.clone();
+                let words = shell_words(&text);
+                interpret::apply_command(b, "web", &words, f);
+            },
+        ];
+        for _ in 0..1500 {
+            let n = (next() % 40) as usize + 1;
+            let text: String = (0..n).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+            let _ = split(&text);
+            let reader = readers[(next() % readers.len() as u64) as usize];
+            let mut b = ImportBuilder::new("t");
+            let id = b.add_source(SourceFile::new("fuzz", text));
+            reader(&mut b, id);
+        }
+    }
 }

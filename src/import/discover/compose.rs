@@ -7,129 +7,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-
 use serde_json::{Map, Value, json};
 
-use super::args::{self, Word, assumed_at, interpolate};
-use super::{FileId, ImportBuilder, detect, ini};
+use super::detect;
+use crate::import::interpret::{self, Process, images};
+use crate::import::shared::argv::{self, Word};
+use crate::import::shared::env::{EnvVar, interpolate, parse_env_file};
+use crate::import::shared::names::{numbered, service_name};
+use crate::import::shared::units;
+use crate::import::shared::urls::{url_host, url_path};
+use crate::import::shared::yaml::{key_span, kv_span, scalar, value_span};
+use crate::import::{FileId, ImportBuilder};
 use crate::load::yaml::{self, SpanMap, escape_segment};
 use crate::source::SourceFile;
-
-/// The spec kind an image name implies (`redis:7-alpine` -> redis,
-/// `edoburu/pgbouncer` -> pgbouncer); `sentinel` for sentinel images.
-pub fn image_kind(image: &str) -> Option<&'static str> {
-    let lower = image.trim().to_ascii_lowercase();
-    let no_digest = lower.split('@').next().unwrap_or("");
-    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
-    let repo = match no_digest[last_slash..].find(':') {
-        Some(i) => &no_digest[..last_slash + i],
-        None => no_digest,
-    };
-    let name = repo.rsplit('/').next().unwrap_or(repo);
-    if repo.contains("pgbouncer") {
-        return Some("pgbouncer");
-    }
-    if name.contains("exporter") || name.contains("backup") || name.contains("admin") || name.contains("insight") || name.contains("commander") {
-        return None;
-    }
-    match name {
-        "redis-sentinel" => Some("sentinel"),
-        "redis" | "redis-stack" | "redis-stack-server" | "valkey" | "keydb" => Some("redis"),
-        "postgres" | "postgresql" | "postgis" | "pgvector" | "timescaledb" | "timescaledb-ha" | "postgresql-repmgr" => Some("postgres"),
-        "nginx" | "nginx-unprivileged" | "openresty" => Some("nginx"),
-        _ => None,
-    }
-}
-
-/// The version an image tag names, as the spec's `version` of that kind:
-/// `postgres:15-alpine` -> 15, `edoburu/pgbouncer:1.22.1` -> "1.22". None for `latest`,
-/// digests and tags that start with no number.
-pub fn image_version(kind: &str, image: &str) -> Option<Value> {
-    let no_digest = image.trim().split('@').next().unwrap_or("");
-    let last = &no_digest[no_digest.rfind('/').map_or(0, |i| i + 1)..];
-    let tag = last.split_once(':')?.1;
-    let tag = tag.strip_prefix('v').unwrap_or(tag);
-    let numeric: String = tag.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-    let parts: Vec<&str> = numeric.split('.').filter(|p| !p.is_empty()).collect();
-    match kind {
-        "postgres" => parts.first()?.parse::<u32>().ok().filter(|v| (9..=99).contains(v)).map(Value::from),
-        "pgbouncer" if parts.len() >= 2 => Some(Value::from(format!("{}.{}", parts[0], parts[1]))),
-        _ => None,
-    }
-}
-
-/// Sets `version` of a postgres or pgbouncer service from its image tag, when unset.
-pub(crate) fn version_from_image(builder: &mut ImportBuilder, service: &str, kind: &str, image: &str, file: FileId, bytes: Range<usize>) {
-    let path = format!("services.{service}.version");
-    if builder.get(&path).is_none()
-        && let Some(v) = image_version(kind, image)
-    {
-        builder.set(&path, v, file, bytes);
-    }
-}
-
-/// The spec service a host name (a compose service or one of its expanded replicas,
-/// `web-3`) stands for, when the builder has it.
-pub fn service_for_host(builder: &ImportBuilder, host: &str) -> Option<String> {
-    let name = args::service_name(host);
-    if builder.has_service(&name) {
-        return Some(name);
-    }
-    let (base, _) = numbered(&name)?;
-    builder.has_service(base).then(|| base.to_string())
-}
-
-/// `web-12` -> (`web`, 12); `redis_node3` -> (`redis_node`, 3).
-fn numbered(name: &str) -> Option<(&str, u64)> {
-    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    if digits == 0 || digits == name.len() {
-        return None;
-    }
-    let n: u64 = name[name.len() - digits..].parse().ok()?;
-    let base = name[..name.len() - digits].trim_end_matches(['-', '_']);
-    (!base.is_empty()).then_some((base, n))
-}
-
-/// Byte range of a node: key and value when short (`workers: 8`), else the key.
-pub(crate) fn kv_span(spans: &SpanMap, pointer: &str) -> Range<usize> {
-    match spans.get(pointer) {
-        Some(node) => match &node.key {
-            Some(key) if node.value.end >= key.start && node.value.end - key.start < 200 => key.start..node.value.end,
-            Some(key) => key.clone(),
-            None => node.value.clone(),
-        },
-        None => spans.closest(pointer).map(|(_, n)| n.key.clone().unwrap_or(n.value.clone())).unwrap_or(0..0),
-    }
-}
-
-pub(crate) fn value_span(spans: &SpanMap, pointer: &str) -> Range<usize> {
-    spans.get(pointer).map(|n| n.value.clone()).unwrap_or_else(|| kv_span(spans, pointer))
-}
-
-pub(crate) fn key_span(spans: &SpanMap, pointer: &str) -> Range<usize> {
-    spans.get(pointer).and_then(|n| n.key.clone()).unwrap_or_else(|| value_span(spans, pointer))
-}
-
-/// A scalar as text (`2.0`, `"2048M"`, `3`).
-pub(crate) fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// One environment variable as written.
-#[derive(Clone, Debug)]
-pub(crate) struct EnvVar {
-    pub name: String,
-    /// None for `- NAME` (passed through from the host).
-    pub value: Option<String>,
-    pub file: FileId,
-    /// The whole entry.
-    pub bytes: Range<usize>,
-}
 
 /// Words of a command given as a string or a list.
 fn command_words(builder: &mut ImportBuilder, file: FileId, spans: &SpanMap, pointer: &str, value: &Value) -> Option<Vec<Word>> {
@@ -137,7 +27,7 @@ fn command_words(builder: &mut ImportBuilder, file: FileId, spans: &SpanMap, poi
         Value::String(s) => {
             let text = builder.sources[file].text.clone();
             let span = value_span(spans, pointer);
-            let (words, error) = args::words_in(&text, &span, s);
+            let (words, error) = argv::words_in(&text, &span, s);
             if let Some(e) = error {
                 builder.unparsable(file, e.bytes, format!("command: {}", e.message), "close the quote; the command is read up to it");
             }
@@ -306,14 +196,14 @@ fn depends_on(def: &Value) -> Vec<String> {
 
 fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>) -> Role {
     let def = &entry.def;
-    let by_command = words.and_then(args::classify).map(|(k, _)| k);
+    let by_command = words.and_then(interpret::classify).map(|(k, _)| k);
     let image = def.get("image").and_then(Value::as_str);
-    let by_image = image.and_then(image_kind);
+    let by_image = image.and_then(images::image_kind);
     let kind = by_command.or(by_image);
     let env = env_map(def);
     let depends = depends_on(def);
     let service_kind = |name: &str| {
-        services.get(name).and_then(|d| d.get("image")).and_then(Value::as_str).and_then(image_kind)
+        services.get(name).and_then(|d| d.get("image")).and_then(Value::as_str).and_then(images::image_kind)
     };
     match kind {
         Some("sentinel") => Role::Sentinel,
@@ -436,11 +326,9 @@ fn group(builder: &mut ImportBuilder, file: FileId, entries: &[Entry]) -> Vec<Gr
             }
             continue;
         }
-        let spec_name = args::service_name(&base);
+        let spec_name = service_name(&base);
         let names: Vec<&str> = members.iter().map(|&m| entries[m].name.as_str()).collect();
-        assumed_at(
-            builder,
-            file,
+        builder.assumed_at(file,
             entries[first].key.clone(),
             format!(
                 "{} … {}: {} services with the same settings, read as one service `{spec_name}` with replicas: {}",
@@ -467,7 +355,7 @@ fn group(builder: &mut ImportBuilder, file: FileId, entries: &[Entry]) -> Vec<Gr
             }
             continue;
         }
-        out.push(Group { spec_name: args::service_name(&e.name), members: vec![i] });
+        out.push(Group { spec_name: service_name(&e.name), members: vec![i] });
     }
     out
 }
@@ -521,17 +409,16 @@ impl Compose<'_> {
             _ => return,
         };
         if name != entry.name && group.members.len() == 1 {
-            assumed_at(self.builder, self.file, entry.key.clone(), format!("compose service `{}` is named `{name}` in the spec", entry.name), "spec service names are [a-z0-9-_]");
+            self.builder.assumed_at(self.file, entry.key.clone(), format!("compose service `{}` is named `{name}` in the spec", entry.name), "spec service names are [a-z0-9-_]");
         }
         self.builder.mark(&format!("services.{name}"), self.file, entry.key.clone());
-        if args::kind_of_service(self.builder, &name).is_some() {
+        if self.builder.kind_of_service(&name).is_some() {
             self.builder.ignored(self.file, entry.key.clone(), format!("service `{name}` is already described by another file; this compose entry adds to it"));
         }
-        // The command first: its flags win over the environment.
-        if let Some(words) = &entry.words {
-            args::apply_command(self.builder, &name, words, self.file);
-        }
-        args::ensure_kind(self.builder, &name, kind, self.file, entry.key.clone());
+        // The command's flags win over the environment.
+        let env = self.env(entry);
+        let process = Process { service: name.clone(), file: self.file, declared: entry.key.clone(), command: entry.words.clone(), kind: Some(kind), env };
+        interpret::process(self.builder, &process);
         let job = matches!(kind, "sidekiq" | "celery" | "rq" | "solid_queue" | "worker");
         if kind == "worker" {
             self.builder.ignored(
@@ -553,16 +440,14 @@ impl Compose<'_> {
         self.port(&name, entry);
         self.mounts(&name, kind, entry);
         self.notes(entry);
-        let env = self.env(entry);
-        self.env_settings(&name, kind, &env);
-        self.envs.insert(entry.name.clone(), env);
+        self.envs.insert(entry.name.clone(), process.env);
     }
 
     fn image_and_build(&mut self, name: &str, kind: &str, entry: &Entry) {
         if let Some(image) = entry.def.get("image").and_then(Value::as_str) {
             let bytes = self.span(&format!("{}/image", entry.pointer));
             self.set(name, "image", json!(image), bytes.clone());
-            version_from_image(self.builder, name, kind, image, self.file, bytes);
+            images::version_from_image(self.builder, name, kind, image, self.file, bytes);
         }
         let build = match entry.def.get("build") {
             Some(Value::String(s)) => Some((s.clone(), format!("{}/build", entry.pointer))),
@@ -595,7 +480,7 @@ impl Compose<'_> {
             (Some((n, bytes)), 1) => self.set(name, "replicas", json!(n.max(1)), bytes),
             (Some((n, bytes)), m) => {
                 self.set(name, "replicas", json!((n * m).max(1)), bytes.clone());
-                assumed_at(self.builder, self.file, bytes, format!("replicas {} for `{name}`: {m} services x deploy.replicas {n}", n * m), "check how many containers run");
+                self.builder.assumed_at(self.file, bytes, format!("replicas {} for `{name}`: {m} services x deploy.replicas {n}", n * m), "check how many containers run");
             }
             (None, m) if m > 1 => self.set(name, "replicas", json!(m), entry.key.clone()),
             _ => {}
@@ -625,7 +510,7 @@ impl Compose<'_> {
                 self.builder.ignored(self.file, bytes, format!("`{key}` comes from the environment at run time; unknown"));
                 continue;
             };
-            let value = if unit == "cpus" { args::cpus(&text) } else { args::docker_size(&text).map(Value::from) };
+            let value = if unit == "cpus" { units::cpus(&text) } else { units::docker_size(&text).map(Value::from) };
             match value {
                 Some(v) => self.set(name, key, v, bytes),
                 None => self.builder.ignored(self.file, bytes, format!("`{}` is not a {unit} value", text.escape_debug())),
@@ -641,8 +526,8 @@ impl Compose<'_> {
         }
         if let Some(test) = h.get("test") {
             let words: Vec<String> = match test {
-                Value::String(s) => args::shell_words(s).into_iter().map(|(w, _)| w).collect(),
-                Value::Array(items) => items.iter().filter_map(scalar).flat_map(|s| args::shell_words(&s).into_iter().map(|(w, _)| w).collect::<Vec<_>>()).collect(),
+                Value::String(s) => argv::shell_words(s).into_iter().map(|(w, _)| w).collect(),
+                Value::Array(items) => items.iter().filter_map(scalar).flat_map(|s| argv::shell_words(&s).into_iter().map(|(w, _)| w).collect::<Vec<_>>()).collect(),
                 _ => Vec::new(),
             };
             if let Some(path) = words.iter().find_map(|w| url_path(w)) {
@@ -652,7 +537,7 @@ impl Compose<'_> {
         for key in ["interval", "timeout", "start_period"] {
             let pointer = format!("{p}/{key}");
             if let Some(v) = h.get(key).and_then(scalar) {
-                match args::go_duration(&v) {
+                match units::go_duration(&v) {
                     Some(d) => self.set(name, &format!("health.{key}"), json!(d), self.span(&pointer)),
                     None => self.builder.ignored(self.file, self.span(&pointer), format!("healthcheck {key} `{}` is not a duration", v.escape_debug())),
                 }
@@ -849,40 +734,6 @@ impl Compose<'_> {
         parse_env_file(&text, id)
     }
 
-    /// App settings from the environment (only where the command did not set them).
-    fn env_settings(&mut self, name: &str, kind: &str, env: &[EnvVar]) {
-        for var in env {
-            let Some(raw) = &var.value else { continue };
-            let key = var.name.as_str();
-            let pgbouncer_key = match kind {
-                "pgbouncer" => key.strip_prefix("PGBOUNCER_").map(str::to_ascii_lowercase).or_else(|| PGBOUNCER_PLAIN.contains(&key).then(|| key.to_ascii_lowercase())),
-                _ => None,
-            };
-            let resolved = interpolate(raw);
-            let relevant = pgbouncer_key.is_some() || app_env_key(kind, key).is_some();
-            let Some(value) = resolved.text.clone() else {
-                if relevant {
-                    let vars = resolved.unknown.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ");
-                    self.builder.ignored(var.file, var.bytes.clone(), format!("{key} takes its value from {vars} at run time; headroom cannot know it"));
-                }
-                continue;
-            };
-            if relevant && !resolved.defaulted.is_empty() {
-                assumed_at(self.builder, var.file, var.bytes.clone(), format!("{key} = `{value}`, the default of ${{{}}}", resolved.defaulted.join(", ")), "if that variable is set where compose runs, its value wins");
-            }
-            if let Some(setting) = pgbouncer_key {
-                if !ini::apply_pgbouncer_setting(self.builder, name, &setting, &value, var.file, var.bytes.clone()) && key.starts_with("PGBOUNCER_") {
-                    self.builder.ignored(var.file, var.bytes.clone(), format!("{key}: pgbouncer setting `{setting}` is not modelled"));
-                }
-                continue;
-            }
-            apply_app_env(self.builder, name, kind, key, &value, var.file, var.bytes.clone());
-            if kind == "postgres" && key == "POSTGRES_DB" && !self.has(name, "databases") {
-                self.builder.set(&format!("services.{name}.databases"), json!([value]), var.file, var.bytes.clone());
-            }
-        }
-    }
-
     /// uses edges, pools from the environment, sentinels and replicas.
     fn topology(&mut self) {
         let entries = self.entries;
@@ -927,7 +778,7 @@ impl Compose<'_> {
             self.set(&master, "mode", json!("sentinel"), first.key.clone());
             self.set(&master, "sentinels", json!(n), first.key.clone());
             let names: Vec<&str> = members.iter().map(|&m| entries[m].name.as_str()).collect();
-            assumed_at(self.builder, self.file, first.key.clone(), format!("{} sentinel services ({}) watch `{master}`: mode sentinel, sentinels: {n}", n, names.join(", ")), "the quorum is in their sentinel.conf; pass it to headroom too");
+            self.builder.assumed_at(self.file, first.key.clone(), format!("{} sentinel services ({}) watch `{master}`: mode sentinel, sentinels: {n}", n, names.join(", ")), "the quorum is in their sentinel.conf; pass it to headroom too");
             for &m in &members {
                 self.mounts(&master, "redis", &entries[m]);
             }
@@ -942,7 +793,7 @@ impl Compose<'_> {
                 self.set(&master, "replicas_per_master", json!(n - 1), first.key.clone());
             }
             let names: Vec<&str> = members.iter().map(|&m| entries[m].name.as_str()).collect();
-            assumed_at(self.builder, self.file, first.key.clone(), format!("redis replicas {} of `{master}`: replicas {n} (the master and {} replica(s))", names.join(", "), n - 1), "clients connect to the master; each replica holds the same data and memory");
+            self.builder.assumed_at(self.file, first.key.clone(), format!("redis replicas {} of `{master}`: replicas {n} (the master and {} replica(s))", names.join(", "), n - 1), "clients connect to the master; each replica holds the same data and memory");
             for &m in &members {
                 self.mounts(&master, "redis", &entries[m]);
             }
@@ -952,12 +803,12 @@ impl Compose<'_> {
             let n = members.len() as u64;
             self.set(&master, "read_replicas", json!(n), first.key.clone());
             let names: Vec<&str> = members.iter().map(|&m| entries[m].name.as_str()).collect();
-            assumed_at(self.builder, self.file, first.key.clone(), format!("postgres streaming replica(s) {} of `{master}`: read_replicas {n}", names.join(", ")), "each replica gets the same max_connections");
+            self.builder.assumed_at(self.file, first.key.clone(), format!("postgres streaming replica(s) {} of `{master}`: read_replicas {n}", names.join(", ")), "each replica gets the same max_connections");
         }
     }
 
     fn kind(&self, service: &str) -> Option<String> {
-        args::kind_of_service(self.builder, service)
+        self.builder.kind_of_service(service)
     }
 
     fn only_service(&self, kind: &str) -> Option<String> {
@@ -1045,7 +896,7 @@ impl Compose<'_> {
             via.push((target, self.file, bytes, "depends_on".to_string()));
         }
         // Pools.
-        super::app_env::apply_pools(self.builder, name, db.as_deref(), redis.as_deref(), &env);
+        interpret::app_env::apply_pools(self.builder, name, db.as_deref(), redis.as_deref(), &env);
         self.order_uses(name);
         for (target, file, bytes, why) in via {
             if self.builder.get(&format!("services.{name}.uses.{target}.pool")).is_none() && self.builder.get(&format!("services.{name}.uses.{target}.persistent")).is_none() {
@@ -1096,9 +947,7 @@ impl Compose<'_> {
         if to_kind == "postgres" && self.kind(from).as_deref() == Some("pgbouncer") {
             return;
         }
-        assumed_at(
-            self.builder,
-            file,
+        self.builder.assumed_at(file,
             bytes,
             format!("`{from}` connects to `{to}` ({why}); its pool size is not in these files, so one connection per concurrent slot"),
             format!("set services.{from}.uses.{to}.pool in an overlay if the app's settings cap it"),
@@ -1125,13 +974,6 @@ impl Compose<'_> {
         }
     }
 }
-
-/// PgBouncer settings the common images read from plain (unprefixed) variables.
-const PGBOUNCER_PLAIN: [&str; 15] = [
-    "POOL_MODE", "MAX_CLIENT_CONN", "DEFAULT_POOL_SIZE", "MIN_POOL_SIZE", "RESERVE_POOL_SIZE", "RESERVE_POOL_TIMEOUT",
-    "MAX_DB_CONNECTIONS", "MAX_USER_CONNECTIONS", "SERVER_IDLE_TIMEOUT", "SERVER_LIFETIME", "QUERY_WAIT_TIMEOUT",
-    "AUTH_TYPE", "LISTEN_PORT", "MAX_PREPARED_STATEMENTS", "LISTEN_BACKLOG",
-];
 
 fn file_kind_matches(service_kind: &str, file: detect::Kind) -> bool {
     matches!(
@@ -1163,31 +1005,6 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `KEY=value` lines of an env file (`export`, quotes and comments allowed).
-pub(crate) fn parse_env_file(text: &str, file: FileId) -> Vec<EnvVar> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let start = offset;
-        offset += line.len();
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
-        let Some((k, v)) = body.split_once('=') else { continue };
-        let v = v.trim();
-        let v = if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) {
-            v[1..v.len() - 1].to_string()
-        } else {
-            v.split(" #").next().unwrap_or("").trim().to_string()
-        };
-        let lead = line.len() - line.trim_start().len();
-        out.push(EnvVar { name: k.trim().to_string(), value: Some(v), file, bytes: start + lead..start + lead + trimmed.len() });
-    }
-    out
-}
-
 struct HostVar {
     url: bool,
 }
@@ -1198,78 +1015,6 @@ fn host_var(name: &str, pooler: bool) -> Option<HostVar> {
     let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST")
         || (pooler && matches!(name, "DATABASES_HOST" | "POSTGRESQL_HOST"));
     (url || host).then_some(HostVar { url })
-}
-
-/// The host of a URL (`postgres://u:p@pgbouncer:6432/db` -> `pgbouncer`).
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host_port.starts_with('[') { host_port.split(']').next().map(|h| &h[1..]).unwrap_or("") } else { host_port.split(':').next().unwrap_or("") };
-    (!host.is_empty()).then(|| host.to_string())
-}
-
-/// The path of an http(s) URL in a health check command.
-fn url_path(word: &str) -> Option<String> {
-    let start = word.find("http://").or_else(|| word.find("https://"))?;
-    let url = &word[start..];
-    let rest = url.split_once("://")?.1;
-    let path = match rest.find('/') {
-        Some(i) => &rest[i..],
-        None => "/",
-    };
-    let path = path.split(['?', '#', '"', '\'', ' ']).next().unwrap_or("/");
-    Some(if path.is_empty() { "/".into() } else { path.to_string() })
-}
-
-/// The spec key an app-server environment variable sets for a kind.
-fn app_env_key(kind: &str, name: &str) -> Option<(&'static str, &'static str)> {
-    // (key, how the program reads it)
-    Some(match (kind, name) {
-        ("gunicorn", "WEB_CONCURRENCY") => ("workers", "gunicorn's default worker count"),
-        ("gunicorn", "GUNICORN_WORKERS") => ("workers", "a variable the app's gunicorn config reads"),
-        ("gunicorn", "GUNICORN_THREADS") => ("threads", "a variable the app's gunicorn config reads"),
-        ("gunicorn", "GUNICORN_WORKER_CONNECTIONS") => ("worker_connections", "a variable the app's gunicorn config reads"),
-        ("gunicorn", "GUNICORN_TIMEOUT") => ("timeout", "a variable the app's gunicorn config reads"),
-        ("gunicorn", "GUNICORN_WORKER_CLASS") => ("worker_class", "a variable the app's gunicorn config reads"),
-        ("gunicorn", "GUNICORN_KEEPALIVE") => ("keepalive", "a variable the app's gunicorn config reads"),
-        ("gunicorn", "GUNICORN_MAX_REQUESTS") => ("max_requests", "a variable the app's gunicorn config reads"),
-        ("puma", "WEB_CONCURRENCY") => ("workers", "puma's default worker count"),
-        ("puma", "RAILS_MAX_THREADS" | "PUMA_MAX_THREADS" | "MAX_THREADS") => ("threads", "the thread count Rails' puma.rb reads"),
-        ("puma", "RAILS_MIN_THREADS" | "PUMA_MIN_THREADS" | "MIN_THREADS") => ("min_threads", "the minimum thread count Rails' puma.rb reads"),
-        ("sidekiq", "SIDEKIQ_CONCURRENCY") => ("concurrency", "sidekiq's concurrency"),
-        ("sidekiq", "RAILS_MAX_THREADS") => ("concurrency", "sidekiq's default concurrency (Sidekiq 7 reads RAILS_MAX_THREADS)"),
-        ("solid_queue" | "worker", "RAILS_MAX_THREADS") => ("concurrency", "the threads per process a Rails job or cable process runs"),
-        ("celery", "CELERY_CONCURRENCY" | "CELERYD_CONCURRENCY" | "CELERY_WORKER_CONCURRENCY") => ("concurrency", "a variable the celery settings read"),
-        ("solid_queue", "JOB_CONCURRENCY") => ("processes", "the processes Rails' config/queue.yml reads"),
-        _ => return None,
-    })
-}
-
-/// Applies an app-server variable (`WEB_CONCURRENCY=4`) to a service when the command
-/// or config did not set that key. True when the variable means something here.
-pub(crate) fn apply_app_env(builder: &mut ImportBuilder, service: &str, kind: &str, name: &str, value: &str, file: FileId, bytes: Range<usize>) -> bool {
-    let Some((key, how)) = app_env_key(kind, name) else { return false };
-    let path = format!("services.{service}.{key}");
-    if builder.get(&path).is_some() {
-        return true;
-    }
-    let v = value.trim();
-    let parsed = match key {
-        "timeout" | "keepalive" => args::seconds(v).map(Value::from),
-        "worker_class" => args::worker_class(v).map(Value::from),
-        _ => v.parse::<u64>().ok().filter(|n| *n >= 1).map(Value::from),
-    };
-    match parsed {
-        Some(p) => {
-            builder.set(&path, p.clone(), file, bytes.clone());
-            if how.starts_with("a variable") {
-                assumed_at(builder, file, bytes, format!("{name} sets `{key}` of `{service}` ({how})"), "check the gunicorn config that reads it; pass that file to headroom to read it too");
-            }
-        }
-        None => builder.ignored(file, bytes, format!("{name} = `{}` is not a value for `{key}`", v.escape_debug())),
-    }
-    true
 }
 
 #[cfg(test)]
@@ -1302,15 +1047,15 @@ mod tests {
 
     #[test]
     fn images_imply_kinds() {
-        assert_eq!(image_kind("redis:7-alpine"), Some("redis"));
-        assert_eq!(image_kind("bitnami/redis-sentinel:7.2"), Some("sentinel"));
-        assert_eq!(image_kind("edoburu/pgbouncer:latest"), Some("pgbouncer"));
-        assert_eq!(image_kind("pgbouncer/pgbouncer"), Some("pgbouncer"));
-        assert_eq!(image_kind("postgres:16"), Some("postgres"));
-        assert_eq!(image_kind("pgvector/pgvector:pg16"), Some("postgres"));
-        assert_eq!(image_kind("prometheuscommunity/postgres-exporter"), None);
-        assert_eq!(image_kind("registry.example.com:5000/nginx:alpine"), Some("nginx"));
-        assert_eq!(image_kind("qdrant/qdrant:latest"), None);
+        assert_eq!(images::image_kind("redis:7-alpine"), Some("redis"));
+        assert_eq!(images::image_kind("bitnami/redis-sentinel:7.2"), Some("sentinel"));
+        assert_eq!(images::image_kind("edoburu/pgbouncer:latest"), Some("pgbouncer"));
+        assert_eq!(images::image_kind("pgbouncer/pgbouncer"), Some("pgbouncer"));
+        assert_eq!(images::image_kind("postgres:16"), Some("postgres"));
+        assert_eq!(images::image_kind("pgvector/pgvector:pg16"), Some("postgres"));
+        assert_eq!(images::image_kind("prometheuscommunity/postgres-exporter"), None);
+        assert_eq!(images::image_kind("registry.example.com:5000/nginx:alpine"), Some("nginx"));
+        assert_eq!(images::image_kind("qdrant/qdrant:latest"), None);
     }
 
     const REPLICAS: &str = r#"services:
@@ -1503,26 +1248,26 @@ mod tests {
 
     #[test]
     fn versions_from_image_tags() {
-        assert_eq!(image_version("postgres", "postgres:15"), Some(json!(15)));
-        assert_eq!(image_version("postgres", "pgvector/pgvector:pg16"), None);
-        assert_eq!(image_version("postgres", "postgres:16.2-alpine"), Some(json!(16)));
-        assert_eq!(image_version("pgbouncer", "edoburu/pgbouncer:1.22.1"), Some(json!("1.22")));
-        assert_eq!(image_version("pgbouncer", "pgbouncer/pgbouncer:latest"), None);
-        assert_eq!(image_version("postgres", "localhost:5000/postgres"), None);
-        assert_eq!(image_version("redis", "redis:7-alpine"), None);
+        assert_eq!(images::image_version("postgres", "postgres:15"), Some(json!(15)));
+        assert_eq!(images::image_version("postgres", "pgvector/pgvector:pg16"), None);
+        assert_eq!(images::image_version("postgres", "postgres:16.2-alpine"), Some(json!(16)));
+        assert_eq!(images::image_version("pgbouncer", "edoburu/pgbouncer:1.22.1"), Some(json!("1.22")));
+        assert_eq!(images::image_version("pgbouncer", "pgbouncer/pgbouncer:latest"), None);
+        assert_eq!(images::image_version("postgres", "localhost:5000/postgres"), None);
+        assert_eq!(images::image_version("redis", "redis:7-alpine"), None);
     }
 
     #[test]
     fn bad_input_is_located_never_a_panic() {
         let b = read_text("services:\n  web:\n    command: \"gunicorn --bind '0.0.0.0\n");
-        assert!(b.diagnostics.iter().any(|d| d.rule == super::super::UNPARSABLE));
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::UNPARSABLE));
         let b = read_text("services:\n  web:\n    command: gunicorn --bind '0.0.0.0:80\n");
-        let d = b.diagnostics.iter().find(|d| d.rule == super::super::UNPARSABLE).unwrap();
+        let d = b.diagnostics.iter().find(|d| d.rule == crate::import::UNPARSABLE).unwrap();
         assert_eq!(d.span.as_ref().unwrap().line, 3);
         assert!(d.message.contains("unterminated"));
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\nservices: {web: {image: nginx}}\n";
         let b = read_text(bomb);
-        assert!(b.diagnostics.iter().any(|d| d.rule == super::super::UNPARSABLE));
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::UNPARSABLE));
         for odd in ["", "services: 3", "services:\n  web: 3\n", "\u{1}\u{2}\u{3}", "[1, 2", "services:\n  w:\n    command: {a: 1}\n    deploy: {replicas: many}\n    healthcheck: {test: 3, retries: x}\n"] {
             let _ = read_text(odd);
         }
@@ -1559,7 +1304,7 @@ mod tests {
 
     #[test]
     fn django_compose_fixture() {
-        let b = super::super::read_paths(&[fixture("django-compose/docker-compose.loadbalanced.yml")], "arena");
+        let b = crate::import::read_paths(&[fixture("django-compose/docker-compose.loadbalanced.yml")], "arena");
         let s = &b.value["services"];
         let file = "docker-compose.loadbalanced.yml";
         let web = &s["web"];
@@ -1602,7 +1347,7 @@ mod tests {
 
     #[test]
     fn voiceassist_fixture() {
-        let b = super::super::read_paths(&[fixture("voiceassist/docker-compose.yml")], "voiceassist");
+        let b = crate::import::read_paths(&[fixture("voiceassist/docker-compose.yml")], "voiceassist");
         let s = &b.value["services"];
         let file = "docker-compose.yml";
         let api = &s["voiceassist-server"];
@@ -1644,8 +1389,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("docker-compose.yml");
         std::fs::write(&path, [0xff, 0xfe, 0x00, 0x01, b's', b':', 0x80]).unwrap();
-        let b = super::super::read_paths(&[path], "t");
-        assert!(b.diagnostics.iter().any(|d| d.rule == super::super::UNPARSABLE && d.message.contains("not a text file")));
+        let b = crate::import::read_paths(&[path], "t");
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::UNPARSABLE && d.message.contains("not a text file")));
     }
 
     #[test]
@@ -1661,7 +1406,7 @@ mod tests {
         let canonical = std::fs::canonicalize(dir.path().join("nginx/load-balancer.conf")).unwrap();
         assert_eq!(b.owners.get(&canonical).map(String::as_str), Some("lb"));
         assert_eq!(b.value["deploy"]["files"]["nginx"], "nginx/load-balancer.conf");
-        assert_eq!(service_for_host(&b, "lb"), Some("lb".into()));
+        assert_eq!(b.service_named_by_host("lb"), Some("lb".into()));
         validates(&b);
     }
 }

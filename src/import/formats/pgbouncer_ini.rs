@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::nginx::common::*;
-use super::{FileId, ImportBuilder};
+use crate::import::shared::conf::*;
+use crate::import::{FileId, ImportBuilder};
 use crate::spec::Duration;
 
 /// PgBouncer's own include depth limit (libusual MAX_INCLUDE).
@@ -560,7 +560,7 @@ client_idle_timeout = 600
         assert_eq!(b.get("services.postgres.port"), Some(&json!(5432)));
         assert_eq!(b.get("services.pgbouncer.uses.postgres"), Some(&json!({})));
         assert_eq!(line(&b, "services.pgbouncer.uses.postgres"), 2);
-        assert!(b.diagnostics.iter().any(|d| d.rule == super::super::ASSUMED && d.message.contains("created postgres service `postgres`")));
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::ASSUMED && d.message.contains("created postgres service `postgres`")));
     }
 
     #[test]

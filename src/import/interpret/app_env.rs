@@ -12,9 +12,12 @@ use std::ops::Range;
 
 use serde_json::{Value, json};
 
-use super::args::{self, assumed_at, interpolate};
-use super::compose::{self, EnvVar};
-use super::{FileId, ImportBuilder};
+use super::pgbouncer::PLAIN_VARIABLES;
+use crate::import::formats::pgbouncer_ini;
+use crate::import::shared::env::{EnvVar, interpolate, parse_env_file};
+use crate::import::shared::names::service_name;
+use crate::import::shared::units;
+use crate::import::{FileId, ImportBuilder};
 
 /// What a pool variable sets on the edge to its target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +78,7 @@ type Inferred<'a> = Option<(&'a str, String, FileId, Range<usize>, Option<bool>)
 /// postgres) and the only redis described. The flag says whether it was inferred.
 pub fn targets(builder: &ImportBuilder, service: &str) -> (PoolTarget, PoolTarget) {
     let uses: Vec<String> = builder.get(&format!("services.{service}.uses")).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    let kind = |s: &str| args::kind_of_service(builder, s);
+    let kind = |s: &str| builder.kind_of_service(s);
     let db_edge = uses.iter().find(|u| matches!(kind(u).as_deref(), Some("pgbouncer"))).or_else(|| uses.iter().find(|u| matches!(kind(u).as_deref(), Some("postgres"))));
     let redis_edge = uses.iter().find(|u| kind(u).as_deref() == Some("redis"));
     let db = db_edge.map(|d| (d.clone(), false)).or_else(|| {
@@ -97,7 +100,7 @@ pub fn targets(builder: &ImportBuilder, service: &str) -> (PoolTarget, PoolTarge
 /// Applies the pool variables of `vars` to `service`'s edges to `db` / `redis` (later
 /// variables win over earlier ones; values the builder holds already are kept).
 /// Frameworks are inferred from the variable names where no file said.
-pub(crate) fn apply_pools(builder: &mut ImportBuilder, service: &str, db: Option<&str>, redis: Option<&str>, vars: &[EnvVar]) {
+pub fn apply_pools(builder: &mut ImportBuilder, service: &str, db: Option<&str>, redis: Option<&str>, vars: &[EnvVar]) {
     // (target, key) -> (value, var name, file, bytes)
     let mut found: Found = BTreeMap::new();
     let mut conn_max_age: Option<(String, Option<u64>, FileId, Range<usize>)> = None;
@@ -172,9 +175,7 @@ pub(crate) fn apply_pools(builder: &mut ImportBuilder, service: &str, db: Option
     let Some((framework, why, file, bytes, persistent)) = inferred else { return };
     if builder.get(&framework_path).is_none() {
         builder.set(&framework_path, json!(framework), file, bytes.clone());
-        assumed_at(
-            builder,
-            file,
+        builder.assumed_at(file,
             bytes.clone(),
             format!("`{service}` pools with {framework}, from {why}"),
             "set uses.<db>.framework in an overlay if another library reads these variables",
@@ -194,17 +195,17 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file) else { return };
     let text = source.text.clone();
     let stem = source.path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
-    let service = builder.owner_of(file, &args::service_name(&stem));
-    let vars = compose::parse_env_file(&text, file);
+    let service = builder.owner_of(file, &service_name(&stem));
+    let vars = parse_env_file(&text, file);
     if !builder.has_service(&service) {
         let bytes = vars.first().map_or(0..0, |v| v.bytes.clone());
         builder.ignored(file, bytes, format!("environment file of `{service}`, a service the other files do not describe; pass its compose, Kamal or app-server config too"));
         return;
     }
-    let kind = args::kind_of_service(builder, &service).unwrap_or_default();
+    let kind = builder.kind_of_service(&service).unwrap_or_default();
     for var in &vars {
         if let Some(value) = &var.value {
-            compose::apply_app_env(builder, &service, &kind, &var.name, value, var.file, var.bytes.clone());
+            apply_app_env(builder, &service, &kind, &var.name, value, var.file, var.bytes.clone());
         }
     }
     let (db, redis) = targets(builder, &service);
@@ -217,10 +218,99 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             if builder.get(&format!("services.{service}.uses.{name}")).is_none() {
                 builder.set(&format!("services.{service}.uses.{name}"), json!({}), file, bytes.clone());
             }
-            assumed_at(builder, file, bytes, format!("`{service}` connects to `{name}`, the only {what} the files describe"), format!("set services.{service}.uses in an overlay if it connects elsewhere"));
+            builder.assumed_at(file, bytes, format!("`{service}` connects to `{name}`, the only {what} the files describe"), format!("set services.{service}.uses in an overlay if it connects elsewhere"));
         }
     }
     apply_pools(builder, &service, db.as_ref().map(|d| d.0.as_str()), redis.as_ref().map(|r| r.0.as_str()), &vars);
+}
+
+/// The spec key an app-server environment variable sets for a kind.
+pub fn app_env_key(kind: &str, name: &str) -> Option<(&'static str, &'static str)> {
+    // (key, how the program reads it)
+    Some(match (kind, name) {
+        ("gunicorn", "WEB_CONCURRENCY") => ("workers", "gunicorn's default worker count"),
+        ("gunicorn", "GUNICORN_WORKERS") => ("workers", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "GUNICORN_THREADS") => ("threads", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "GUNICORN_WORKER_CONNECTIONS") => ("worker_connections", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "GUNICORN_TIMEOUT") => ("timeout", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "GUNICORN_WORKER_CLASS") => ("worker_class", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "GUNICORN_KEEPALIVE") => ("keepalive", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "GUNICORN_MAX_REQUESTS") => ("max_requests", "a variable the app's gunicorn config reads"),
+        ("puma", "WEB_CONCURRENCY") => ("workers", "puma's default worker count"),
+        ("puma", "RAILS_MAX_THREADS" | "PUMA_MAX_THREADS" | "MAX_THREADS") => ("threads", "the thread count Rails' puma.rb reads"),
+        ("puma", "RAILS_MIN_THREADS" | "PUMA_MIN_THREADS" | "MIN_THREADS") => ("min_threads", "the minimum thread count Rails' puma.rb reads"),
+        ("sidekiq", "SIDEKIQ_CONCURRENCY") => ("concurrency", "sidekiq's concurrency"),
+        ("sidekiq", "RAILS_MAX_THREADS") => ("concurrency", "sidekiq's default concurrency (Sidekiq 7 reads RAILS_MAX_THREADS)"),
+        ("solid_queue" | "worker", "RAILS_MAX_THREADS") => ("concurrency", "the threads per process a Rails job or cable process runs"),
+        ("celery", "CELERY_CONCURRENCY" | "CELERYD_CONCURRENCY" | "CELERY_WORKER_CONCURRENCY") => ("concurrency", "a variable the celery settings read"),
+        ("solid_queue", "JOB_CONCURRENCY") => ("processes", "the processes Rails' config/queue.yml reads"),
+        _ => return None,
+    })
+}
+
+/// Applies an app-server variable (`WEB_CONCURRENCY=4`) to a service when the command
+/// or config did not set that key. True when the variable means something here.
+pub fn apply_app_env(builder: &mut ImportBuilder, service: &str, kind: &str, name: &str, value: &str, file: FileId, bytes: Range<usize>) -> bool {
+    let Some((key, how)) = app_env_key(kind, name) else { return false };
+    let path = format!("services.{service}.{key}");
+    if builder.get(&path).is_some() {
+        return true;
+    }
+    let v = value.trim();
+    let parsed = match key {
+        "timeout" | "keepalive" => units::seconds(v).map(Value::from),
+        "worker_class" => crate::import::interpret::gunicorn::worker_class(v).map(Value::from),
+        _ => v.parse::<u64>().ok().filter(|n| *n >= 1).map(Value::from),
+    };
+    match parsed {
+        Some(p) => {
+            builder.set(&path, p.clone(), file, bytes.clone());
+            if how.starts_with("a variable") {
+                builder.assumed_at(file, bytes, format!("{name} sets `{key}` of `{service}` ({how})"), "check the gunicorn config that reads it; pass that file to headroom to read it too");
+            }
+        }
+        None => builder.ignored(file, bytes, format!("{name} = `{}` is not a value for `{key}`", v.escape_debug())),
+    }
+    true
+}
+
+/// Applies the settings a process's environment carries for its kind: app-server
+/// and job-runner variables (`WEB_CONCURRENCY`, `RAILS_MAX_THREADS`, ...), the
+/// pgbouncer images' `PGBOUNCER_*` and plain variables, and the postgres image's
+/// `POSTGRES_DB`. Where a variable is set twice, the later value wins; `$VAR`
+/// references take their defaults, and one with none leaves the setting unknown.
+pub fn apply_environment(builder: &mut ImportBuilder, service: &str, kind: &str, env: &[EnvVar]) {
+    let last: Vec<&EnvVar> = env.iter().enumerate().filter(|(i, v)| !env[i + 1..].iter().any(|later| later.name == v.name && later.value.is_some())).map(|(_, v)| v).collect();
+    for var in last {
+        let Some(raw) = &var.value else { continue };
+        let key = var.name.as_str();
+        let pgbouncer_key = match kind {
+            "pgbouncer" => key.strip_prefix("PGBOUNCER_").map(str::to_ascii_lowercase).or_else(|| PLAIN_VARIABLES.contains(&key).then(|| key.to_ascii_lowercase())),
+            _ => None,
+        };
+        let resolved = interpolate(raw);
+        let relevant = pgbouncer_key.is_some() || app_env_key(kind, key).is_some();
+        let Some(value) = resolved.text.clone() else {
+            if relevant {
+                let vars = resolved.unknown.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ");
+                builder.ignored(var.file, var.bytes.clone(), format!("{key} takes its value from {vars} at run time; headroom cannot know it"));
+            }
+            continue;
+        };
+        if relevant && !resolved.defaulted.is_empty() {
+            builder.assumed_at(var.file, var.bytes.clone(), format!("{key} = `{value}`, the default of ${{{}}}", resolved.defaulted.join(", ")), "if that variable is set where the process runs, its value wins");
+        }
+        if let Some(setting) = pgbouncer_key {
+            if !pgbouncer_ini::apply_pgbouncer_setting(builder, service, &setting, &value, var.file, var.bytes.clone()) && key.starts_with("PGBOUNCER_") {
+                builder.ignored(var.file, var.bytes.clone(), format!("{key}: pgbouncer setting `{setting}` is not modelled"));
+            }
+            continue;
+        }
+        apply_app_env(builder, service, kind, key, &value, var.file, var.bytes.clone());
+        if kind == "postgres" && key == "POSTGRES_DB" && builder.get(&format!("services.{service}.databases")).is_none() {
+            builder.set(&format!("services.{service}.databases"), json!([value]), var.file, var.bytes.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -268,7 +358,7 @@ mod tests {
     fn unknown_service_is_a_note() {
         let mut b = builder_with(json!({}));
         read_env(&mut b, "/x/env/web.env", "WEB_CONCURRENCY=8\n");
-        assert!(b.diagnostics.iter().any(|d| d.rule == super::super::IGNORED), "{:?}", b.diagnostics);
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::IGNORED), "{:?}", b.diagnostics);
         assert!(!b.has_service("web"));
     }
 }

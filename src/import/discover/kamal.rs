@@ -9,9 +9,14 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::args::{self, Word, assumed_at};
-use super::compose::{self, key_span, kv_span, scalar, value_span};
-use super::{FileId, ImportBuilder, ini};
+use crate::import::interpret::{self, Process, images};
+use crate::import::shared::argv::{self, Word};
+use crate::import::shared::env::EnvVar;
+use crate::import::shared::erb;
+use crate::import::shared::names::service_name;
+use crate::import::shared::units;
+use crate::import::shared::yaml::{key_span, kv_span, scalar, value_span};
+use crate::import::{FileId, ImportBuilder};
 use crate::load::yaml::{self, SpanMap, escape_segment};
 use crate::source::SourceFile;
 
@@ -42,7 +47,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file).cloned() else { return };
     // Kamal runs deploy.yml through ERB first.
     let none = |_: &str| None;
-    let (text, tags) = super::rails_db::strip_erb(&source.text, &none);
+    let (text, tags) = erb::strip_erb(&source.text, &none);
     for tag in tags.iter().filter(|t| t.output) {
         builder.ignored(file, tag.bytes.clone(), format!("ERB `{}` in deploy.yml: its value is not known here", tag.code.escape_debug()));
     }
@@ -126,7 +131,7 @@ impl Kamal<'_> {
                 let name = match registry.get(key) {
                     Some(Value::Array(items)) => items.first().and_then(Value::as_str).map(str::to_string),
                     Some(Value::String(s)) if s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') && !s.is_empty() => {
-                        assumed_at(self.builder, self.file, bytes.clone(), format!("registry {key} `{s}` read as the name of a secret"), "Kamal 2 names secrets in a list: `- NAME`");
+                        self.builder.assumed_at(self.file, bytes.clone(), format!("registry {key} `{s}` read as the name of a secret"), "Kamal 2 names secrets in a list: `- NAME`");
                         Some(s.clone())
                     }
                     Some(_) => {
@@ -135,7 +140,7 @@ impl Kamal<'_> {
                         } else {
                             format!("registry {key} is a literal; headroom keeps only a secret name, assumed {default}")
                         };
-                        assumed_at(self.builder, self.file, bytes.clone(), msg, format!("write `{key}: [- {default}]` and keep the value in .kamal/secrets"));
+                        self.builder.assumed_at(self.file, bytes.clone(), msg, format!("write `{key}: [- {default}]` and keep the value in .kamal/secrets"));
                         Some(default.to_string())
                     }
                     None => None,
@@ -182,7 +187,7 @@ impl Kamal<'_> {
         if let Some(existing) = self.machines.get(&key) {
             return existing.clone();
         }
-        let mut group = args::service_name(name);
+        let mut group = service_name(name);
         while self.machines.values().any(|g| *g == group) {
             group.push_str("-hosts");
         }
@@ -214,7 +219,7 @@ impl Kamal<'_> {
         });
         let mut primary = None;
         for (role, def, pointer) in roles {
-            let name = args::service_name(&role);
+            let name = service_name(&role);
             self.names.insert(role.clone(), name.clone());
             let key = key_span(self.spans, &pointer);
             self.builder.mark(&format!("services.{name}"), self.file, key.clone());
@@ -229,34 +234,46 @@ impl Kamal<'_> {
 
     fn role(&mut self, role: &str, name: &str, def: &Value, pointer: &str, key: Range<usize>, primary: bool) {
         let root = self.root;
-        // Command.
+        // The process: its command, the kind when the command does not say, and the
+        // clear env (the role's values win over the top-level ones).
         let cmd = def.get("cmd").and_then(Value::as_str).map(str::to_string);
-        let mut kind = None;
-        if let Some(cmd) = &cmd {
-            let words = self.words(&format!("{pointer}/cmd"), cmd);
-            kind = args::apply_command(self.builder, name, &words, self.file).filter(|k| !matches!(*k, "sentinel" | "redis" | "postgres" | "pgbouncer" | "nginx"));
-            if kind.is_none() && args::kind_of_service(self.builder, name).is_none() {
-                args::ensure_kind(self.builder, name, "worker", self.file, self.span(&format!("{pointer}/cmd")));
-                self.builder.ignored(self.file, self.span(&format!("{pointer}/cmd")), format!("role `{role}` runs `{}`, a program headroom does not model; read as a `worker`", cmd.escape_debug()));
-                kind = Some("worker");
+        let cmd_bytes = self.span(&format!("{pointer}/cmd"));
+        let words = cmd.as_ref().map(|c| self.words(&format!("{pointer}/cmd"), c));
+        let program = words.as_deref().and_then(interpret::classify).map(|(k, _)| k);
+        let known = self.builder.kind_of_service(name);
+        let (fallback, declared) = match (&cmd, program) {
+            (Some(_), Some(_)) => (None, key.clone()),
+            (Some(cmd), None) => {
+                if known.is_none() {
+                    self.builder.ignored(self.file, cmd_bytes.clone(), format!("role `{role}` runs `{}`, a program headroom does not model; read as a `worker`", cmd.escape_debug()));
+                }
+                (Some("worker"), cmd_bytes.clone())
             }
-            if matches!(kind, Some("worker" | "sidekiq" | "celery" | "rq" | "solid_queue")) {
-                self.set(&format!("services.{name}.command"), json!(cmd), self.span(&format!("{pointer}/cmd")));
+            (None, _) => {
+                let rails = env_names(root.get("env")).iter().chain(env_names(def.get("env")).iter()).any(|n| n.starts_with("RAILS_"));
+                let k = if primary { "puma" } else { "worker" };
+                if known.as_deref().is_none_or(|existing| existing == k) {
+                    let why = if !primary {
+                        format!("role `{role}` has no cmd: it runs the image's default command; read as a `worker`")
+                    } else if rails {
+                        format!("role `{role}` runs the image's default command: Rails' puma (the env sets RAILS_* variables)")
+                    } else {
+                        format!("role `{role}` runs the image's default command: assumed Rails' puma, Kamal's default app server")
+                    };
+                    self.builder.assumed_at(self.file, key.clone(), why, "set `cmd:` on the role to say which server it runs");
+                }
+                (Some(k), key.clone())
             }
-        }
-        if kind.is_none() {
-            let rails = env_names(root.get("env")).iter().chain(env_names(def.get("env")).iter()).any(|n| n.starts_with("RAILS_"));
-            let k = if primary { "puma" } else { "worker" };
-            if args::ensure_kind(self.builder, name, k, self.file, key.clone()) {
-                let why = if !primary {
-                    format!("role `{role}` has no cmd: it runs the image's default command; read as a `worker`")
-                } else if rails {
-                    format!("role `{role}` runs the image's default command: Rails' puma (the env sets RAILS_* variables)")
-                } else {
-                    format!("role `{role}` runs the image's default command: assumed Rails' puma, Kamal's default app server")
-                };
-                assumed_at(self.builder, self.file, key.clone(), why, "set `cmd:` on the role to say which server it runs");
-            }
+        };
+        let mut env = self.clear_vars("/env");
+        env.extend(self.clear_vars(&format!("{pointer}/env")));
+        let process = Process { service: name.to_string(), file: self.file, declared, command: words, kind: fallback, env };
+        interpret::process(self.builder, &process);
+        let kind = self.builder.kind_of_service(name);
+        if let Some(cmd) = &cmd
+            && matches!(kind.as_deref(), Some("worker" | "sidekiq" | "celery" | "rq" | "solid_queue"))
+        {
+            self.set(&format!("services.{name}.command"), json!(cmd), cmd_bytes);
         }
         // Hosts -> replicas and a machine group.
         let hosts = Self::hosts(def);
@@ -299,7 +316,7 @@ impl Kamal<'_> {
 
     fn words(&mut self, pointer: &str, cmd: &str) -> Vec<Word> {
         let text = self.builder.sources[self.file].text.clone();
-        let (words, error) = args::words_in(&text, &value_span(self.spans, pointer), cmd);
+        let (words, error) = argv::words_in(&text, &value_span(self.spans, pointer), cmd);
         if let Some(e) = error {
             self.builder.unparsable(self.file, e.bytes, format!("cmd: {}", e.message), "close the quote; the command is read up to it");
         }
@@ -316,9 +333,9 @@ impl Kamal<'_> {
                 continue;
             };
             let (path, v) = match key.as_str() {
-                "memory" | "m" => ("resources.memory", args::docker_size(&text).map(Value::from)),
-                "memory-reservation" => ("resources.reserve_memory", args::docker_size(&text).map(Value::from)),
-                "cpus" => ("resources.cpus", args::cpus(&text)),
+                "memory" | "m" => ("resources.memory", units::docker_size(&text).map(Value::from)),
+                "memory-reservation" => ("resources.reserve_memory", units::docker_size(&text).map(Value::from)),
+                "cpus" => ("resources.cpus", units::cpus(&text)),
                 "ulimit" => {
                     let soft = text.strip_prefix("nofile=").and_then(|v| v.split(':').next()).and_then(|n| n.parse::<u64>().ok());
                     ("nofile", soft.map(Value::from))
@@ -346,7 +363,7 @@ impl Kamal<'_> {
     }
 
     /// `env:` (clear/secret, or a plain mapping = clear): clear values go to the
-    /// service's env (and set workers/threads); secret values never are read.
+    /// service's env; secret values never are read.
     fn env(&mut self, name: &str, env: Option<&Value>, pointer: &str) {
         let Some(env) = env.and_then(Value::as_object) else { return };
         let (clear, clear_pointer) = if env.contains_key("clear") || env.contains_key("secret") || env.contains_key("tags") {
@@ -354,18 +371,16 @@ impl Kamal<'_> {
         } else {
             (env.clone(), pointer.to_string())
         };
-        let kind = args::kind_of_service(self.builder, name).unwrap_or_default();
         for (k, v) in &clear {
             let Some(value) = scalar(v) else { continue };
             let p = format!("{clear_pointer}/{}", escape_segment(k));
             let bytes = self.span(&p);
             // A role's own concurrency and pool variables (what `render` writes there
             // from the plan) are read as settings, not kept as plain env.
-            let managed = pointer != "/env" && super::app_env::is_managed(k);
+            let managed = pointer != "/env" && interpret::app_env::is_managed(k);
             if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() && !managed {
-                self.set(&format!("services.{name}.env.clear.{k}"), json!(value), bytes.clone());
+                self.set(&format!("services.{name}.env.clear.{k}"), json!(value), bytes);
             }
-            compose::apply_app_env(self.builder, name, &kind, k, &value, self.file, bytes);
         }
     }
 
@@ -376,7 +391,7 @@ impl Kamal<'_> {
         for key in ["interval", "timeout"] {
             if let Some(v) = proxy.pointer(&format!("/healthcheck/{key}")).and_then(scalar) {
                 let p = format!("{pointer}/healthcheck/{key}");
-                match args::go_duration(&v) {
+                match units::go_duration(&v) {
                     Some(d) => self.set(&format!("services.{name}.health.{key}"), json!(d), self.span(&p)),
                     None => self.builder.ignored(self.file, self.span(&p), format!("proxy healthcheck {key} is not a duration")),
                 }
@@ -405,7 +420,7 @@ impl Kamal<'_> {
                 self.set("deploy.kamal.proxy.ssl", json!(ssl), self.span("/proxy/ssl"));
             }
             if let Some(t) = proxy.get("response_timeout").and_then(scalar) {
-                match args::go_duration(&t) {
+                match units::go_duration(&t) {
                     Some(d) => self.set("deploy.kamal.proxy.response_timeout", json!(d), self.span("/proxy/response_timeout")),
                     None => self.builder.ignored(self.file, self.span("/proxy/response_timeout"), "proxy response_timeout is not a duration"),
                 }
@@ -459,10 +474,10 @@ impl Kamal<'_> {
                 continue;
             }
             let bytes = self.span(&format!("{pointer}/{}", escape_segment(k)));
-            let v = if key == "interval" { args::go_duration(&value).map(Value::from) } else { Some(Value::from(value)) };
+            let v = if key == "interval" { units::go_duration(&value).map(Value::from) } else { Some(Value::from(value)) };
             if let Some(v) = v {
                 self.set(&path, v, bytes.clone());
-                assumed_at(self.builder, self.file, bytes, format!("health {key} of `{name}` from a Kamal 1 Traefik label"), "move it to proxy.healthcheck for Kamal 2");
+                self.builder.assumed_at(self.file, bytes, format!("health {key} of `{name}` from a Kamal 1 Traefik label"), "move it to proxy.healthcheck for Kamal 2");
             }
         }
     }
@@ -476,8 +491,8 @@ impl Kamal<'_> {
             let image = def.get("image").and_then(Value::as_str);
             let cmd = def.get("cmd").and_then(Value::as_str).map(str::to_string);
             let words = cmd.as_ref().map(|c| self.words(&format!("{pointer}/cmd"), c));
-            let by_cmd = words.as_deref().and_then(args::classify).map(|(k, _)| k);
-            let kind = by_cmd.or(image.and_then(compose::image_kind));
+            let by_cmd = words.as_deref().and_then(interpret::classify).map(|(k, _)| k);
+            let kind = by_cmd.or(image.and_then(images::image_kind));
             let kind = match kind {
                 Some(k @ ("redis" | "postgres" | "pgbouncer" | "nginx")) => k,
                 Some("sentinel") => {
@@ -490,21 +505,20 @@ impl Kamal<'_> {
                     continue;
                 }
             };
-            let mut name = args::service_name(acc);
-            if self.builder.has_service(&name) && args::kind_of_service(self.builder, &name).as_deref() != Some(kind) {
+            let mut name = service_name(acc);
+            if self.builder.has_service(&name) && self.builder.kind_of_service(&name).as_deref() != Some(kind) {
                 name = format!("{name}-{kind}");
             }
             self.names.insert(acc.clone(), name.clone());
             self.builder.mark(&format!("services.{name}"), self.file, key.clone());
-            args::ensure_kind(self.builder, &name, kind, self.file, key.clone());
+            self.builder.ensure_kind(&name, kind, self.file, key.clone());
             if let Some(image) = image {
                 let bytes = self.span(&format!("{pointer}/image"));
                 self.set(&format!("services.{name}.image"), json!(image), bytes.clone());
-                compose::version_from_image(self.builder, &name, kind, image, self.file, bytes);
+                images::version_from_image(self.builder, &name, kind, image, self.file, bytes);
             }
-            if let Some(words) = &words {
-                args::apply_command(self.builder, &name, words, self.file);
-            }
+            let env = self.clear_vars(&format!("{pointer}/env"));
+            interpret::process(self.builder, &Process { service: name.clone(), file: self.file, declared: key.clone(), command: words, kind: Some(kind), env });
             // Host(s) -> a machine group.
             let hosts: Vec<String> = match (def.get("host"), def.get("hosts"), def.get("roles").or(def.get("role"))) {
                 (Some(Value::String(h)), _, _) => vec![h.clone()],
@@ -539,7 +553,6 @@ impl Kamal<'_> {
             if let Some(options) = def.get("options").and_then(Value::as_object) {
                 self.options(&name, options, &format!("{pointer}/options"));
             }
-            self.accessory_env(&name, kind, def.get("env"), &format!("{pointer}/env"));
             if let Some(Value::Array(files)) = def.get("files") {
                 for f in files {
                     let local = match f {
@@ -556,31 +569,6 @@ impl Kamal<'_> {
                         self.builder.ignored(self.file, key_span(self.spans, &format!("{pointer}/{}", escape_segment(k))), format!("accessory key `{k}`"));
                     }
                 }
-            }
-        }
-    }
-
-    fn accessory_env(&mut self, name: &str, kind: &str, env: Option<&Value>, pointer: &str) {
-        let Some(env) = env.and_then(Value::as_object) else { return };
-        let (clear, clear_pointer) = if env.contains_key("clear") || env.contains_key("secret") {
-            (env.get("clear").and_then(Value::as_object).cloned().unwrap_or_default(), format!("{pointer}/clear"))
-        } else {
-            (env.clone(), pointer.to_string())
-        };
-        for (k, v) in &clear {
-            let Some(value) = scalar(v) else { continue };
-            let bytes = self.span(&format!("{clear_pointer}/{}", escape_segment(k)));
-            match (kind, k.as_str()) {
-                ("postgres", "POSTGRES_DB") if self.builder.get(&format!("services.{name}.databases")).is_none() => {
-                    self.set(&format!("services.{name}.databases"), json!([value]), bytes);
-                }
-                ("pgbouncer", k) => {
-                    let setting = k.strip_prefix("PGBOUNCER_").unwrap_or(k).to_ascii_lowercase();
-                    if !ini::apply_pgbouncer_setting(self.builder, name, &setting, &value, self.file, bytes.clone()) && k.starts_with("PGBOUNCER_") {
-                        self.builder.ignored(self.file, bytes, format!("{k}: pgbouncer setting `{setting}` is not modelled"));
-                    }
-                }
-                _ => {}
             }
         }
     }
@@ -647,7 +635,7 @@ impl Kamal<'_> {
             let mut vars = self.clear_vars("/env");
             vars.extend(self.clear_vars(&format!("{pointer}/env")));
             let redis_target = (wants_redis && redis.len() == 1).then(|| redis[0].clone());
-            super::app_env::apply_pools(self.builder, name, db.as_deref(), redis_target.as_deref(), &vars);
+            interpret::app_env::apply_pools(self.builder, name, db.as_deref(), redis_target.as_deref(), &vars);
             for target in db.iter().chain(redis_target.iter()) {
                 if self.builder.get(&format!("services.{name}.uses.{target}.pool")).is_some() {
                     let prefix = format!("assumed: `{name}` connects to the accessory `{target}` (");
@@ -668,7 +656,7 @@ impl Kamal<'_> {
     }
 
     /// The clear variables of an `env:` at `pointer` (a plain mapping is clear).
-    fn clear_vars(&self, pointer: &str) -> Vec<compose::EnvVar> {
+    fn clear_vars(&self, pointer: &str) -> Vec<EnvVar> {
         let Some(env) = self.root.pointer(pointer).and_then(Value::as_object) else { return Vec::new() };
         let (clear, clear_pointer) = if env.contains_key("clear") || env.contains_key("secret") || env.contains_key("tags") {
             (env.get("clear").and_then(Value::as_object).cloned().unwrap_or_default(), format!("{pointer}/clear"))
@@ -677,7 +665,7 @@ impl Kamal<'_> {
         };
         clear
             .iter()
-            .map(|(k, v)| compose::EnvVar { name: k.clone(), value: scalar(v), file: self.file, bytes: self.span(&format!("{clear_pointer}/{}", escape_segment(k))) })
+            .map(|(k, v)| EnvVar { name: k.clone(), value: scalar(v), file: self.file, bytes: self.span(&format!("{clear_pointer}/{}", escape_segment(k))) })
             .collect()
     }
 
@@ -687,9 +675,7 @@ impl Kamal<'_> {
             return;
         }
         self.set(&path, json!({}), bytes.clone());
-        assumed_at(
-            self.builder,
-            self.file,
+        self.builder.assumed_at(self.file,
             bytes,
             format!("`{from}` connects to the accessory `{to}` ({why}its pool is not in the files: one connection per concurrent slot)"),
             format!("set services.{from}.uses.{to}.pool in an overlay if the app caps it"),
@@ -875,7 +861,7 @@ traefik:
     #[test]
     fn kamal_rails_fixture_with_puma_rb_and_database_yml() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/kamal-rails");
-        let b = super::super::read_paths(&[dir], "saas");
+        let b = crate::import::read_paths(&[dir], "saas");
         let at = |pointer: &str| {
             let o = b.origins.get(pointer).unwrap_or_else(|| panic!("no origin for {pointer}"));
             let s = &b.sources[o.file];
@@ -968,7 +954,7 @@ traefik:
     #[test]
     fn broken_input_is_located() {
         let b = read_text("service: a\nimage: b\nservers:\n  web:\n    hosts: [1.1.1.1]\n    cmd: bundle exec puma -w '2\n");
-        let d = b.diagnostics.iter().find(|d| d.rule == super::super::UNPARSABLE).expect("unterminated quote");
+        let d = b.diagnostics.iter().find(|d| d.rule == crate::import::UNPARSABLE).expect("unterminated quote");
         assert_eq!(d.span.as_ref().unwrap().line, 6);
         for odd in ["servers: 3", "- a", "service: x\nimage: y\nservers:\n  web: {hosts: {a: 1}}\naccessories: 3\n", "\u{0}", "servers:\n  web:\n    hosts:\n      - \"a b;c\"\n"] {
             let _ = read_text(odd);

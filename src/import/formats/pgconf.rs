@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::nginx::common::*;
-use super::{FileId, ImportBuilder};
+use crate::import::shared::conf::*;
+use crate::import::{FileId, ImportBuilder};
 use crate::spec::ByteSize;
 
 /// PostgreSQL's CONF_FILE_MAX_DEPTH.

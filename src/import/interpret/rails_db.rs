@@ -1,91 +1,17 @@
 //! Reader for Rails config/database.yml: the production (or primary) `pool:` with its
 //! ERB `ENV.fetch` defaults evaluated, and `prepared_statements`, as the `uses` pool of
-//! every Rails process. Also the ERB pass Kamal's deploy.yml needs.
+//! every Rails process.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use serde_json::{Value, json};
 
-use super::args::{self, assumed_at};
-use super::compose::kv_span;
-use super::puma_rb::{self, RValue};
-use super::{FileId, ImportBuilder};
+use crate::import::shared::erb::{Erb, strip_erb};
+use crate::import::shared::yaml::kv_span;
+use crate::import::{FileId, ImportBuilder};
 use crate::load::yaml;
 use crate::source::SourceFile;
 
-/// One ERB tag of a file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Erb {
-    /// The tag, `<%= … %>`, in the original text.
-    pub bytes: Range<usize>,
-    /// The Ruby expression inside it.
-    pub code: String,
-    /// `<%= %>` (output) rather than `<% %>` / `<%# %>`.
-    pub output: bool,
-    /// Its value, when the expression could be evaluated.
-    pub value: Option<puma_rb::Evaluated>,
-    /// Why it could not be.
-    pub error: Option<String>,
-}
-
-/// Replaces every ERB tag by text of the same length (so byte offsets, and lines, stay
-/// those of the original): an evaluated `<%= %>` by its value padded with spaces, any
-/// other tag by spaces (newlines kept), an unknown value by underscores.
-pub fn strip_erb(text: &str, env: &puma_rb::EnvLookup<'_>) -> (String, Vec<Erb>) {
-    let mut out = String::with_capacity(text.len());
-    let mut tags = Vec::new();
-    let mut rest = 0;
-    while let Some(open) = text[rest..].find("<%") {
-        let start = rest + open;
-        out.push_str(&text[rest..start]);
-        if text[start..].starts_with("<%%") {
-            out.push_str("<%%");
-            rest = start + 3;
-            continue;
-        }
-        let Some(close) = text[start + 2..].find("%>") else {
-            // Unterminated: blank the rest of the line.
-            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-            out.push_str(&" ".repeat(end - start));
-            tags.push(Erb { bytes: start..end, code: String::new(), output: false, value: None, error: Some("an ERB tag with no closing %>".into()) });
-            rest = end;
-            continue;
-        };
-        let end = start + 2 + close + 2;
-        let inner = &text[start + 2..end - 2];
-        let output = inner.starts_with('=');
-        let code = inner.trim_start_matches(['=', '#', '-']).trim_end_matches('-').trim().to_string();
-        let blank = |s: &str| s.chars().map(|c| if c == '\n' { "\n".to_string() } else { " ".repeat(c.len_utf8()) }).collect::<String>();
-        let width = end - start;
-        let (replacement, value, error) = if output && !inner.contains('\n') {
-            match puma_rb::eval(&code, &HashMap::new(), env) {
-                Ok(e) => {
-                    let shown = match &e.value {
-                        RValue::Int(i) => i.to_string(),
-                        RValue::Str(s) if !s.is_empty() && s.len() <= width && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c)) => s.clone(),
-                        RValue::Bool(b) => b.to_string(),
-                        _ => "_".repeat(width),
-                    };
-                    let shown = if shown.len() <= width { shown } else { "_".repeat(width) };
-                    (format!("{shown}{}", " ".repeat(width - shown.len())), Some(e), None)
-                }
-                Err(why) => ("_".repeat(width), None, Some(why)),
-            }
-        } else if output {
-            (blank(&text[start..end]), None, Some("a multi-line ERB tag".into()))
-        } else {
-            (blank(&text[start..end]), None, None)
-        };
-        out.push_str(&replacement);
-        tags.push(Erb { bytes: start..end, code, output, value, error });
-        rest = end;
-    }
-    out.push_str(&text[rest..]);
-    (out, tags)
-}
-
-/// Services whose processes read database.yml: every puma, solid_queue and sidekiq
 /// service (Rails processes of one image); `web` when there is none.
 fn rails_services(builder: &ImportBuilder, file: FileId) -> Vec<String> {
     let owner = builder.owner_of(file, "");
@@ -114,7 +40,7 @@ fn database_of(builder: &ImportBuilder, service: &str, host: Option<&str>) -> Op
     let services = builder.value.get("services").and_then(Value::as_object)?;
     let kind = |name: &str| services.get(name).and_then(|s| s.get("kind")).and_then(Value::as_str).map(str::to_string);
     if let Some(h) = host
-        && let Some(target) = super::compose::service_for_host(builder, h)
+        && let Some(target) = builder.service_named_by_host(h)
         && matches!(kind(&target).as_deref(), Some("postgres" | "pgbouncer"))
     {
         return Some(target);
@@ -145,7 +71,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file).cloned() else { return };
     let services = rails_services(builder, file);
     let env_service = services.first().cloned().unwrap_or_else(|| "web".into());
-    let env = puma_rb::service_env(builder, &env_service);
+    let env = super::service_env(builder, &env_service);
     let (text, tags) = strip_erb(&source.text, &env);
     for tag in &tags {
         if let Some(why) = &tag.error
@@ -178,7 +104,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         }
     };
     if env_name != "production" {
-        assumed_at(builder, file, kv_span(&spans, &format!("/{}", yaml::escape_segment(&env_name))), format!("database.yml environment `{env_name}` is the deployed one"), "name it production");
+        builder.assumed_at(file, kv_span(&spans, &format!("/{}", yaml::escape_segment(&env_name))), format!("database.yml environment `{env_name}` is the deployed one"), "name it production");
     }
     let env_pointer = format!("/{}", yaml::escape_segment(&env_name));
     let env_value = &envs[&env_name];
@@ -221,7 +147,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         let pool_bytes = kv_span(&spans, &pool_pointer);
         let pool = match cfg.get("pool") {
             None => {
-                assumed_at(builder, file, kv_span(&spans, &c.pointer), format!("database.yml `{}` sets no pool: ActiveRecord's default of 5", c.name), "write pool: explicitly");
+                builder.assumed_at(file, kv_span(&spans, &c.pointer), format!("database.yml `{}` sets no pool: ActiveRecord's default of 5", c.name), "write pool: explicitly");
                 Some(5)
             }
             Some(v) => pool_value(builder, file, v, &pool_bytes, &tags),
@@ -254,9 +180,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     }
     let Some((pool, pool_bytes)) = total else { return };
     if sum_parts.len() > 1 {
-        assumed_at(
-            builder,
-            file,
+        builder.assumed_at(file,
             kv_span(&spans, &env_pointer),
             format!("each Rails process keeps a pool per database, all on one server: {} = {pool}", sum_parts.join(" + ")),
             "if the databases live on different servers, split them in an overlay",
@@ -264,8 +188,8 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     }
     for service in services {
         if !builder.has_service(&service) {
-            args::ensure_kind(builder, &service, "puma", file, pool_bytes.clone());
-            assumed_at(builder, file, pool_bytes.clone(), format!("`{service}` is a puma service (database.yml is read by a Rails app)"), "pass config/puma.rb or the deploy file too");
+            builder.ensure_kind(&service, "puma", file, pool_bytes.clone());
+            builder.assumed_at(file, pool_bytes.clone(), format!("`{service}` is a puma service (database.yml is read by a Rails app)"), "pass config/puma.rb or the deploy file too");
         }
         let Some(db) = database_of(builder, &service, host.as_deref()) else {
             builder.ignored(
@@ -293,9 +217,7 @@ fn pool_value(builder: &mut ImportBuilder, file: FileId, v: &Value, bytes: &Rang
         let n = e.value.as_int().filter(|n| *n >= 1)?;
         let arithmetic = tag.code.contains(['*', '+', '/']) || tag.code.contains(" - ");
         if e.defaulted.is_empty() && arithmetic {
-            assumed_at(
-                builder,
-                file,
+            builder.assumed_at(file,
                 bytes.clone(),
                 format!("pool {n} computed as `{}` with {} as the files read set them", tag.code, e.from_env.join(", ")),
                 "if those variables differ where the app runs, the pool follows them",
@@ -303,9 +225,7 @@ fn pool_value(builder: &mut ImportBuilder, file: FileId, v: &Value, bytes: &Rang
         }
         if !e.defaulted.is_empty() {
             let computed = if arithmetic { format!(" computed as `{}`", tag.code) } else { String::new() };
-            assumed_at(
-                builder,
-                file,
+            builder.assumed_at(file,
                 bytes.clone(),
                 format!("pool {n}{computed} with the defaults of {} (not set in the files read)", e.defaulted.join(", ")),
                 "if those variables are set where the app runs, the pool follows them",
@@ -419,7 +339,7 @@ production:
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nproduction: {pool: *e}\n";
         let (mut b, id) = builder(bomb);
         read(&mut b, id);
-        assert!(b.diagnostics.iter().any(|d| d.rule == super::super::UNPARSABLE));
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::UNPARSABLE));
         for odd in ["production:\n  <<: *missing\n", "- 1\n", "production: 3\n", "production:\n  pool: <%= ENV.fetch('X') %>\n", "\u{0}"] {
             let (mut b, id) = builder(odd);
             read(&mut b, id);

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::nginx::common::*;
-use super::{FileId, ImportBuilder};
+use crate::import::shared::conf::*;
+use crate::import::{FileId, ImportBuilder};
 use crate::load::path as spec_path;
 use crate::spec::ByteSize;
 

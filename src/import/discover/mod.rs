@@ -1,0 +1,139 @@
+//! Discovering what to read: the files under the paths given, each by its kind, and
+//! the deployments they describe (compose projects, Kamal configs, Railway services,
+//! headroom's own env files) with the processes each runs. A process is handed to
+//! `interpret` with its command line and environment; config files no process
+//! claims are read on their own.
+
+pub mod compose;
+pub mod detect;
+pub mod kamal;
+pub mod railway;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::formats::{nginx, pgbouncer_ini, pgconf, redis_conf, sysctl_conf};
+use super::interpret::{app_env, gunicorn, puma, rails_db};
+use super::{FileId, ImportBuilder, UNPARSABLE};
+use crate::diag::{Diagnostic, Severity};
+use crate::load::{self, path as spec_path};
+use crate::source::SourceFile;
+
+/// Reads one file into the builder.
+pub type Reader = fn(&mut ImportBuilder, FileId);
+
+/// The reader of a kind of file. A new format plugs in here: a `Kind` in `detect`
+/// (decided by file name or content, with its reading order), then its reader here:
+/// either a deployment reader, which builds an `interpret::Process` per container,
+/// role or process type and calls `interpret::process` on it, or a config-file
+/// reader, which writes the settings of the service that owns the file
+/// (`ImportBuilder::owner_of`).
+pub fn reader(kind: detect::Kind) -> Option<Reader> {
+    use detect::Kind;
+    Some(match kind {
+        Kind::Compose => compose::read,
+        Kind::Kamal => kamal::read,
+        Kind::Railway => railway::read,
+        Kind::AppEnv => app_env::read,
+        Kind::Nginx => nginx::read,
+        Kind::Pgbouncer => pgbouncer_ini::read_pgbouncer,
+        Kind::PostgresConf => pgconf::read,
+        Kind::RedisConf => redis_conf::read,
+        Kind::SentinelConf => redis_conf::read_sentinel,
+        Kind::GunicornPy => gunicorn::read,
+        Kind::PumaRb => puma::read,
+        Kind::RailsDatabase => rails_db::read,
+        Kind::Sysctl => sysctl_conf::read,
+        Kind::Unknown => return None,
+    })
+}
+
+/// Reads every path (files, or directories searched for known files) into a builder.
+pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
+    let mut builder = ImportBuilder::new(name);
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            files.extend(detect::find_known_files(path));
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    // Compose and Kamal first: they name the services the other files configure.
+    files.sort_by_key(|f| detect::order(&detect::kind_of(f, None)));
+    for file in files {
+        read_file(&mut builder, &file);
+    }
+    place_on_compose_host(&mut builder);
+    builder
+}
+
+/// A compose file runs on one Docker host: when the files describe exactly one machine
+/// group (a sysctl file) and no service says where it runs, every compose service is
+/// placed there, so the rules (and `render`) see that host's kernel settings.
+fn place_on_compose_host(builder: &mut ImportBuilder) {
+    if builder.get("deploy.compose").is_none() || builder.get("deploy.kamal").is_some() {
+        return;
+    }
+    let Some(machines) = builder.value.get("machines").and_then(Value::as_object) else { return };
+    let keys: Vec<String> = machines.keys().cloned().collect();
+    let [machine] = keys.as_slice() else { return };
+    let machine = machine.clone();
+    let Some(services) = builder.value.get("services").and_then(Value::as_object) else { return };
+    if services.is_empty() || services.values().any(|s| s.get("machine").is_some()) {
+        return;
+    }
+    let names: Vec<String> = services.keys().cloned().collect();
+    let origin = builder.origins.get(&spec_path::to_pointer(&format!("machines.{machine}"))).cloned();
+    for name in &names {
+        if let Some(service) = builder.value.pointer_mut(&format!("/services/{}", load::yaml::escape_segment(name))).and_then(Value::as_object_mut) {
+            service.insert("machine".into(), Value::from(machine.clone()));
+        }
+        if let Some(o) = &origin {
+            builder.origins.entry(spec_path::to_pointer(&format!("services.{name}.machine"))).or_insert(o.clone());
+        }
+    }
+    builder.assumed(
+        format!("every compose service runs on machine group `{machine}`, the only one the files describe (a compose file runs on one Docker host)"),
+        "set `machine:` per service in an overlay if they run elsewhere",
+    );
+}
+
+/// Reads one file by its detected kind.
+pub fn read_file(builder: &mut ImportBuilder, path: &Path) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            let mut d = Diagnostic::new(UNPARSABLE, Severity::Error, "", format!("cannot read {}: {e}", path.display()));
+            d.fix = Some("check the path".into());
+            builder.diagnostics.push(d);
+            return;
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) if !t.contains('\0') => t,
+        _ => {
+            let source = SourceFile::new(path, String::new());
+            let id = builder.add_source(source);
+            builder.unparsable(id, 0..0, format!("{} is not a text file", path.display()), "pass config files only");
+            return;
+        }
+    };
+    if text.len() > load::yaml::MAX_INPUT_BYTES {
+        let id = builder.add_source(SourceFile::new(path, String::new()));
+        builder.unparsable(id, 0..0, format!("{} is larger than {} bytes", path.display(), load::yaml::MAX_INPUT_BYTES), "is this a config file?");
+        return;
+    }
+    let kind = detect::kind_of(path, Some(&text));
+    let id = builder.add_source(SourceFile::new(path, text));
+    match reader(kind) {
+        Some(read) => read(builder, id),
+        None => {
+            let shown = path.display().to_string();
+            builder.ignored(id, 0..0, format!("{shown}: not a format headroom reads (nginx, pgbouncer.ini, postgresql.conf, redis.conf, docker-compose, Kamal deploy.yml, gunicorn.conf.py, puma.rb, database.yml, sysctl, railway.toml)"));
+        }
+    }
+}

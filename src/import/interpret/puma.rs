@@ -1,0 +1,411 @@
+//! puma and `rails server`: command-line flags, and config/puma.rb (`workers`,
+//! `threads`, `port`, `bind`, `preload_app!`, `worker_timeout`, with `ENV.fetch`
+//! defaults followed through local variables).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use serde_json::{Value, json};
+
+use super::Cx;
+use crate::import::shared::argv::{Arg, Word, parse_args};
+use crate::import::shared::ruby::{BoxedEnv, Evaluated, RValue, call, eval, opens_block, split_args, statements};
+use crate::import::{FileId, ImportBuilder};
+
+pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word], rails: bool) {
+    let value_flags = ["-w", "--workers", "-t", "--threads", "-p", "--port", "-b", "--bind", "--binding", "-C", "--config", "-e", "--environment", "-S", "--state", "--pidfile", "--control-url", "--control-token", "--tag", "--dir", "--redirect-stdout", "--redirect-stderr", "-u", "--using", "-P", "--pid"];
+    let args = parse_args(words, |f| value_flags.contains(&f));
+    for arg in args {
+        let opt = match arg {
+            Arg::Positional((w, r)) => {
+                if rails {
+                    cx.ignored(r, format!("`rails server {}` argument", w.escape_debug()));
+                } else {
+                    cx.set("app", json!(w), r);
+                }
+                continue;
+            }
+            Arg::Opt(o) => o,
+        };
+        match opt.flag.as_str() {
+            "-w" | "--workers" if !rails => cx.number("workers", &opt),
+            "-t" | "--threads" if !rails => {
+                let Some(text) = cx.value(&opt) else { continue };
+                let (min, max) = match text.split_once(':') {
+                    Some((a, b)) => (a.trim().parse::<u64>().ok(), b.trim().parse::<u64>().ok()),
+                    None => (text.trim().parse().ok(), text.trim().parse().ok()),
+                };
+                match (min, max) {
+                    (Some(min), Some(max)) => {
+                        cx.set("threads", json!(max), opt.bytes.clone());
+                        cx.set("min_threads", json!(min), opt.bytes.clone());
+                    }
+                    _ => cx.ignored(opt.bytes.clone(), format!("puma `{}`: `{}` is not MIN:MAX", opt.flag, text.escape_debug())),
+                }
+            }
+            "-p" | "--port" => cx.number("port", &opt),
+            "-b" | "--bind" if !rails => {
+                if let Some(text) = cx.value(&opt) {
+                    cx.port_of_bind(&opt, &text);
+                }
+            }
+            "--preload" => cx.set("preload", json!(true), opt.bytes.clone()),
+            "-C" | "--config" => {
+                let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
+                cx.ignored(opt.bytes.clone(), format!("puma reads settings from `{}`; pass that file to headroom to read them too", shown.escape_debug()));
+            }
+            flag => cx.ignored(opt.bytes.clone(), format!("{} `{flag}` does not change capacity", if rails { "rails server" } else { "puma" })),
+        }
+    }
+}
+
+struct Puma<'a> {
+    builder: &'a mut ImportBuilder,
+    file: FileId,
+    service: String,
+    vars: HashMap<String, Evaluated>,
+    env: BoxedEnv,
+}
+
+impl Puma<'_> {
+    /// Sets a key unless a command-line flag set it (flags win over puma.rb).
+    fn put(&mut self, key: &str, value: Value, bytes: &Range<usize>) -> bool {
+        let path = format!("services.{}.{key}", self.service);
+        if let Some(flag) = self.builder.set_by_flag(&path) {
+            if self.builder.get(&path) != Some(&value) {
+                self.builder.ignored(self.file, bytes.clone(), format!("puma.rb `{key}` {value}: the command line's `{}` wins over it", flag.escape_debug()));
+            }
+            return false;
+        }
+        self.builder.set(&path, value, self.file, bytes.clone());
+        true
+    }
+
+    fn eval(&mut self, expr: &str, bytes: &Range<usize>, what: &str) -> Option<Evaluated> {
+        match eval(expr, &self.vars, &*self.env) {
+            Ok(e) => Some(e),
+            Err(why) => {
+                self.builder.ignored(self.file, bytes.clone(), format!("puma `{what}`: {why} cannot be evaluated here"));
+                None
+            }
+        }
+    }
+
+    /// Sets a key from an evaluated number: a literal or an `ENV.fetch` default
+    /// (noted) is written; a value from the environment the files set is written only
+    /// when nothing set the key from that environment already.
+    fn set_number(&mut self, key: &str, e: &Evaluated, bytes: &Range<usize>, min: i64) {
+        let path = format!("services.{}.{key}", self.service);
+        let Some(n) = e.value.as_int().filter(|n| *n >= min) else {
+            self.builder.ignored(self.file, bytes.clone(), format!("puma `{key}` is not a whole number ≥ {min} here"));
+            return;
+        };
+        if !e.from_env.is_empty() && self.builder.get(&path).is_some() {
+            return;
+        }
+        if !self.put(key, json!(n), bytes) {
+            return;
+        }
+        if !e.defaulted.is_empty() {
+            let vars = e.defaulted.join(", ");
+            self.builder.assumed_at(self.file,
+                bytes.clone(),
+                format!("`{key}` {n} for `{}`: the default in puma.rb, because {vars} is not set in the files read", self.service),
+                format!("if {vars} is set where puma runs, its value wins"),
+            );
+        }
+    }
+
+    fn port_of(&mut self, uri: &str, bytes: &Range<usize>) {
+        if uri.starts_with("unix://") || uri.starts_with("unix:") {
+            self.builder.ignored(self.file, bytes.clone(), "puma binds a unix socket (a proxy in front connects to it); no TCP port");
+            return;
+        }
+        let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+        let (host_port, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let port = host_port.rsplit_once(':').map(|(_, p)| p).and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0);
+        match port {
+            Some(p) => {
+                self.put("port", json!(p), bytes);
+            }
+            None => self.builder.ignored(self.file, bytes.clone(), format!("puma bind `{}` has no port", uri.escape_debug())),
+        }
+        for kv in query.split('&') {
+            if let Some(b) = kv.strip_prefix("backlog=").and_then(|b| b.parse::<u64>().ok()).filter(|b| *b >= 1) {
+                self.put("backlog", json!(b), bytes);
+            }
+        }
+    }
+
+    fn statement(&mut self, text: &str, bytes: &Range<usize>) {
+        // `x = expr`
+        if let Some((lhs, rhs)) = text.split_once('=')
+            && !rhs.starts_with('=')
+            && !lhs.ends_with(['!', '<', '>', '='])
+            && lhs.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !lhs.trim().is_empty()
+        {
+            let name = lhs.trim().to_string();
+            match eval(rhs.trim(), &self.vars, &*self.env) {
+                Ok(e) => {
+                    self.vars.insert(name, e);
+                }
+                Err(_) => {
+                    self.vars.remove(&name);
+                }
+            }
+            return;
+        }
+        let (stmt, modifier) = match [" if ", " unless "].iter().find_map(|m| text.find(m).map(|i| (i, *m))) {
+            Some((i, m)) => (&text[..i], Some((m.trim(), text[i + m.len()..].trim()))),
+            None => (text, None),
+        };
+        let (name, rest) = call(stmt.trim());
+        let applies = match name {
+            "workers" | "threads" | "port" | "bind" | "preload_app!" | "worker_timeout" | "rackup" => true,
+            "environment" | "plugin" | "pidfile" | "state_path" | "stdout_redirect" | "worker_boot_timeout" | "worker_shutdown_timeout"
+            | "persistent_timeout" | "first_data_timeout" | "fork_worker" | "nakayoshi_fork" | "wait_for_less_busy_worker" | "max_fast_inline"
+            | "queue_requests" | "tag" | "silence_single_worker_warning" | "activate_control_app" | "require" | "require_relative" | "directory"
+            | "quiet" | "log_requests" | "lowlevel_error_handler" | "prune_bundler" | "extra_runtime_dependencies" | "early_hints" | "ssl_bind"
+            | "worker_culling_strategy" | "worker_check_interval" | "out_of_band" | "supported_http_methods" | "set_remote_address" => {
+                self.builder.ignored(self.file, bytes.clone(), format!("puma `{name}` does not change capacity"));
+                false
+            }
+            _ => {
+                self.builder.ignored(self.file, bytes.clone(), format!("puma.rb statement `{}` is not modelled", name.escape_debug()));
+                false
+            }
+        };
+        if !applies {
+            return;
+        }
+        if let Some((kw, cond)) = modifier {
+            self.builder.assumed_at(self.file,
+                bytes.clone(),
+                format!("puma `{name}` applies only {kw} `{cond}`; read as if it does"),
+                "check the condition where puma runs",
+            );
+        }
+        let args = split_args(rest);
+        match name {
+            "workers" => {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                    self.set_number("workers", &e, bytes, 0);
+                }
+            }
+            "threads" => {
+                if args.len() != 2 {
+                    self.builder.ignored(self.file, bytes.clone(), "puma `threads` takes min, max");
+                    return;
+                }
+                let min = self.eval(args[0], bytes, "threads");
+                let max = self.eval(args[1], bytes, "threads");
+                if let Some(max) = max {
+                    self.set_number("threads", &max, bytes, 1);
+                }
+                if let Some(min) = min {
+                    self.set_number("min_threads", &min, bytes, 0);
+                }
+            }
+            "port" => {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                    self.set_number("port", &e, bytes, 1);
+                }
+            }
+            "worker_timeout" => {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                    match e.value.as_int().filter(|n| *n >= 0) {
+                        Some(n) => {
+                            self.put("timeout", json!(format!("{n}s")), bytes);
+                        }
+                        None => self.builder.ignored(self.file, bytes.clone(), "puma `worker_timeout` is not a number of seconds"),
+                    }
+                }
+            }
+            "bind" => {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                    match e.value {
+                        RValue::Str(uri) => self.port_of(&uri, bytes),
+                        _ => self.builder.ignored(self.file, bytes.clone(), "puma `bind` of a non-string"),
+                    }
+                }
+            }
+            "rackup" => {
+                if let Some(RValue::Str(app)) = args.first().and_then(|a| self.eval(a, bytes, name)).map(|e| e.value) {
+                    self.put("app", json!(app), bytes);
+                }
+            }
+            "preload_app!" => {
+                let on = match args.first() {
+                    None => Some(true),
+                    Some(a) => self.eval(a, bytes, name).and_then(|e| match e.value {
+                        RValue::Bool(b) => Some(b),
+                        _ => None,
+                    }),
+                };
+                if let Some(on) = on {
+                    self.put("preload", json!(on), bytes);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads a puma.rb (workers, threads, ENV.fetch defaults).
+pub fn read(builder: &mut ImportBuilder, file: FileId) {
+    let Some(text) = builder.sources.get(file).map(|s| s.text.clone()) else { return };
+    let fallback = builder.default_service(&["puma"], "web");
+    let service = builder.owner_of(file, &fallback);
+    let head = 0..text.find('\n').unwrap_or(text.len()).min(text.len());
+    if !builder.ensure_kind(&service, "puma", file, head.clone()) {
+        let kind = builder.kind_of_service(&service).unwrap_or_default();
+        builder.ignored(file, head, format!("puma.rb for `{service}`, which is a {kind} service; not read"));
+        return;
+    }
+    builder.mark(&format!("services.{service}"), file, head);
+    let env: BoxedEnv = Box::new(super::service_env(builder, &service));
+    let mut puma = Puma { builder, file, service, vars: HashMap::new(), env };
+    let mut block: Option<(String, Range<usize>, i32)> = None;
+    for st in statements(&text) {
+        let t = st.text.trim();
+        if let Some((what, start, depth)) = &mut block {
+            if opens_block(t) {
+                *depth += 1;
+            } else if t == "end" || t.starts_with("end ") || t.starts_with("end.") {
+                *depth -= 1;
+                if *depth == 0 {
+                    let bytes = start.start..st.bytes.end;
+                    let what = what.clone();
+                    puma.builder.ignored(file, bytes, format!("puma.rb `{what}` block (hooks and conditionals are not evaluated)"));
+                    block = None;
+                }
+            }
+            continue;
+        }
+        if opens_block(t) {
+            let what = t.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let what = what.trim_end_matches(" do").to_string();
+            block = Some((what, st.bytes.clone(), 1));
+            continue;
+        }
+        puma.statement(t, &st.bytes);
+    }
+    if let Some((what, start, _)) = block {
+        puma.builder.unparsable(file, start, format!("puma.rb: `{what}` has no matching `end`"), "close the block with `end`");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    const SEED: &str = r#"# Optimized for production scaling
+max_threads_count = ENV.fetch("RAILS_MAX_THREADS") { 5 }
+min_threads_count = ENV.fetch("RAILS_MIN_THREADS") { max_threads_count }
+threads min_threads_count, max_threads_count
+
+# Workers based on CPU cores (2-4 per core)
+worker_count = ENV.fetch("WEB_CONCURRENCY") { 4 }
+workers worker_count
+
+# Preload app for memory efficiency (Copy-on-Write)
+preload_app!
+
+# Set up socket location
+bind "unix://#{Rails.root.join('tmp/sockets/puma.sock')}"
+
+# Worker lifecycle hooks
+on_worker_boot do
+  ActiveRecord::Base.establish_connection if defined?(ActiveRecord)
+end
+
+before_fork do
+  ActiveRecord::Base.connection_pool.disconnect! if defined?(ActiveRecord)
+end
+
+# Phased restarts for zero-downtime deployments
+nakayoshi_fork: true if ENV.fetch("RAILS_ENV") { "development" } == "production"
+"#;
+
+    fn read_text(text: &str, env: Option<(&str, &str)>) -> ImportBuilder {
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new("config/puma.rb", text.to_string()));
+        if let Some((k, v)) = env {
+            b.set(&format!("services.web.env.clear.{k}"), json!(v), id, 0..0);
+            b.set("services.web.workers", json!(v.parse::<u64>().unwrap()), id, 0..0);
+        }
+        read(&mut b, id);
+        b
+    }
+
+    fn line(b: &ImportBuilder, pointer: &str) -> usize {
+        let o = &b.origins[pointer];
+        b.sources[o.file].line_col(o.bytes.start).line
+    }
+
+    #[test]
+    fn evaluates_env_fetch_defaults_and_arithmetic() {
+        let none = |_: &str| None;
+        let vars = HashMap::new();
+        let e = eval(r#"ENV.fetch("RAILS_MAX_THREADS") { 5 }.to_i * ENV.fetch("WEB_CONCURRENCY") { 4 }.to_i + 5"#, &vars, &none).unwrap();
+        assert_eq!(e.value, RValue::Int(25));
+        assert_eq!(e.defaulted, vec!["RAILS_MAX_THREADS", "WEB_CONCURRENCY"]);
+        let env = |k: &str| (k == "WEB_CONCURRENCY").then(|| "3".to_string());
+        let e = eval(r#"Integer(ENV.fetch("WEB_CONCURRENCY", 2))"#, &vars, &env).unwrap();
+        assert_eq!((e.value, e.from_env), (RValue::Int(3), vec!["WEB_CONCURRENCY".to_string()]));
+        assert_eq!(eval(r#"(ENV["X"] || 7).to_i"#, &vars, &none).unwrap().value, RValue::Int(7));
+        assert!(eval("Etc.nprocessors * 2", &vars, &none).unwrap_err().contains("CPU"));
+        assert!(eval(r#"ENV.fetch("X")"#, &vars, &none).is_err());
+        assert!(eval("\"unterminated", &vars, &none).is_err());
+        assert!(eval("99999999999999999999", &vars, &none).is_err());
+        assert!(eval("1 / 0", &vars, &none).is_err());
+    }
+
+    #[test]
+    fn reads_the_seed_puma_rb() {
+        let b = read_text(SEED, None);
+        let web = &b.value["services"]["web"];
+        assert_eq!(web["kind"], "puma");
+        assert_eq!(web["threads"], 5);
+        assert_eq!(web["min_threads"], 5);
+        assert_eq!(web["workers"], 4);
+        assert_eq!(web["preload"], true);
+        assert_eq!(line(&b, "/services/web/threads"), 4);
+        assert_eq!(line(&b, "/services/web/workers"), 8);
+        assert_eq!(line(&b, "/services/web/preload"), 11);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(notes.iter().any(|n| n.starts_with("assumed: `workers` 4") && n.contains("WEB_CONCURRENCY")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("on_worker_boot")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("interpolation")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("nakayoshi_fork")), "{notes:?}");
+    }
+
+    #[test]
+    fn the_environment_the_files_set_wins_over_defaults() {
+        let b = read_text(SEED, Some(("WEB_CONCURRENCY", "6")));
+        assert_eq!(b.value["services"]["web"]["workers"], 6);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(!notes.iter().any(|n| n.contains("`workers` 4")), "{notes:?}");
+    }
+
+    #[test]
+    fn literal_settings_and_tcp_binds() {
+        let b = read_text("workers 3\nthreads 2, 8\nport ENV.fetch(\"PORT\") { 3000 }\nworker_timeout 90\nbind 'tcp://0.0.0.0:9292?backlog=2048'\n", None);
+        let web = &b.value["services"]["web"];
+        assert_eq!((web["workers"].clone(), web["threads"].clone(), web["min_threads"].clone()), (json!(3), json!(8), json!(2)));
+        assert_eq!(web["timeout"], "90s");
+        assert_eq!(web["port"], 9292);
+        assert_eq!(web["backlog"], 2048);
+    }
+
+    #[test]
+    fn broken_ruby_is_noted_never_a_panic() {
+        let b = read_text("on_worker_boot do\n  x\n", None);
+        assert!(b.diagnostics.iter().any(|d| d.rule == crate::import::UNPARSABLE));
+        for odd in ["workers \"", "threads", "threads 1, 2, 3", "workers (((", "x = = 3\nworkers x", "\u{0}\u{1}", "workers 1 +", "é = 3", "bind"] {
+            let _ = read_text(odd, None);
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //! `render --force` does), written to a temp dir, and then
 //! - every compose file goes through tests/validators/compose.sh (docker-compose
 //!   config + the compose-spec schema + resource values),
-//! - every Kamal deploy.yml through tests/validators/kamal.py (Kamal 2's keys),
+//! - every Kamal deploy.yml through Kamal 2.12's own configuration code
+//!   (`$HEADROOM_SHARED/tools/kamal-validate`: keys, types and semantic checks),
 //! - every sysctl file through tests/validators/sysctl.sh (keys exist, value shapes),
 //! - sysctl/apply.sh through `bash -n`, a `--dry-run` as an unprivileged user that must
 //!   change nothing, and (as root) two real runs against a stand-in `sysctl` and a
@@ -29,6 +30,27 @@ fn validator(name: &str) -> PathBuf {
     let path = repo().join("tests/validators").join(name);
     assert!(path.is_file(), "validator {} is missing", path.display());
     path
+}
+
+/// Kamal's own validation, run offline: `$HEADROOM_SHARED/tools/kamal-validate`, by
+/// default `<repo>/../shared/tools/kamal-validate`. Missing means the proof cannot run:
+/// the test fails.
+fn kamal_validate() -> PathBuf {
+    let shared = std::env::var_os("HEADROOM_SHARED").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared"));
+    let tool = shared.join("tools/kamal-validate");
+    assert!(tool.is_file(), "{} is missing: set HEADROOM_SHARED to the directory holding tools/kamal-validate", tool.display());
+    tool
+}
+
+/// Runs Kamal's validation (and secret resolution, to dummies) on a deploy.yml.
+fn kamal_accepts(file: &Path) -> Result<(), String> {
+    let out = run(Command::new(kamal_validate()).arg("--resolve-secrets").arg(file));
+    let shown = text(&out);
+    match out.status.code() {
+        Some(0) if shown.trim_end().ends_with("OK") => Ok(()),
+        Some(1) => Err(shown),
+        _ => panic!("kamal-validate could not run on {}:\n{shown}", file.display()),
+    }
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -149,13 +171,11 @@ fn every_example_renders_files_the_real_programs_accept() {
         }
     }
 
-    let kamal_py = validator("kamal.py");
-    let keys = repo().join("tests/data/kamal2-keys.json");
-    assert!(keys.is_file(), "{} is missing", keys.display());
     for r in &rendered {
         for a in r.of("kamal") {
-            let out = run(Command::new("python3").arg(&kamal_py).arg(r.path(a)).arg(format!("--keys={}", keys.display())));
-            assert!(out.status.success(), "{}: kamal.py rejected {}:\n{}", r.name, a.path, text(&out));
+            if let Err(refusal) = kamal_accepts(&r.path(a)) {
+                panic!("{}: Kamal refuses {}:\n{refusal}\n{}", r.name, a.path, a.text);
+            }
             *checked.entry("kamal").or_default() += 1;
         }
     }
@@ -365,4 +385,84 @@ fn check_apply_script(r: &Rendered, apply: &Artifact, confs: &[&Artifact]) {
             eprintln!("note: not root, so the refused non-root run and the staged real runs of apply.sh were not exercised");
         }
     }
+}
+
+/// What a deploy fixture says it expects, in its `x-expect:` key (ignored by load).
+enum Expect {
+    /// The spec loads and every rendered file passes its real program.
+    Ok,
+    /// Load refuses the spec with a message containing `message`, at `LINE:COL`.
+    Load { message: String, at: String },
+}
+
+fn expectation(spec: &Path) -> Expect {
+    let value: serde_json::Value = serde_saphyr::from_str(&fs::read_to_string(spec).unwrap()).expect("fixture is YAML");
+    let expect = value.get("x-expect").unwrap_or_else(|| panic!("{} has no x-expect", spec.display()));
+    if let Some(message) = expect.get("load").and_then(|m| m.as_str()) {
+        let at = expect.get("at").and_then(|a| a.as_str()).unwrap_or_else(|| panic!("{}: x-expect.load needs `at: LINE:COL`", spec.display()));
+        return Expect::Load { message: message.to_string(), at: at.to_string() };
+    }
+    assert!(expect.as_object().is_some_and(|o| o.values().all(|v| v == "ok")), "{}: x-expect is {{ <target>: ok }} or {{ load, at }}", spec.display());
+    Expect::Ok
+}
+
+fn fixtures(dir: &str) -> Vec<PathBuf> {
+    let mut specs: Vec<PathBuf> = fs::read_dir(repo().join("tests/fixtures/deploy").join(dir))
+        .unwrap_or_else(|e| panic!("tests/fixtures/deploy/{dir}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    specs.sort();
+    assert!(!specs.is_empty(), "no fixtures in tests/fixtures/deploy/{dir}");
+    specs
+}
+
+/// A spec that `load` must refuse: the refusal names the program's limit, points at
+/// the line and column, carries a fix, and `headroom render` exits 2 writing nothing.
+fn assert_refused_at_load(spec: &Path, message: &str, at: &str) {
+    let name = spec.file_name().unwrap().to_string_lossy();
+    let failure = match analyze_file(spec) {
+        Ok(_) => panic!("{name}: loads, but load should refuse it with `{message}`"),
+        Err(f) => f,
+    };
+    let found = failure.diagnostics.iter().find(|d| d.message.contains(message)).unwrap_or_else(|| {
+        panic!("{name}: no load error says `{message}`:\n{:#?}", failure.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>())
+    });
+    let span = found.span.as_ref().unwrap_or_else(|| panic!("{name}: `{}` has no line:column", found.message));
+    assert_eq!(format!("{}:{}", span.line, span.column), at, "{name}: `{}` points at the wrong place", found.message);
+    assert!(found.fix.as_deref().is_some_and(|f| !f.is_empty()), "{name}: `{}` has no fix", found.message);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_headroom")).arg("render").arg(spec).arg("-o").arg(out_dir.path()).arg("--force"));
+    assert_eq!(out.status.code(), Some(2), "{name}: render should exit 2:\n{}", text(&out));
+    assert!(text(&out).contains(&format!("{}:{at}", spec.display())), "{name}: render names no file:line:column:\n{}", text(&out));
+    assert_eq!(fs::read_dir(out_dir.path()).unwrap().count(), 0, "{name}: render wrote files for a spec it refused");
+}
+
+/// Kamal deployments of many shapes (tests/fixtures/deploy/kamal/*.yaml): several
+/// hosts and roles, custom certificates, a local registry, Docker Hub, IPv6 hosts,
+/// an app server not named `web`, hostile env values. Each rendered deploy.yml passes
+/// Kamal 2.12's own validation, or load refuses the spec with Kamal's limit, its
+/// file:line:column and a fix.
+#[test]
+fn kamal_accepts_every_rendered_deploy_yml_or_load_refuses_the_spec() {
+    let (mut accepted, mut refused) = (0, 0);
+    for spec in fixtures("kamal") {
+        let name = spec.file_name().unwrap().to_string_lossy().into_owned();
+        match expectation(&spec) {
+            Expect::Load { message, at } => {
+                assert_refused_at_load(&spec, &message, &at);
+                refused += 1;
+            }
+            Expect::Ok => {
+                let r = render(&spec);
+                let deploy = r.of("kamal").next().unwrap_or_else(|| panic!("{name}: no deploy.yml rendered"));
+                if let Err(refusal) = kamal_accepts(&r.path(deploy)) {
+                    panic!("{name}: Kamal refuses {}:\n{refusal}\n{}", deploy.path, deploy.text);
+                }
+                accepted += 1;
+            }
+        }
+    }
+    eprintln!("kamal fixtures: {accepted} accepted by Kamal, {refused} refused at load");
+    assert!(accepted >= 4 && refused >= 4, "the fixtures cover both outcomes");
 }

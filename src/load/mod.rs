@@ -150,7 +150,15 @@ pub fn load_source(source: SourceFile) -> LoadResult {
         }
     };
     let locator = |pointer: &str, key_only: bool| locate_in(&source, &spans, pointer, key_only);
-    match validate_value(&mut value, &locator) {
+    let validated = validate_value(&mut value, &locator).and_then(|spec| {
+        // A spec file is what `render` renders: what the targets' programs would refuse
+        // is an error here too. (Specs rebuilt from foreign configs by `import` describe
+        // what runs today; the rules judge those.)
+        let mut problems = Vec::new();
+        target_problems(&locator, &spec, &mut problems);
+        if problems.is_empty() { Ok(spec) } else { Err(problems) }
+    });
+    match validated {
         Ok(spec) => Ok(Loaded { source, value, spans, spec }),
         Err(diagnostics) => Err(LoadFailure { source: Some(source), diagnostics }),
     }
@@ -658,7 +666,7 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
             }
         }
         if let Some(kamal) = &deploy.kamal {
-            for (field, text) in [("image", Some(kamal.image.as_str())), ("service", kamal.service.as_deref())] {
+            for (field, text) in [("image", Some(kamal.image.as_str()))] {
                 if let Some(text) = text
                     && (text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | ';' | '#' | '$' | '`' | '{' | '}')))
                 {
@@ -671,6 +679,13 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                 add("/deploy/kamal/proxy/host".into(), format!("invalid host `{}`", host.escape_debug()), "a host name such as app.example.com".into(), false);
             }
         }
+    }
+}
+
+/// What the rendered files' programs would refuse, as each target knows it.
+fn target_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diagnostic>) {
+    for p in crate::targets::spec_problems(spec) {
+        problems.push(problem(locate, &p.pointer, p.message, Some(p.fix)));
     }
 }
 

@@ -471,6 +471,25 @@ pub struct Plan {
     pub kamal_proxy_timeout: Option<Sourced<u64>>,
     /// `deploy.kubernetes`: rollout policy and target version.
     pub kubernetes: Option<KubernetesPlan>,
+    /// TLS in kamal-proxy and the hosts of the role it fronts (Kamal deployments with
+    /// an app server).
+    pub kamal_tls: Option<KamalTlsPlan>,
+}
+
+/// TLS in kamal-proxy, on the role it fronts (the first app server).
+#[derive(Clone, Debug, Serialize)]
+pub struct KamalTlsPlan {
+    /// `deploy.kamal.proxy.ssl`, or implied by a custom certificate.
+    pub ssl: bool,
+    /// Both `certificate_pem` and `private_key_pem` secrets are given.
+    pub custom_certificate: bool,
+    /// The proxied role (a service name) and its spec path.
+    pub role: String,
+    pub role_path: String,
+    /// Hosts Kamal deploys that role to: its machine group's addresses (else its count).
+    pub hosts: u64,
+    /// Where the host count comes from (`machines.web.addresses`).
+    pub hosts_path: String,
 }
 
 impl Plan {

@@ -173,6 +173,8 @@ pub fn resolve(spec: &Spec) -> Plan {
         Sourced::or_default(written, "deploy.kamal.proxy.response_timeout", d::KAMAL_PROXY_RESPONSE_TIMEOUT, "kamal-proxy response_timeout = 30s")
     });
 
+    let kamal_tls = spec.deploy.as_ref().and_then(|dep| dep.kamal.as_ref()).and_then(|kamal| kamal_tls(spec, kamal, &services));
+
     let mut plan = Plan {
         name: spec.name.clone(),
         load,
@@ -183,6 +185,7 @@ pub fn resolve(spec: &Spec) -> Plan {
         containerized,
         kamal_proxy_timeout,
         kubernetes,
+        kamal_tls,
     };
     set_expected_clients(&mut plan);
     plan.capacity = capacity(&plan);
@@ -231,6 +234,21 @@ fn rollout_surge(k8s: &KubernetesPlan, replicas: &Sourced<u64>) -> Sourced<u64> 
         Rollout::Percent(pct) => format!("{pct}% of {} replicas, rounded up{default}", replicas.value),
     };
     Sourced::derived(surge, k8s.max_surge.path().to_string(), formula)
+}
+
+/// kamal-proxy's TLS and the hosts of the role it fronts: the first app server, on
+/// the addresses of its machine group (its `count` when none are listed).
+fn kamal_tls(spec: &Spec, kamal: &spec::KamalDeploy, services: &[ServicePlan]) -> Option<KamalTlsPlan> {
+    let role = services.iter().find(|s| s.kind.is_app())?;
+    let proxy = kamal.proxy.as_ref();
+    let custom_certificate = proxy.is_some_and(|p| p.certificate_pem.is_some() && p.private_key_pem.is_some());
+    let ssl = proxy.and_then(|p| p.ssl).unwrap_or(custom_certificate);
+    let (hosts, hosts_path) = match role.machine.as_ref().and_then(|m| spec.machines.get(m).map(|g| (m, g))) {
+        Some((name, group)) if !group.addresses.is_empty() => (group.addresses.len() as u64, format!("machines.{name}.addresses")),
+        Some((name, group)) => (u64::from(group.count), format!("machines.{name}.count")),
+        None => (1, format!("{}.machine", role.path)),
+    };
+    Some(KamalTlsPlan { ssl, custom_certificate, role: role.name.clone(), role_path: role.path.clone(), hosts, hosts_path })
 }
 
 fn machine_cpus(spec: &Spec, machine: Option<&String>) -> Option<(f64, String)> {

@@ -345,6 +345,7 @@ mod tests {
     use crate::analysis::analyze_text;
 
     fn findings(services: &str, deploy: &str) -> Vec<crate::diag::Diagnostic> {
+        let services = if deploy.contains("kamal") { services.replace("{ kind:", "{ machine: m, kind:") } else { services.to_string() };
         let yaml = format!("version: 1\nname: t\nservices:\n{services}{deploy}");
         analyze_text("t.yaml", &yaml)
             .expect("spec loads")
@@ -354,7 +355,8 @@ mod tests {
             .collect()
     }
 
-    const KAMAL: &str = "deploy:\n  kamal: { service: t, image: t/t }\n";
+    // Kamal deploys every service to hosts (`findings` places them on `m`).
+    const KAMAL: &str = "machines:\n  m: { addresses: [10.0.0.1] }\ndeploy:\n  kamal: { service: t, image: t/t, registry: { server: \"localhost:5555\" } }\n";
 
     fn direct(pool: u64) -> String {
         format!("  web: {{ kind: puma, workers: 4, threads: 5, replicas: 3, uses: {{ db: {{ pool: {pool} }} }} }}\n  db: {{ kind: postgres }}\n")

@@ -113,7 +113,8 @@ mod tests {
     use crate::analysis::analyze_text;
 
     fn findings(web: &str, extra: &str) -> Vec<crate::diag::Diagnostic> {
-        let yaml = format!("version: 1\nname: t\nservices:\n  web: {{ kind: gunicorn, replicas: 3{web} }}\n  worker: {{ kind: gunicorn }}\n{extra}");
+        let placed = if extra.contains("kamal") { ", machine: m" } else { "" };
+        let yaml = format!("version: 1\nname: t\nservices:\n  web: {{ kind: gunicorn, replicas: 3{web}{placed} }}\n  worker: {{ kind: gunicorn{placed} }}\n{extra}");
         analyze_text("t.yaml", &yaml)
             .expect("spec loads")
             .diagnostics
@@ -123,7 +124,8 @@ mod tests {
     }
 
     const NGINX: &str = "  lb: { kind: nginx, upstreams: { backend: { to: web, keepalive: 16 } }, locations: [ { path: /, upstream: backend } ] }\n";
-    const KAMAL: &str = "deploy: { kamal: { image: acme/web } }\n";
+    // Kamal deploys every service to hosts (`findings` places them on `m`).
+    const KAMAL: &str = "machines: { m: { addresses: [10.0.0.1] } }\ndeploy: { kamal: { image: acme/web, registry: { server: \"localhost:5555\" } } }\n";
 
     #[test]
     fn behind_nginx() {

@@ -132,6 +132,7 @@ mod redis_overcommit;
 mod postgres_memory;
 mod health_check_missing;
 mod sysctl_in_container;
+mod kamal_proxy_ssl_hosts;
 
 /// Every rule, in catalog order.
 pub static REGISTRY: &[&dyn Rule] = &[
@@ -166,6 +167,7 @@ pub static REGISTRY: &[&dyn Rule] = &[
     &postgres_memory::PostgresMemory,
     &health_check_missing::HealthCheckMissing,
     &sysctl_in_container::SysctlInContainer,
+    &kamal_proxy_ssl_hosts::KamalProxySslHosts,
 ];
 
 /// The rule with this ID.

@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn behind_kamal_proxy() {
-        let found = findings("services:\n  web: { kind: puma, workers: 2 }\n  jobs: { kind: sidekiq }\ndeploy:\n  kamal: { service: t, image: t/t }\n");
+        let found = findings("machines:\n  m: { addresses: [10.0.0.1] }\nservices:\n  web: { kind: puma, workers: 2, machine: m }\n  jobs: { kind: sidekiq, machine: m }\ndeploy:\n  kamal: { service: t, image: t/t, registry: { server: \"localhost:5555\" } }\n");
         assert_eq!(found.len(), 1);
         assert!(found[0].message.contains("kamal-proxy"), "{}", found[0].message);
     }

@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn kamal_proxy_default() {
-        let yaml = "version: 1\nname: t\nservices:\n  web: { kind: puma, workers: 2 }\ndeploy:\n  kamal: { image: acme/app }\n";
+        let yaml = "version: 1\nname: t\nmachines:\n  m: { addresses: [10.0.0.1] }\nservices:\n  web: { kind: puma, workers: 2, machine: m }\ndeploy:\n  kamal: { image: acme/app, registry: { server: \"localhost:5555\" } }\n";
         let found = findings(yaml);
         assert_eq!(found.len(), 1);
         let m = &found[0].message;

@@ -937,6 +937,7 @@ pub struct KamalDeploy {
     pub proxy: Option<KamalProxy>,
     /// Builder architecture (default amd64).
     #[serde(default)]
+    #[schemars(regex(pattern = r"^(amd64|arm64)$"))]
     pub arch: Option<String>,
 }
 
@@ -944,13 +945,16 @@ pub struct KamalDeploy {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KamalRegistry {
-    /// Registry host (default Docker Hub).
+    /// Registry host (default Docker Hub). `localhost:PORT` is a local registry: Kamal
+    /// runs it on each host and pushes through an SSH tunnel, with no credentials.
     #[serde(default)]
     pub server: Option<String>,
-    /// Secret name holding the username.
-    pub username: String,
-    /// Secret name holding the password.
-    pub password: String,
+    /// Secret name holding the username (required unless the registry is local).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Secret name holding the password (required unless the registry is local).
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// kamal-proxy settings.
@@ -960,9 +964,19 @@ pub struct KamalProxy {
     /// Public host name.
     #[serde(default)]
     pub host: Option<String>,
-    /// Terminate TLS with Let's Encrypt (default false).
+    /// Terminate TLS in kamal-proxy (default false; true when a custom certificate is
+    /// given). Without a custom certificate the certificate comes from Let's Encrypt,
+    /// which Kamal allows on a single host only.
     #[serde(default)]
     pub ssl: Option<bool>,
+    /// Secret name holding a custom TLS certificate (PEM) for kamal-proxy, e.g. a
+    /// Cloudflare origin certificate; needed to terminate TLS on several hosts. Give
+    /// `private_key_pem` with it.
+    #[serde(default)]
+    pub certificate_pem: Option<String>,
+    /// Secret name holding the private key (PEM) of `certificate_pem`.
+    #[serde(default)]
+    pub private_key_pem: Option<String>,
     /// Time kamal-proxy waits for a response (default 30s).
     #[serde(default)]
     pub response_timeout: Option<Duration>,

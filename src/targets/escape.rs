@@ -30,6 +30,30 @@ pub fn quoted(value: &str) -> Result<String, Error> {
     Ok(serde_json::to_string(value).expect("a string serializes"))
 }
 
+/// YAML: a double-quoted scalar that every YAML reader (libyaml/Psych, PyYAML, Go
+/// yaml, serde-saphyr) reads back as exactly `value`. `quoted` writes DEL, C1
+/// controls and U+2028/2029 raw; YAML readers refuse DEL and C1 in the stream
+/// (`control characters are not allowed`) and fold a raw NEL (U+0085) into a line
+/// break, so those are written as `\uXXXX` escapes here, as are the BOM and the
+/// non-characters U+FFFE/FFFF.
+pub fn yaml_quoted(value: &str) -> Result<String, Error> {
+    let json = serde_json::to_string(value).expect("a string serializes");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}') {
+            out.push_str(&format!("\\u{:04X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Compose interpolates `$VAR` and `${VAR}` in every value: a literal `$` is `$$`.
+pub fn compose_literal(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
 /// Ruby: a single-quoted literal (no interpolation).
 pub fn ruby_str(value: &str) -> Result<String, Error> {
     Ok(format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'")))
@@ -135,6 +159,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("nginx", |v: String| nginx_token(&v));
     env.add_filter("ini", |v: String| ini_value(&v));
     env.add_filter("quoted", |v: String| quoted(&v));
+    env.add_filter("yaml", |v: String| yaml_quoted(&v));
     env.add_filter("ruby", |v: String| ruby_str(&v));
     env.add_filter("shell", |v: String| shell_word(&v));
     env.add_filter("redis", |v: String| redis_arg(&v));
@@ -161,6 +186,9 @@ mod tests {
         for v in ["a\nb", "a;b", "a#b", "a=b"] {
             assert!(ini_value(v).is_err(), "ini accepted {v:?}");
         }
+        assert_eq!(yaml_quoted("a\u{7f}b\u{85}c\u{2028}d\ne").unwrap(), "\"a\\u007Fb\\u0085c\\u2028d\\ne\"");
+        assert_eq!(yaml_quoted("café ✓").unwrap(), "\"café ✓\"");
+        assert_eq!(compose_literal("5$ ${X}"), "5$$ $${X}");
         assert!(redis_arg("a\nb").is_err());
         assert_eq!(redis_arg("a b").unwrap(), "\"a b\"");
     }

@@ -9,9 +9,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Artifact, Context, RenderError, Target, app_env, gunicorn, pgbouncer, postgres, puma, redis};
+use super::{Artifact, Context, RenderError, SpecProblem, Target, app_env, gunicorn, pgbouncer, postgres, puma, redis};
+use crate::load::yaml::escape_segment;
 use crate::plan::{Detail, Kind, ServicePlan};
-use crate::spec::{KamalDeploy, RedisMode};
+use crate::spec::{KamalDeploy, KamalRegistry, RedisMode, Service, Spec};
 
 const TEMPLATE: &str = include_str!("../../templates/kamal/deploy.yml.j2");
 const TARGET: &str = "kamal";
@@ -56,8 +57,8 @@ struct File {
 #[derive(Serialize)]
 struct Registry {
     server: Option<String>,
-    username: String,
-    password: String,
+    username: Option<String>,
+    password: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +96,8 @@ struct Proxy {
     comments: Vec<String>,
     host: Option<String>,
     ssl: bool,
+    /// Secret names of a custom certificate and its key (`ssl:` becomes a hash).
+    certificate: Option<(String, String)>,
     app_port: u64,
     response_timeout: u64,
     healthcheck: Option<ProxyHealth>,
@@ -158,7 +161,7 @@ fn cpus_yaml(cpus: f64) -> String {
 }
 
 fn yaml_str(text: &str) -> String {
-    super::escape::quoted(&erb(text)).expect("quoting a string cannot fail")
+    super::escape::yaml_quoted(&erb(text)).expect("quoting a string cannot fail")
 }
 
 /// A command line for `cmd:`: each argument as one shell word (Kamal passes the string
@@ -297,25 +300,219 @@ fn from_app_root(kamal_path: &str, file: &str) -> String {
     rel.strip_prefix("./").map(str::to_string).unwrap_or(rel)
 }
 
+/// A local registry, as Kamal tells one (`localhost:PORT`): it needs no credentials.
+fn is_local(registry: &KamalRegistry) -> bool {
+    registry.server.as_deref().is_some_and(|s| s.starts_with("localhost:"))
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Services Kamal runs as roles (app servers and job processors).
+fn is_role(service: &Service) -> bool {
+    matches!(service, Service::Gunicorn(_) | Service::Puma(_) | Service::Sidekiq(_) | Service::Celery(_) | Service::SolidQueue(_) | Service::Rq(_) | Service::Worker(_))
+}
+
+/// Services Kamal runs as accessories, on the first host of their machine group.
+fn is_accessory(service: &Service) -> bool {
+    matches!(service, Service::Postgres(_) | Service::Pgbouncer(_) | Service::Redis(_))
+}
+
+/// Why Kamal would change an env value on its way to the container, if it would.
+/// Kamal writes each clear value into `docker run --env KEY="..."` with Ruby's
+/// `String#dump` and runs that line in the host's shell: ASCII control characters
+/// become escapes the shell keeps literally (a newline arrives as `\n`), `#{`, `#$` and
+/// `#@` gain a backslash, and `${...}` is expanded by the host's shell.
+fn kamal_env_change(value: &str) -> Option<&'static str> {
+    if value.chars().any(|c| c.is_ascii_control()) {
+        return Some("an ASCII control character (tab, newline, DEL, ...), which Kamal writes as an escape the container receives literally (a newline arrives as `\\n`)");
+    }
+    if ["#{", "#$", "#@"].iter().any(|p| value.contains(p)) {
+        return Some("`#{`, `#$` or `#@`, which Kamal's escaping turns into `\\#{` (the container receives the backslash)");
+    }
+    if let Some(at) = value.find("${")
+        && value[at..].contains('}')
+    {
+        return Some("`${...}`, which Kamal leaves to the host's shell to expand (the container receives the host's value, not this text)");
+    }
+    None
+}
+
+/// What Kamal 2 refuses in a deploy.yml (or would silently change), found on the spec:
+/// the service name's characters, a registry (with credentials unless it is local),
+/// TLS needing a host and both halves of a custom certificate, hosts for every role
+/// and accessory (a private IP for published ports), env values that survive Kamal's
+/// escaping, and one-line job commands.
+pub fn spec_problems(spec: &Spec, out: &mut Vec<SpecProblem>) {
+    let Some(kamal) = spec.deploy.as_ref().and_then(|d| d.kamal.as_ref()) else { return };
+    let mut add = |pointer: String, message: String, fix: String| out.push(SpecProblem { pointer, message, fix });
+
+    let (service, pointer) = match &kamal.service {
+        Some(s) => (s.as_str(), "/deploy/kamal/service"),
+        None => (spec.name.as_str(), "/name"),
+    };
+    if service.is_empty() || !service.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        let suggestion: String = service.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
+        add(
+            pointer.into(),
+            format!("Kamal service name `{}`: Kamal refuses it (`Service name can only include alphanumeric characters, hyphens, and underscores`)", service.escape_debug()),
+            format!("set deploy.kamal.service to `{}`", if suggestion.is_empty() { "app".into() } else { suggestion }),
+        );
+    }
+
+    match &kamal.registry {
+        None => add(
+            "/deploy/kamal".into(),
+            "deploy.kamal has no registry: Kamal pushes the image to a registry and pulls it on every host, and refuses a deploy.yml without one (`registry/username: is required`)".into(),
+            "add registry: { server: ghcr.io, username: KAMAL_REGISTRY_USERNAME, password: KAMAL_REGISTRY_PASSWORD } (secret names), or a local registry: { server: \"localhost:5555\" }".into(),
+        ),
+        Some(registry) => {
+            if let Some(server) = &registry.server
+                && (server.is_empty() || server.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '$' | '<' | '>' | '#' | '\\')))
+            {
+                add("/deploy/kamal/registry/server".into(), format!("invalid registry server `{}`", server.escape_debug()), "a registry host, optionally with a port: ghcr.io, registry.example.com:5000, localhost:5555".into());
+            }
+            for (field, value) in [("username", &registry.username), ("password", &registry.password)] {
+                match value {
+                    None if !is_local(registry) => add(
+                        "/deploy/kamal/registry".into(),
+                        format!("deploy.kamal.registry has no {field}: Kamal refuses a remote registry without credentials (`registry/{field}: is required`); only a local registry (`localhost:PORT`) needs none"),
+                        format!("set {field}: KAMAL_REGISTRY_{} (the name of the secret that holds it)", field.to_uppercase()),
+                    ),
+                    Some(name) if !is_env_name(name) => add(
+                        format!("/deploy/kamal/registry/{field}"),
+                        format!("registry {field} `{}` is not a secret name: it names the secret that holds the {field}, never the {field} itself", name.escape_debug()),
+                        "a secret name: letters, digits and `_`, not starting with a digit (KAMAL_REGISTRY_PASSWORD)".into(),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    let has_app = spec.services.values().any(|s| matches!(s, Service::Gunicorn(_) | Service::Puma(_)));
+    if let Some(proxy) = kamal.proxy.as_ref().filter(|_| has_app) {
+        let certificate = proxy.certificate_pem.is_some() || proxy.private_key_pem.is_some();
+        let ssl = proxy.ssl.unwrap_or(certificate);
+        if ssl && proxy.host.is_none() {
+            add(
+                format!("/deploy/kamal/proxy/{}", if proxy.ssl.is_some() { "ssl" } else { "certificate_pem" }),
+                "kamal-proxy terminates TLS but deploy.kamal.proxy has no host: Kamal refuses it (`Must set a host to enable automatic SSL`); TLS is served for a name".into(),
+                "set deploy.kamal.proxy.host to the public name (app.example.com), or ssl: false".into(),
+            );
+        }
+        if proxy.ssl == Some(false) && certificate {
+            add(
+                "/deploy/kamal/proxy/ssl".into(),
+                "deploy.kamal.proxy gives a custom certificate but ssl: false: the certificate would never be served".into(),
+                "set ssl: true, or remove certificate_pem and private_key_pem".into(),
+            );
+        }
+        for (field, value, other) in [("certificate_pem", &proxy.certificate_pem, &proxy.private_key_pem), ("private_key_pem", &proxy.private_key_pem, &proxy.certificate_pem)] {
+            match (value, other) {
+                (Some(name), _) if !is_env_name(name) => add(
+                    format!("/deploy/kamal/proxy/{field}"),
+                    format!("{field} `{}` is not a secret name: it names the secret that holds the PEM, never the PEM itself", name.escape_debug()),
+                    "a secret name: letters, digits and `_` (CERTIFICATE_PEM)".into(),
+                ),
+                (None, Some(_)) => add(
+                    "/deploy/kamal/proxy".into(),
+                    format!("deploy.kamal.proxy has a custom certificate without {field}: Kamal refuses one without the other (`Missing {field} setting`)"),
+                    format!("set {field} to the name of the secret that holds it"),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    if !spec.services.values().any(is_role) {
+        add(
+            "/deploy/kamal".into(),
+            "deploy.kamal needs an app server or job service to deploy as a role; Kamal refuses a deploy.yml without servers".into(),
+            "add a gunicorn, puma or job service, or remove deploy.kamal".into(),
+        );
+    }
+    for (name, service) in &spec.services {
+        let (role, accessory) = (is_role(service), is_accessory(service));
+        if (!role && !accessory) || service.external() {
+            continue;
+        }
+        let base = format!("/services/{}", escape_segment(name));
+                let Some(group) = service.common().machine.as_ref() else {
+            // A data service without a machine is not part of the Kamal deployment
+            // (it runs elsewhere; render notes it). A role must have hosts.
+            if accessory {
+                continue;
+            }
+            add(
+                base.clone(),
+                format!("service `{name}` has no machine: Kamal deploys it as a role to hosts, and the spec gives it none"),
+                "place it with `machine: GROUP` on a machine group that lists its addresses".into(),
+            );
+            continue;
+        };
+        let Some(machine) = spec.machines.get(group) else { continue };
+        let group_pointer = format!("/machines/{}", escape_segment(group));
+        match machine.addresses.first() {
+            None => add(
+                group_pointer,
+                format!("machine group `{group}` lists no addresses: Kamal deploys service `{name}` to hosts by address"),
+                format!("list the hosts: addresses: [10.0.0.10{}]", if machine.count > 1 { ", ..." } else { "" }),
+            ),
+            Some(first) if accessory && first.parse::<IpAddr>().is_err() => add(
+                format!("{group_pointer}/addresses/0"),
+                format!("service `{name}` is a Kamal accessory on `{}`, a host name: Kamal publishes its port on the host with `docker run --publish ADDRESS:PORT:PORT`, which takes an IP address; without one the port would be open on every interface (0.0.0.0)", first.escape_debug()),
+                format!("list the host's private IP address first in machines.{group}.addresses"),
+            ),
+            _ => {}
+        }
+        let common = service.common();
+        if let Some(env) = &common.env {
+            for (key, value) in &env.clear {
+                if let Some(why) = kamal_env_change(value) {
+                    add(
+                        format!("{base}/env/clear/{}", escape_segment(key)),
+                        format!("env value of `{key}` holds {why}"),
+                        "put the value in a secret (env.secret), or write it without those characters".into(),
+                    );
+                }
+                if env.secret.contains(key) {
+                    add(format!("{base}/env/secret"), format!("`{key}` is both a clear value and a secret of service `{name}`"), "keep one of them".into());
+                }
+            }
+        }
+        let command = match service {
+            Service::Sidekiq(j) | Service::Celery(j) | Service::SolidQueue(j) | Service::Rq(j) | Service::Worker(j) => j.command.as_ref(),
+            _ => None,
+        };
+        if let Some(command) = command
+            && command.chars().any(char::is_control)
+        {
+            add(
+                format!("{base}/command"),
+                format!("command of `{name}` holds a control character: Kamal runs `cmd` through the host's shell, where a newline would start a second command on the host"),
+                "write the command on one line".into(),
+            );
+        }
+    }
+}
+
 fn build(ctx: &Context<'_>, kamal: &KamalDeploy, kamal_path: &str) -> Result<File, RenderError> {
     let plan = ctx.plan;
     let mut notes = Vec::new();
 
-    let registry = match &kamal.registry {
-        Some(r) => {
-            check_env_name(&r.username, "deploy.kamal.registry.username")?;
-            check_env_name(&r.password, "deploy.kamal.registry.password")?;
-            Some(Registry { server: r.server.as_deref().map(erb), username: r.username.clone(), password: r.password.clone() })
-        }
-        None => {
-            notes.push("deploy.kamal.registry is not set: Kamal 2 needs registry credentials (secret names) to push the image.".into());
-            None
-        }
-    };
-    let arch = kamal.arch.clone().unwrap_or_else(|| "amd64".into());
-    if !matches!(arch.as_str(), "amd64" | "arm64") {
-        return Err(err(format!("deploy.kamal.arch `{}`: Kamal builds for amd64 or arm64", arch.escape_debug())));
+    // `load` has refused a missing registry and missing credentials (spec_problems).
+    let registry = kamal.registry.as_ref().map(|r| Registry {
+        server: r.server.as_deref().map(erb),
+        username: r.username.clone().filter(|_| !is_local(r)),
+        password: r.password.clone().filter(|_| !is_local(r)),
+    });
+    if registry.as_ref().is_some_and(|r| r.username.is_none()) {
+        notes.push("local registry: Kamal runs it on each host and pushes the image through an SSH tunnel, without credentials.".into());
     }
+    let arch = kamal.arch.clone().unwrap_or_else(|| "amd64".into());
 
     // Roles: app servers first (the first is the primary role kamal-proxy fronts),
     // then job processors, in spec order.
@@ -375,10 +572,15 @@ fn build(ctx: &Context<'_>, kamal: &KamalDeploy, kamal_path: &str) -> Result<Fil
         if primary.health.as_ref().and_then(|h| h.path.as_ref()).is_none() {
             comments.push(comment(&format!("no health path in {}.health: kamal-proxy checks /up", primary.path)));
         }
+        let certificate = written.and_then(|p| Some((p.certificate_pem.clone()?, p.private_key_pem.clone()?)));
+        if certificate.is_some() {
+            comments.push("TLS with a custom certificate: every host's kamal-proxy serves the same one, read from these secrets".into());
+        }
         Proxy {
             comments,
             host: written.and_then(|p| p.host.as_deref()).map(erb),
-            ssl: written.and_then(|p| p.ssl).unwrap_or(false),
+            ssl: written.and_then(|p| p.ssl).unwrap_or(certificate.is_some()),
+            certificate,
             app_port: primary.port.value,
             response_timeout: timeout,
             healthcheck,
@@ -388,6 +590,16 @@ fn build(ctx: &Context<'_>, kamal: &KamalDeploy, kamal_path: &str) -> Result<Fil
     let mut accessories = Vec::new();
     for service in &plan.services {
         match service.kind {
+            Kind::Postgres | Kind::Pgbouncer | Kind::Redis if service.external => notes.push(comment(&format!(
+                "{} ({}) is external: it runs outside this deployment and is not an accessory.",
+                service.path,
+                service.kind.as_str()
+            ))),
+            Kind::Postgres | Kind::Pgbouncer | Kind::Redis if service.machine.is_none() => notes.push(comment(&format!(
+                "{} ({}) has no machine, so Kamal does not deploy it: place it on a machine group to run it as an accessory.",
+                service.path,
+                service.kind.as_str()
+            ))),
             Kind::Postgres | Kind::Pgbouncer | Kind::Redis => accessories.push(accessory(ctx, kamal_path, service)?),
             Kind::Nginx => notes.push(comment(&format!(
                 "{} (nginx) is not deployed by Kamal: kamal-proxy fronts the `{}` role.",
@@ -415,9 +627,13 @@ fn build(ctx: &Context<'_>, kamal: &KamalDeploy, kamal_path: &str) -> Result<Fil
 fn accessory(ctx: &Context<'_>, kamal_path: &str, service: &ServicePlan) -> Result<Accessory, RenderError> {
     let host = hosts_of(ctx, service)?.remove(0);
     let port = service.port.value;
-    // Published on the host's own (private) address when it is an IP, so the database
-    // is reachable from the other hosts but not from everywhere.
-    let port_spec = if host.parse::<IpAddr>().is_ok() { format!("{host}:{port}:{port}") } else { format!("{port}:{port}") };
+    // Published on the host's own (private) address, so the database is reachable from
+    // the other hosts but not on every interface (`load` refuses a host name here).
+    let port_spec = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => format!("{ip}:{port}:{port}"),
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]:{port}:{port}"),
+        Err(_) => return Err(err(format!("{}: Kamal publishes its port on the host's private IP address, and `{}` is a host name", service.path, host.escape_debug()))),
+    };
     let mut comments = vec![comment(&format!("{} ({})", service.path, service.kind.as_str()))];
     let mut files = Vec::new();
     let mut directories = Vec::new();
@@ -577,16 +793,59 @@ deploy:
         assert!(text.contains("primary_role: \"app\"\n"));
     }
 
-    #[test]
-    fn roles_need_hosts() {
-        let e = render(&BASE.replace("    machine: jobs\n", "")).unwrap_err();
-        assert!(e.message.contains("services.worker has no machine"), "{}", e.message);
+    /// The load errors (Kamal's refusals) of a spec.
+    fn refused(yaml: &str) -> Vec<String> {
+        match analyze_text("capacity.yaml", yaml) {
+            Ok(_) => Vec::new(),
+            Err(f) => f.diagnostics.into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect(),
+        }
+    }
+
+    fn refused_with(yaml: &str, text: &str) -> String {
+        let found = refused(yaml);
+        found.iter().find(|m| m.contains(text)).cloned().unwrap_or_else(|| panic!("no load error says `{text}`: {found:#?}"))
     }
 
     #[test]
-    fn bad_secret_names_are_refused() {
-        let e = render(&BASE.replace("password: KAMAL_REGISTRY_PASSWORD", "password: \"A B\"")).unwrap_err();
-        assert!(e.message.contains("not an environment variable name"));
+    fn kamals_refusals_are_load_errors() {
+        assert!(refused(BASE).is_empty());
+        let cases: &[(&str, &str, &str)] = &[
+            ("    machine: jobs\n", "", "services.worker: service `worker` has no machine"),
+            ("password: KAMAL_REGISTRY_PASSWORD", "password: \"A B\"", "is not a secret name"),
+            ("    registry: { server: ghcr.io, username: KAMAL_REGISTRY_USERNAME, password: KAMAL_REGISTRY_PASSWORD }\n", "", "registry/username: is required"),
+            (", password: KAMAL_REGISTRY_PASSWORD", "", "registry/password: is required"),
+            ("image: acme/shop", "image: acme/shop\n    service: shop.eu", "deploy.kamal.service: Kamal service name `shop.eu`"),
+            ("host: shop.example.com, ", "", "Must set a host to enable automatic SSL"),
+            ("ssl: true", "certificate_pem: CERT", "without private_key_pem"),
+            ("RAILS_ENV: production", "RAILS_ENV: \"pro\\tduction\"", "services.web.env.clear.RAILS_ENV: env value of `RAILS_ENV` holds an ASCII control character"),
+            ("RAILS_ENV: production", "RAILS_ENV: \"${HOME}\"", "leaves to the host's shell"),
+            ("RAILS_ENV: production", "RAILS_ENV: \"a#{b}\"", "`#{`"),
+            ("command: bundle exec sidekiq", "command: \"bundle exec sidekiq\\nrm -rf /\"", "a second command on the host"),
+            ("db: { count: 1, addresses: [10.0.0.9] }", "db: { count: 1, addresses: [db.internal] }", "takes an IP address"),
+        ];
+        for (from, to, says) in cases {
+            refused_with(&BASE.replace(from, to), says);
+        }
+    }
+
+    #[test]
+    fn what_kamal_accepts_loads() {
+        // A local registry needs no credentials; `$` without braces and a C1 control
+        // character reach the container unchanged.
+        let local = BASE.replace("{ server: ghcr.io, username: KAMAL_REGISTRY_USERNAME, password: KAMAL_REGISTRY_PASSWORD }", "{ server: \"localhost:5555\" }");
+        assert!(refused(&local).is_empty(), "{:?}", refused(&local));
+        let text = render(&local).unwrap();
+        assert!(text.contains("registry:\n  server: \"localhost:5555\"\n\nbuilder:"), "{text}");
+        let values = BASE.replace("RAILS_ENV: production", "RAILS_ENV: \"5$ \\x85 x\"");
+        assert!(refused(&values).is_empty(), "{:?}", refused(&values));
+        assert!(render(&values).unwrap().contains("\"RAILS_ENV\": \"5$ \\u0085 x\""));
+    }
+
+    #[test]
+    fn custom_certificate_becomes_the_ssl_hash() {
+        let spec = BASE.replace("ssl: true", "certificate_pem: SHOP_CERT, private_key_pem: SHOP_KEY");
+        let text = render(&spec).unwrap();
+        assert!(text.contains("  ssl:\n    certificate_pem: \"SHOP_CERT\"\n    private_key_pem: \"SHOP_KEY\"\n"), "{text}");
     }
 
     #[test]

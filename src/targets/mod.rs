@@ -89,6 +89,23 @@ impl Context<'_> {
     }
 }
 
+/// A value a target's program would refuse (or silently change), found on the spec
+/// so that `load` reports it at its line, with the program's limit and a fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// JSON pointer into the spec (`/deploy/kamal/service`).
+    pub pointer: String,
+    pub message: String,
+    pub fix: String,
+}
+
+/// Every target's spec problems (only targets the spec deploys to report any).
+pub fn spec_problems(spec: &Spec) -> Vec<SpecProblem> {
+    let mut out = Vec::new();
+    kamal::spec_problems(spec, &mut out);
+    out
+}
+
 /// A target: a name users pass to `--only`, and its rendering.
 pub trait Target: Sync {
     fn name(&self) -> &'static str;

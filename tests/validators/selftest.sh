@@ -293,7 +293,13 @@ expect fail "sysctl wrong field count" "$V/sysctl.sh" "$T/sysctl-bad3.conf"
 fi
 
 # ---------------------------------------------------------------- kamal
+# Kamal 2.12's own configuration code, offline (keys, types and semantic checks).
 if want kamal; then
+KAMAL_VALIDATE="${HEADROOM_SHARED:-$V/../../../shared}/tools/kamal-validate"
+if [ ! -f "$KAMAL_VALIDATE" ]; then
+  FAIL=$((FAIL + 1)); echo "FAIL kamal: $KAMAL_VALIDATE is missing (set HEADROOM_SHARED)"
+else
+kv() { "$KAMAL_VALIDATE" "$@"; }
 cat >"$T/deploy.yml" <<'EOF'
 service: arena
 image: acme/arena
@@ -318,7 +324,9 @@ servers:
 proxy:
   host: arena.example.com
   app_port: 8000
-  ssl: true
+  ssl:
+    certificate_pem: ARENA_TLS_CERT
+    private_key_pem: ARENA_TLS_KEY
   response_timeout: 30
   healthcheck:
     path: /up
@@ -345,7 +353,7 @@ accessories:
   db:
     image: postgres:15
     host: 192.0.2.31
-    port: "127.0.0.1:5432:5432"
+    port: "192.0.2.31:5432:5432"
     files:
       - config/postgresql.conf:/etc/postgresql/postgresql.conf
       - local: config/pgbouncer.ini
@@ -362,25 +370,39 @@ boot:
   limit: 25%
   wait: 2
 EOF
+mk() { sed "$1" "$T/deploy.yml" >"$T/$2"; }
 printf 'traefik:\n  args:\n    accesslog: true\n' | cat "$T/deploy.yml" - >"$T/kamal-bad1.yml"
-sed 's/^  app_port: 8000/  app_port: 8000\n  app_portt: 1/' "$T/deploy.yml" >"$T/kamal-bad2.yml"
-sed 's/^    - DATABASE_URL/    DATABASE_URL: x/' "$T/deploy.yml" >"$T/kamal-bad3.yml"
-sed 's/^  wait: 2/  wait: "2s"/' "$T/deploy.yml" >"$T/kamal-bad4.yml"
-sed 's/^    cmd: bin\/jobs/    cmd: bin\/jobs\n    stop_timeout: soon/' "$T/deploy.yml" >"$T/kamal-bad5.yml"
-sed 's/^  arch: amd64/  arch: amd64\n  cache:\n    type: s3/' "$T/deploy.yml" >"$T/kamal-bad6.yml"
-sed 's/^    host: 192.0.2.31/    host: 192.0.2.31\n    roles: [web]/' "$T/deploy.yml" >"$T/kamal-bad7.yml"
-sed '/^builder:/,/^  arch: amd64/d' "$T/deploy.yml" >"$T/kamal-bad8.yml"
-sed 's/^      memory: 2g/      memory: 2g\n    proxy:\n      healthcheck:\n        - \/up/' "$T/deploy.yml" >"$T/kamal-bad9.yml"
-expect pass "kamal good" "$V/kamal.py" "$T/deploy.yml"
-expect fail "kamal Kamal 1 traefik:" "$V/kamal.py" "$T/kamal-bad1.yml"
-expect fail "kamal unknown proxy key" "$V/kamal.py" "$T/kamal-bad2.yml"
-expect fail "kamal env secret as a hash" "$V/kamal.py" "$T/kamal-bad3.yml"
-expect fail "kamal boot wait string" "$V/kamal.py" "$T/kamal-bad4.yml"
-expect fail "kamal role stop_timeout string" "$V/kamal.py" "$T/kamal-bad5.yml"
-expect fail "kamal builder cache type" "$V/kamal.py" "$T/kamal-bad6.yml"
-expect fail "kamal accessory host+roles" "$V/kamal.py" "$T/kamal-bad7.yml"
-expect fail "kamal builder missing" "$V/kamal.py" "$T/kamal-bad8.yml"
-expect fail "kamal role proxy healthcheck list" "$V/kamal.py" "$T/kamal-bad9.yml"
+mk 's/^  app_port: 8000/  app_port: 8000\n  app_portt: 1/' kamal-bad2.yml
+mk 's/^    - DATABASE_URL/    DATABASE_URL: x/' kamal-bad3.yml
+mk 's/^  wait: 2/  wait: "2s"/' kamal-bad4.yml
+mk 's/^    cmd: bin\/jobs/    cmd: bin\/jobs\n    stop_timeout: soon/' kamal-bad5.yml
+mk 's/^  arch: amd64/  arch: amd64\n  cache:\n    type: s3/' kamal-bad6.yml
+mk 's/^    host: 192.0.2.31/    host: 192.0.2.31\n    roles: [web]/' kamal-bad7.yml
+mk '/^builder:/,/^  arch: amd64/d' kamal-bad8.yml
+mk '/^  ssl:/,/^    private_key_pem:/c\  ssl: true' kamal-ssl-hosts.yml
+mk '/^  host: arena.example.com/d' kamal-ssl-nohost.yml
+mk 's/^service: arena/service: arena.web/' kamal-dotted.yml
+mk '/^registry:/,/^    - KAMAL_REGISTRY_PASSWORD/d' kamal-noregistry.yml
+mk '/^  password:/,/^    - KAMAL_REGISTRY_PASSWORD/d' kamal-nopassword.yml
+mk 's/^    WEB_CONCURRENCY: 4/    WEB_CONCURRENCY: "4\x7f"/' kamal-del.yml
+mk '/^registry:/,/^    - KAMAL_REGISTRY_PASSWORD/c\registry:\n  server: localhost:5555' kamal-local-registry.yml
+expect pass "kamal good (custom certificate on 2 hosts)" kv --resolve-secrets "$T/deploy.yml"
+expect pass "kamal local registry without credentials" kv "$T/kamal-local-registry.yml"
+expect fail "kamal Kamal 1 traefik:" kv "$T/kamal-bad1.yml"
+expect fail "kamal unknown proxy key" kv "$T/kamal-bad2.yml"
+expect fail "kamal env secret as a hash" kv "$T/kamal-bad3.yml"
+expect fail "kamal boot wait string" kv "$T/kamal-bad4.yml"
+expect fail "kamal role stop_timeout string" kv "$T/kamal-bad5.yml"
+expect fail "kamal builder cache type" kv "$T/kamal-bad6.yml"
+expect fail "kamal accessory host+roles" kv "$T/kamal-bad7.yml"
+expect fail "kamal builder missing" kv "$T/kamal-bad8.yml"
+expect fail "kamal Let's Encrypt on 2 hosts" kv "$T/kamal-ssl-hosts.yml"
+expect fail "kamal ssl without host" kv "$T/kamal-ssl-nohost.yml"
+expect fail "kamal dotted service name" kv "$T/kamal-dotted.yml"
+expect fail "kamal no registry" kv "$T/kamal-noregistry.yml"
+expect fail "kamal remote registry without password" kv "$T/kamal-nopassword.yml"
+expect fail "kamal raw DEL in a value" kv "$T/kamal-del.yml"
+fi
 fi
 
 echo "$PASS passed, $FAIL failed"

@@ -101,6 +101,22 @@ pub fn num(value: f64) -> String {
     }
 }
 
+/// The error PostgreSQL gives an ordinary role once only reserved slots are left.
+pub(crate) fn postgres_login_refusal(pg: &crate::plan::PostgresPlan) -> &'static str {
+    // PostgreSQL 16+ refuses ordinary roles at the reserved_connections slots first.
+    if pg.version.value >= 16 && pg.reserved_connections.value > 0 {
+        "remaining connection slots are reserved for roles with privileges of the \"pg_use_reserved_connections\" role"
+    } else if pg.superuser_reserved_connections.value > 0 {
+        if pg.version.value >= 16 {
+            "remaining connection slots are reserved for roles with the SUPERUSER attribute"
+        } else {
+            "remaining connection slots are reserved for non-replication superuser connections"
+        }
+    } else {
+        "sorry, too many clients already"
+    }
+}
+
 mod app_pool_below_concurrency;
 mod backlog_over_somaxconn;
 mod capacity_below_load;

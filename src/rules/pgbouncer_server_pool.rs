@@ -111,7 +111,7 @@ impl Check for PgbouncerServerPool {
             } else {
                 ", and the direct clients of `".to_string() + target + "` get the same FATAL error (HTTP 500s)"
             };
-            let refusal = login_refusal(pg);
+            let refusal = super::postgres_login_refusal(pg);
             let message = format!(
                 "pgbouncer `{}` may open {server} server connections to postgres `{target}`, which leaves it {leaves}: {formula} = {server} > {budget} = {leaves}; when the pools grow at peak, PgBouncer's server logins past {leaves} fail (`server login failed: FATAL: {refusal}` in its log), its clients queue (cl_waiting) and fail after query_wait_timeout {}s ({}){direct_consequence}",
                 pooler.name,
@@ -167,22 +167,6 @@ impl Check for PgbouncerServerPool {
             }
             out.push(d);
         }
-    }
-}
-
-/// The error PostgreSQL gives an ordinary role once only reserved slots are left.
-fn login_refusal(pg: &crate::plan::PostgresPlan) -> &'static str {
-    // PostgreSQL 16+ refuses ordinary roles at the reserved_connections slots first.
-    if pg.version.value >= 16 && pg.reserved_connections.value > 0 {
-        "remaining connection slots are reserved for roles with privileges of the \"pg_use_reserved_connections\" role"
-    } else if pg.superuser_reserved_connections.value > 0 {
-        if pg.version.value >= 16 {
-            "remaining connection slots are reserved for roles with the SUPERUSER attribute"
-        } else {
-            "remaining connection slots are reserved for non-replication superuser connections"
-        }
-    } else {
-        "sorry, too many clients already"
     }
 }
 

@@ -80,10 +80,15 @@ impl Check for PostgresConnectionsExhausted {
             if pg.other_connections.value > 0 {
                 terms.push(format!("other_connections {}", pg.other_connections.value));
             }
-            let consequence = match (direct, through_pooler) {
-                (true, _) => "direct clients past the limit get `FATAL: sorry, too many clients already` (HTTP 500s under load)",
-                (false, _) => "PgBouncer's extra server logins fail (`remaining connection slots are reserved`); clients queue and fail after query_wait_timeout",
-            };
+            let refusal = super::postgres_login_refusal(pg);
+            let mut consequences = Vec::new();
+            if direct {
+                consequences.push(format!("direct clients past the limit get `FATAL: {refusal}` (HTTP 500s as soon as load needs the extra connection)"));
+            }
+            if through_pooler || !direct {
+                consequences.push(format!("PgBouncer's extra server logins fail (`{refusal}`); its clients queue (cl_waiting) and fail after query_wait_timeout"));
+            }
+            let consequence = consequences.join("; ");
             let reserved = pg.superuser_reserved_connections.value + pg.reserved_connections.value;
             let needed = pg.demand.saturating_add(reserved);
             let mut d = finding::<Self>(

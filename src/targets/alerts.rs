@@ -358,7 +358,7 @@ deploy:
 
     #[test]
     fn annotations_cannot_become_templates_or_lines() {
-        assert_eq!(text("a {{ $x }}\nb"), "a { { $x } } b");
+        assert_eq!(text("a {{ $x }}\nb"), "a { { $x } }\\nb");
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! The live proof: the plan's predictions hold on real processes.
+//!
+//! For each spec in `tests/fixtures/live/`, `headroom render --force` writes the files;
+//! PostgreSQL, PgBouncer, gunicorn (gthread, a psycopg2 pool sized by the rendered env
+//! file, `tests/live/app.py`) and nginx start on 127.0.0.1 from them (ports and paths
+//! rewritten, nothing else), and a closed loop of 16 clients drives requests that each
+//! hold a connection for `pg_sleep(0.2)` (so CPU noise on a loaded machine matters
+//! little). Then:
+//! - demand = usable connections: no request fails;
+//! - one connection more, direct: the requests that need it fail with PostgreSQL's
+//!   refusal, the message `postgres-connections-exhausted` quotes;
+//! - one more behind PgBouncer: clients queue (`cl_waiting` > 0) without failing, and
+//!   fail with `query_wait_timeout` only once a wait outlasts it;
+//! - pool < threads: requests fail with psycopg2's `PoolError: connection pool
+//!   exhausted`, as `app-pool-below-concurrency` says;
+//! - in every case the successful throughput at saturation is within 10% of the
+//!   bottleneck `headroom plan` computes.
+//!
+//! Every process is stopped by PID when its guard drops, also when an assertion fails.
+
+mod live_support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use live_support::*;
+
+const CLIENTS: usize = 32;
+const WARMUP: f64 = 2.0;
+const WINDOW: f64 = 8.0;
+const BACKOFF: Duration = Duration::from_millis(100);
+const PASSWORD: &str = "live-secret";
+const TOLERANCE: f64 = 0.10;
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/live").join(format!("{name}.yaml"))
+}
+
+/// The plan's bottleneck throughput (rps) for a spec.
+fn predicted_rps(spec: &Path) -> f64 {
+    let plan = headroom_json(&["plan"], spec);
+    plan["capacity"]["bottleneck"]["capacity_rps"].as_f64().unwrap_or_else(|| panic!("no bottleneck in the plan of {}: {plan}", spec.display()))
+}
+
+/// The message of the finding `rule` in `headroom check` of a spec.
+fn finding(spec: &Path, rule: &str) -> String {
+    let report = headroom_json(&["check"], spec);
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("headroom check of {} does not report {rule}: {report}", spec.display()))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_rate(what: &str, measured: f64, predicted: f64) {
+    let ratio = measured / predicted;
+    eprintln!("{what}: {measured:.1} rps measured, {predicted:.1} rps predicted ({ratio:.3})");
+    assert!((ratio - 1.0).abs() <= TOLERANCE, "{what}: {measured:.1} successful rps is not within 10% of the plan's bottleneck {predicted:.1} rps");
+}
+
+/// The app and nginx started from one rendered spec.
+struct App {
+    _nginx: Proc,
+    _gunicorn: Proc,
+    port: u16,
+}
+
+fn start_app(rendered: &Path, dir: &Path, database_url: &str) -> App {
+    let (gunicorn, app_port) = start_gunicorn(rendered, dir, database_url, 0.2);
+    let (nginx, port) = start_nginx(rendered, dir, app_port);
+    App { _nginx: nginx, _gunicorn: gunicorn, port }
+}
+
+fn create_app_role(pg: &Postgres) {
+    pg.psql(&format!("CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'"));
+    pg.psql("CREATE DATABASE app OWNER app");
+}
+
+#[test]
+fn direct_clients_fit_at_usable_connections_and_fail_one_past_it() {
+    let _serial = serial();
+    let dir = temp_dir("direct");
+    let mut pg = Postgres::init(dir.path());
+
+    // demand 8 = usable 11 - 3: no error.
+    let spec = fixture("direct-fits");
+    let rendered = render(&spec, &dir.path().join("fits"));
+    pg.start(&rendered.join("postgres/db.conf"));
+    create_app_role(&pg);
+    assert_eq!(pg.psql("SHOW max_connections").trim(), "11");
+    let run = {
+        let app = start_app(&rendered, &dir.path().join("fits"), &pg.url("app", PASSWORD, "app"));
+        drive(app.port, "/", CLIENTS, WARMUP, WINDOW, BACKOFF)
+    };
+    assert_eq!(run.failed, 0, "requests failed at demand = usable connections: {:?}", run.failures);
+    assert_rate("direct, 8 connections of 8", run.ok_rps(), predicted_rps(&spec));
+
+    // demand 8 > usable 10 - 3 = 7: the eighth connection is refused.
+    let spec = fixture("direct-over");
+    let message = finding(&spec, "postgres-connections-exhausted");
+    let rendered = render(&spec, &dir.path().join("over"));
+    pg.start(&rendered.join("postgres/db.conf"));
+    let run = {
+        let app = start_app(&rendered, &dir.path().join("over"), &pg.url("app", PASSWORD, "app"));
+        drive(app.port, "/", CLIENTS, WARMUP, WINDOW, BACKOFF)
+    };
+    assert!(run.failed > 0, "no request failed with 8 connections against 7 usable");
+    let refusal = "remaining connection slots are reserved";
+    for failure in &run.failures {
+        assert!(failure.starts_with("500 OperationalError") && failure.contains(refusal), "unexpected failure: {failure}");
+    }
+    assert!(message.contains(&format!("direct clients past the limit get `FATAL: {refusal}")), "the rule does not name the error the app shows:\n{message}\nlive: {}", run.failures[0]);
+    eprintln!("direct, 8 connections of 7: {} failed in {WINDOW}s, e.g. {}", run.failed, run.failures[0]);
+    assert_rate("direct, 8 connections of 7", run.ok_rps(), predicted_rps(&spec));
+
+    // pool 3 < 4 threads: the fourth thread of each worker fails at once.
+    let spec = fixture("pool-below-threads");
+    let message = finding(&spec, "app-pool-below-concurrency");
+    let rendered = render(&spec, &dir.path().join("pool"));
+    pg.start(&rendered.join("postgres/db.conf"));
+    let run = {
+        let app = start_app(&rendered, &dir.path().join("pool"), &pg.url("app", PASSWORD, "app"));
+        drive(app.port, "/", CLIENTS, WARMUP, WINDOW, BACKOFF)
+    };
+    assert!(run.failed > 0, "no request failed with a pool of 3 under 4 threads");
+    for failure in &run.failures {
+        assert_eq!(failure, "500 PoolError: connection pool exhausted", "unexpected failure");
+    }
+    assert!(message.contains("`psycopg2.pool.PoolError: connection pool exhausted` at once"), "the rule does not name the error the app shows:\n{message}");
+    eprintln!("pool 3 < 4 threads: {} failed in {WINDOW}s, e.g. {}", run.failed, run.failures[0]);
+    assert_rate("pool 3 < 4 threads", run.ok_rps(), predicted_rps(&spec));
+}
+
+#[test]
+fn behind_pgbouncer_one_connection_too_many_queues_then_times_out() {
+    let _serial = serial();
+    let dir = temp_dir("pgbouncer");
+    let mut pg = Postgres::init(dir.path());
+    let spec = fixture("pgbouncer-over");
+    let message = finding(&spec, "postgres-connections-exhausted");
+    assert!(message.contains("clients queue (cl_waiting) and fail after query_wait_timeout"), "{message}");
+    let rendered = render(&spec, &dir.path().join("r"));
+    pg.start(&rendered.join("postgres/db.conf"));
+    create_app_role(&pg);
+    let (mut bouncer, bouncer_port) = start_pgbouncer(&rendered.join("pgbouncer/pgbouncer.ini"), dir.path(), pg.port, &[("app", PASSWORD), ("postgres", PASSWORD)]);
+    let url = format!("postgresql://app:{PASSWORD}@127.0.0.1:{bouncer_port}/app");
+    let app = start_app(&rendered, dir.path(), &url);
+
+    // Saturation: 8 client connections share 7 server connections; sample SHOW POOLS.
+    let port = app.port;
+    let load = std::thread::spawn(move || drive(port, "/", CLIENTS, WARMUP, WINDOW, BACKOFF));
+    let mut max_waiting = 0u64;
+    let mut max_servers = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs_f64(WARMUP + WINDOW - 0.5) {
+        for pool in show_pools(bouncer_port, PASSWORD).iter().filter(|p| p["database"] == "app") {
+            max_waiting = max_waiting.max(pool["cl_waiting"].parse().unwrap());
+            max_servers = max_servers.max(pool["sv_active"].parse::<u64>().unwrap() + pool["sv_idle"].parse::<u64>().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let run = load.join().unwrap();
+    bouncer.assert_running();
+    eprintln!("pgbouncer, 8 server connections wanted of 7: cl_waiting up to {max_waiting}, server connections up to {max_servers}");
+    assert!(max_waiting > 0, "no client waited (cl_waiting stayed 0)");
+    assert!(max_servers <= 7, "pgbouncer held {max_servers} server connections, postgres accepts 7");
+    assert_eq!(run.failed, 0, "requests failed while their waits were far below query_wait_timeout: {:?}", run.failures);
+    assert_rate("pgbouncer, 8 server connections wanted of 7", run.ok_rps(), predicted_rps(&spec));
+    let log = std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default() + &bouncer.log_text();
+    assert!(log.contains("remaining connection slots are reserved"), "pgbouncer's server login was not refused by postgres:\n{log}");
+
+    // A wait longer than query_wait_timeout (2s): seven clients hold the seven server
+    // connections postgres accepts (pg_sleep(4) through PgBouncer); an app request then
+    // finds none, waits in PgBouncer, and fails after 2 s, not before.
+    let holders: Vec<_> = (0..7)
+        .map(|_| std::thread::spawn(move || psql(bouncer_port, "app", "app", Some(PASSWORD), "SELECT pg_sleep(4)")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let active: u64 = show_pools(bouncer_port, PASSWORD).iter().filter(|p| p["database"] == "app").map(|p| p["sv_active"].parse::<u64>().unwrap()).sum();
+        if active >= 7 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Instant::now();
+    let response = get(port, "/?sleep=0.1");
+    let elapsed = sent.elapsed();
+    for h in holders {
+        h.join().unwrap();
+    }
+    let failed = [(elapsed, response.clone())];
+    assert!(!matches!(response, Some((200, _))), "the request got a server connection although seven clients held all of them: {response:?}");
+    // PgBouncer sends `FATAL: query_wait_timeout` and closes the client connection;
+    // libpq reports either that message or the closed connection, so the cause is read
+    // from PgBouncer's log.
+    for (elapsed, response) in &failed {
+        let body = response.as_ref().map(|(_, b)| b.as_str()).unwrap_or("");
+        assert!(
+            body.contains("query_wait_timeout") || body.contains("server closed the connection unexpectedly"),
+            "a waiting request failed otherwise: {response:?}"
+        );
+        assert!(*elapsed >= Duration::from_secs(2), "failed after {elapsed:?}, before query_wait_timeout 2s");
+    }
+    let log = std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default() + &bouncer.log_text();
+    let timeouts = log.lines().filter(|l| l.contains("query_wait_timeout")).count();
+    assert!(timeouts >= failed.len(), "pgbouncer logged {timeouts} query_wait_timeout for {} failed requests:\n{log}", failed.len());
+    eprintln!("pgbouncer wait past query_wait_timeout 2s: failed after {elapsed:?}: {}", response.as_ref().map(|(_, b)| b.trim()).unwrap_or(""));
+}

@@ -4,7 +4,7 @@
 //! PostgreSQL, PgBouncer, gunicorn (gthread, a psycopg2 pool sized by the rendered env
 //! file, `tests/live/app.py`) and nginx start on 127.0.0.1 from them (ports and paths
 //! rewritten, nothing else), and a closed loop of 16 clients drives requests that each
-//! hold a connection for `pg_sleep(0.2)` (so CPU noise on a loaded machine matters
+//! hold a connection for `pg_sleep(0.4)` (so CPU noise on a loaded machine matters
 //! little). Then:
 //! - demand = usable connections: no request fails;
 //! - one connection more, direct: the requests that need it fail with PostgreSQL's
@@ -70,7 +70,7 @@ struct App {
 }
 
 fn start_app(rendered: &Path, dir: &Path, database_url: &str) -> App {
-    let (gunicorn, app_port) = start_gunicorn(rendered, dir, database_url, 0.2);
+    let (gunicorn, app_port) = start_gunicorn(rendered, dir, database_url, 0.4);
     let (nginx, port) = start_nginx(rendered, dir, app_port);
     App { _nginx: nginx, _gunicorn: gunicorn, port }
 }

@@ -42,7 +42,7 @@ def app(environ, start_response):
     if environ.get("PATH_INFO") == "/ping":
         return answer(start_response, "200 OK", "pong\n")
     query = parse_qs(environ.get("QUERY_STRING", ""))
-    seconds = float(query.get("sleep", [os.environ.get("DB_SLEEP", "0.2")])[0])
+    seconds = float(query.get("sleep", [os.environ.get("DB_SLEEP", "0.4")])[0])
     try:
         p = pool()
         conn = p.getconn()

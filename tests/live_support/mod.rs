@@ -353,8 +353,10 @@ pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
 /// What a load run saw.
 #[derive(Debug, Default)]
 pub struct LoadResult {
-    /// Successful responses completed inside the measured window.
-    pub ok: u64,
+    /// Successful responses in the measured window, each counted by the share of its
+    /// duration that falls inside the window (so the window's edges cut no request in
+    /// or out whole).
+    pub ok: f64,
     /// Failed responses (non-200) in the window, and a sample of their bodies.
     pub failed: u64,
     pub failures: Vec<String>,
@@ -363,12 +365,12 @@ pub struct LoadResult {
 
 impl LoadResult {
     pub fn ok_rps(&self) -> f64 {
-        self.ok as f64 / self.window
+        self.ok / self.window
     }
 }
 
 /// A closed loop of `clients` concurrent clients against `path` for `warmup + window`
-/// seconds; only completions inside the window count. A client that gets an error
+/// seconds; only what happens inside the window counts. A client that gets an error
 /// waits `backoff` before its next request, so failing requests (which return at
 /// once) cannot flood a 2-core machine and disturb the measurement.
 pub fn drive(port: u16, path: &str, clients: usize, warmup: f64, window: f64, backoff: Duration) -> LoadResult {
@@ -382,12 +384,16 @@ pub fn drive(port: u16, path: &str, clients: usize, warmup: f64, window: f64, ba
             let path = path.to_string();
             std::thread::spawn(move || {
                 while start.elapsed() < until {
+                    let sent = start.elapsed();
                     let response = get(port, &path);
                     let done = start.elapsed();
                     let counted = done >= from && done < until;
                     let mut r = result.lock().unwrap();
                     match response {
-                        Some((200, _)) => r.ok += u64::from(counted),
+                        Some((200, _)) => {
+                            let inside = done.min(until).saturating_sub(sent.max(from));
+                            r.ok += inside.as_secs_f64() / (done - sent).as_secs_f64().max(1e-9);
+                        }
                         other => {
                             r.failed += u64::from(counted);
                             if r.failures.len() < 50 {

@@ -26,6 +26,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("negative.yaml", "spec-invalid", 6, "below the minimum 1"),
     ("not_a_mapping.yaml", "spec-invalid", 1, "must be a mapping"),
     ("past_u64.yaml", "yaml-syntax", 6, "too large"),
+    ("qdrant_product_without_compression.yaml", "spec-invalid", 7, "needs a compression ratio"),
     ("tabs.yaml", "yaml-syntax", 5, "tab"),
     ("unknown_key.yaml", "spec-invalid", 6, "unknown key `worker`"),
     ("unknown_kind.yaml", "spec-invalid", 5, "unknown kind `memcached`"),

@@ -544,15 +544,15 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                 Some(t) => {
                     let allowed = match service {
                         Service::Pgbouncer(_) => matches!(t, Service::Postgres(_)),
-                        Service::Postgres(_) | Service::Redis(_) | Service::Nginx(_) => false,
-                        _ => matches!(t, Service::Postgres(_) | Service::Pgbouncer(_) | Service::Redis(_)),
+                        Service::Postgres(_) | Service::Redis(_) | Service::Nginx(_) | Service::Qdrant(_) => false,
+                        _ => matches!(t, Service::Postgres(_) | Service::Pgbouncer(_) | Service::Redis(_) | Service::Qdrant(_)),
                     };
                     if !allowed {
                         let hint = match service {
                             Service::Pgbouncer(_) => "a pgbouncer `uses` the postgres it pools for".to_string(),
                             Service::Nginx(_) => "nginx reaches app servers through `upstreams`, not `uses`".to_string(),
-                            Service::Postgres(_) | Service::Redis(_) => format!("a {} opens no pools; remove `uses`", service.kind()),
-                            _ => "`uses` names a postgres, pgbouncer or redis service".to_string(),
+                            Service::Postgres(_) | Service::Redis(_) | Service::Qdrant(_) => format!("a {} opens no pools; remove `uses`", service.kind()),
+                            _ => "`uses` names a postgres, pgbouncer, redis or qdrant service".to_string(),
                         };
                         add(use_pointer, format!("service `{name}` ({}) cannot use `{target}` ({})", service.kind(), t.kind()), hint, true);
                     }
@@ -639,6 +639,23 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
             for db in &postgres.databases {
                 if !valid_identifier(db) {
                     add(format!("{base}/databases"), format!("invalid database name `{}`", db.escape_debug()), "database names are letters, digits, `_` and `-`".into(), false);
+                }
+            }
+        }
+        if let Service::Qdrant(qdrant) = service {
+            for (collection, c) in &qdrant.collections {
+                let at = format!("{base}/collections/{}", yaml::escape_segment(collection));
+                if !valid_identifier(collection) {
+                    add(at.clone(), format!("invalid collection name `{}`", collection.escape_debug()), "collection names are letters, digits, `_` and `-`".into(), true);
+                }
+                if let Some(q) = &c.quantization {
+                    let product = q.kind == crate::spec::QuantizationType::Product;
+                    if product && q.compression.is_none() {
+                        add(format!("{at}/quantization"), format!("product quantization of `{collection}` needs a compression ratio"), "add compression: x4, x8, x16, x32 or x64 (Qdrant requires it)".into(), false);
+                    }
+                    if !product && q.compression.is_some() {
+                        add(format!("{at}/quantization/compression"), format!("`compression` applies to product quantization only (`{collection}` uses {})", if q.kind == crate::spec::QuantizationType::Scalar { "scalar" } else { "binary" }), "remove compression, or use type: product".into(), false);
+                    }
                 }
             }
         }

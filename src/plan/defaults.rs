@@ -94,6 +94,24 @@ pub const REDIS_PORT: u64 = 6379;
 /// Redis: maxmemory-policy (default noeviction).
 pub const REDIS_POLICY: &str = "noeviction";
 
+/// Qdrant (config/config.yaml of 1.19): service.http_port 6333, service.grpc_port 6334,
+/// cluster.p2p.port 6335, service.max_request_size_mb 32, service.max_workers 0 (one
+/// per CPU), storage.collection.replication_factor 1 and write_consistency_factor 1.
+pub const QDRANT_HTTP_PORT: u64 = 6333;
+pub const QDRANT_GRPC_PORT: u64 = 6334;
+pub const QDRANT_P2P_PORT: u64 = 6335;
+pub const QDRANT_MAX_REQUEST_SIZE_MB: u64 = 32;
+pub const QDRANT_MAX_WORKERS: u64 = 0;
+pub const QDRANT_REPLICATION_FACTOR: u64 = 1;
+pub const QDRANT_WRITE_CONSISTENCY_FACTOR: u64 = 1;
+/// Qdrant capacity planning: float32 = 4 bytes per dimension, and x 1.5 for the
+/// indexes, point versions and the temporary segments of the optimizer.
+pub const QDRANT_FLOAT32_BYTES: f64 = 4.0;
+pub const QDRANT_OVERHEAD: f64 = 1.5;
+/// Qdrant capacity planning: an HNSW graph of m = 16 (hnsw_index.m) takes
+/// m x 2 x 4 bytes x 1.2 per point, and stays in RAM when the vectors move to disk.
+pub const QDRANT_HNSW_BYTES_PER_POINT: f64 = 16.0 * 2.0 * 4.0 * 1.2;
+
 /// Linux >= 5.4: net.core.somaxconn (default 4096; 128 before 5.4). Per network
 /// namespace: a container gets this default, not the host's value.
 pub const SOMAXCONN: u64 = 4096;

@@ -2,6 +2,7 @@
 //! each carrying its origin. Rules and targets read the plan; they never recompute.
 
 pub mod defaults;
+pub mod qdrant;
 pub mod resolve;
 pub mod sourced;
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 pub use resolve::resolve;
 pub use sourced::{Origin, Sourced};
 
-use crate::spec::{Balance, Framework, Persistence, PoolMode, RedisMode, RedisUsage, Storage, WorkerClass, Workload};
+use crate::spec::{Balance, Compression, Distance, Framework, Persistence, PoolMode, QuantizationType, RedisMode, RedisUsage, Storage, WorkerClass, Workload};
 
 /// What a service is, as a closed set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -27,6 +28,7 @@ pub enum Kind {
     Pgbouncer,
     Postgres,
     Redis,
+    Qdrant,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Pgbouncer => "pgbouncer",
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
+            Kind::Qdrant => "qdrant",
         }
     }
     /// App servers serve `load.rps`.
@@ -215,6 +218,7 @@ pub enum Detail {
     Pgbouncer(PgbouncerPlan),
     Postgres(PostgresPlan),
     Redis(RedisPlan),
+    Qdrant(QdrantPlan),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -398,6 +402,74 @@ pub struct RedisPlan {
     pub replicas_per_master: u64,
     /// Connections every client may open, summed.
     pub demand: u64,
+}
+
+/// A Qdrant deployment: its nodes, ports and collections, and the memory each node
+/// needs for the vectors it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct QdrantPlan {
+    /// Cluster nodes (the service's replicas); more than one runs distributed mode.
+    pub nodes: u64,
+    pub grpc_port: Sourced<u64>,
+    pub p2p_port: Sourced<u64>,
+    pub max_request_size_mb: Sourced<u64>,
+    pub max_workers: Sourced<u64>,
+    pub collections: Vec<CollectionPlan>,
+    /// In-RAM bytes of every collection on the busiest node.
+    pub memory_per_node: u64,
+    /// What one node may use: its container limit, else its machine's memory.
+    pub memory_limit: Option<Sourced<u64>>,
+    /// Fewest nodes (at `memory_limit`) that hold every collection; None when the
+    /// limit is unknown or no node count fits (a single shard replica is too large).
+    pub nodes_needed: Option<u64>,
+    /// Connections every client may open, summed.
+    pub demand: u64,
+}
+
+/// One collection's spread over the nodes and its memory.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollectionPlan {
+    pub name: String,
+    /// Spec path (`services.vectors.collections.voice_embeddings`).
+    pub path: String,
+    pub vectors: u64,
+    pub dimensions: u64,
+    pub distance: Distance,
+    /// As written, else the node count (Qdrant's default at creation).
+    pub shard_number: Sourced<u64>,
+    pub replication_factor: Sourced<u64>,
+    pub write_consistency_factor: Sourced<u64>,
+    pub on_disk: Sourced<bool>,
+    pub quantization: Option<QuantizationPlan>,
+    /// Replicas Qdrant places per shard: min(replication_factor, nodes), at most one per node.
+    pub placed_replicas: u64,
+    /// Shard replicas on the busiest node: ceil(shard_number x placed_replicas / nodes).
+    pub shards_per_node: u64,
+    /// Points the busiest node holds: vectors x shards_per_node / shard_number.
+    pub points_per_node: u64,
+    /// RAM one stored point takes, in bytes, and the formula.
+    pub bytes_per_point: f64,
+    pub bytes_per_point_formula: String,
+    /// In-RAM bytes of this collection on the busiest node.
+    pub memory_per_node: u64,
+    /// Fewest nodes that hold this collection at the node memory limit (None: unknown
+    /// limit, or one shard replica alone exceeds it).
+    pub nodes_needed: Option<u64>,
+    /// RAM of one shard replica (the floor no node count goes below).
+    pub shard_replica_bytes: u64,
+}
+
+/// A collection's quantization and what it keeps in RAM.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantizationPlan {
+    pub kind: QuantizationType,
+    pub compression: Option<Compression>,
+    /// As written (`always_ram`); None follows the original vectors.
+    pub always_ram: Option<bool>,
+    /// Bytes per dimension of the quantized copy.
+    pub bytes_per_dimension: f64,
+    /// The quantized copy is in RAM: always_ram, or following originals kept in RAM.
+    pub in_ram: bool,
 }
 
 /// One client's pools to one target: `replicas x processes x per-process pool`.

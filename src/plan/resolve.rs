@@ -158,6 +158,9 @@ pub fn resolve(spec: &Spec) -> Plan {
             Detail::Redis(r) => {
                 r.demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
             }
+            Detail::Qdrant(q) => {
+                q.demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+            }
             _ => {}
         }
     }
@@ -577,6 +580,30 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
             };
             (Kind::Redis, one("processes", "one server"), one("slots", "n/a"), port, backlog, detail)
         }
+        Service::Qdrant(q) => {
+            let nodes = replicas.value.max(1);
+            let memory_limit = memory.clone().or_else(|| {
+                let name = common.machine.as_ref()?;
+                let bytes = spec.machines.get(name)?.memory?.bytes();
+                Some(Sourced::derived(bytes, p("resources.memory"), format!("machines.{name}.memory")))
+            });
+            let (collections, memory_per_node, nodes_needed) =
+                super::qdrant::collections(&path, q, nodes, memory_limit.as_ref().map(|m| m.value));
+            let detail = Detail::Qdrant(QdrantPlan {
+                nodes,
+                grpc_port: Sourced::or_default(q.grpc_port.map(u64::from), p("grpc_port"), d::QDRANT_GRPC_PORT, "Qdrant service.grpc_port = 6334"),
+                p2p_port: Sourced::or_default(q.p2p_port.map(u64::from), p("p2p_port"), d::QDRANT_P2P_PORT, "Qdrant cluster.p2p.port = 6335"),
+                max_request_size_mb: Sourced::or_default(q.max_request_size_mb, p("max_request_size_mb"), d::QDRANT_MAX_REQUEST_SIZE_MB, "Qdrant service.max_request_size_mb = 32"),
+                max_workers: Sourced::or_default(q.max_workers, p("max_workers"), d::QDRANT_MAX_WORKERS, "Qdrant service.max_workers = 0 (one per CPU)"),
+                collections,
+                memory_per_node,
+                memory_limit,
+                nodes_needed,
+                demand: 0,
+            });
+            let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::QDRANT_HTTP_PORT, "Qdrant service.http_port = 6333");
+            (Kind::Qdrant, one("processes", "one server"), one("slots", "n/a"), port, None, detail)
+        }
     };
     let slots = mul(&[replicas.value, processes.value, slots_per_process.value]);
     ServicePlan {
@@ -675,6 +702,7 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
         Service::Postgres(_) => Kind::Postgres,
         Service::Pgbouncer(_) => Kind::Pgbouncer,
         Service::Redis(_) => Kind::Redis,
+        Service::Qdrant(_) => Kind::Qdrant,
         other => match other.kind() {
             "nginx" => Kind::Nginx,
             _ => Kind::Worker,

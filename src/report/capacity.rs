@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::diag::Diagnostic;
 use crate::plan::{Detail, Plan};
-use crate::rules::num;
+use crate::rules::{num, size};
 
 /// One row per service.
 #[derive(Clone, Debug, Serialize)]
@@ -59,6 +59,40 @@ pub struct BudgetRow {
     pub rollout_demand: Option<u64>,
 }
 
+/// A vector store (qdrant): its nodes and the RAM its collections take on each.
+#[derive(Clone, Debug, Serialize)]
+pub struct VectorStoreRow {
+    pub nodes: u64,
+    /// In-RAM bytes of every collection on the busiest node.
+    pub memory_per_node: u64,
+    /// A node's memory limit (bytes), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// Fewest nodes holding every collection at that limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes_needed: Option<u64>,
+    /// Connections its clients may open, summed.
+    pub client_connections: u64,
+    pub collections: IndexMap<String, CollectionRow>,
+}
+
+/// One collection's spread and memory.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollectionRow {
+    pub vectors: u64,
+    pub dimensions: u64,
+    pub shard_number: u64,
+    pub replication_factor: u64,
+    /// Shard replicas on the busiest node.
+    pub shards_per_node: u64,
+    pub points_per_node: u64,
+    /// RAM per stored point (bytes).
+    pub bytes_per_point: f64,
+    pub memory_per_node: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes_needed: Option<u64>,
+}
+
 /// The whole table.
 #[derive(Clone, Debug, Serialize)]
 pub struct CapacityReport {
@@ -68,6 +102,8 @@ pub struct CapacityReport {
     pub services: IndexMap<String, ServiceRow>,
     pub edges: IndexMap<String, EdgeRow>,
     pub budgets: IndexMap<String, BudgetRow>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub vector_stores: IndexMap<String, VectorStoreRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::plan::Capacity>,
 }
@@ -151,7 +187,44 @@ impl CapacityReport {
             let rollout_demand = (extra > 0).then(|| demand.saturating_add(extra));
             budgets.insert(s.name.clone(), BudgetRow { service: s.name.clone(), limit_name, demand, allowed, headroom: round4(headroom), rollout_demand });
         }
-        CapacityReport { name: plan.name.clone(), load, services, edges, budgets, capacity: plan.capacity.clone() }
+        let vector_stores = plan
+            .services
+            .iter()
+            .filter_map(|s| match &s.detail {
+                Detail::Qdrant(q) => Some((
+                    s.name.clone(),
+                    VectorStoreRow {
+                        nodes: q.nodes,
+                        memory_per_node: q.memory_per_node,
+                        memory_limit: q.memory_limit.as_ref().map(|m| m.value),
+                        nodes_needed: q.nodes_needed,
+                        client_connections: q.demand,
+                        collections: q
+                            .collections
+                            .iter()
+                            .map(|c| {
+                                (
+                                    c.name.clone(),
+                                    CollectionRow {
+                                        vectors: c.vectors,
+                                        dimensions: c.dimensions,
+                                        shard_number: c.shard_number.value,
+                                        replication_factor: c.replication_factor.value,
+                                        shards_per_node: c.shards_per_node,
+                                        points_per_node: c.points_per_node,
+                                        bytes_per_point: round(c.bytes_per_point),
+                                        memory_per_node: c.memory_per_node,
+                                        nodes_needed: c.nodes_needed,
+                                    },
+                                )
+                            })
+                            .collect(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        CapacityReport { name: plan.name.clone(), load, services, edges, budgets, vector_stores, capacity: plan.capacity.clone() }
     }
 
     pub fn to_json(&self) -> String {
@@ -240,6 +313,51 @@ impl CapacityReport {
                 rows.push(row);
             }
             table(&mut out, &rows);
+        }
+        for (name, v) in &self.vector_stores {
+            let limit = v.memory_limit.map_or("unknown".to_string(), size);
+            let _ = writeln!(
+                out,
+                "\nvector memory per node: qdrant `{name}`, {} ({} client connections), limit {limit}",
+                crate::rules::plural(v.nodes, "node"),
+                v.client_connections
+            );
+            let mut rows = vec![vec![
+                "collection".to_string(),
+                "vectors x dims".into(),
+                "shards x replicas".into(),
+                "shards/node".into(),
+                "points/node".into(),
+                "per point".into(),
+                "memory/node".into(),
+                "nodes needed".into(),
+            ]];
+            let needed = |n: Option<u64>| match (n, v.memory_limit) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(_)) => "none fits".into(),
+                (None, None) => "-".into(),
+            };
+            for (cname, c) in &v.collections {
+                rows.push(vec![
+                    cname.clone(),
+                    format!("{} x {}", c.vectors, c.dimensions),
+                    format!("{} x {}", c.shard_number, c.replication_factor),
+                    c.shards_per_node.to_string(),
+                    c.points_per_node.to_string(),
+                    format!("{} B", num(c.bytes_per_point)),
+                    size(c.memory_per_node),
+                    needed(c.nodes_needed),
+                ]);
+            }
+            if v.collections.len() > 1 {
+                rows.push(vec!["(all)".into(), String::new(), String::new(), String::new(), String::new(), String::new(), size(v.memory_per_node), needed(v.nodes_needed)]);
+            }
+            table(&mut out, &rows);
+            if let Some(limit) = v.memory_limit
+                && v.memory_per_node > limit
+            {
+                let _ = writeln!(out, "  <- over: {} of vectors per node > {} (see qdrant-memory)", size(v.memory_per_node), size(limit));
+            }
         }
         if let Some(c) = &self.capacity {
             out.push('\n');

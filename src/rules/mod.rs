@@ -117,6 +117,17 @@ pub(crate) fn postgres_login_refusal(pg: &crate::plan::PostgresPlan) -> &'static
     }
 }
 
+/// A byte count in the largest binary unit it reaches: `8GiB`, `6.4GiB`, `512MiB`.
+pub fn size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    for (scale, suffix) in [(KIB * KIB * KIB, "GiB"), (KIB * KIB, "MiB"), (KIB, "KiB")] {
+        if bytes >= scale {
+            return format!("{}{suffix}", num(bytes as f64 / scale as f64));
+        }
+    }
+    format!("{bytes}B")
+}
+
 mod app_pool_below_concurrency;
 mod backlog_over_somaxconn;
 mod capacity_below_load;
@@ -149,6 +160,8 @@ mod postgres_memory;
 mod health_check_missing;
 mod sysctl_in_container;
 mod kamal_proxy_ssl_hosts;
+mod qdrant_memory;
+mod qdrant_replication;
 
 /// Every rule, in catalog order.
 pub static REGISTRY: &[&dyn Rule] = &[
@@ -184,6 +197,8 @@ pub static REGISTRY: &[&dyn Rule] = &[
     &health_check_missing::HealthCheckMissing,
     &sysctl_in_container::SysctlInContainer,
     &kamal_proxy_ssl_hosts::KamalProxySslHosts,
+    &qdrant_memory::QdrantMemory,
+    &qdrant_replication::QdrantReplication,
 ];
 
 /// The rule with this ID.

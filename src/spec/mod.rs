@@ -125,6 +125,8 @@ pub enum Service {
     Postgres(Postgres),
     /// Redis server (standalone, sentinel or cluster).
     Redis(Redis),
+    /// Qdrant vector database (one node, or a distributed cluster of `replicas` nodes).
+    Qdrant(Qdrant),
 }
 
 impl Service {
@@ -142,11 +144,12 @@ impl Service {
             Service::Pgbouncer(_) => "pgbouncer",
             Service::Postgres(_) => "postgres",
             Service::Redis(_) => "redis",
+            Service::Qdrant(_) => "qdrant",
         }
     }
 
     /// Every kind a spec may name.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "gunicorn",
         "puma",
         "sidekiq",
@@ -158,6 +161,7 @@ impl Service {
         "pgbouncer",
         "postgres",
         "redis",
+        "qdrant",
     ];
 
     /// The autoscaler bounds of an app or job service.
@@ -195,6 +199,7 @@ impl Service {
             Service::Pgbouncer(s) => &s.common,
             Service::Postgres(s) => &s.common,
             Service::Redis(s) => &s.common,
+            Service::Qdrant(s) => &s.common,
         }
     }
 }
@@ -863,6 +868,136 @@ pub struct Redis {
     /// Cluster mode: replicas per master (default 1).
     #[serde(default)]
     pub replicas_per_master: Option<u64>,
+}
+
+/// Distance function a collection compares vectors with (Qdrant `distance`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Distance {
+    /// Cosine similarity.
+    Cosine,
+    /// Euclidean distance.
+    Euclid,
+    /// Dot product.
+    Dot,
+    /// Manhattan distance.
+    Manhattan,
+}
+
+/// Quantization method (Qdrant `quantization_config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantizationType {
+    /// int8 per dimension: 4x smaller than float32.
+    Scalar,
+    /// Product quantization: `compression` x4 to x64.
+    Product,
+    /// One bit per dimension: 32x smaller than float32.
+    Binary,
+}
+
+/// Product-quantization compression ratio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// 4 times smaller than float32.
+    X4,
+    /// 8 times smaller.
+    X8,
+    /// 16 times smaller.
+    X16,
+    /// 32 times smaller.
+    X32,
+    /// 64 times smaller.
+    X64,
+}
+
+impl Compression {
+    /// The ratio as a number (x16 -> 16).
+    pub fn ratio(self) -> u64 {
+        match self {
+            Compression::X4 => 4,
+            Compression::X8 => 8,
+            Compression::X16 => 16,
+            Compression::X32 => 32,
+            Compression::X64 => 64,
+        }
+    }
+}
+
+/// Quantization of a collection's vectors: a compressed copy Qdrant searches first.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quantization {
+    /// Method: scalar, product or binary.
+    #[serde(rename = "type")]
+    pub kind: QuantizationType,
+    /// Product quantization only, and required there: x4, x8, x16, x32 or x64.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    /// Keep the quantized copy in RAM even when the original vectors are on disk
+    /// (default: the quantized copy follows the original vectors).
+    #[serde(default)]
+    pub always_ram: Option<bool>,
+}
+
+/// A Qdrant collection: how many vectors it holds and how they are spread over the nodes.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    /// Points (vectors) the collection is planned to hold.
+    #[schemars(range(min = 1))]
+    pub vectors: u64,
+    /// Dimensions of each vector (Qdrant accepts 1 to 65536).
+    #[schemars(range(min = 1, max = 65536))]
+    pub dimensions: u64,
+    /// Distance function.
+    pub distance: Distance,
+    /// Shards the collection is split into (default: the number of nodes when it is created).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub shard_number: Option<u64>,
+    /// Copies of each shard, each on a different node (default 1).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub replication_factor: Option<u64>,
+    /// Replicas that must acknowledge a write (default 1).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub write_consistency_factor: Option<u64>,
+    /// Serve the original vectors from disk (memory-mapped) instead of RAM (default false).
+    #[serde(default)]
+    pub on_disk: Option<bool>,
+    /// Quantization (default none).
+    #[serde(default)]
+    pub quantization: Option<Quantization>,
+}
+
+/// A Qdrant vector database; `replicas` is the number of cluster nodes (more than one
+/// runs Qdrant in distributed mode).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Qdrant {
+    #[serde(flatten)]
+    pub common: Common,
+    /// gRPC port (default 6334; `port` is the HTTP port, default 6333).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub grpc_port: Option<u16>,
+    /// Port the cluster nodes talk to each other on (default 6335).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub p2p_port: Option<u16>,
+    /// Largest request body accepted, in megabytes (default 32).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
+    pub max_request_size_mb: Option<u64>,
+    /// Worker threads serving the API (default 0 = one per CPU).
+    #[serde(default)]
+    #[schemars(range(max = 65535))]
+    pub max_workers: Option<u64>,
+    /// Collections, keyed by name (`[A-Za-z0-9_-]+`).
+    #[serde(default)]
+    pub collections: IndexMap<String, Collection>,
 }
 
 fn one() -> u32 {

@@ -20,6 +20,9 @@ pub const POSTGRES_IMAGE_PREFIX: &str = "postgres:";
 pub const REDIS_IMAGE: &str = "redis:7-alpine";
 pub const PGBOUNCER_IMAGE: &str = "edoburu/pgbouncer";
 pub const NGINX_IMAGE: &str = "nginx:1.25-alpine";
+/// The Qdrant release whose reference configuration the rendered settings are proven
+/// against.
+pub const QDRANT_IMAGE: &str = "qdrant/qdrant:v1.19.0";
 
 use super::redis::SENTINEL_PORT;
 
@@ -342,6 +345,7 @@ fn image_or_build(service: &ServicePlan) -> (Option<String>, Option<String>) {
         Detail::Redis(_) => (Some(REDIS_IMAGE.into()), None),
         Detail::Pgbouncer(_) => (Some(PGBOUNCER_IMAGE.into()), None),
         Detail::Nginx(_) => (Some(NGINX_IMAGE.into()), None),
+        Detail::Qdrant(_) => (Some(QDRANT_IMAGE.into()), None),
         _ => (None, Some(build.unwrap_or_else(|| ".".into()))),
     }
 }
@@ -513,6 +517,8 @@ fn compose_service(
             svc.volumes.push(format!("{volume}:/var/lib/postgresql/data"));
             volumes.push(volume);
         }
+        // Qdrant nodes are configured through their environment (below).
+        Detail::Qdrant(_) => {}
         Detail::Redis(r) => match &instance.role {
             Role::RedisSentinel { .. } => {
                 svc.volumes.push(config_mount(&redis::sentinel_path(ctx, service), SENTINEL_CONF));

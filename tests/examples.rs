@@ -40,7 +40,7 @@ fn check_and_plan_json_for_every_example() {
 
 #[test]
 fn human_renderings() {
-    for name in ["django-compose", "sfpermits-railway", "rails-kamal"] {
+    for name in ["django-compose", "sfpermits-railway", "rails-kamal", "voiceassist"] {
         let path = format!("examples/{name}/capacity.yaml");
         let analysis = analyze_file(Path::new(&path)).unwrap();
         let input = ReportInput { sources: vec![&analysis.loaded.source], subject: path.clone(), diagnostics: &analysis.diagnostics };
@@ -87,7 +87,8 @@ fn each_seed_scenario_reports_what_its_guide_gets_wrong() {
         &["pgbouncer-client-limit", "capacity-below-load", "postgres-connections-exhausted"],
     );
     // 75% maxmemory on a replicated redis; sentinel topology itself is sound.
-    expect("voiceassist", &["redis-maxmemory-headroom"], &["redis-sentinel-quorum", "postgres-connections-exhausted"]);
+    // The runbook's Qdrant cluster (3 nodes, 3 shards x 2 replicas, 2.86GiB per 8G node) is sound.
+    expect("voiceassist", &["redis-maxmemory-headroom"], &["redis-sentinel-quorum", "postgres-connections-exhausted", "qdrant-memory", "qdrant-replication"]);
     // 10 x 4 x (20 + 40) = 2,400 connections against 97.
     expect("rag-service", &["postgres-connections-exhausted"], &[]);
 }

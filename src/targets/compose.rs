@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::{Artifact, Context, RenderError, Target, app_env, gunicorn, nginx, pgbouncer, postgres, puma, redis};
+use super::{Artifact, Context, RenderError, Target, app_env, gunicorn, nginx, pgbouncer, postgres, puma, qdrant, redis};
 use crate::plan::resolve::replica_hosts;
 use crate::plan::{Detail, Kind, ServicePlan, defaults as d};
 use crate::spec::{ComposeDeploy, RedisMode};
@@ -23,6 +23,8 @@ pub const NGINX_IMAGE: &str = "nginx:1.25-alpine";
 /// The Qdrant release whose reference configuration the rendered settings are proven
 /// against.
 pub const QDRANT_IMAGE: &str = "qdrant/qdrant:v1.19.0";
+/// Runs the collection script (Python 3, standard library only).
+pub const QDRANT_COLLECTIONS_IMAGE: &str = "python:3.12-alpine";
 
 use super::redis::SENTINEL_PORT;
 
@@ -138,6 +140,10 @@ enum Role {
     RedisSentinel { index: u64, of: u64 },
     ClusterNode { index: u64, of: u64 },
     ClusterInit,
+    /// Node `index` of a qdrant of `of` nodes (each with its own identity and volume).
+    QdrantNode { index: u64, of: u64 },
+    /// One-shot: runs the collection script once every node is healthy.
+    QdrantCollections,
 }
 
 #[derive(Clone, Debug)]
@@ -265,6 +271,18 @@ fn instances(plan: &crate::plan::Plan, compose: &ComposeDeploy, service: &Servic
             RedisMode::Standalone => {}
         }
     }
+    if let Detail::Qdrant(q) = &service.detail {
+        let of = q.nodes;
+        let mut out: Vec<Instance> = qdrant::node_hosts(service)
+            .into_iter()
+            .enumerate()
+            .map(|(i, host)| Instance { name: host, role: Role::QdrantNode { index: i as u64 + 1, of } })
+            .collect();
+        if !q.collections.is_empty() {
+            out.push(Instance { name: format!("{name}-collections"), role: Role::QdrantCollections });
+        }
+        return Ok(out);
+    }
     let targeted = upstream_targets(plan).contains(&name.as_str());
     // Data services never share one named volume between replicas: always expanded.
     let data = matches!(service.kind, Kind::Postgres | Kind::Redis);
@@ -322,6 +340,16 @@ fn healthcheck(service: &ServicePlan, role: &Role) -> Option<Healthcheck> {
             _ => vec!["CMD".into(), "redis-cli".into(), "-p".into(), port, "ping".into()],
         },
         Kind::Postgres | Kind::Pgbouncer => vec!["CMD".into(), "pg_isready".into(), "-h".into(), "127.0.0.1".into(), "-p".into(), port],
+        // The image has bash but no curl: ask /readyz over bash's /dev/tcp.
+        Kind::Qdrant => match role {
+            Role::QdrantCollections => return None,
+            _ => vec![
+                "CMD".into(),
+                "bash".into(),
+                "-c".into(),
+                format!("exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"),
+            ],
+        },
         _ => return None,
     };
     Some(health_timing(service, test))
@@ -397,7 +425,7 @@ fn build(ctx: &Context<'_>, compose: &ComposeDeploy, path: &str) -> Result<File,
             .filter(|(s, _)| s.name == target)
             .flat_map(|(_, list)| {
                 list.iter()
-                    .filter(|i| !matches!(i.role, Role::RedisReplica { .. } | Role::RedisSentinel { .. } | Role::ClusterInit))
+                    .filter(|i| !matches!(i.role, Role::RedisReplica { .. } | Role::RedisSentinel { .. } | Role::ClusterInit | Role::QdrantCollections))
                     .map(|i| i.name.clone())
             })
             .collect()
@@ -486,6 +514,9 @@ fn compose_service(
         Role::RedisSentinel { index, of } => format!("{} (redis sentinel mode): sentinel {index} of {of}", service.path),
         Role::ClusterNode { index, of } => format!("{} (redis cluster mode): node {index} of {of}", service.path),
         Role::ClusterInit => format!("{} (redis cluster mode): creates the cluster once every node is up", service.path),
+        Role::QdrantNode { of, .. } if *of == 1 => format!("{} (qdrant)", service.path),
+        Role::QdrantNode { index, of } => format!("{} (qdrant cluster): node {index} of {of}", service.path),
+        Role::QdrantCollections => format!("{} (qdrant): creates the collections once every node is healthy, then exits", service.path),
     }));
     if let Role::Single { replicas } = instance.role
         && replicas > 1
@@ -518,7 +549,30 @@ fn compose_service(
             volumes.push(volume);
         }
         // Qdrant nodes are configured through their environment (below).
-        Detail::Qdrant(_) => {}
+        Detail::Qdrant(_) => match &instance.role {
+            Role::QdrantCollections => {
+                svc.image = Some(literal(QDRANT_COLLECTIONS_IMAGE));
+                svc.volumes.push(config_mount(&qdrant::script_path(ctx, service), "/qdrant-collections.py"));
+                svc.command_list = vec!["python3".into(), "/qdrant-collections.py".into()];
+                svc.restart = "no".into();
+                svc.depends_on = siblings
+                    .iter()
+                    .filter(|i| matches!(i.role, Role::QdrantNode { .. }))
+                    .map(|i| kv(i.name.clone(), "service_healthy"))
+                    .collect();
+            }
+            role => {
+                let volume = format!("{}-storage", instance.name);
+                svc.volumes.push(format!("{volume}:{}", qdrant::STORAGE_PATH));
+                volumes.push(volume);
+                // Nodes 2..N join through node 1, which must be up first.
+                if let (Role::QdrantNode { index, .. }, Some(first)) = (role, siblings.first())
+                    && *index > 1
+                {
+                    svc.depends_on.push(kv(first.name.clone(), "service_healthy"));
+                }
+            }
+        },
         Detail::Redis(r) => match &instance.role {
             Role::RedisSentinel { .. } => {
                 svc.volumes.push(config_mount(&redis::sentinel_path(ctx, service), SENTINEL_CONF));
@@ -573,7 +627,25 @@ fn compose_service(
             put(&key, literal(&value), &env_path, &mut env)?;
         }
     }
-    let is_sentinel_role = matches!(instance.role, Role::RedisSentinel { .. } | Role::ClusterInit);
+    match &instance.role {
+        Role::QdrantNode { index, .. } => {
+            let p2p = match &service.detail {
+                Detail::Qdrant(q) => q.p2p_port.value,
+                _ => 0,
+            };
+            let uris: Vec<String> =
+                siblings.iter().filter(|i| matches!(i.role, Role::QdrantNode { .. })).map(|i| qdrant::peer_uri(&i.name, p2p)).collect();
+            for (key, value) in qdrant::env(service).into_iter().chain(qdrant::node_identity(&uris, *index as usize)) {
+                put(&key, literal(&value), &env_path, &mut env)?;
+            }
+        }
+        Role::QdrantCollections => {
+            let first = siblings.first().map_or(service.name.as_str(), |i| i.name.as_str());
+            put("QDRANT_URL", literal(&format!("http://{first}:{port}")), &env_path, &mut env)?;
+        }
+        _ => {}
+    }
+    let is_sentinel_role = matches!(instance.role, Role::RedisSentinel { .. } | Role::ClusterInit | Role::QdrantCollections);
     if !is_sentinel_role {
         for (key, value) in &service.env_clear {
             put(key, literal(value), &format!("{env_path}.clear"), &mut env)?;
@@ -601,7 +673,16 @@ fn compose_service(
     match (&service.kind, &instance.role) {
         (Kind::Nginx, _) => svc.ports.push(format!("{port}:{port}")),
         (_, Role::RedisSentinel { .. }) => svc.expose.push(SENTINEL_PORT.to_string()),
-        (_, Role::ClusterInit) => {}
+        (_, Role::ClusterInit | Role::QdrantCollections) => {}
+        (_, Role::QdrantNode { of, .. }) => {
+            if let Detail::Qdrant(q) = &service.detail {
+                svc.expose.push(port.to_string());
+                svc.expose.push(q.grpc_port.value.to_string());
+                if *of > 1 {
+                    svc.expose.push(q.p2p_port.value.to_string());
+                }
+            }
+        }
         (kind, _) if port > 0 && !kind.is_job() => svc.expose.push(port.to_string()),
         _ => {}
     }
@@ -631,7 +712,7 @@ fn compose_service(
     // Limits and reservations per replica, as written in the spec.
     let cpus = service.cpus.as_ref().filter(|c| c.is_written()).map(|c| docker_cpus(c.value));
     let memory = service.memory.as_ref().map(|m| docker_memory(m.value));
-    if !matches!(instance.role, Role::RedisSentinel { .. } | Role::ClusterInit) {
+    if !matches!(instance.role, Role::RedisSentinel { .. } | Role::ClusterInit | Role::QdrantCollections) {
         if cpus.is_some() || memory.is_some() {
             svc.limits = Some(Res { cpus, memory });
         }

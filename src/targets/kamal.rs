@@ -590,17 +590,18 @@ fn build(ctx: &Context<'_>, kamal: &KamalDeploy, kamal_path: &str) -> Result<Fil
     let mut accessories = Vec::new();
     for service in &plan.services {
         match service.kind {
-            Kind::Postgres | Kind::Pgbouncer | Kind::Redis if service.external => notes.push(comment(&format!(
+            Kind::Postgres | Kind::Pgbouncer | Kind::Redis | Kind::Qdrant if service.external => notes.push(comment(&format!(
                 "{} ({}) is external: it runs outside this deployment and is not an accessory.",
                 service.path,
                 service.kind.as_str()
             ))),
-            Kind::Postgres | Kind::Pgbouncer | Kind::Redis if service.machine.is_none() => notes.push(comment(&format!(
+            Kind::Postgres | Kind::Pgbouncer | Kind::Redis | Kind::Qdrant if service.machine.is_none() => notes.push(comment(&format!(
                 "{} ({}) has no machine, so Kamal does not deploy it: place it on a machine group to run it as an accessory.",
                 service.path,
                 service.kind.as_str()
             ))),
             Kind::Postgres | Kind::Pgbouncer | Kind::Redis => accessories.push(accessory(ctx, kamal_path, service)?),
+            Kind::Qdrant => accessories.extend(qdrant_nodes(ctx, kamal_path, service)?),
             Kind::Nginx => notes.push(comment(&format!(
                 "{} (nginx) is not deployed by Kamal: kamal-proxy fronts the `{}` role.",
                 service.path, primary.name
@@ -697,6 +698,70 @@ fn accessory(ctx: &Context<'_>, kamal_path: &str, service: &ServicePlan) -> Resu
         directories,
         options: options(service),
     })
+}
+
+/// A qdrant's nodes as accessories `<service>-1..N`, spread over its machine's hosts in
+/// turn. Peers on other hosts reach a node through its host's address, so each node
+/// publishes its HTTP, gRPC and P2P ports there and names that address in its URI; a
+/// second node on the same host publishes each port 10 higher (the runbook's 6333, 6343,
+/// 6353). The settings are the same `QDRANT__*` environment as in compose.
+fn qdrant_nodes(ctx: &Context<'_>, kamal_path: &str, service: &ServicePlan) -> Result<Vec<Accessory>, RenderError> {
+    let Detail::Qdrant(q) = &service.detail else { return Ok(Vec::new()) };
+    let hosts = hosts_of(ctx, service)?;
+    let nodes = q.nodes.max(1) as usize;
+    let publish = |ip: &IpAddr, host_port: u64, port: u64| match ip {
+        IpAddr::V4(ip) => format!("{ip}:{host_port}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{host_port}:{port}"),
+    };
+    // (host, its address, port offset) of every node, then the URI peers use for it.
+    let mut placed = Vec::new();
+    for i in 0..nodes {
+        let host = hosts[i % hosts.len()].clone();
+        let ip: IpAddr = host.parse().map_err(|_| {
+            err(format!("{}: Kamal publishes the node ports on the host's private IP address, and `{}` is a host name", service.path, host.escape_debug()))
+        })?;
+        placed.push((host, ip, 10 * (i / hosts.len()) as u64));
+    }
+    let uris: Vec<String> = placed.iter().map(|(host, _, offset)| super::qdrant::peer_uri(host, q.p2p_port.value + offset)).collect();
+    let script = super::qdrant::script_path(ctx, service);
+    let mut out = Vec::new();
+    for (i, (host, ip, offset)) in placed.iter().enumerate() {
+        let index = i + 1;
+        let name = if nodes == 1 { service.name.clone() } else { format!("{}-{index}", service.name) };
+        let mut comments = vec![comment(&if nodes == 1 {
+            format!("{} (qdrant)", service.path)
+        } else {
+            format!("{} (qdrant cluster): node {index} of {nodes}", service.path)
+        })];
+        if index == 1 && !q.collections.is_empty() {
+            comments.push(comment(&format!(
+                "once every node runs: QDRANT_URL=http://{host}:{} python3 {} (creates the collections, idempotent)",
+                service.port.value + offset,
+                from_app_root(kamal_path, &script)
+            )));
+        }
+        let mut clear = super::qdrant::env(service);
+        clear.extend(super::qdrant::node_identity(&uris, index));
+        let mut options = options(service);
+        let mut extra = vec![publish(ip, q.grpc_port.value + offset, q.grpc_port.value)];
+        if nodes > 1 {
+            extra.push(publish(ip, q.p2p_port.value + offset, q.p2p_port.value));
+        }
+        options.push(Opt { key: "publish".into(), yaml: format!("[{}]", extra.iter().map(|p| yaml_str(p)).collect::<Vec<_>>().join(", ")) });
+        out.push(Accessory {
+            name,
+            comments,
+            image: erb(&service.image.clone().unwrap_or_else(|| super::compose::QDRANT_IMAGE.into())),
+            host: erb(host),
+            port: publish(ip, service.port.value + offset, service.port.value),
+            cmd: None,
+            env: env_for(ctx, service, clear, &[], None)?,
+            files: Vec::new(),
+            directories: vec![format!("data:{}", super::qdrant::STORAGE_PATH)],
+            options,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod puma;
 pub mod railway;
+pub mod qdrant;
 pub mod redis;
 pub mod sysctl;
 
@@ -123,6 +124,7 @@ pub static TARGETS: &[&dyn Target] = &[
     &pgbouncer::Pgbouncer,
     &postgres::Postgres,
     &redis::Redis,
+    &qdrant::Qdrant,
     &compose::Compose,
     &kamal::Kamal,
     &sysctl::Sysctl,

@@ -184,6 +184,12 @@ fn rendered_app_server_configs_pass_the_real_programs() {
         for artifact in artifacts.iter().filter(|a| a.target == "railway") {
             let doc: toml_edit::DocumentMut = artifact.text.parse().unwrap_or_else(|e| panic!("{example}: {} is not TOML: {e}", artifact.path));
             let command = doc["deploy"]["startCommand"].as_str().unwrap_or_else(|| panic!("{example}: no deploy.startCommand")).to_string();
+            // Where the builder may run it without a shell, the line is wrapped as
+            // `/bin/sh -c 'exec LINE'` (real_deploy.rs runs both forms).
+            let command = command
+                .strip_prefix("/bin/sh -c 'exec ")
+                .and_then(|c| c.strip_suffix('\''))
+                .map_or(command.clone(), |c| c.replace("'\\''", "'"));
             // Railway runs the start command in a shell with PORT set, and routes to it:
             // gunicorn binds $PORT there.
             let on_railway = |s: &headroom::plan::ServicePlan| shell_join(&gunicorn::command(s)).replace(&format!("0.0.0.0:{}", s.port.value), "0.0.0.0:$PORT");

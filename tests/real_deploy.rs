@@ -466,3 +466,154 @@ fn kamal_accepts_every_rendered_deploy_yml_or_load_refuses_the_spec() {
     eprintln!("kamal fixtures: {accepted} accepted by Kamal, {refused} refused at load");
     assert!(accepted >= 4 && refused >= 4, "the fixtures cover both outcomes");
 }
+
+/// docker-compose's own reading of a compose file (tests/validators/compose_resolved.py):
+/// per service its environment, build context, command and volumes. `env` is the
+/// environment compose interpolates from.
+fn compose_resolved(file: &Path, env: &[(String, String)]) -> serde_json::Value {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(validator("compose_resolved.py")).arg(file).envs(env.iter().map(|(k, v)| (k, v)));
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "compose_resolved.py {}:\n{}", file.display(), text(&out));
+    serde_json::from_slice(&out.stdout).expect("compose_resolved.py prints JSON")
+}
+
+/// Compose deployments (tests/fixtures/deploy/compose/*.yaml): the file passes
+/// docker-compose and the compose-spec schema, AND docker-compose's own reading of it
+/// gives back what the spec says: every env value unchanged (`$`, `${...}`, NEL,
+/// U+2028, DEL, tabs and newlines included), secrets by reference from the
+/// environment, build contexts and config mounts at the spec's paths although the
+/// compose file sits in a subfolder, job commands as written.
+#[test]
+fn compose_reads_back_every_value_and_path_of_the_spec() {
+    require_program("docker-compose");
+    let compose_sh = validator("compose.sh");
+    for spec in fixtures("compose") {
+        let name = spec.file_name().unwrap().to_string_lossy().into_owned();
+        if let Expect::Load { message, at } = expectation(&spec) {
+            assert_refused_at_load(&spec, &message, &at);
+            continue;
+        }
+        let r = render(&spec);
+        let compose = r.of("compose").next().unwrap_or_else(|| panic!("{name}: no compose file"));
+        let file = r.path(compose);
+        create_build_contexts(&file);
+        let out = run(Command::new("bash").arg(&compose_sh).arg(&file));
+        assert!(out.status.success(), "{name}: compose.sh rejected {}:\n{}", compose.path, text(&out));
+
+        let analysis = analyze_file(&spec).unwrap();
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+        let secrets: Vec<(String, String)> =
+            analysis.plan.services.iter().flat_map(|s| s.env_secret.iter()).map(|n| (n.clone(), format!("value-of-{n} with $ and spaces"))).collect();
+        let resolved = compose_resolved(&file, &secrets);
+        let root = r.dir.path().canonicalize().unwrap();
+        for service in &analysis.plan.services {
+            let names = targets::compose::service_names(&ctx, service);
+            assert!(!names.is_empty(), "{name}: {} has no compose service", service.name);
+            for compose_name in &names {
+                let got = &resolved[compose_name.as_str()];
+                assert!(got.is_object(), "{name}: compose has no service {compose_name}");
+                if compose_name.contains("-sentinel-") || compose_name.ends_with("-cluster-init") {
+                    continue;
+                }
+                for (key, value) in &service.env_clear {
+                    assert_eq!(got["environment"][key].as_str(), Some(value.as_str()), "{name}: {compose_name} env {key} changed on its way through compose");
+                }
+                for (secret, value) in &secrets {
+                    if service.env_secret.contains(secret) {
+                        assert_eq!(got["environment"][secret].as_str(), Some(value.as_str()), "{name}: {compose_name} secret {secret} is not taken from the environment");
+                    }
+                }
+                let build = match &service.detail {
+                    headroom::plan::Detail::Gunicorn(g) => g.build.clone(),
+                    headroom::plan::Detail::Puma(p) => p.build.clone(),
+                    headroom::plan::Detail::Job(j) => j.build.clone(),
+                    _ => None,
+                };
+                if let Some(build) = build {
+                    let expected = root.join(&build).canonicalize().unwrap_or_else(|_| panic!("{name}: {compose_name}: the build context {build} was not created where the spec puts it: compose reads it from another folder"));
+                    assert_eq!(got["build"].as_str().map(PathBuf::from), Some(expected), "{name}: {compose_name} builds from the wrong folder");
+                }
+                if let headroom::plan::Detail::Job(j) = &service.detail
+                    && let Some(command) = &j.command
+                {
+                    assert_eq!(got["command"].as_str(), Some(command.as_str()), "{name}: {compose_name} command changed");
+                }
+                for volume in got["volumes"].as_array().unwrap() {
+                    let source = volume[0].as_str().unwrap();
+                    if source.starts_with('/') {
+                        let rel = Path::new(source).strip_prefix(&root).unwrap_or_else(|_| panic!("{name}: {compose_name} mounts {source}, outside the output"));
+                        let rel = rel.to_string_lossy();
+                        assert!(
+                            r.artifacts.iter().any(|a| a.path == rel) || rel.ends_with("userlist.txt"),
+                            "{name}: {compose_name} mounts {rel}, which render did not write"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits a command line as Docker's exec form receives Railway's start command: POSIX
+/// shell words, no expansion (Python's shlex, as the validators use).
+fn exec_form_words(line: &str) -> Vec<String> {
+    let out = run(Command::new("/usr/bin/python3").args(["-c", "import json,shlex,sys; print(json.dumps(shlex.split(sys.argv[1])))", line]));
+    assert!(out.status.success(), "shlex.split({line}): {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// railway.toml's start command binds the port Railway gives in `$PORT`, whichever way
+/// Railway runs it: in a shell (Railpack, Nixpacks: the sfpermits example's file) and
+/// in exec form, without a shell (a Dockerfile or image; and a fresh file, where the
+/// builder is unknown). A stand-in `gunicorn` records the arguments it is started with;
+/// they must hold the port, and the real gunicorn must accept them.
+#[test]
+fn railway_start_command_binds_port_in_a_shell_and_in_exec_form() {
+    let spec = repo().join("examples/sfpermits-railway/capacity.yaml");
+    let analysis = analyze_file(&spec).unwrap();
+    let example_root = spec.parent().unwrap().to_path_buf();
+    let dockerfile_root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dockerfile_root.path().join("web")).unwrap();
+    fs::write(dockerfile_root.path().join("web/railway.toml"), "[build]\nbuilder = \"DOCKERFILE\"\ndockerfilePath = \"web/Dockerfile\"\n").unwrap();
+
+    let scratch = tempfile::tempdir().unwrap();
+    let bin = scratch.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let record = scratch.path().join("argv");
+    fs::write(bin.join("gunicorn"), "#!/bin/sh\nprintf '%s\\0' \"$@\" >\"$RECORD_ARGV\"\n").unwrap();
+    fs::set_permissions(bin.join("gunicorn"), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+
+    let cases: [(&str, Option<&Path>, bool); 3] =
+        [("nixpacks (shell)", Some(&example_root), false), ("dockerfile (exec form)", Some(dockerfile_root.path()), true), ("fresh file (exec form)", None, true)];
+    for (what, root, exec_form) in cases {
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: root };
+        let artifacts = targets::render_all(&ctx, &["railway".to_string()]).unwrap();
+        let doc: toml_edit::DocumentMut = artifacts[0].text.parse().unwrap();
+        let line = doc["deploy"]["startCommand"].as_str().unwrap().to_string();
+        let _ = fs::remove_file(&record);
+        let mut cmd = if exec_form {
+            let words = exec_form_words(&line);
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]);
+            c
+        } else {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(&line);
+            c
+        };
+        let out = run(cmd.env_clear().env("PATH", &path).env("PORT", "4321").env("RECORD_ARGV", &record));
+        assert!(out.status.success(), "{what}: `{line}` did not start gunicorn:\n{}", text(&out));
+        let argv: Vec<String> = fs::read(&record)
+            .unwrap_or_else(|_| panic!("{what}: `{line}` never started gunicorn"))
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        assert!(argv.iter().any(|w| w == "0.0.0.0:4321"), "{what}: `{line}` started gunicorn without the port: {argv:?}");
+        assert!(!argv.iter().any(|w| w.contains('$')), "{what}: `{line}` passed a `$` through: {argv:?}");
+        let check = run(Command::new("bash").arg(validator("gunicorn-cmd.sh")).arg("gunicorn").args(&argv));
+        assert!(check.status.success(), "{what}: gunicorn refuses {argv:?}:\n{}", text(&check));
+    }
+}

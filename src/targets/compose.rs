@@ -26,6 +26,7 @@ pub const QDRANT_IMAGE: &str = "qdrant/qdrant:v1.19.0";
 /// Runs the collection script (Python 3, standard library only).
 pub const QDRANT_COLLECTIONS_IMAGE: &str = "python:3.12-alpine";
 
+use super::escape::compose_literal;
 use super::redis::SENTINEL_PORT;
 
 pub struct Compose;
@@ -154,11 +155,6 @@ struct Instance {
 
 fn err(message: impl Into<String>) -> RenderError {
     RenderError { target: TARGET, message: message.into() }
-}
-
-/// Compose interpolates `$VAR` in every value: a literal `$` is written `$$`.
-fn literal(value: &str) -> String {
-    value.replace('$', "$$")
 }
 
 /// A compose service (and DNS) name: letters, digits, `-`, `_`, `.`.
@@ -317,7 +313,7 @@ fn health_timing(service: &ServicePlan, test: Vec<String>) -> Healthcheck {
         None => (d::HEALTH_INTERVAL, d::HEALTH_TIMEOUT, d::HEALTH_RETRIES, 0),
     };
     Healthcheck {
-        test: test.iter().map(|a| literal(a)).collect(),
+        test: test.iter().map(|a| compose_literal(a)).collect(),
         interval: format!("{interval}s"),
         timeout: format!("{timeout}s"),
         retries,
@@ -376,6 +372,28 @@ fn image_or_build(service: &ServicePlan) -> (Option<String>, Option<String>) {
         Detail::Qdrant(_) => (Some(QDRANT_IMAGE.into()), None),
         _ => (None, Some(build.unwrap_or_else(|| ".".into()))),
     }
+}
+
+/// What docker-compose would refuse or change, found on the spec: job commands must
+/// be one line (compose splits a `command:` string like a shell, so a newline would
+/// silently become an argument separator).
+pub fn spec_problems(spec: &crate::spec::Spec, out: &mut Vec<super::SpecProblem>) {
+    if spec.deploy.as_ref().is_some_and(|d| d.compose.is_some()) {
+        super::one_line_commands(spec, "compose splits `command:` like a shell, so a newline would silently become an argument separator", out);
+    }
+}
+
+/// A build context as compose reads it: relative to the compose file's directory
+/// (`dir`, relative to the output root), while the spec writes it relative to the
+/// spec. Absolute paths and remote contexts (git URLs) are kept as written.
+fn build_context(dir: &str, context: &str) -> String {
+    let remote = context.contains("://") || context.starts_with("git@") || context.starts_with("github.com/");
+    if remote || context.starts_with('/') {
+        return context.to_string();
+    }
+    let rebased = relative(dir, context);
+    // `relative` writes the spec's own directory as `./`; compose reads `.` the same.
+    rebased.strip_suffix('/').filter(|r| !r.is_empty()).map(str::to_string).unwrap_or(rebased)
 }
 
 /// Namespaced sysctls a container may set: `net.*` and the IPC keys. Everything else
@@ -498,8 +516,8 @@ fn compose_service(
     let (image, build) = image_or_build(service);
     let mut svc = Svc {
         name: instance.name.clone(),
-        image: image.map(|i| literal(&i)),
-        build: build.map(|b| literal(&b)),
+        image: image.map(|i| compose_literal(&i)),
+        build: build.map(|b| compose_literal(&build_context(dir, &b))),
         restart: "unless-stopped".into(),
         depends_on: depends_on.to_vec(),
         ..Svc::default()
@@ -525,11 +543,11 @@ fn compose_service(
     }
 
     // Command and config files.
-    let config_mount = |rendered: &str, target: &str| format!("{}:{target}:ro", literal(&relative(dir, rendered)));
+    let config_mount = |rendered: &str, target: &str| format!("{}:{}:ro", compose_literal(&relative(dir, rendered)), compose_literal(target));
     match &service.detail {
-        Detail::Gunicorn(_) => svc.command_list = gunicorn::command(service).iter().map(|a| literal(a)).collect(),
-        Detail::Puma(_) => svc.command_list = puma::command(ctx, service).iter().map(|a| literal(a)).collect(),
-        Detail::Job(j) => svc.command_string = j.command.as_ref().map(|c| literal(c)),
+        Detail::Gunicorn(_) => svc.command_list = gunicorn::command(service).iter().map(|a| compose_literal(a)).collect(),
+        Detail::Puma(_) => svc.command_list = puma::command(ctx, service).iter().map(|a| compose_literal(a)).collect(),
+        Detail::Job(j) => svc.command_string = j.command.as_ref().map(|c| compose_literal(c)),
         Detail::Nginx(_) => svc.volumes.push(config_mount(&nginx::path(ctx, service), "/etc/nginx/nginx.conf")),
         Detail::Pgbouncer(p) => {
             let ini = pgbouncer::path(ctx, service);
@@ -543,7 +561,7 @@ fn compose_service(
             )));
         }
         Detail::Postgres(_) => {
-            svc.command_list = postgres::server_args(service).iter().map(|a| literal(a)).collect();
+            svc.command_list = postgres::server_args(service).iter().map(|a| compose_literal(a)).collect();
             let volume = format!("{}-data", instance.name);
             svc.volumes.push(format!("{volume}:/var/lib/postgresql/data"));
             volumes.push(volume);
@@ -583,7 +601,7 @@ fn compose_service(
                 let mut argv: Vec<String> = vec!["redis-cli".into(), "--cluster".into(), "create".into()];
                 argv.extend(siblings.iter().filter(|i| matches!(i.role, Role::ClusterNode { .. })).map(|i| format!("{}:{port}", i.name)));
                 argv.extend(["--cluster-replicas".into(), r.replicas_per_master.to_string(), "--cluster-yes".into()]);
-                svc.command_list = argv.iter().map(|a| literal(a)).collect();
+                svc.command_list = argv.iter().map(|a| compose_literal(a)).collect();
                 svc.restart = "on-failure".into();
                 svc.depends_on = siblings
                     .iter()
@@ -600,7 +618,7 @@ fn compose_service(
                     }
                     _ => {}
                 }
-                svc.command_list = argv.iter().map(|a| literal(a)).collect();
+                svc.command_list = argv.iter().map(|a| compose_literal(a)).collect();
                 let volume = format!("{}-data", instance.name);
                 svc.volumes.push(format!("{volume}:/data"));
                 volumes.push(volume);
@@ -624,7 +642,7 @@ fn compose_service(
     let env_path = format!("{}.env", service.path);
     if service.kind.is_app() || service.kind.is_job() {
         for (key, value) in app_env::env(ctx, service) {
-            put(&key, literal(&value), &env_path, &mut env)?;
+            put(&key, compose_literal(&value), &env_path, &mut env)?;
         }
     }
     match &instance.role {
@@ -648,14 +666,14 @@ fn compose_service(
     let is_sentinel_role = matches!(instance.role, Role::RedisSentinel { .. } | Role::ClusterInit | Role::QdrantCollections);
     if !is_sentinel_role {
         for (key, value) in &service.env_clear {
-            put(key, literal(value), &format!("{env_path}.clear"), &mut env)?;
+            put(key, compose_literal(value), &format!("{env_path}.clear"), &mut env)?;
         }
         if let Detail::Postgres(p) = &service.detail {
             if let Some(db) = p.databases.first() {
-                put("POSTGRES_DB", literal(db), &env_path, &mut env)?;
+                put("POSTGRES_DB", compose_literal(db), &env_path, &mut env)?;
             }
             if let Some(user) = postgres_user(ctx, service) {
-                put("POSTGRES_USER", literal(&user), &env_path, &mut env)?;
+                put("POSTGRES_USER", compose_literal(&user), &env_path, &mut env)?;
             }
         }
         let mut secrets = service.env_secret.clone();
@@ -904,6 +922,12 @@ deploy:
         assert_eq!(relative("", "nginx/nginx.conf"), "./nginx/nginx.conf");
         assert_eq!(relative("deploy", "nginx/nginx.conf"), "../nginx/nginx.conf");
         assert_eq!(relative("deploy", "deploy/nginx.conf"), "./nginx.conf");
+        assert_eq!(build_context("", "./backend"), "./backend");
+        assert_eq!(build_context("deploy/compose", "./backend"), "../../backend");
+        assert_eq!(build_context("deploy", "."), "..");
+        assert_eq!(build_context("", "."), ".");
+        assert_eq!(build_context("deploy", "https://github.com/acme/app.git#main"), "https://github.com/acme/app.git#main");
+        assert_eq!(build_context("deploy", "/srv/app"), "/srv/app");
         assert!(is_namespaced("net.core.somaxconn") && is_namespaced("kernel.shmmax"));
         assert!(!is_namespaced("vm.overcommit_memory") && !is_namespaced("fs.file-max"));
     }

@@ -483,20 +483,8 @@ pub fn spec_problems(spec: &Spec, out: &mut Vec<SpecProblem>) {
                 }
             }
         }
-        let command = match service {
-            Service::Sidekiq(j) | Service::Celery(j) | Service::SolidQueue(j) | Service::Rq(j) | Service::Worker(j) => j.command.as_ref(),
-            _ => None,
-        };
-        if let Some(command) = command
-            && command.chars().any(char::is_control)
-        {
-            add(
-                format!("{base}/command"),
-                format!("command of `{name}` holds a control character: Kamal runs `cmd` through the host's shell, where a newline would start a second command on the host"),
-                "write the command on one line".into(),
-            );
-        }
     }
+    super::one_line_commands(spec, "Kamal runs `cmd` through the host's shell, where a newline would start a second command on the host", out);
 }
 
 fn build(ctx: &Context<'_>, kamal: &KamalDeploy, kamal_path: &str) -> Result<File, RenderError> {

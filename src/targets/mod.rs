@@ -104,7 +104,35 @@ pub struct SpecProblem {
 pub fn spec_problems(spec: &Spec) -> Vec<SpecProblem> {
     let mut out = Vec::new();
     kamal::spec_problems(spec, &mut out);
+    compose::spec_problems(spec, &mut out);
+    // Two targets may refuse the same value: report it once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.pointer.clone()));
     out
+}
+
+/// A job service's `command` must be one line where an orchestrator runs it as a
+/// command line (`why` says what a control character would do there).
+fn one_line_commands(spec: &Spec, why: &str, out: &mut Vec<SpecProblem>) {
+    for (name, service) in &spec.services {
+        let command = match service {
+            crate::spec::Service::Sidekiq(j)
+            | crate::spec::Service::Celery(j)
+            | crate::spec::Service::SolidQueue(j)
+            | crate::spec::Service::Rq(j)
+            | crate::spec::Service::Worker(j) => j.command.as_ref(),
+            _ => None,
+        };
+        if let Some(command) = command
+            && command.chars().any(char::is_control)
+        {
+            out.push(SpecProblem {
+                pointer: format!("/services/{}/command", crate::load::yaml::escape_segment(name)),
+                message: format!("command of `{name}` holds a control character: {why}"),
+                fix: "write the command on one line, without tabs or other control characters".into(),
+            });
+        }
+    }
 }
 
 /// A target: a name users pass to `--only`, and its rendering.

@@ -569,7 +569,7 @@ fn compose_service(
         // Qdrant nodes are configured through their environment (below).
         Detail::Qdrant(_) => match &instance.role {
             Role::QdrantCollections => {
-                svc.image = Some(literal(QDRANT_COLLECTIONS_IMAGE));
+                svc.image = Some(compose_literal(QDRANT_COLLECTIONS_IMAGE));
                 svc.volumes.push(config_mount(&qdrant::script_path(ctx, service), "/qdrant-collections.py"));
                 svc.command_list = vec!["python3".into(), "/qdrant-collections.py".into()];
                 svc.restart = "no".into();
@@ -654,12 +654,12 @@ fn compose_service(
             let uris: Vec<String> =
                 siblings.iter().filter(|i| matches!(i.role, Role::QdrantNode { .. })).map(|i| qdrant::peer_uri(&i.name, p2p)).collect();
             for (key, value) in qdrant::env(service).into_iter().chain(qdrant::node_identity(&uris, *index as usize)) {
-                put(&key, literal(&value), &env_path, &mut env)?;
+                put(&key, compose_literal(&value), &env_path, &mut env)?;
             }
         }
         Role::QdrantCollections => {
             let first = siblings.first().map_or(service.name.as_str(), |i| i.name.as_str());
-            put("QDRANT_URL", literal(&format!("http://{first}:{port}")), &env_path, &mut env)?;
+            put("QDRANT_URL", compose_literal(&format!("http://{first}:{port}")), &env_path, &mut env)?;
         }
         _ => {}
     }

@@ -245,6 +245,7 @@ pub fn report_failure(failure: &LoadFailure, subject: &Path, format: Format, col
         sources: failure.source.iter().collect(),
         subject: subject.display().to_string(),
         diagnostics: &failure.diagnostics,
+        files: &[],
     };
     let text = report::render(format, &input, color);
     match format {
@@ -263,7 +264,7 @@ fn check(spec: &Path, format: Format, strict: bool, color: bool) -> u8 {
         Ok(a) => a,
         Err(failure) => return report_failure(&failure, spec, format, color_for_stderr(color)),
     };
-    let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics };
+    let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics, files: &[] };
     out(&report::render(format, &input, color));
     exit_for(&analysis.diagnostics, strict)
 }
@@ -367,7 +368,7 @@ fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: 
     };
     let errors = analysis.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
     if errors > 0 && !force {
-        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics };
+        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics, files: &[] };
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(report::render(Format::Human, &input, color_for_stderr(color)).as_bytes());
         let _ = writeln!(
@@ -525,9 +526,10 @@ fn subject_of(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// `lint`: exit 2 only when nothing at all could be read into a model; a file that
+/// cannot be parsed is an error finding among the others (exit 1).
 fn lint(paths: &[PathBuf], args: &ImportArgs, format: Format, strict: bool, color: bool) -> u8 {
     let outcome = crate::import::import(paths, &args.options());
-    let unparsable = outcome.diagnostics.iter().any(|d| d.severity == Severity::Error);
     let mut diagnostics = outcome.diagnostics.clone();
     let mut findings = Vec::new();
     if let Some(imported) = &outcome.imported {
@@ -535,12 +537,12 @@ fn lint(paths: &[PathBuf], args: &ImportArgs, format: Format, strict: bool, colo
         findings = crate::rules::check(&plan);
         analysis::locate_all(imported, &mut findings);
     }
-    let rule_failure = exit_for(&findings, strict);
     // Findings first (the point of linting), then what could not be read or was assumed.
     findings.append(&mut diagnostics);
-    let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: &findings };
+    let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: &findings, files: &outcome.files };
     out(&report::render(format, &input, color));
-    if unparsable { EXIT_ERROR } else { rule_failure }
+    let nothing_read = outcome.imported.as_ref().is_none_or(|i| i.spec.services.is_empty() && i.spec.machines.is_empty() && outcome.diagnostics.iter().any(|d| d.severity == Severity::Error));
+    if nothing_read { EXIT_ERROR } else { exit_for(&findings, strict) }
 }
 
 fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: bool) -> u8 {
@@ -551,7 +553,7 @@ fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: boo
         if diags.is_empty() {
             return;
         }
-        let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: diags };
+        let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: diags, files: &[] };
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(report::render(Format::Human, &input, color_for_stderr(color)).as_bytes());
     };
@@ -561,20 +563,18 @@ fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: boo
         return EXIT_ERROR;
     };
     report_to_stderr(&notes);
-    if !problems.is_empty() {
-        report_to_stderr(&problems);
-        eprintln!("error: no spec written: some files could not be parsed");
-        return EXIT_ERROR;
-    }
-    let text = crate::import::to_yaml(imported, &notes);
+    report_to_stderr(&problems);
+    let text = crate::import::to_yaml(imported, &outcome.diagnostics);
+    let written = if problems.is_empty() { EXIT_CLEAN } else { EXIT_FINDINGS };
     if out_path == Path::new("-") {
         out(&text);
-        return EXIT_CLEAN;
+        return written;
     }
     if let Err(e) = crate::output::write_atomic(out_path, &text) {
         eprintln!("error: cannot write {}: {e}", out_path.display());
         return EXIT_ERROR;
     }
     out(&format!("wrote {} ({} services); run `headroom check {}`\n", out_path.display(), imported.spec.services.len(), out_path.display()));
-    EXIT_CLEAN
+    // Written, but some files could not be read into it.
+    written
 }

@@ -30,7 +30,7 @@ fn check_and_plan_json_for_every_example() {
     for name in examples() {
         let path = format!("examples/{name}/capacity.yaml");
         let analysis = analyze_file(Path::new(&path)).unwrap_or_else(|f| panic!("{path}: {:#?}", f.diagnostics));
-        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: path.clone(), diagnostics: &analysis.diagnostics };
+        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: path.clone(), diagnostics: &analysis.diagnostics, files: &[] };
         settings().bind(|| {
             insta::assert_snapshot!(format!("check-{name}"), report::render(Format::Json, &input, false));
             insta::assert_snapshot!(format!("plan-{name}"), CapacityReport::of(&analysis.plan).to_json());
@@ -43,7 +43,7 @@ fn human_renderings() {
     for name in ["django-compose", "sfpermits-railway", "rails-kamal", "voiceassist"] {
         let path = format!("examples/{name}/capacity.yaml");
         let analysis = analyze_file(Path::new(&path)).unwrap();
-        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: path.clone(), diagnostics: &analysis.diagnostics };
+        let input = ReportInput { sources: vec![&analysis.loaded.source], subject: path.clone(), diagnostics: &analysis.diagnostics, files: &[] };
         settings().bind(|| {
             insta::assert_snapshot!(format!("check-human-{name}"), report::render(Format::Human, &input, false));
             insta::assert_snapshot!(format!("plan-human-{name}"), CapacityReport::of(&analysis.plan).to_text(&analysis.diagnostics));

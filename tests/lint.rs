@@ -64,8 +64,8 @@ fn django_compose_finds_the_guides_problems_and_pgbouncers_inline_comments() {
     let dir = fixture("django-compose");
     let out = headroom(&["lint", &dir, "--format", "json"]);
     // PgBouncer refuses `max_client_conn = 2000   # Was: 1000` (it reads the comment
-    // as part of the value): unparsable, exit 2.
-    assert_eq!(code(&out), 2);
+    // as part of the value): an error finding next to the rule findings, exit 1.
+    assert_eq!(code(&out), 1);
     let report = json(&out);
     let found = rules(&report);
     for rule in ["import-unparsable", "redis-maxmemory-headroom", "timeout-order", "upstream-max-conns-over-slots"] {
@@ -80,7 +80,7 @@ fn django_compose_finds_the_guides_problems_and_pgbouncers_inline_comments() {
 
     // Human output names file:line:col.
     let human = headroom(&["lint", &dir, "--color", "never"]);
-    assert_eq!(code(&human), 2);
+    assert_eq!(code(&human), 1);
     let text = String::from_utf8_lossy(&human.stdout).to_string() + &String::from_utf8_lossy(&human.stderr);
     assert!(text.contains("pgbouncer/pgbouncer.ini:14:1"), "{text}");
     assert!(text.contains("warning[upstream-max-conns-over-slots]"), "{text}");
@@ -146,8 +146,9 @@ fn kamal_rails_runs_out_of_database_connections_and_notes_traefik() {
 fn voiceassist_finds_pools_redis_and_the_main_config_nginx_refuses() {
     let dir = fixture("voiceassist");
     let out = headroom(&["lint", &dir, "--format", "json"]);
-    // nginx.conf is mounted as the main config with `upstream` outside `http {}`.
-    assert_eq!(code(&out), 2);
+    // nginx.conf is mounted as the main config with `upstream` outside `http {}`: an
+    // error finding, the other files still linted.
+    assert_eq!(code(&out), 1);
     let report = json(&out);
     let found = rules(&report);
     for rule in ["import-unparsable", "app-pool-below-concurrency", "redis-clients-exhausted", "redis-maxmemory-headroom", "timeout-order", "nginx-rlimit-nofile"] {
@@ -199,6 +200,18 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
+fn nothing_readable_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("docker-compose.yml");
+    std::fs::write(&path, b"services:\n  web:\n    image: nginx\n   command: [oops\n").unwrap();
+    let out = headroom(&["lint", &path.display().to_string(), "--format", "json"]);
+    assert_eq!(code(&out), 2, "nothing could be read: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(findings(&json(&out)).iter().any(|f| f["rule"] == "import-unparsable" && f["line"].as_u64() == Some(4)));
+    let missing = headroom(&["lint", &tmp.path().join("nope.yml").display().to_string()]);
+    assert_eq!(code(&missing), 2, "a missing file alone: nothing to read");
+}
+
+#[test]
 fn adversarial_files_are_located_never_a_panic_and_the_rest_is_still_read() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -228,7 +241,8 @@ fn adversarial_files_are_located_never_a_panic_and_the_rest_is_still_read() {
     let dir = root.display().to_string();
     for format in ["json", "human"] {
         let out = headroom(&["lint", &dir, "--format", format, "--color", "never"]);
-        assert_eq!(code(&out), 2, "{format}: unparsable files exit 2");
+        // Unparsable files are error findings; exit 2 is kept for "nothing could be read".
+        assert_eq!(code(&out), 1, "{format}: unparsable files among readable ones exit 1");
     }
     let report = json(&headroom(&["lint", &dir, "--format", "json"]));
     let all = findings(&report);
@@ -257,4 +271,36 @@ fn adversarial_files_are_located_never_a_panic_and_the_rest_is_still_read() {
     }
     // The good sentinel.conf is still read, and its rule fires at its line.
     assert!(at("sentinel.conf").iter().any(|f| f["rule"] == "redis-sentinel-quorum" && f["line"].as_u64() == Some(2)), "sentinel.conf was not linted: {all:#?}");
+}
+
+#[test]
+fn every_file_read_is_listed_with_its_format_and_skipped_ones_with_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app");
+    copy_dir(Path::new(&fixture("kamal-rails")), &dir);
+    std::fs::create_dir_all(dir.join("test/fixtures")).unwrap();
+    std::fs::write(dir.join("test/fixtures/docker-compose.yml"), "services:\n  db:\n    image: postgres:16\n").unwrap();
+    std::fs::write(dir.join("docker-compose.dev.yml"), "services:\n  db:\n    image: postgres:16\n").unwrap();
+    let d = dir.display().to_string();
+    let report = json(&headroom(&["lint", &d, "--format", "json"]));
+    let files = report["files"].as_array().unwrap_or_else(|| panic!("no files: {report:#}"));
+    let format_of = |suffix: &str| files.iter().find(|f| f["path"].as_str().unwrap().ends_with(suffix)).map(|f| (f["format"].clone(), f["skipped"].clone()));
+    assert_eq!(format_of("config/deploy.yml"), Some((Value::from("Kamal deploy.yml"), Value::Null)));
+    assert_eq!(format_of("config/puma.rb"), Some((Value::from("puma.rb"), Value::Null)));
+    assert_eq!(format_of("config/database.yml"), Some((Value::from("Rails database.yml"), Value::Null)));
+    assert_eq!(format_of("config/pgbouncer.ini"), Some((Value::from("pgbouncer.ini"), Value::Null)));
+    let (_, why) = format_of("docker-compose.dev.yml").expect("the dev compose file is listed");
+    assert!(why.as_str().unwrap().contains("development"), "{why}");
+    let (_, why) = format_of("/test").expect("the test directory is listed");
+    assert!(why.as_str().unwrap().contains("test"), "{why}");
+
+    let sarif: Value = serde_json::from_slice(&headroom(&["lint", &d, "--format", "sarif"]).stdout).unwrap();
+    let artifacts = sarif["runs"][0]["artifacts"].as_array().expect("SARIF run artifacts");
+    assert!(artifacts.iter().any(|a| a["location"]["uri"].as_str().unwrap().ends_with("config/deploy.yml") && a["description"]["text"] == "read as Kamal deploy.yml" && a["roles"][0] == "analysisTarget"));
+    assert!(artifacts.iter().any(|a| a["location"]["uri"].as_str().unwrap().ends_with("docker-compose.dev.yml") && a["description"]["text"].as_str().unwrap().starts_with("skipped: ")));
+
+    let human = headroom(&["lint", &d, "--color", "never"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("read 4 files:") && text.contains("config/puma.rb (puma.rb)"), "{text}");
+    assert!(text.contains("skipped 2 files:"), "{text}");
 }

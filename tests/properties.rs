@@ -155,7 +155,7 @@ proptest! {
     #[test]
     fn huge_numbers_never_panic_and_every_report_renders(p in params()) {
         let analysis = analyze_text("prop.yaml", &spec(&p)).unwrap();
-        let input = headroom::report::ReportInput { sources: vec![&analysis.loaded.source], subject: "prop.yaml".into(), diagnostics: &analysis.diagnostics };
+        let input = headroom::report::ReportInput { sources: vec![&analysis.loaded.source], subject: "prop.yaml".into(), diagnostics: &analysis.diagnostics, files: &[] };
         for format in [headroom::report::Format::Human, headroom::report::Format::Json, headroom::report::Format::Sarif, headroom::report::Format::Github] {
             let _ = headroom::report::render(format, &input, false);
         }

@@ -12,6 +12,7 @@ use super::shared::names::{numbered, service_name};
 use super::{ASSUMED, IGNORED, UNPARSABLE};
 use crate::diag::{Diagnostic, Severity};
 use crate::load::{self, path as spec_path};
+use crate::report::FileRead;
 use crate::source::SourceFile;
 
 /// Index of a source file in the builder.
@@ -35,6 +36,13 @@ pub struct ImportBuilder {
     pub origins: HashMap<String, Origin>,
     /// Notes (ignored constructs, assumptions) and errors (unparsable files).
     pub diagnostics: Vec<Diagnostic>,
+    /// The environment each service's processes see (values resolved where the
+    /// files say), by service: what its config files' `ENV` lookups read.
+    pub environments: HashMap<String, Vec<crate::import::shared::env::EnvVar>>,
+    /// The format each file was read as, by file id (`docker-compose`, `env file`).
+    pub formats: HashMap<FileId, String>,
+    /// Files looked at and not read, with why.
+    pub skipped: Vec<(PathBuf, String)>,
     /// Which service a config file belongs to (filled by compose and Kamal readers from
     /// their mounts and `files:`), keyed by the file's canonical path.
     pub owners: HashMap<PathBuf, String>,
@@ -47,6 +55,37 @@ impl ImportBuilder {
         root.insert("name".into(), Value::from(name));
         root.insert("services".into(), Value::Object(Map::new()));
         Self { value: Value::Object(root), ..Self::default() }
+    }
+
+    /// Records the format a file was read as.
+    pub fn read_as(&mut self, file: FileId, format: impl Into<String>) {
+        self.formats.insert(file, format.into());
+    }
+
+    /// Records a file that was looked at and not read.
+    pub fn skip(&mut self, path: impl Into<PathBuf>, why: impl Into<String>) {
+        self.skipped.push((path.into(), why.into()));
+    }
+
+    /// Every file read (with its format) and skipped (with why), each path once.
+    pub fn files(&self) -> Vec<FileRead> {
+        let mut out: Vec<FileRead> = Vec::new();
+        let skipped_paths: Vec<&PathBuf> = self.skipped.iter().map(|(p, _)| p).collect();
+        for (id, source) in self.sources.iter().enumerate() {
+            let path = source.path.display().to_string();
+            if skipped_paths.contains(&&source.path) || out.iter().any(|f| f.path == path) {
+                continue;
+            }
+            let format = self.formats.get(&id).cloned().unwrap_or_else(|| "included file".to_string());
+            out.push(FileRead { path, format: Some(format), skipped: None, deployment: None });
+        }
+        for (path, why) in &self.skipped {
+            let path = path.display().to_string();
+            if !out.iter().any(|f| f.path == path) {
+                out.push(FileRead { path, format: None, skipped: Some(why.clone()), deployment: None });
+            }
+        }
+        out
     }
 
     /// Adds a file and returns its id.

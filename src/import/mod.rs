@@ -100,6 +100,8 @@ pub struct ImportOutcome {
     pub diagnostics: Vec<Diagnostic>,
     /// Every file read (for reports).
     pub sources: Vec<SourceFile>,
+    /// Every file read, with its format, and every file skipped, with why.
+    pub files: Vec<crate::report::FileRead>,
 }
 
 /// Merges `overlay` into `base`: the overlay fills what the files leave out; where
@@ -158,6 +160,7 @@ pub fn import(paths: &[PathBuf], options: &ImportOptions) -> ImportOutcome {
     if builder.value.get("services").and_then(Value::as_object).is_some_and(|s| s.is_empty()) {
         builder.assumed("no service was found in the files given", "pass config files or a directory holding them");
     }
+    let files = builder.files();
     let ImportBuilder { sources, mut value, origins, mut diagnostics, .. } = builder;
     let locate = |pointer: &str, _key_only: bool| -> Option<Span> {
         let mut p = pointer.to_string();
@@ -171,15 +174,66 @@ pub fn import(paths: &[PathBuf], options: &ImportOptions) -> ImportOutcome {
             }
         }
     };
-    let validated = load::validate_value(&mut value, &locate);
-    let imported = match validated {
-        Ok(spec) => Some(ImportedSpec { sources: sources.clone(), origins, value, spec }),
-        Err(problems) => {
-            diagnostics.extend(problems);
-            None
+    let imported = validate_dropping(&mut value, &locate, &mut diagnostics).map(|spec| ImportedSpec { sources: sources.clone(), origins, value, spec });
+    ImportOutcome { imported, diagnostics, sources, files }
+}
+
+/// Rounds of dropping invalid values before the spec is given up on.
+const MAX_DROP_ROUNDS: usize = 64;
+
+/// Validates the rebuilt spec. A value the files gave that the spec cannot hold (an
+/// upstream to a service that serves no requests, a setting out of range) is
+/// dropped with a located note saying why, and the rest validated again, so what
+/// could be read is still checked. None when even that leaves nothing valid.
+fn validate_dropping(value: &mut Value, locate: &dyn Fn(&str, bool) -> Option<Span>, notes: &mut Vec<Diagnostic>) -> Option<crate::spec::Spec> {
+    for _ in 0..MAX_DROP_ROUNDS {
+        let problems = match load::validate_value(value, locate) {
+            Ok(spec) => return Some(spec),
+            Err(problems) => problems,
+        };
+        let mut dropped = false;
+        for problem in &problems {
+            let Some(pointer) = droppable(value, &spec_path::to_pointer(&problem.path)) else { continue };
+            if remove_pointer(value, &pointer) {
+                dropped = true;
+                let shown = spec_path::from_pointer(&pointer, &Value::Null);
+                let mut d = Diagnostic::new(IGNORED, Severity::Info, "", format!("ignored: `{shown}` as read: {}", problem.message)).at(problem.span.clone());
+                d.fix = problem.fix.clone();
+                notes.push(d);
+            }
         }
-    };
-    ImportOutcome { imported, diagnostics, sources }
+        if !dropped {
+            notes.extend(problems);
+            return None;
+        }
+    }
+    None
+}
+
+/// The deepest part of `pointer` that exists in the value and may be dropped: never
+/// the root, `version`, `name` or the `services` mapping itself.
+fn droppable(value: &Value, pointer: &str) -> Option<String> {
+    let mut p = pointer.to_string();
+    while value.pointer(&p).is_none() {
+        p.truncate(p.rfind('/')?);
+    }
+    (!matches!(p.as_str(), "" | "/version" | "/name" | "/services")).then_some(p)
+}
+
+fn remove_pointer(value: &mut Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return false };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => map.shift_remove(&key).is_some(),
+        Some(Value::Array(items)) => match key.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn set_without_origin(root: &mut Value, pointer: &str, value: Value) {
@@ -243,6 +297,14 @@ pub fn to_yaml(imported: &ImportedSpec, notes: &[Diagnostic]) -> String {
             out.push_str(&format!("#   - {}\n", d.message.trim_start_matches("assumed: ")));
         }
     }
+    let unread: Vec<&Diagnostic> = notes.iter().filter(|d| d.rule == UNPARSABLE).collect();
+    if !unread.is_empty() {
+        out.push_str("#\n# Not read (these files, or parts of them, could not be parsed):\n");
+        for d in unread {
+            let at = d.span.as_ref().map(|s| format!("{}:{}: ", s.file, s.line)).unwrap_or_default();
+            out.push_str(&format!("#   - {at}{}\n", d.message.replace('\n', " ")));
+        }
+    }
     out.push_str("#\n# Editor support: `headroom schema > capacity.schema.json`, then start this file with\n");
     out.push_str("# `# yaml-language-server: $schema=capacity.schema.json`.\n\n");
     out.push_str(&serde_saphyr::to_string(&imported.value).unwrap_or_default());
@@ -280,7 +342,7 @@ mod tests {
             |b, f| {
                 let text = b.sources[f].text.clone();
                 let words = shell_words(&text);
-                interpret::apply_command(b, "web", &words, f);
+                interpret::apply_command(b, "web", &words, f, &Default::default());
             },
         ];
         for _ in 0..1500 {

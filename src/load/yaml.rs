@@ -139,21 +139,34 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-fn options() -> serde_saphyr::Options {
+/// Limits of one parse: events, aliases and anchors, nesting depth, nodes, and
+/// events replayed by aliases in total and per anchor.
+struct Limits {
+    events: usize,
+    aliases: usize,
+    depth: usize,
+    nodes: usize,
+    alias_anchor_ratio: bool,
+    replayed_events: usize,
+    expansions_per_anchor: usize,
+}
+
+fn options_with(limits: Limits) -> serde_saphyr::Options {
     let mut budget = Budget::default();
     budget.max_reader_input_bytes = Some(MAX_INPUT_BYTES);
-    budget.max_events = 500_000;
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_depth = 32;
+    budget.max_events = limits.events;
+    budget.max_aliases = limits.aliases;
+    budget.max_anchors = limits.aliases;
+    budget.max_depth = limits.depth;
     budget.max_documents = 1;
-    budget.max_nodes = 200_000;
+    budget.max_nodes = limits.nodes;
     budget.max_total_scalar_bytes = MAX_INPUT_BYTES;
+    budget.enforce_alias_anchor_ratio = limits.alias_anchor_ratio;
     budget.alias_anchor_min_aliases = 20;
     budget.alias_anchor_ratio_multiplier = 4;
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
-    alias_limits.max_total_replayed_events = 10_000;
-    alias_limits.max_alias_expansions_per_anchor = 100;
+    alias_limits.max_total_replayed_events = limits.replayed_events;
+    alias_limits.max_alias_expansions_per_anchor = limits.expansions_per_anchor;
     serde_saphyr::options! {
         budget: Some(budget),
         alias_limits: alias_limits,
@@ -162,6 +175,32 @@ fn options() -> serde_saphyr::Options {
         legacy_octal_numbers: false,
     }
 }
+
+/// The spec's budget: a spec has no need for deep alias expansion.
+fn options() -> serde_saphyr::Options {
+    options_with(Limits { events: 500_000, aliases: 1_000, depth: 32, nodes: 200_000, alias_anchor_ratio: true, replayed_events: 10_000, expansions_per_anchor: 100 })
+}
+
+/// The budget for YAML headroom reads but did not write (compose files, Kamal and
+/// Rails configs). Real files share anchors widely (a compose file with 10 anchors
+/// and 140 aliases is ordinary), so the alias/anchor ratio is not a signal there; what
+/// stops an alias bomb is the bound on what aliases expand to, in events replayed,
+/// and on nesting depth.
+fn foreign_options() -> serde_saphyr::Options {
+    options_with(Limits {
+        events: 1_000_000,
+        aliases: 20_000,
+        depth: 64,
+        nodes: 500_000,
+        alias_anchor_ratio: false,
+        replayed_events: FOREIGN_MAX_EXPANDED_EVENTS,
+        expansions_per_anchor: 20_000,
+    })
+}
+
+/// Events that aliases of a foreign YAML file may expand to, in total: a few hundred
+/// aliases of 100-event anchors fit; a billion-laughs bomb stops early.
+pub const FOREIGN_MAX_EXPANDED_EVENTS: usize = 50_000;
 
 fn span_of(source: &SourceFile, spanned_loc: &serde_saphyr::Location) -> Range<usize> {
     let span = spanned_loc.span();
@@ -179,6 +218,33 @@ fn span_of(source: &SourceFile, spanned_loc: &serde_saphyr::Location) -> Range<u
 /// Escapes a mapping key as one JSON-pointer segment (RFC 6901).
 pub fn escape_segment(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Parses a YAML file headroom did not write (see `foreign_options` for its budget).
+/// An empty document is `null`, not an error: what an empty file means is the
+/// reader's to say.
+pub fn parse_foreign(source: &SourceFile) -> Result<(Value, SpanMap), YamlError> {
+    if source.text.len() > MAX_INPUT_BYTES {
+        return Err(YamlError { message: format!("file is {} bytes; the limit is {MAX_INPUT_BYTES}", source.text.len()), span: 0..0, hint: None });
+    }
+    if source.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Ok((Value::Null, SpanMap::default()));
+    }
+    let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(&source.text, foreign_options());
+    let root = parsed.map_err(|error| {
+        let mut e = yaml_error(source, &error);
+        if e.hint.as_deref().is_some_and(|h| h.contains("spec")) {
+            e.hint = Some(if e.message.to_ascii_lowercase().contains("depth") {
+                "the file nests deeper than 64 levels".to_string()
+            } else {
+                format!("its aliases expand to more than {FOREIGN_MAX_EXPANDED_EVENTS} YAML events (an alias bomb?)")
+            });
+        }
+        e
+    })?;
+    let mut spans = SpanMap::default();
+    let value = convert(source, &root, String::new(), None, &mut spans)?;
+    Ok((value, spans))
 }
 
 /// Parses the YAML text of `source` into a JSON value and its span map.

@@ -4,7 +4,7 @@
 use annotate_snippets::renderer::DecorStyle;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 
-use super::ReportInput;
+use super::{FileRead, ReportInput};
 use crate::diag::{Counts, Severity};
 
 /// Renders findings for a terminal.
@@ -70,7 +70,29 @@ pub fn render(input: &ReportInput<'_>, color: bool) -> String {
         out.push_str(&renderer.render(&groups));
         out.push_str("\n\n");
     }
+    out.push_str(&files(input.files));
     out.push_str(&summary(input, color));
+    out
+}
+
+/// What a lint run read and skipped, one line a file.
+fn files(files: &[FileRead]) -> String {
+    let read: Vec<&FileRead> = files.iter().filter(|f| f.skipped.is_none()).collect();
+    let skipped: Vec<&FileRead> = files.iter().filter(|f| f.skipped.is_some()).collect();
+    let mut out = String::new();
+    let deployment = |f: &FileRead| f.deployment.as_ref().map(|d| format!(" [{d}]")).unwrap_or_default();
+    if !read.is_empty() {
+        out.push_str(&format!("read {} file{}:\n", read.len(), if read.len() == 1 { "" } else { "s" }));
+        for f in read {
+            out.push_str(&format!("  {} ({}){}\n", f.path, f.format.as_deref().unwrap_or("config file"), deployment(f)));
+        }
+    }
+    if !skipped.is_empty() {
+        out.push_str(&format!("skipped {} file{}:\n", skipped.len(), if skipped.len() == 1 { "" } else { "s" }));
+        for f in skipped {
+            out.push_str(&format!("  {}: {}\n", f.path, f.skipped.as_deref().unwrap_or("")));
+        }
+    }
     out
 }
 

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::ReportInput;
+use super::{FileRead, ReportInput};
 use crate::diag::{Counts, Related};
 
 /// Version of the JSON report format.
@@ -17,6 +17,9 @@ struct Document<'a> {
     subject: &'a str,
     summary: Counts,
     findings: Vec<Finding<'a>>,
+    /// `lint`: every file read (with its format) or skipped (with why).
+    #[serde(skip_serializing_if = "<[FileRead]>::is_empty")]
+    files: &'a [FileRead],
 }
 
 #[derive(Serialize)]
@@ -62,6 +65,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
         subject: &input.subject,
         summary: Counts::of(input.diagnostics),
         findings,
+        files: input.files,
     };
     let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
     text.push('\n');

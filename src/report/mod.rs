@@ -30,6 +30,23 @@ pub struct ReportInput<'a> {
     /// What was checked (for summaries).
     pub subject: String,
     pub diagnostics: &'a [Diagnostic],
+    /// For `lint`: every file looked at, read or skipped (empty for `check`).
+    pub files: &'a [FileRead],
+}
+
+/// A file `lint` looked at: read in a format, or skipped with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FileRead {
+    pub path: String,
+    /// The format it was read as (`docker-compose`, `puma.rb`, `env file`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Why it was not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The deployment it was read for, when the paths hold more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
 }
 
 impl ReportInput<'_> {

@@ -116,7 +116,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
             result
         })
         .collect();
-    let log = json!({
+    let mut log = json!({
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [{
@@ -132,6 +132,29 @@ pub fn render(input: &ReportInput<'_>) -> String {
             "results": results
         }]
     });
+    // `lint`: the files read and skipped are the run's artifacts.
+    if !input.files.is_empty() {
+        let artifacts: Vec<Value> = input
+            .files
+            .iter()
+            .map(|f| {
+                let text = match (&f.format, &f.skipped) {
+                    (_, Some(why)) => format!("skipped: {why}"),
+                    (Some(format), None) => format!("read as {format}"),
+                    (None, None) => "read".to_string(),
+                };
+                let mut artifact = json!({ "location": { "uri": f.path.replace('\\', "/") }, "description": { "text": text } });
+                if f.skipped.is_none() {
+                    artifact["roles"] = json!(["analysisTarget"]);
+                }
+                if let Some(d) = &f.deployment {
+                    artifact["properties"] = json!({ "deployment": d });
+                }
+                artifact
+            })
+            .collect();
+        log["runs"][0]["artifacts"] = Value::Array(artifacts);
+    }
     let mut text = serde_json::to_string_pretty(&log).expect("SARIF serializes");
     text.push('\n');
     text

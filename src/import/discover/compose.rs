@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::detect;
 use crate::import::interpret::{self, Process, images};
 use crate::import::shared::argv::{self, Word};
-use crate::import::shared::env::{EnvVar, interpolate, parse_env_file};
+use crate::import::shared::env::{EnvVar, Variables, interpolate, read_env_file};
 use crate::import::shared::names::{numbered, service_name};
 use crate::import::shared::units;
 use crate::import::shared::urls::{url_host, url_path};
@@ -84,7 +84,7 @@ struct Group {
 /// Reads a compose file: services, replicas, resources, commands, environment.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let source: SourceFile = builder.sources[file].clone();
-    let (root, spans) = match yaml::parse(&source) {
+    let (root, spans) = match yaml::parse_foreign(&source) {
         Ok(parsed) => parsed,
         Err(e) => {
             builder.unparsable(file, e.span, format!("compose file: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into()));
@@ -106,6 +106,9 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         }
     }
     let dir = source.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Compose substitutes `${VAR}` from the `.env` of the project directory (and the
+    // shell, which is not the deployment's: its variables are unknown here).
+    let vars = Variables::new(read_env_file(builder, &dir.join(".env")).unwrap_or_default());
     let mut entries: Vec<Entry> = services
         .iter()
         .map(|(name, def)| {
@@ -114,6 +117,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         })
         .collect();
     for entry in entries.iter_mut() {
+        resolve_image(builder, file, &spans, entry, &vars);
         if !entry.def.is_object() {
             builder.unparsable(file, entry.key.clone(), format!("compose service `{}` is not a mapping", entry.name), "write the service's keys under its name");
             entry.role = Role::Skip("not a mapping".into());
@@ -144,7 +148,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             }
         }
     }
-    let mut cx = Compose { builder, file, spans: &spans, dir: &dir, entries: &entries, hosts, files_by_kind: BTreeMap::new(), envs: HashMap::new() };
+    let mut cx = Compose { builder, file, spans: &spans, dir: &dir, entries: &entries, hosts, files_by_kind: BTreeMap::new(), envs: HashMap::new(), vars: &vars };
     for g in &groups {
         cx.service(g);
     }
@@ -155,6 +159,31 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     }
     if groups.iter().any(|g| g.members.len() > 1) {
         cx.builder.set("deploy.compose.replicas", json!("expand"), file, 0..0);
+    }
+}
+
+/// Substitutes `${VAR}` in a service's `image:` (`${REGISTRY:-docker.io}/app:${TAG}`)
+/// from the project's variables. An image that still depends on an unset variable is
+/// dropped from the entry (its kind then comes from its command) with a note.
+fn resolve_image(builder: &mut ImportBuilder, file: FileId, spans: &SpanMap, entry: &mut Entry, vars: &Variables) {
+    let Some(image) = entry.def.get("image").and_then(Value::as_str).filter(|i| i.contains('$')).map(str::to_string) else { return };
+    let resolved = interpolate(&image, vars);
+    let bytes = kv_span(spans, &format!("{}/image", entry.pointer));
+    match resolved.text {
+        Some(text) => {
+            if !resolved.defaulted.is_empty() {
+                let names = resolved.defaulted.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ");
+                builder.assumed_at(file, bytes, format!("image of `{}` is `{text}`: the default of {names}, which .env does not set", entry.name), "if the variable is set where compose runs, its value wins");
+            }
+            entry.def["image"] = Value::from(text);
+        }
+        None => {
+            let names = resolved.unknown.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ");
+            builder.ignored(file, bytes, format!("image `{}` of `{}` depends on {names}, which no .env here sets: the image is not known", image.escape_debug(), entry.name));
+            if let Some(map) = entry.def.as_object_mut() {
+                map.remove("image");
+            }
+        }
     }
 }
 
@@ -378,8 +407,10 @@ struct Compose<'a> {
     hosts: HashMap<String, String>,
     /// deploy.files candidates: kind -> (service, path relative to the compose file).
     files_by_kind: BTreeMap<&'static str, Vec<(String, String)>>,
-    /// The environment of each compose entry read, by entry name.
+    /// The environment of each compose entry read (values resolved), by entry name.
     envs: HashMap<String, Vec<EnvVar>>,
+    /// The project's variables (`.env`), for `${VAR}` in the file.
+    vars: &'a Variables,
 }
 
 impl Compose<'_> {
@@ -417,7 +448,7 @@ impl Compose<'_> {
         }
         // The command's flags win over the environment.
         let env = self.env(entry);
-        let process = Process { service: name.clone(), file: self.file, declared: entry.key.clone(), command: entry.words.clone(), kind: Some(kind), env };
+        let process = Process { service: name.clone(), file: self.file, declared: entry.key.clone(), command: entry.words.clone(), kind: Some(kind), env, variables: self.vars.clone() };
         interpret::process(self.builder, &process);
         let job = matches!(kind, "sidekiq" | "celery" | "rq" | "solid_queue" | "worker");
         if kind == "worker" {
@@ -440,7 +471,7 @@ impl Compose<'_> {
         self.port(&name, entry);
         self.mounts(&name, kind, entry);
         self.notes(entry);
-        self.envs.insert(entry.name.clone(), process.env);
+        self.envs.insert(entry.name.clone(), process.resolved_env());
     }
 
     fn image_and_build(&mut self, name: &str, kind: &str, entry: &Entry) {
@@ -505,7 +536,7 @@ impl Compose<'_> {
             }
             let bytes = self.span(&pointer);
             let Some(text) = scalar(raw) else { continue };
-            let resolved = interpolate(&text);
+            let resolved = interpolate(&text, self.vars);
             let Some(text) = resolved.text else {
                 self.builder.ignored(self.file, bytes, format!("`{key}` comes from the environment at run time; unknown"));
                 continue;
@@ -721,17 +752,13 @@ impl Compose<'_> {
 
     fn env_file(&mut self, path: &str, pointer: &str) -> Vec<EnvVar> {
         let bytes = value_span(self.spans, pointer);
-        let full = self.dir.join(path);
-        let text = match std::fs::metadata(&full) {
-            Ok(m) if m.is_file() && m.len() <= 1024 * 1024 => std::fs::read_to_string(&full).ok(),
-            _ => None,
-        };
-        let Some(text) = text.filter(|t| !t.contains('\0')) else {
-            self.builder.ignored(self.file, bytes, format!("env_file `{}` was not found here; the values it sets are unknown", path.escape_debug()));
-            return Vec::new();
-        };
-        let id = self.builder.add_source(SourceFile::new(full, text.clone()));
-        parse_env_file(&text, id)
+        match read_env_file(self.builder, &self.dir.join(path)) {
+            Some(vars) => vars,
+            None => {
+                self.builder.ignored(self.file, bytes, format!("env_file `{}` was not found here; the values it sets are unknown", path.escape_debug()));
+                Vec::new()
+            }
+        }
     }
 
     /// uses edges, pools from the environment, sentinels and replicas.
@@ -837,7 +864,7 @@ impl Compose<'_> {
             let Some(role) = host_var(&var.name, kind == "pgbouncer") else { continue };
             let host = if role.url { url_host(raw) } else { Some(raw.trim().to_string()) };
             let Some(host) = host else { continue };
-            let resolved = interpolate(&host);
+            let resolved = interpolate(&host, self.vars);
             let Some(host) = resolved.text else {
                 self.builder.ignored(var.file, var.bytes.clone(), format!("{}: the host comes from the environment at run time; the service it reaches is unknown", var.name));
                 continue;
@@ -909,7 +936,7 @@ impl Compose<'_> {
         {
             let user = env.iter().find(|v| matches!(v.name.as_str(), "DATABASES_USER" | "DB_USER" | "POSTGRESQL_USERNAME")).cloned();
             if let Some(var) = user
-                && let Some(u) = var.value.as_deref().map(interpolate).and_then(|i| i.text)
+                && let Some(u) = var.value.as_deref().map(|v| interpolate(v, self.vars)).and_then(|i| i.text)
                 && !u.is_empty()
             {
                 self.builder.set(&format!("services.{name}.users"), json!([u]), var.file, var.bytes.clone());
@@ -1407,6 +1434,55 @@ mod tests {
         assert_eq!(b.owners.get(&canonical).map(String::as_str), Some("lb"));
         assert_eq!(b.value["deploy"]["files"]["nginx"], "nginx/load-balancer.conf");
         assert_eq!(b.service_named_by_host("lb"), Some("lb".into()));
+        validates(&b);
+    }
+
+    /// A compose file in the style of large self-hosted projects: one anchor of shared
+    /// settings aliased by every service, over a hundred aliases in all.
+    fn anchored_compose(services: usize) -> String {
+        let mut text = String::from("x-restart: &restart\n  restart: unless-stopped\nx-logging: &logging\n  logging:\n    driver: json-file\n    options: { max-size: 10m }\nx-env: &env\n  TZ: UTC\n  LOG_LEVEL: info\nservices:\n");
+        for i in 0..services {
+            text.push_str(&format!("  worker-{i}:\n    <<: [*restart, *logging]\n    image: \"${{REGISTRY:-ghcr.io/acme}}/worker:${{TAG:-latest}}\"\n    command: celery -A app worker -c 2 -Q q{i}\n    environment:\n      <<: *env\n      QUEUE: q{i}\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn many_anchors_load_and_alias_bombs_still_stop() {
+        let b = read_text(&anchored_compose(60));
+        assert!(!b.diagnostics.iter().any(|d| d.rule == crate::import::UNPARSABLE), "{:?}", notes(&b));
+        assert_eq!(b.value["services"]["worker-0"]["kind"], "celery");
+        assert_eq!(b.value["services"]["worker-59"]["concurrency"], 2);
+        // The image's defaults are used, and said so.
+        assert_eq!(b.value["services"]["worker-0"]["image"], "ghcr.io/acme/worker:latest");
+        assert!(notes(&b).iter().any(|n| n.starts_with("assumed: image of `worker-0`") && n.contains("$REGISTRY")), "{:?}", notes(&b));
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nservices: {web: {image: nginx, x: *e}}\n";
+        let b = read_text(bomb);
+        let d = b.diagnostics.iter().find(|d| d.rule == crate::import::UNPARSABLE).expect("the bomb is refused");
+        assert!(d.fix.as_deref().is_some_and(|f| f.contains("alias bomb")), "{d:?}");
+    }
+
+    #[test]
+    fn the_project_env_file_fills_substitutions_and_the_environment_reaches_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join(".env"), "GUNICORN_WORKERS=6\nIMAGE_TAG=2.1\nPUMA_THREADS=9\n").unwrap();
+        std::fs::write(dir.path().join("config/puma.rb"), "threads_count = ENV.fetch(\"RAILS_MAX_THREADS\") { 5 }\nthreads threads_count, threads_count\n").unwrap();
+        let compose = "services:\n  api:\n    image: acme/api:${IMAGE_TAG}\n    command: gunicorn --workers ${GUNICORN_WORKERS:-2} --bind :8000 app:app\n  rails:\n    image: acme/rails:${IMAGE_TAG}\n    command: bundle exec puma -C config/puma.rb\n    environment:\n      RAILS_MAX_THREADS: ${PUMA_THREADS}\n    volumes:\n      - ./config/puma.rb:/app/config/puma.rb\n  unknown:\n    image: ${REGISTRY}/thing\n    command: gunicorn app:app\n";
+        let path = dir.path().join("docker-compose.yml");
+        std::fs::write(&path, compose).unwrap();
+        let b = crate::import::read_paths(&[dir.path().to_path_buf()], "t");
+        let s = &b.value["services"];
+        assert_eq!(s["api"]["workers"], 6, "{:#?}", notes(&b));
+        assert_eq!(s["api"]["image"], "acme/api:2.1");
+        // compose `environment:` (its value from .env) reaches puma.rb's ENV.fetch.
+        assert_eq!(s["rails"]["threads"], 9, "{:#?}", notes(&b));
+        assert!(s["unknown"].get("image").is_none());
+        assert!(notes(&b).iter().any(|n| n.contains("depends on $REGISTRY")), "{:#?}", notes(&b));
+        let files: Vec<(String, Option<String>)> = b.files().into_iter().map(|f| (f.path.rsplit('/').next().unwrap().to_string(), f.format)).collect();
+        assert!(files.contains(&(".env".into(), Some("env file".into()))), "{files:?}");
+        assert!(files.contains(&("docker-compose.yml".into(), Some("docker-compose".into()))), "{files:?}");
+        assert!(files.contains(&("puma.rb".into(), Some("puma.rb".into()))), "{files:?}");
         validates(&b);
     }
 }

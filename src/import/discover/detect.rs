@@ -24,6 +24,28 @@ pub enum Kind {
     Unknown,
 }
 
+impl Kind {
+    /// The format's name in reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kind::Compose => "docker-compose",
+            Kind::Kamal => "Kamal deploy.yml",
+            Kind::Nginx => "nginx",
+            Kind::Pgbouncer => "pgbouncer.ini",
+            Kind::PostgresConf => "postgresql.conf",
+            Kind::RedisConf => "redis.conf",
+            Kind::SentinelConf => "sentinel.conf",
+            Kind::GunicornPy => "gunicorn.conf.py",
+            Kind::PumaRb => "puma.rb",
+            Kind::RailsDatabase => "Rails database.yml",
+            Kind::Sysctl => "sysctl.conf",
+            Kind::Railway => "railway.toml",
+            Kind::AppEnv => "env file",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
 /// Reading order: files that name services first.
 pub fn order(kind: &Kind) -> u8 {
     match kind {
@@ -227,11 +249,42 @@ fn yaml_kind(text: &str) -> Kind {
     Kind::Unknown
 }
 
-/// Known config files under a directory (skipping VCS and dependency folders),
-/// bounded in depth, entries visited and files returned; symbolic links are not
-/// followed.
-pub fn find_known_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
+/// Directories of test fixtures and examples: their configs describe no deployment.
+const TEST_DIRS: [&str; 10] = ["test", "tests", "spec", "__tests__", "testdata", "fixtures", "_integration-test", "integration-tests", "e2e", ".devcontainer"];
+
+/// Why a file found by name is not read as part of a deployment: a variant for
+/// development, tests or CI (`docker-compose.dev.yml`, `Procfile.dev`,
+/// `compose.override.yaml`, which `docker compose` merges on a developer's machine).
+pub fn development_variant(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let words: Vec<&str> = name.split(['.', '-', '_']).collect();
+    let dev = words.iter().any(|w| matches!(*w, "dev" | "development" | "local" | "test" | "testing" | "ci" | "debug" | "devcontainer" | "e2e"));
+    let override_file = words.contains(&"override");
+    match detect_name_kind(&name) {
+        Some(Kind::Compose) if override_file => Some("a compose override file (merged by `docker compose` on a developer's machine); pass it explicitly to read it"),
+        Some(Kind::Compose) if dev => Some("a development, test or CI variant of the compose file; pass it explicitly to read it"),
+        _ if name.starts_with("procfile") && dev => Some("a development Procfile; pass it explicitly to read it"),
+        _ => None,
+    }
+}
+
+fn detect_name_kind(name: &str) -> Option<Kind> {
+    let yaml = name.ends_with(".yml") || name.ends_with(".yaml");
+    (yaml && (name.starts_with("docker-compose") || name.starts_with("compose"))).then_some(Kind::Compose)
+}
+
+/// What a directory search found: the files to read, and those passed over with why.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub files: Vec<PathBuf>,
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Known config files under a directory (skipping VCS and dependency folders, test
+/// fixtures and development variants, which are listed with why), bounded in depth,
+/// entries visited and files returned; symbolic links are not followed.
+pub fn find_known_files(dir: &Path) -> Found {
+    let mut found = Found::default();
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
     let mut visited = 0usize;
     while let Some((current, depth)) = stack.pop() {
@@ -240,23 +293,32 @@ pub fn find_known_files(dir: &Path) -> Vec<PathBuf> {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             visited += 1;
-            if visited > MAX_ENTRIES || found.len() >= MAX_FILES {
-                found.sort();
+            if visited > MAX_ENTRIES || found.files.len() >= MAX_FILES {
+                found.skipped.push((current.clone(), format!("search stopped after {MAX_ENTRIES} entries or {MAX_FILES} config files; pass the deployment's directory")));
+                found.files.sort();
                 return found;
             }
             let Ok(file_type) = entry.file_type() else { continue };
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
             if file_type.is_dir() {
-                if depth < MAX_DEPTH && !SKIP_DIRS.contains(&name.as_str()) {
+                if SKIP_DIRS.contains(&name.as_str()) {
+                    continue;
+                }
+                if TEST_DIRS.contains(&name.to_ascii_lowercase().as_str()) {
+                    found.skipped.push((path, "test fixtures or a development container: not searched".into()));
+                } else if depth < MAX_DEPTH {
                     stack.push((path, depth + 1));
                 }
             } else if file_type.is_file() && kind_of(&path, None) != Kind::Unknown {
-                found.push(path);
+                match development_variant(&path) {
+                    Some(why) => found.skipped.push((path, why.to_string())),
+                    None => found.files.push(path),
+                }
             }
         }
     }
-    found.sort();
+    found.files.sort();
     found
 }
 
@@ -325,6 +387,7 @@ mod tests {
         std::fs::write(root.join(".git/redis.conf"), "maxmemory 1gb\n").unwrap();
         std::fs::write(root.join("docker-compose.yml"), "services: {}\n").unwrap();
         let found: Vec<String> = find_known_files(root)
+            .files
             .iter()
             .map(|p| p.strip_prefix(root).unwrap().display().to_string())
             .collect();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::import::interpret::{self, Process, images};
 use crate::import::shared::argv::{self, Word};
-use crate::import::shared::env::EnvVar;
+use crate::import::shared::env::{EnvVar, Variables};
 use crate::import::shared::erb;
 use crate::import::shared::names::service_name;
 use crate::import::shared::units;
@@ -52,7 +52,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         builder.ignored(file, tag.bytes.clone(), format!("ERB `{}` in deploy.yml: its value is not known here", tag.code.escape_debug()));
     }
     let stripped = SourceFile::new(source.path.clone(), text);
-    let (root, spans) = match yaml::parse(&stripped) {
+    let (root, spans) = match yaml::parse_foreign(&stripped) {
         Ok(p) => p,
         Err(e) => {
             builder.unparsable(file, e.span, format!("deploy.yml: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into()));
@@ -267,7 +267,8 @@ impl Kamal<'_> {
         };
         let mut env = self.clear_vars("/env");
         env.extend(self.clear_vars(&format!("{pointer}/env")));
-        let process = Process { service: name.to_string(), file: self.file, declared, command: words, kind: fallback, env };
+        let variables = Variables::new(env.clone());
+        let process = Process { service: name.to_string(), file: self.file, declared, command: words, kind: fallback, env, variables };
         interpret::process(self.builder, &process);
         let kind = self.builder.kind_of_service(name);
         if let Some(cmd) = &cmd
@@ -518,7 +519,8 @@ impl Kamal<'_> {
                 images::version_from_image(self.builder, &name, kind, image, self.file, bytes);
             }
             let env = self.clear_vars(&format!("{pointer}/env"));
-            interpret::process(self.builder, &Process { service: name.clone(), file: self.file, declared: key.clone(), command: words, kind: Some(kind), env });
+            let variables = Variables::new(env.clone());
+            interpret::process(self.builder, &Process { service: name.clone(), file: self.file, declared: key.clone(), command: words, kind: Some(kind), env, variables });
             // Host(s) -> a machine group.
             let hosts: Vec<String> = match (def.get("host"), def.get("hosts"), def.get("roles").or(def.get("role"))) {
                 (Some(Value::String(h)), _, _) => vec![h.clone()],

@@ -55,7 +55,11 @@ pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            files.extend(detect::find_known_files(path));
+            let found = detect::find_known_files(path);
+            files.extend(found.files);
+            for (path, why) in found.skipped {
+                builder.skip(path, why);
+            }
         } else {
             files.push(path.clone());
         }
@@ -110,6 +114,7 @@ pub fn read_file(builder: &mut ImportBuilder, path: &Path) {
             let mut d = Diagnostic::new(UNPARSABLE, Severity::Error, "", format!("cannot read {}: {e}", path.display()));
             d.fix = Some("check the path".into());
             builder.diagnostics.push(d);
+            builder.skip(path, format!("cannot be read: {e}"));
             return;
         }
     };
@@ -119,16 +124,19 @@ pub fn read_file(builder: &mut ImportBuilder, path: &Path) {
             let source = SourceFile::new(path, String::new());
             let id = builder.add_source(source);
             builder.unparsable(id, 0..0, format!("{} is not a text file", path.display()), "pass config files only");
+            builder.skip(path, "not a text file");
             return;
         }
     };
     if text.len() > load::yaml::MAX_INPUT_BYTES {
         let id = builder.add_source(SourceFile::new(path, String::new()));
         builder.unparsable(id, 0..0, format!("{} is larger than {} bytes", path.display(), load::yaml::MAX_INPUT_BYTES), "is this a config file?");
+        builder.skip(path, format!("larger than {} bytes", load::yaml::MAX_INPUT_BYTES));
         return;
     }
     let kind = detect::kind_of(path, Some(&text));
     let id = builder.add_source(SourceFile::new(path, text));
+    builder.read_as(id, kind.label());
     match reader(kind) {
         Some(read) => read(builder, id),
         None => {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::pgbouncer::PLAIN_VARIABLES;
 use crate::import::formats::pgbouncer_ini;
-use crate::import::shared::env::{EnvVar, interpolate, parse_env_file};
+use crate::import::shared::env::{EnvVar, Variables, interpolate, parse_env_file};
 use crate::import::shared::names::service_name;
 use crate::import::shared::units;
 use crate::import::{FileId, ImportBuilder};
@@ -119,7 +119,7 @@ pub fn apply_pools(builder: &mut ImportBuilder, service: &str, db: Option<&str>,
                 }
             }
         };
-        let resolved = interpolate(raw);
+        let resolved = interpolate(raw, &Variables::default());
         let Some(text) = resolved.text.map(|t| t.trim().to_string()) else {
             builder.ignored(var.file, var.bytes.clone(), format!("{}: not a whole number known here", var.name));
             continue;
@@ -279,7 +279,7 @@ pub fn apply_app_env(builder: &mut ImportBuilder, service: &str, kind: &str, nam
 /// pgbouncer images' `PGBOUNCER_*` and plain variables, and the postgres image's
 /// `POSTGRES_DB`. Where a variable is set twice, the later value wins; `$VAR`
 /// references take their defaults, and one with none leaves the setting unknown.
-pub fn apply_environment(builder: &mut ImportBuilder, service: &str, kind: &str, env: &[EnvVar]) {
+pub fn apply_environment(builder: &mut ImportBuilder, service: &str, kind: &str, env: &[EnvVar], vars: &Variables) {
     let last: Vec<&EnvVar> = env.iter().enumerate().filter(|(i, v)| !env[i + 1..].iter().any(|later| later.name == v.name && later.value.is_some())).map(|(_, v)| v).collect();
     for var in last {
         let Some(raw) = &var.value else { continue };
@@ -288,7 +288,7 @@ pub fn apply_environment(builder: &mut ImportBuilder, service: &str, kind: &str,
             "pgbouncer" => key.strip_prefix("PGBOUNCER_").map(str::to_ascii_lowercase).or_else(|| PLAIN_VARIABLES.contains(&key).then(|| key.to_ascii_lowercase())),
             _ => None,
         };
-        let resolved = interpolate(raw);
+        let resolved = interpolate(raw, vars);
         let relevant = pgbouncer_key.is_some() || app_env_key(kind, key).is_some();
         let Some(value) = resolved.text.clone() else {
             if relevant {

@@ -347,7 +347,7 @@ if os.environ.get("DEBUG"):
         let mut b = ImportBuilder::new("t");
         let cmd = "gunicorn --workers 8 --threads 2 app";
         let c = b.add_source(SourceFile::new("docker-compose.yml", cmd.to_string()));
-        super::super::apply_command(&mut b, "web", &crate::import::shared::argv::shell_words(cmd), c);
+        super::super::apply_command(&mut b, "web", &crate::import::shared::argv::shell_words(cmd), c, &Default::default());
         let id = b.add_source(SourceFile::new("gunicorn.conf.py", "workers = 3\nthreads = 2\ntimeout = 30\n".to_string()));
         read(&mut b, id);
         let web = &b.value["services"]["web"];

@@ -18,9 +18,8 @@ use std::ops::Range;
 use serde_json::{Value, json};
 
 use crate::import::shared::argv::{Opt, Word, base, segment_offset, segments, shell_script, strip_redirects, words_in};
-use crate::import::shared::env::interpolate;
+use crate::import::shared::env::{EnvVar, Variables, interpolate};
 use crate::import::shared::units;
-use crate::import::shared::env::EnvVar;
 use crate::import::{FileId, ImportBuilder};
 
 /// One process a deployment runs, as its files describe it: the unit `interpret`
@@ -45,6 +44,23 @@ pub struct Process {
     /// The environment the process sees, in the order it is set: where a variable
     /// is set twice, the later entry wins.
     pub env: Vec<EnvVar>,
+    /// What `$VAR` in its command and environment values resolves to: a compose
+    /// project's `.env`, or (for commands a shell runs) the environment itself.
+    pub variables: Variables,
+}
+
+impl Process {
+    /// The environment with `$VAR` references in its values resolved by the process's
+    /// variables; a value that cannot be resolved keeps its text.
+    pub fn resolved_env(&self) -> Vec<EnvVar> {
+        self.env
+            .iter()
+            .map(|v| {
+                let value = v.value.as_ref().map(|raw| interpolate(raw, &self.variables).text.unwrap_or_else(|| raw.clone()));
+                EnvVar { value, ..v.clone() }
+            })
+            .collect()
+    }
 }
 
 /// Interprets one process into its service: the program its command runs and that
@@ -52,20 +68,29 @@ pub struct Process {
 /// then the settings its environment carries for that kind. Returns the program the
 /// command runs, when headroom models it.
 pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'static str> {
-    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, process.file));
+    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, process.file, &process.variables));
     let kind = program.filter(|k| *k != "sentinel").or(process.kind);
     if let Some(kind) = kind {
         builder.ensure_kind(&process.service, kind, process.file, process.declared.clone());
     }
     let kind = builder.kind_of_service(&process.service).unwrap_or_default();
-    app_env::apply_environment(builder, &process.service, &kind, &process.env);
+    app_env::apply_environment(builder, &process.service, &kind, &process.env, &process.variables);
+    builder.environments.entry(process.service.clone()).or_default().extend(process.resolved_env());
     program
 }
 
-/// The environment a service's files set (`services.<name>.env.clear`).
+/// The environment a service's processes see, as the files set it (compose
+/// `environment:` and `env_file:`, Kamal `env.clear`, ...): what `ENV.fetch` in
+/// puma.rb and database.yml and `os.environ` in gunicorn.conf.py read.
 pub fn service_env(builder: &ImportBuilder, service: &str) -> impl Fn(&str) -> Option<String> + 'static {
     let clear = builder.get(&format!("services.{service}.env.clear")).and_then(Value::as_object).cloned().unwrap_or_default();
-    move |name: &str| clear.get(name).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string())))
+    let vars = Variables::new(builder.environments.get(service).cloned().unwrap_or_default());
+    move |name: &str| {
+        vars.value(name)
+            .filter(|v| !v.contains('$'))
+            .map(str::to_string)
+            .or_else(|| clear.get(name).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))))
+    }
 }
 
 /// The program a command runs, by its words: one of `gunicorn`, `puma`, `redis`,
@@ -143,7 +168,7 @@ fn celery(words: &[Word], from: usize) -> Option<(&'static str, usize)> {
 /// Applies a command line (words with byte ranges relative to the file) to a service:
 /// gunicorn, puma, redis-server, postgres or pgbouncer by the program name. Returns the
 /// kind it recognised.
-pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[(String, std::ops::Range<usize>)], file: FileId) -> Option<&'static str> {
+pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[Word], file: FileId, vars: &Variables) -> Option<&'static str> {
     // `sh -c "..."`: the script is the command.
     if let Some(script) = shell_script(words) {
         let (text, range) = script;
@@ -152,7 +177,7 @@ pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[(Strin
         if let Some(e) = error {
             builder.ignored(file, e.bytes, format!("command script: {}; read up to it", e.message));
         }
-        return apply_command(builder, service, &inner, file);
+        return apply_command(builder, service, &inner, file, vars);
     }
     let (kind, start) = classify(words)?;
     let head = words[..start].last().map_or(0..0, |(_, r)| r.clone());
@@ -169,7 +194,7 @@ pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[(Strin
         builder.ignored(file, head, format!("a {k} command for service `{service}`, which is already a {existing}; its flags are not applied"));
         return Some(kind);
     }
-    let mut cx = Cx { builder, service, file };
+    let mut cx = Cx { builder, service, file, vars };
     match kind {
         "gunicorn" => gunicorn::flags(&mut cx, &args),
         "puma" => puma::flags(&mut cx, &args, words[..start].iter().any(|(w, _)| base(w) == "rails")),
@@ -186,6 +211,8 @@ struct Cx<'a> {
     builder: &'a mut ImportBuilder,
     service: &'a str,
     file: FileId,
+    /// What `$VAR` in the command resolves to.
+    vars: &'a Variables,
 }
 
 impl Cx<'_> {
@@ -209,7 +236,7 @@ impl Cx<'_> {
             self.ignored(opt.bytes.clone(), format!("`{}` without a value", opt.flag));
             return None;
         };
-        let resolved = interpolate(text);
+        let resolved = interpolate(text, self.vars);
         if !resolved.unknown.is_empty() {
             let vars = resolved.unknown.iter().map(|v| format!("${v}")).collect::<Vec<_>>().join(", ");
             self.ignored(
@@ -284,7 +311,7 @@ mod tests {
     fn run(text: &str) -> ImportBuilder {
         let (mut b, id) = builder_with(text);
         let words = shell_words(text);
-        apply_command(&mut b, "web", &words, id);
+        apply_command(&mut b, "web", &words, id, &Variables::default());
         b
     }
 
@@ -430,7 +457,7 @@ mod tests {
     fn a_conflicting_kind_is_noted_not_applied() {
         let (mut b, id) = builder_with("gunicorn -w 4 app");
         b.set("services.web.kind", json!("puma"), id, 0..1);
-        apply_command(&mut b, "web", &shell_words("gunicorn -w 4 app"), id);
+        apply_command(&mut b, "web", &shell_words("gunicorn -w 4 app"), id, &Variables::default());
         assert!(b.value["services"]["web"].get("workers").is_none());
         assert!(notes(&b).iter().any(|n| n.contains("already a puma")));
     }
@@ -449,9 +476,9 @@ mod tests {
         assert_eq!(cpus("2.0"), Some(json!(2)));
         assert_eq!(cpus("0.5"), Some(json!(0.5)));
         assert_eq!(service_name("Web_App.1"), "web_app-1");
-        let i = interpolate("${A:-1}:$B");
+        let i = interpolate("${A:-1}:$B", &Variables::default());
         assert_eq!((i.text, i.defaulted, i.unknown), (None, vec!["A".to_string()], vec!["B".to_string()]));
-        assert_eq!(interpolate("$$HOME").text.as_deref(), Some("$HOME"));
+        assert_eq!(interpolate("$$HOME", &Variables::default()).text.as_deref(), Some("$HOME"));
     }
 
 }

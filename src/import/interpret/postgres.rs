@@ -37,7 +37,7 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
                 continue;
             }
         };
-        let resolved = interpolate(&value);
+        let resolved = interpolate(&value, cx.vars);
         let Some(value) = resolved.text.filter(|_| resolved.unknown.is_empty()) else {
             cx.ignored(opt.bytes.clone(), format!("postgres `{key}` takes its value from the environment at run time; headroom cannot know it"));
             continue;

@@ -81,7 +81,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         }
     }
     let stripped = SourceFile::new(source.path.clone(), text);
-    let (root, spans) = match yaml::parse(&stripped) {
+    let (root, spans) = match yaml::parse_foreign(&stripped) {
         Ok(p) => p,
         Err(e) => {
             builder.unparsable(file, e.span, format!("database.yml: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into()));

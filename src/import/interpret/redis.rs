@@ -36,7 +36,7 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
         let mut resolved = Vec::new();
         let mut unknown = false;
         for a in &args {
-            let x = interpolate(a);
+            let x = interpolate(a, cx.vars);
             match x.text {
                 Some(t) if x.unknown.is_empty() => resolved.push(t),
                 _ => unknown = true,

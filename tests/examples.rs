@@ -91,4 +91,12 @@ fn each_seed_scenario_reports_what_its_guide_gets_wrong() {
     expect("voiceassist", &["redis-maxmemory-headroom"], &["redis-sentinel-quorum", "postgres-connections-exhausted", "qdrant-memory", "qdrant-replication"]);
     // 10 x 4 x (20 + 40) = 2,400 connections against 97.
     expect("rag-service", &["postgres-connections-exhausted"], &[]);
+    // The runbook's autoscaler on Kubernetes: 10 pods x 9 workers x 30 = 2,700 clients
+    // against max_client_conn 1000. Fixed: 900 at max + 270 in a rollout <= 1200.
+    expect("voiceassist-kubernetes", &["pgbouncer-client-limit"], &[]);
+    expect(
+        "voiceassist-kubernetes-fixed",
+        &[],
+        &["pgbouncer-client-limit", "deploy-overlap-exhausts-postgres", "redis-clients-exhausted", "postgres-connections-exhausted", "app-pool-below-concurrency"],
+    );
 }

@@ -150,7 +150,10 @@ pub fn problems(spec: &Spec) -> Vec<Problem> {
         {
             add(format!("{base}/image"), format!("invalid image `{}`", image.escape_debug()), "an image reference such as ghcr.io/acme/arena:1.4.2", false);
         }
-        let app_or_job = !matches!(service, Service::Nginx(_) | Service::Pgbouncer(_) | Service::Postgres(_) | Service::Redis(_));
+        let app_or_job = matches!(
+            service,
+            Service::Gunicorn(_) | Service::Puma(_) | Service::Sidekiq(_) | Service::Celery(_) | Service::SolidQueue(_) | Service::Rq(_) | Service::Worker(_)
+        );
         if app_or_job && service.common().image.is_none() && k8s.image.is_none() {
             add(
                 format!("{base}/image"),

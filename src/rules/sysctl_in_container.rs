@@ -58,7 +58,13 @@ impl Check for SysctlInContainer {
         if !plan.containerized {
             return;
         }
-        let runtime = if plan.kamal_proxy_timeout.is_some() { "deploy.kamal" } else { "deploy.compose" };
+        let runtime = if plan.kamal_proxy_timeout.is_some() {
+            "deploy.kamal"
+        } else if plan.kubernetes.is_some() {
+            "deploy.kubernetes: a pod's securityContext.sysctls"
+        } else {
+            "deploy.compose"
+        };
         for service in &plan.services {
             for (key, value) in &service.sysctls {
                 if namespaced(key) {

@@ -104,13 +104,14 @@ struct Svc {
     restart: String,
 }
 
+/// A key and its value, for templates (environment, labels, sysctls).
 #[derive(Serialize, Clone, Debug, PartialEq)]
-struct Kv {
+pub(super) struct Kv {
     key: String,
     value: String,
 }
 
-fn kv(key: impl Into<String>, value: impl Into<String>) -> Kv {
+pub(super) fn kv(key: impl Into<String>, value: impl Into<String>) -> Kv {
     Kv { key: key.into(), value: value.into() }
 }
 
@@ -745,7 +746,7 @@ fn compose_service(
 
 /// The database user a postgres container creates: the user its pooler (or its first
 /// direct client) connects as.
-fn postgres_user(ctx: &Context<'_>, service: &ServicePlan) -> Option<String> {
+pub fn postgres_user(ctx: &Context<'_>, service: &ServicePlan) -> Option<String> {
     let plan = ctx.plan;
     for pooler in &plan.services {
         if let Detail::Pgbouncer(p) = &pooler.detail

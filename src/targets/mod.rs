@@ -11,6 +11,7 @@ pub mod app_env;
 pub mod compose;
 pub mod gunicorn;
 pub mod kamal;
+pub mod kubernetes;
 pub mod nginx;
 pub mod pgbouncer;
 pub mod postgres;
@@ -155,6 +156,7 @@ pub static TARGETS: &[&dyn Target] = &[
     &qdrant::Qdrant,
     &compose::Compose,
     &kamal::Kamal,
+    &kubernetes::Kubernetes,
     &sysctl::Sysctl,
     &railway::Railway,
     &alerts::Alerts,

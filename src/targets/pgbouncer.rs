@@ -58,7 +58,8 @@ pub fn userlist_path(ini_path: &str) -> String {
 /// port there), by the first address of the machine it is placed on, when the spec
 /// lists one.
 pub fn host_of(ctx: &Context<'_>, service: &ServicePlan) -> String {
-    let compose = ctx.spec.deploy.as_ref().is_some_and(|d| d.compose.is_some());
+    // Compose and Kubernetes both give each service a DNS name of its own.
+    let compose = ctx.spec.deploy.as_ref().is_some_and(|d| d.compose.is_some() || d.kubernetes.is_some());
     let address = service.machine.as_deref().and_then(|m| ctx.plan.machine(m)).and_then(|m| m.addresses.first());
     match address {
         Some(address) if !compose => address.clone(),

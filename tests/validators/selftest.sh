@@ -3,7 +3,7 @@
 # For every validator: a realistic known-good sample must pass and known-bad
 # samples must fail. Samples are written into a temp dir here. NAME limits
 # the run to some validators (nginx postgres pgbouncer redis sentinel
-# gunicorn gunicorn-cmd puma compose sysctl kamal).
+# gunicorn gunicorn-cmd puma compose sysctl kamal kubernetes).
 # Ends with a plain `N passed, N failed` line; exit 1 if anything failed.
 set -uo pipefail
 V=$(cd "$(dirname "$0")" && pwd)
@@ -403,6 +403,58 @@ expect fail "kamal no registry" kv "$T/kamal-noregistry.yml"
 expect fail "kamal remote registry without password" kv "$T/kamal-nopassword.yml"
 expect fail "kamal raw DEL in a value" kv "$T/kamal-del.yml"
 fi
+fi
+
+# ---------------------------------------------------------------- kubernetes
+if want kubernetes; then
+mkdir -p "$T/k8s"
+cat >"$T/k8s/web.yaml" <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: { app.kubernetes.io/name: web }
+spec:
+  selector:
+    matchLabels: { app.kubernetes.io/name: web }
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: { maxSurge: "25%", maxUnavailable: 0 }
+  template:
+    metadata:
+      labels: { app.kubernetes.io/name: web }
+    spec:
+      containers:
+        - name: web
+          image: ghcr.io/acme/web:1.0
+          args: ["gunicorn", "--workers", "4", "app:app"]
+          resources:
+            requests: { cpu: 500m, memory: 1Gi }
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef: { apiVersion: apps/v1, kind: Deployment, name: web }
+  minReplicas: 2
+  maxReplicas: 10
+  metrics:
+    - type: Resource
+      resource: { name: cpu, target: { type: Utilization, averageUtilization: 70 } }
+EOF
+printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - web.yaml\n' >"$T/k8s/kustomization.yaml"
+mkdir -p "$T/k8s-bad1" "$T/k8s-bad2" "$T/k8s-bad3" "$T/k8s-bad4"
+sed 's/^      containers:/      bogusField: 1\n      containers:/' "$T/k8s/web.yaml" >"$T/k8s-bad1/web.yaml"
+sed 's/maxReplicas: 10/maxReplicas: "ten"/' "$T/k8s/web.yaml" >"$T/k8s-bad2/web.yaml"
+cp "$T/k8s/kustomization.yaml" "$T/k8s-bad1/"; cp "$T/k8s/kustomization.yaml" "$T/k8s-bad2/"
+cp "$T/k8s/web.yaml" "$T/k8s-bad3/"; cp "$T/k8s/web.yaml" "$T/k8s-bad3/extra.yaml"; cp "$T/k8s/kustomization.yaml" "$T/k8s-bad3/"
+cp "$T/k8s/web.yaml" "$T/k8s-bad4/"; sed 's/web.yaml/missing.yaml/' "$T/k8s/kustomization.yaml" >"$T/k8s-bad4/kustomization.yaml"
+expect pass "kubernetes good (1.25 and 1.37)" "$V/kubernetes.sh" "$T/k8s" 1.25 1.37
+expect fail "kubernetes unknown field (strict)" "$V/kubernetes.sh" "$T/k8s-bad1" 1.37
+expect fail "kubernetes wrong type" "$V/kubernetes.sh" "$T/k8s-bad2" 1.25
+expect fail "kubernetes manifest not in kustomization" "$V/kubernetes.sh" "$T/k8s-bad3" 1.37
+expect fail "kubernetes kustomization lists a missing file" "$V/kubernetes.sh" "$T/k8s-bad4" 1.37
 fi
 
 echo "$PASS passed, $FAIL failed"

@@ -6,6 +6,8 @@ pub mod qdrant;
 pub mod resolve;
 pub mod sourced;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 pub use resolve::resolve;
@@ -546,6 +548,9 @@ pub struct Plan {
     /// TLS in kamal-proxy and the hosts of the role it fronts (Kamal deployments with
     /// an app server).
     pub kamal_tls: Option<KamalTlsPlan>,
+    /// Lookups by name, built once by `resolve` (see `PlanIndex`).
+    #[serde(skip)]
+    pub index: PlanIndex,
 }
 
 /// TLS in kamal-proxy, on the role it fronts (the first app server).
@@ -564,21 +569,81 @@ pub struct KamalTlsPlan {
     pub hosts_path: String,
 }
 
+/// Every lookup a rule or target makes, built once per plan so that each rule costs
+/// time in proportion to the plan's size: services and machines by name, edges by
+/// source and by target, poolers by the postgres they pool for, services by kind,
+/// and nginx upstreams by the service they route to. The `Plan` methods below are
+/// the one way to find these; scanning `services` or `edges` inside a loop over
+/// services makes a rule quadratic in the number of services.
+#[derive(Clone, Debug, Default)]
+pub struct PlanIndex {
+    services: HashMap<String, usize>,
+    machines: HashMap<String, usize>,
+    edges_from: HashMap<String, Vec<usize>>,
+    edges_to: HashMap<String, Vec<usize>>,
+    poolers_of: HashMap<String, Vec<usize>>,
+    by_kind: HashMap<Kind, Vec<usize>>,
+    /// Target service -> (nginx service, upstream) positions.
+    upstreams_to: HashMap<String, Vec<(usize, usize)>>,
+}
+
+impl PlanIndex {
+    /// Indexes the plan's services, machines and edges as they are now.
+    pub fn build(services: &[ServicePlan], machines: &[MachinePlan], edges: &[Edge]) -> Self {
+        let mut index = PlanIndex::default();
+        for (i, service) in services.iter().enumerate() {
+            index.services.entry(service.name.clone()).or_insert(i);
+            index.by_kind.entry(service.kind).or_default().push(i);
+            match &service.detail {
+                Detail::Pgbouncer(p) => {
+                    if let Some(target) = &p.target {
+                        index.poolers_of.entry(target.clone()).or_default().push(i);
+                    }
+                }
+                Detail::Nginx(n) => {
+                    for (u, upstream) in n.upstreams.iter().enumerate() {
+                        index.upstreams_to.entry(upstream.to.clone()).or_default().push((i, u));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (i, machine) in machines.iter().enumerate() {
+            index.machines.entry(machine.name.clone()).or_insert(i);
+        }
+        for (i, edge) in edges.iter().enumerate() {
+            index.edges_from.entry(edge.from.clone()).or_default().push(i);
+            index.edges_to.entry(edge.to.clone()).or_default().push(i);
+        }
+        index
+    }
+}
+
+const NONE: &[usize] = &[];
+
 impl Plan {
+    /// Rebuilds the index; call after changing names, edges or poolers' targets.
+    pub fn reindex(&mut self) {
+        self.index = PlanIndex::build(&self.services, &self.machines, &self.edges);
+    }
     pub fn service(&self, name: &str) -> Option<&ServicePlan> {
-        self.services.iter().find(|s| s.name == name)
+        self.index.services.get(name).map(|&i| &self.services[i])
     }
     pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
-        self.machines.iter().find(|m| m.name == name)
+        self.index.machines.get(name).map(|&i| &self.machines[i])
+    }
+    /// Every edge whose target is `name`, a pooler's server connections included.
+    pub fn edges_into<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {
+        self.index.edges_to.get(name).map_or(NONE, Vec::as_slice).iter().map(|&i| &self.edges[i])
     }
     /// Edges whose target is `name`, except a pooler's own server connections (those
     /// are `PgbouncerPlan::server_connections`).
-    pub fn edges_to<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
-        self.edges.iter().filter(move |e| e.to == name && e.from_kind != Kind::Pgbouncer)
+    pub fn edges_to<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {
+        self.edges_into(name).filter(|e| e.from_kind != Kind::Pgbouncer)
     }
     /// Edges a service opens.
-    pub fn edges_from<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
-        self.edges.iter().filter(move |e| e.from == name)
+    pub fn edges_from<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {
+        self.index.edges_from.get(name).map_or(NONE, Vec::as_slice).iter().map(|&i| &self.edges[i])
     }
     /// Connections the surge pods of a Kubernetes rolling update add to what `target`'s
     /// clients open (pooler server connections excepted, as in `edges_to`): each app and
@@ -589,6 +654,31 @@ impl Plan {
             mul(&[surge, e.processes, e.per_process.value])
         }))
     }
+    /// The PgBouncers that pool for the postgres `name`, with their details.
+    pub fn poolers_of<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a ServicePlan, &'a PgbouncerPlan)> + 'a {
+        self.index.poolers_of.get(name).map_or(NONE, Vec::as_slice).iter().filter_map(|&i| {
+            let service = &self.services[i];
+            match &service.detail {
+                Detail::Pgbouncer(p) => Some((service, p)),
+                _ => None,
+            }
+        })
+    }
+    /// Services of one kind, in spec order.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &ServicePlan> {
+        self.index.by_kind.get(&kind).map_or(NONE, Vec::as_slice).iter().map(|&i| &self.services[i])
+    }
+    /// nginx upstreams that route to the service `name`: (the nginx, the upstream).
+    pub fn upstreams_to<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a ServicePlan, &'a UpstreamPlan)> + 'a {
+        self.index.upstreams_to.get(name).map_or(&[][..], Vec::as_slice).iter().filter_map(|&(i, u)| {
+            let service = &self.services[i];
+            match &service.detail {
+                Detail::Nginx(n) => n.upstreams.get(u).map(|upstream| (service, upstream)),
+                _ => None,
+            }
+        })
+    }
+    /// App servers (gunicorn, puma) in spec order.
     pub fn apps(&self) -> impl Iterator<Item = &ServicePlan> {
         self.services.iter().filter(|s| s.kind.is_app())
     }

@@ -68,13 +68,21 @@ pub fn resolve(spec: &Spec) -> Plan {
         }
     }
 
+    // Edges by target, once: every per-service sum below reads its own list.
+    let mut edges_to: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, edge) in edges.iter().enumerate() {
+        edges_to.entry(edge.to.as_str()).or_default().push(i);
+    }
+    let edges_to: std::collections::HashMap<String, Vec<usize>> = edges_to.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let into = |name: &str| edges_to.get(name).map_or(&[][..], Vec::as_slice);
+
     // Poolers first: a postgres' demand includes its poolers' server connections.
     // (Indexes, not an iterator: each pooler reads the edges and writes itself.)
     #[allow(clippy::needless_range_loop)]
     for index in 0..services.len() {
         if let Detail::Pgbouncer(_) = services[index].detail {
             let name = services[index].name.clone();
-            let client_demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+            let client_demand = sum(into(&name).iter().map(|&e| edges[e].connections));
             let target_databases = services[index]
                 .uses
                 .first()
@@ -84,7 +92,7 @@ pub fn resolve(spec: &Spec) -> Plan {
                     _ => None,
                 });
             let users_from_clients: Vec<String> = {
-                let mut users: Vec<String> = edges.iter().filter(|e| e.to == name).map(|e| e.user.clone()).collect();
+                let mut users: Vec<String> = into(&name).iter().map(|&e| edges[e].user.clone()).collect();
                 users.sort();
                 users.dedup();
                 users
@@ -140,23 +148,25 @@ pub fn resolve(spec: &Spec) -> Plan {
             }
         }
     }
-    let pooler_server: Vec<(String, u64)> = services
-        .iter()
-        .filter_map(|s| match &s.detail {
-            Detail::Pgbouncer(p) => p.target.clone().map(|t| (t, p.server_connections.value)),
-            _ => None,
-        })
-        .collect();
+    let mut pooler_server: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for service in &services {
+        if let Detail::Pgbouncer(p) = &service.detail
+            && let Some(target) = &p.target
+        {
+            let total = pooler_server.entry(target.clone()).or_default();
+            *total = total.saturating_add(p.server_connections.value);
+        }
+    }
     for service in &mut services {
-        let name = service.name.clone();
+        let incoming = into(&service.name);
         match &mut service.detail {
             Detail::Postgres(p) => {
-                let direct = sum(edges.iter().filter(|e| e.to == name && e.from_kind != Kind::Pgbouncer).map(|e| e.connections));
-                let pooled = sum(pooler_server.iter().filter(|(t, _)| *t == name).map(|(_, c)| *c));
+                let direct = sum(incoming.iter().map(|&e| &edges[e]).filter(|e| e.from_kind != Kind::Pgbouncer).map(|e| e.connections));
+                let pooled = pooler_server.get(&service.name).copied().unwrap_or(0);
                 p.demand = sum([direct, pooled, p.other_connections.value]);
             }
             Detail::Redis(r) => {
-                r.demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+                r.demand = sum(incoming.iter().map(|&e| edges[e].connections));
             }
             Detail::Qdrant(q) => {
                 q.demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
@@ -165,10 +175,16 @@ pub fn resolve(spec: &Spec) -> Plan {
         }
     }
 
+    let mut placed: std::collections::HashMap<&str, Vec<&ServicePlan>> = std::collections::HashMap::new();
+    for service in &services {
+        if let Some(machine) = &service.machine {
+            placed.entry(machine.as_str()).or_default().push(service);
+        }
+    }
     let machines = spec
         .machines
         .iter()
-        .map(|(name, machine)| resolve_machine(name, machine, &services))
+        .map(|(name, machine)| resolve_machine(name, machine, placed.get(name.as_str()).map_or(&[][..], Vec::as_slice)))
         .collect();
 
     let kamal_proxy_timeout = spec.deploy.as_ref().and_then(|dep| dep.kamal.as_ref()).map(|kamal| {
@@ -189,7 +205,9 @@ pub fn resolve(spec: &Spec) -> Plan {
         kamal_proxy_timeout,
         kubernetes,
         kamal_tls,
+        index: PlanIndex::default(),
     };
+    plan.reindex();
     set_expected_clients(&mut plan);
     plan.capacity = capacity(&plan);
     plan
@@ -784,11 +802,11 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
     }
 }
 
-fn resolve_machine(name: &str, machine: &spec::Machine, services: &[ServicePlan]) -> MachinePlan {
+/// A machine group and the services placed on it (in spec order).
+fn resolve_machine(name: &str, machine: &spec::Machine, services: &[&ServicePlan]) -> MachinePlan {
     let count = u64::from(machine.count.max(1));
     let placements: Vec<Placement> = services
         .iter()
-        .filter(|s| s.machine.as_deref() == Some(name))
         .map(|s| Placement {
             service: s.name.clone(),
             replicas_per_host: s.replicas.value.div_ceil(count),
@@ -874,25 +892,13 @@ fn capacity(plan: &Plan) -> Option<Capacity> {
 /// Database connections that can be busy at once on behalf of the app servers: each
 /// app's pools, limited by the pooler's server connections and postgres' usable slots.
 pub fn db_connections_for_apps(plan: &Plan) -> u64 {
+    let from_app = |e: &&Edge| plan.service(&e.from).is_some_and(|s| s.kind.is_app());
     let mut total = 0u64;
-    for postgres in plan.services.iter() {
+    for postgres in plan.of_kind(Kind::Postgres) {
         let Detail::Postgres(pg) = &postgres.detail else { continue };
-        let mut reachable = 0u64;
-        for edge in plan.edges.iter().filter(|e| e.to == postgres.name) {
-            if plan.service(&edge.from).is_some_and(|s| s.kind.is_app()) {
-                reachable = reachable.saturating_add(edge.connections);
-            }
-        }
-        for pooler in plan.services.iter() {
-            let Detail::Pgbouncer(pgb) = &pooler.detail else { continue };
-            if pgb.target.as_deref() != Some(postgres.name.as_str()) {
-                continue;
-            }
-            let from_apps = sum(plan
-                .edges
-                .iter()
-                .filter(|e| e.to == pooler.name && plan.service(&e.from).is_some_and(|s| s.kind.is_app()))
-                .map(|e| e.connections));
+        let mut reachable = sum(plan.edges_into(&postgres.name).filter(from_app).map(|e| e.connections));
+        for (pooler, pgb) in plan.poolers_of(&postgres.name) {
+            let from_apps = sum(plan.edges_into(&pooler.name).filter(from_app).map(|e| e.connections));
             reachable = reachable.saturating_add(from_apps.min(pgb.server_connections.value));
         }
         total = total.saturating_add(reachable.min(pg.usable_connections));

@@ -92,17 +92,13 @@ impl Check for DbPoolBelowLoad {
         let mut parts = Vec::new();
         let mut postgres_cap = None;
         let mut pooler_cap = None;
-        for postgres in &plan.services {
+        for postgres in plan.of_kind(Kind::Postgres) {
             let Detail::Postgres(pg) = &postgres.detail else { continue };
-            let direct: Vec<&&Edge> = app_edges.iter().filter(|e| e.to == postgres.name).collect();
+            let direct: Vec<&Edge> = plan.edges_into(&postgres.name).filter(|e| is_app(e)).collect();
             let mut terms: Vec<String> = direct.iter().map(|e| edge_arithmetic(plan, e)).collect();
             let mut raw = sum(direct.iter().map(|e| e.connections));
-            for pooler in &plan.services {
-                let Detail::Pgbouncer(pgb) = &pooler.detail else { continue };
-                if pgb.target.as_deref() != Some(postgres.name.as_str()) {
-                    continue;
-                }
-                let clients: Vec<&&Edge> = app_edges.iter().filter(|e| e.to == pooler.name).collect();
+            for (pooler, pgb) in plan.poolers_of(&postgres.name) {
+                let clients: Vec<&Edge> = plan.edges_into(&pooler.name).filter(|e| is_app(e)).collect();
                 if clients.is_empty() {
                     continue;
                 }

@@ -2,7 +2,7 @@
 
 use super::{Check, finding, plural};
 use crate::diag::Diagnostic;
-use crate::plan::{Detail, Kind, Plan};
+use crate::plan::{Kind, Plan};
 
 declare_rule! {
     /// An app behind a load balancer or kamal-proxy has no health check.
@@ -61,19 +61,16 @@ impl Check for HealthCheckMissing {
             }
             let mut fronts: Vec<String> = Vec::new();
             let mut consequences: Vec<String> = Vec::new();
-            for service in &plan.services {
-                let Detail::Nginx(nginx) = &service.detail else { continue };
-                for upstream in nginx.upstreams.iter().filter(|u| u.to == app.name) {
-                    fronts.push(format!("nginx `{}` upstream `{}` ({})", service.name, upstream.name, upstream.path));
-                    if consequences.is_empty() {
-                        consequences.push(format!(
-                            "nginx routes to each of its {} as soon as the container runs, before the app has loaded, and keeps a hung one in rotation: open-source nginx has no active checks and marks a server down only after max_fails {} ({}) failed requests within fail_timeout {}s, each a 502/504 to a user",
-                            plural(app.replicas.value, "replica"),
-                            upstream.max_fails.value,
-                            upstream.max_fails.cite(),
-                            upstream.fail_timeout.value,
-                        ));
-                    }
+            for (service, upstream) in plan.upstreams_to(&app.name) {
+                fronts.push(format!("nginx `{}` upstream `{}` ({})", service.name, upstream.name, upstream.path));
+                if consequences.is_empty() {
+                    consequences.push(format!(
+                        "nginx routes to each of its {} as soon as the container runs, before the app has loaded, and keeps a hung one in rotation: open-source nginx has no active checks and marks a server down only after max_fails {} ({}) failed requests within fail_timeout {}s, each a 502/504 to a user",
+                        plural(app.replicas.value, "replica"),
+                        upstream.max_fails.value,
+                        upstream.max_fails.cite(),
+                        upstream.fail_timeout.value,
+                    ));
                 }
             }
             if kamal_primary.as_deref() == Some(app.name.as_str()) {

@@ -66,13 +66,9 @@ impl Check for PgbouncerServerPool {
             let direct: Vec<_> = plan.edges_to(target).collect();
             let direct_total = sum(direct.iter().map(|e| e.connections));
             let others: Vec<(&str, u64)> = plan
-                .services
-                .iter()
-                .filter(|s| s.name != pooler.name)
-                .filter_map(|s| match &s.detail {
-                    Detail::Pgbouncer(other) if other.target.as_deref() == Some(target) => Some((s.name.as_str(), other.server_connections.value)),
-                    _ => None,
-                })
+                .poolers_of(target)
+                .filter(|(s, _)| s.name != pooler.name)
+                .map(|(s, other)| (s.name.as_str(), other.server_connections.value))
                 .collect();
             let others_total = sum(others.iter().map(|(_, c)| *c));
             let leaves = pg

@@ -2,7 +2,7 @@
 
 use super::{Check, edge_arithmetic, finding};
 use crate::diag::Diagnostic;
-use crate::plan::{Detail, Plan};
+use crate::plan::{Detail, Kind, Plan};
 
 declare_rule! {
     /// Every client of a postgres together may open more connections than it accepts.
@@ -49,7 +49,7 @@ declare_rule! {
 
 impl Check for PostgresConnectionsExhausted {
     fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
-        for service in &plan.services {
+        for service in plan.of_kind(Kind::Postgres) {
             let Detail::Postgres(pg) = &service.detail else { continue };
             if pg.demand <= pg.usable_connections {
                 continue;
@@ -57,21 +57,17 @@ impl Check for PostgresConnectionsExhausted {
             let mut terms = Vec::new();
             let mut through_pooler = false;
             let mut direct = false;
-            for pooler in &plan.services {
-                if let Detail::Pgbouncer(pgb) = &pooler.detail
-                    && pgb.target.as_deref() == Some(service.name.as_str())
-                {
-                    through_pooler = true;
-                    terms.push(format!(
-                        "pgbouncer `{}` {} ({})",
-                        pooler.name,
-                        pgb.server_connections.value,
-                        match &pgb.server_connections.origin {
-                            crate::plan::Origin::Derived { formula, .. } => formula.clone(),
-                            _ => String::new(),
-                        }
-                    ));
-                }
+            for (pooler, pgb) in plan.poolers_of(&service.name) {
+                through_pooler = true;
+                terms.push(format!(
+                    "pgbouncer `{}` {} ({})",
+                    pooler.name,
+                    pgb.server_connections.value,
+                    match &pgb.server_connections.origin {
+                        crate::plan::Origin::Derived { formula, .. } => formula.clone(),
+                        _ => String::new(),
+                    }
+                ));
             }
             for edge in plan.edges_to(&service.name) {
                 direct = true;
@@ -113,12 +109,8 @@ impl Check for PostgresConnectionsExhausted {
                 "raise max_connections to >= {needed}, or lower the pools by {} connections",
                 pg.demand - pg.usable_connections
             ));
-            for pooler in &plan.services {
-                if let Detail::Pgbouncer(pgb) = &pooler.detail
-                    && pgb.target.as_deref() == Some(service.name.as_str())
-                {
-                    d = d.related(pgb.default_pool_size.path(), format!("pgbouncer `{}` opens up to {} server connections", pooler.name, pgb.server_connections.value));
-                }
+            for (pooler, pgb) in plan.poolers_of(&service.name) {
+                d = d.related(pgb.default_pool_size.path(), format!("pgbouncer `{}` opens up to {} server connections", pooler.name, pgb.server_connections.value));
             }
             for edge in plan.edges_to(&service.name) {
                 d = d.related(edge.per_process.path(), format!("{} opens {}", edge.from, edge.connections));

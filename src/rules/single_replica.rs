@@ -2,7 +2,7 @@
 
 use super::{Check, finding};
 use crate::diag::Diagnostic;
-use crate::plan::{Detail, Plan};
+use crate::plan::Plan;
 
 declare_rule! {
     /// An app server behind a load balancer runs a single replica.
@@ -51,11 +51,8 @@ impl Check for SingleReplica {
                 continue;
             }
             let mut fronts: Vec<(String, String)> = Vec::new();
-            for lb in &plan.services {
-                let Detail::Nginx(nginx) = &lb.detail else { continue };
-                for upstream in nginx.upstreams.iter().filter(|u| u.to == service.name) {
-                    fronts.push((format!("nginx `{}` upstream `{}` ({}.to)", lb.name, upstream.name, upstream.path), upstream.path.clone()));
-                }
+            for (lb, upstream) in plan.upstreams_to(&service.name) {
+                fronts.push((format!("nginx `{}` upstream `{}` ({}.to)", lb.name, upstream.name, upstream.path), upstream.path.clone()));
             }
             if kamal_primary == Some(service.name.as_str()) {
                 fronts.push(("kamal-proxy (primary Kamal role, deploy.kamal)".into(), "deploy.kamal".into()));

@@ -19,3 +19,10 @@ for spec in examples/*/capacity.yaml; do
   hyperfine -N -i --warmup 10 --runs 60 --style none --export-json "$out/c.json" "$bin check $spec --format json" >/dev/null 2>&1
   printf '| %s | %s | %s | %s |\n' "$name" "$(median "$out/a.json")" "$(median "$out/b.json")" "$(median "$out/c.json")"
 done
+# Growth: `check` of generated specs of 1,000 and 10,000 services (benches/generated.rs).
+printf '\n| generated spec | check |\n|---|---|\n'
+for n in 1000 10000; do
+  HEADROOM_GENERATE=$n cargo bench --quiet --bench check > "$out/generated-$n.yaml"
+  hyperfine -N -i --warmup 3 --runs 20 --style none --export-json "$out/g.json" "$bin check $out/generated-$n.yaml --format json" >/dev/null 2>&1
+  printf '| %s services | %s |\n' "$n" "$(median "$out/g.json")"
+done

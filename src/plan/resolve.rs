@@ -169,7 +169,7 @@ pub fn resolve(spec: &Spec) -> Plan {
                 r.demand = sum(incoming.iter().map(|&e| edges[e].connections));
             }
             Detail::Qdrant(q) => {
-                q.demand = sum(edges.iter().filter(|e| e.to == name).map(|e| e.connections));
+                q.demand = sum(incoming.iter().map(|&e| edges[e].connections));
             }
             _ => {}
         }

@@ -1,6 +1,8 @@
 //! Invariants of the arithmetic, checked over generated specs: raising a limit never
 //! adds a finding of its budget rule, lowering a pool never adds one, and no number,
-//! however large, makes the arithmetic panic.
+//! however large, makes the arithmetic panic. Client pools and replicas go up to
+//! u64::MAX; a program's own setting goes up to the largest value that program accepts
+//! (a larger one is a load error, tested in tests/limits.rs).
 
 use headroom::analysis::analyze_text;
 use proptest::prelude::*;
@@ -78,10 +80,17 @@ fn count() -> impl Strategy<Value = u64> {
     prop_oneof![1u64..64, 1u64..5_000, Just(u64::MAX / 2), Just(u64::MAX)]
 }
 
+/// A program's setting, from small up to the largest value the program accepts.
+fn setting(max: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![1u64..64, 1u64..5_000, Just(max / 2), Just(max)]
+}
+
+use headroom::load::limits::{INT_MAX, LINUX_NR_OPEN_MAX, POSTGRES_CONNECTIONS_AND_WORKERS_MAX};
+
 fn params() -> impl Strategy<Value = Params> {
     (
-        (prop_oneof![1u64..64, Just(10_000u64)], 1u64..33, 1u64..17, count(), count(), count(), count()),
-        (0u64..20, count(), count(), count(), 1u64..33, 0u64..100_000),
+        (prop_oneof![1u64..64, Just(10_000u64)], 1u64..33, 1u64..17, count(), count(), setting(INT_MAX), setting(INT_MAX)),
+        (0u64..20, setting(POSTGRES_CONNECTIONS_AND_WORKERS_MAX - 8), setting(headroom::load::limits::REDIS_MAXCLIENTS_MAX), setting(LINUX_NR_OPEN_MAX / 2), 1u64..33, 0u64..100_000),
     )
         .prop_map(|((replicas, workers, threads, db_pool, redis_pool, max_client_conn, default_pool_size), (reserve, max_connections, maxclients, worker_connections, nginx_workers, rps))| Params {
             replicas,
@@ -94,7 +103,7 @@ fn params() -> impl Strategy<Value = Params> {
             reserve,
             max_connections: max_connections.max(10),
             maxclients,
-            worker_connections,
+            worker_connections: worker_connections.max(2),
             nginx_workers,
             rps,
         })
@@ -115,7 +124,7 @@ proptest! {
     #[test]
     fn raising_max_connections_adds_no_postgres_finding(p in params(), extra in 1u64..100_000) {
         let mut q = p.clone();
-        q.max_connections = p.max_connections.saturating_add(extra);
+        q.max_connections = p.max_connections.saturating_add(extra).min(POSTGRES_CONNECTIONS_AND_WORKERS_MAX - 8);
         prop_assert!(no_new(&findings(&p, "postgres-connections-exhausted"), &findings(&q, "postgres-connections-exhausted")));
         prop_assert!(no_new(&findings(&p, "pgbouncer-server-pool"), &findings(&q, "pgbouncer-server-pool")));
     }
@@ -123,21 +132,21 @@ proptest! {
     #[test]
     fn raising_max_client_conn_adds_no_client_limit_finding(p in params(), extra in 1u64..100_000) {
         let mut q = p.clone();
-        q.max_client_conn = p.max_client_conn.saturating_add(extra);
+        q.max_client_conn = p.max_client_conn.saturating_add(extra).min(INT_MAX);
         prop_assert!(no_new(&findings(&p, "pgbouncer-client-limit"), &findings(&q, "pgbouncer-client-limit")));
     }
 
     #[test]
     fn raising_maxclients_adds_no_redis_finding(p in params(), extra in 1u64..100_000) {
         let mut q = p.clone();
-        q.maxclients = p.maxclients.saturating_add(extra);
+        q.maxclients = p.maxclients.saturating_add(extra).min(headroom::load::limits::REDIS_MAXCLIENTS_MAX);
         prop_assert!(no_new(&findings(&p, "redis-clients-exhausted"), &findings(&q, "redis-clients-exhausted")));
     }
 
     #[test]
     fn raising_worker_connections_adds_no_nginx_finding(p in params(), extra in 1u64..100_000) {
         let mut q = p.clone();
-        q.worker_connections = p.worker_connections.saturating_add(extra);
+        q.worker_connections = p.worker_connections.saturating_add(extra).min(LINUX_NR_OPEN_MAX / 2);
         prop_assert!(no_new(&findings(&p, "nginx-worker-connections"), &findings(&q, "nginx-worker-connections")));
     }
 

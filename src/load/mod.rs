@@ -3,7 +3,9 @@
 //! file:line:column with a hint; a spec with any problem is never resolved.
 
 pub mod kubernetes;
+pub mod limits;
 pub mod path;
+pub mod versions;
 pub mod precheck;
 pub mod yaml;
 
@@ -150,18 +152,58 @@ pub fn load_source(source: SourceFile) -> LoadResult {
         }
     };
     let locator = |pointer: &str, key_only: bool| locate_in(&source, &spans, pointer, key_only);
-    let validated = validate_value(&mut value, &locator).and_then(|spec| {
-        // A spec file is what `render` renders: what the targets' programs would refuse
-        // is an error here too. (Specs rebuilt from foreign configs by `import` describe
-        // what runs today; the rules judge those.)
-        let mut problems = Vec::new();
-        target_problems(&locator, &spec, &mut problems);
-        if problems.is_empty() { Ok(spec) } else { Err(problems) }
-    });
-    match validated {
-        Ok(spec) => Ok(Loaded { source, value, spans, spec }),
-        Err(diagnostics) => Err(LoadFailure { source: Some(source), diagnostics }),
+    let spec = match validate_value(&mut value, &locator) {
+        Ok(spec) => spec,
+        Err(diagnostics) => return Err(LoadFailure { source: Some(source), diagnostics }),
+    };
+    // A spec file is what `render` renders: what the targets' programs would refuse is
+    // an error here too, with the program's limit. (Specs rebuilt from foreign configs
+    // by `import` describe what runs today; the rules judge those.)
+    let mut problems = Vec::new();
+    target_problems(&locator, &spec, &mut problems);
+    problems.extend(
+        limits::refused(&spec)
+            .into_iter()
+            .chain(versions::refused(&spec))
+            .map(|r| problem(&locator, &r.pointer, r.message, Some(r.hint))),
+    );
+    if !problems.is_empty() {
+        return Err(LoadFailure { source: Some(source), diagnostics: problems });
     }
+    let unrenderable: Vec<Diagnostic> = render_problems(&spec)
+        .into_iter()
+        .map(|(pointer, message)| problem(&locator, &pointer, message, Some(RENDER_HINT.into())))
+        .collect();
+    if !unrenderable.is_empty() {
+        return Err(LoadFailure { source: Some(source), diagnostics: unrenderable });
+    }
+    Ok(Loaded { source, value, spans, spec })
+}
+
+const RENDER_HINT: &str = "every rendered file needs its own path: set `deploy.files` so no two coincide";
+
+/// Two rendered files that would want one path (set by `deploy.files`, or by defaults
+/// that coincide): found by rendering every target once (paths depend on the whole
+/// plan), so a spec that loads never renders two files onto one.
+fn render_problems(spec: &Spec) -> Vec<(String, String)> {
+    // Default paths never coincide (each holds its service's or machine's name; the one
+    // pair that could, a sentinel file and a redis service named like it, is refused in
+    // `limits`): only a spec that sets paths needs the render, which costs as much as
+    // `render` itself on a large spec.
+    let sets_paths = spec.deploy.as_ref().is_some_and(|d| {
+        !d.files.is_empty()
+            || d.compose.as_ref().is_some_and(|c| c.file.is_some())
+            || d.railway.as_ref().is_some_and(|r| r.file.is_some())
+            || d.sysctl.as_ref().is_some_and(|s| s.dir.is_some())
+    });
+    if !sets_paths {
+        return Vec::new();
+    }
+    let plan = crate::plan::resolve(spec);
+    let ctx = crate::targets::Context { spec, plan: &plan, spec_file: "capacity.yaml".into(), existing_root: None };
+    let artifacts: Vec<crate::targets::Artifact> = crate::targets::TARGETS.iter().filter_map(|t| t.render(&ctx).ok()).flatten().collect();
+    let pointer = if spec.deploy.as_ref().is_some_and(|d| !d.files.is_empty()) { "/deploy/files" } else { "/services" };
+    crate::targets::path_collisions(&artifacts).into_iter().map(|e| (pointer.to_string(), e.message)).collect()
 }
 
 /// Finds the span of a JSON pointer (`key_only`: the key, not the key and value).
@@ -610,8 +652,8 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                 {
                     add(format!("{loc}/rate_limit"), format!("location `{}` uses rate limit `{zone}`, which is not declared", location.path), format!("rate_limits: {}", zone_names.join(", ")), false);
                 }
-                if !location.path.starts_with('/') || location.path.chars().any(|c| c.is_whitespace() || matches!(c, ';' | '{' | '}' | '"' | '\'' | '#' | '\\')) {
-                    add(format!("{loc}/path"), format!("invalid location path `{}`", location.path.escape_debug()), "a location path starts with `/` and has no spaces, quotes, `;`, `{`, `}` or `#`".into(), false);
+                if !location.path.starts_with('/') || crate::targets::escape::nginx_token(&location.path).is_err() {
+                    add(format!("{loc}/path"), format!("invalid location path `{}`", location.path.escape_debug()), "a location path starts with `/` and has no spaces, control characters, quotes, `;`, `{`, `}`, `#`, `\\` or `$`".into(), false);
                 }
             }
             for zone in nginx.rate_limits.keys() {
@@ -678,7 +720,7 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
     }
     if let Some(deploy) = &spec.deploy {
         for (key, file) in &deploy.files {
-            if file.is_empty() || file.starts_with('/') || file.split(['/', '\\']).any(|part| part == "..") || file.contains('\0') {
+            if crate::targets::check_relative(file).is_err() {
                 add(format!("/deploy/files/{}", yaml::escape_segment(key)), format!("output path `{}` leaves the output directory", file.escape_debug()), "use a relative path inside the repository, without `..`".into(), false);
             }
         }

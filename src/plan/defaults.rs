@@ -67,8 +67,9 @@ pub const PGBOUNCER_LISTEN_BACKLOG: u64 = 128;
 pub const PGBOUNCER_PORT: u64 = 6432;
 /// PgBouncer >= 1.24: max_prepared_statements (default 200; 0 in 1.21-1.23).
 pub const PGBOUNCER_MAX_PREPARED_STATEMENTS_1_24: u64 = 200;
-/// The PgBouncer version assumed when none is given.
-pub const PGBOUNCER_VERSION: (u32, u32) = (1, 24);
+/// The PgBouncer version assumed when none is pinned: the oldest supported one, since
+/// an unpinned file must work on every supported version.
+pub const PGBOUNCER_VERSION: (u32, u32) = (1, 17);
 
 /// PostgreSQL: max_connections (default 100).
 pub const POSTGRES_MAX_CONNECTIONS: u64 = 100;
@@ -80,7 +81,9 @@ pub const POSTGRES_RESERVED: u64 = 0;
 pub const POSTGRES_MAX_WORKER_PROCESSES: u64 = 8;
 /// PostgreSQL: port (default 5432).
 pub const POSTGRES_PORT: u64 = 5432;
-/// The PostgreSQL major version assumed when none is given.
+/// The PostgreSQL major version of the container image when none is pinned. The
+/// settings file of an unpinned postgres holds only what every supported version
+/// (13-17) accepts, whatever the image.
 pub const POSTGRES_VERSION: u64 = 16;
 
 /// Redis: maxclients (default 10000).

@@ -490,7 +490,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
         Service::Pgbouncer(pgb) => {
             let version = match pgb.version.as_deref().and_then(parse_version) {
                 Some(v) => Sourced::spec(v, p("version")),
-                None => Sourced::default(d::PGBOUNCER_VERSION, p("version"), "PgBouncer 1.24"),
+                None => Sourced::default(d::PGBOUNCER_VERSION, p("version"), "not pinned: what every supported version (1.17-1.24) accepts, as the oldest, 1.17"),
             };
             let pool_mode = Sourced::or_default(pgb.pool_mode, p("pool_mode"), spec::PoolMode::Session, "PgBouncer pool_mode = session");
             let max_prepared_statements = if version.value < (1, 21) {
@@ -539,7 +539,17 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
             let storage = pg.storage.unwrap_or(spec::Storage::Ssd);
             let tuning = ram.map(|ram| postgres_tuning(ram, pg, storage, max_connections.value, max_worker_processes.value, &p));
             let detail = Detail::Postgres(PostgresPlan {
-                version: Sourced::or_default(pg.version.map(u64::from), p("version"), d::POSTGRES_VERSION, "PostgreSQL 16"),
+                version: match (pg.version, pg.reserved_connections) {
+                    (Some(v), _) => Sourced::spec(u64::from(v), p("version")),
+                    // Specs rebuilt by `import` from a postgresql.conf that sets it (a
+                    // loaded spec must pin the version itself): only 16+ reads that file.
+                    (None, Some(_)) => Sourced::derived(
+                        crate::load::versions::POSTGRES_RESERVED_CONNECTIONS,
+                        p("version"),
+                        "reserved_connections is set, which only PostgreSQL 16+ reads",
+                    ),
+                    (None, None) => Sourced::default(d::POSTGRES_VERSION, p("version"), "not pinned: PostgreSQL 16 for the image, settings every supported version (13-17) accepts"),
+                },
                 max_connections,
                 superuser_reserved_connections: superuser,
                 reserved_connections: reserved,
@@ -686,16 +696,21 @@ fn somaxconn_for(spec: &Spec, name: &str, common: &spec::Common, containerized: 
 fn postgres_tuning(ram: u64, pg: &spec::Postgres, storage: spec::Storage, max_connections: u64, max_workers: u64, p: &dyn Fn(&str) -> String) -> PostgresTuning {
     const MIB: u64 = 1024 * 1024;
     const KIB: u64 = 1024;
+    const PAGE: u64 = 8 * KIB;
+    // Derived sizes land on the unit PostgreSQL keeps them in (8kB pages, kB) and inside
+    // its ranges, so the server holds exactly what the file says.
+    let pages = |bytes: u64, (min, max): (u64, u64)| (bytes / PAGE * PAGE).clamp(min, max);
     let shared_buffers = match pg.shared_buffers {
         Some(s) => Sourced::spec(s.bytes(), p("shared_buffers")),
-        None => Sourced::derived(ram / 4, p("shared_buffers"), "memory / 4"),
+        None => Sourced::derived(pages(ram / 4, crate::load::limits::POSTGRES_SHARED_BUFFERS), p("shared_buffers"), "memory / 4"),
     };
     let work_mem = match pg.work_mem {
         Some(w) => Sourced::spec(w.bytes(), p("work_mem")),
         None => {
             let per = ram.saturating_sub(shared_buffers.value) / mul(&[max_connections.saturating_add(max_workers), 3]).max(1);
-            // Round down to whole KiB; PostgreSQL's floor for work_mem is 64kB.
-            Sourced::derived((per / KIB * KIB).max(64 * KIB), p("work_mem"), "(memory - shared_buffers) / ((max_connections + max_worker_processes) x 3)")
+            // Round down to whole KiB, inside PostgreSQL's 64kB .. 2147483647kB.
+            let (min, max) = crate::load::limits::POSTGRES_WORK_MEM;
+            Sourced::derived((per / KIB * KIB).clamp(min, max), p("work_mem"), "(memory - shared_buffers) / ((max_connections + max_worker_processes) x 3)")
         }
     };
     let (random_page_cost, effective_io_concurrency) = match storage {
@@ -703,10 +718,11 @@ fn postgres_tuning(ram: u64, pg: &spec::Postgres, storage: spec::Storage, max_co
         spec::Storage::Ssd | spec::Storage::Nvme => (1.1, 200),
     };
     PostgresTuning {
-        wal_buffers: (shared_buffers.value * 3 / 100).clamp(32 * KIB, 16 * MIB) / KIB * KIB,
+        wal_buffers: pages(shared_buffers.value * 3 / 100, (32 * KIB, 16 * MIB)),
         shared_buffers,
-        effective_cache_size: ram / 4 * 3,
-        maintenance_work_mem: (ram / 16).min(2048 * MIB),
+        effective_cache_size: pages(ram / 4 * 3, (PAGE, crate::load::limits::INT_MAX * PAGE)),
+        // PostgreSQL 13-15 refuse less than 1MB.
+        maintenance_work_mem: (ram / 16 / KIB * KIB).clamp(MIB, 2048 * MIB),
         work_mem,
         random_page_cost,
         effective_io_concurrency,

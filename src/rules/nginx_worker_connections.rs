@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn skipped_without_load() {
-        let yaml = "version: 1\nname: t\nservices:\n  web: { kind: gunicorn }\n  lb: { kind: nginx, worker_connections: 1, upstreams: { app: { to: web } }, locations: [ { path: /, upstream: app } ] }\n";
+        let yaml = "version: 1\nname: t\nservices:\n  web: { kind: gunicorn }\n  lb: { kind: nginx, worker_connections: 2, upstreams: { app: { to: web } }, locations: [ { path: /, upstream: app } ] }\n";
         assert!(findings(yaml).is_empty());
     }
 }

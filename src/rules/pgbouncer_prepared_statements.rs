@@ -200,7 +200,11 @@ services:
     #[test]
     fn no_finding_in_session_mode_default_1_24_or_without_prepared_statements() {
         assert!(findings(&spec("    pool_mode: session\n    version: \"1.18\"\n", "framework: rails")).is_empty());
-        assert!(findings(&spec("    pool_mode: transaction\n", "framework: rails")).is_empty());
+        assert!(findings(&spec("    pool_mode: transaction\n    version: \"1.24\"\n", "framework: rails")).is_empty());
+        // Not pinned: the file must work on 1.17, which cannot track prepared statements.
+        let unpinned = findings(&spec("    pool_mode: transaction\n", "framework: rails"));
+        assert_eq!(unpinned.len(), 1);
+        assert!(unpinned[0].message.contains("PgBouncer 1.17 (services.pgbouncer.version not set; default: not pinned"), "{}", unpinned[0].message);
         assert!(findings(&spec("    pool_mode: transaction\n    version: \"1.18\"\n", "framework: rails, prepared_statements: false")).is_empty());
         assert!(findings(&spec("    pool_mode: transaction\n    version: \"1.18\"\n", "framework: psycopg2")).is_empty());
     }

@@ -167,7 +167,17 @@ mod tests {
 
     #[test]
     fn quorum_zero() {
-        let found = findings("sentinels: 3, quorum: 0");
+        // Sentinel refuses a quorum of 0 (`Quorum must be 1 or greater.`): such a spec does
+        // not load; a sentinel.conf read by lint still gets the finding.
+        let yaml = "version: 1\nname: t\nservices:\n  cache: { kind: redis, mode: sentinel, sentinels: 3, quorum: 0 }\n";
+        let failure = crate::analysis::analyze_text("capacity.yaml", yaml).expect_err("quorum 0 does not load");
+        assert!(failure.diagnostics[0].message.contains("redis sentinel quorum must be 1.."), "{:?}", failure.diagnostics);
+        let spec: crate::spec::Spec = serde_json::from_value(serde_json::json!({
+            "version": 1, "name": "t", "services": { "cache": { "kind": "redis", "mode": "sentinel", "sentinels": 3, "quorum": 0 } }
+        }))
+        .unwrap();
+        let found = crate::rules::check(&crate::plan::resolve(&spec));
+        let found: Vec<_> = found.into_iter().filter(|d| d.rule == "redis-sentinel-quorum").collect();
         assert_eq!(found.len(), 1);
         assert!(found[0].message.contains("quorum 0 (services.cache.quorum) < 1"), "{}", found[0].message);
     }

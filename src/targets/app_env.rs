@@ -202,11 +202,14 @@ fn groups(ctx: &Context<'_>, service: &ServicePlan) -> Vec<Group> {
         // A name another pool already uses gets the target's prefix.
         let named = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).chain(owned_generic);
         for (key, value) in named {
+            // A name another pool already uses gets the target's prefix, then a number
+            // (a redis service named `redis` beside another redis wants REDIS_POOL_SIZE too).
             let key = if taken.contains(&key) && !key.starts_with(&format!("{}_", env_prefix(&edge.to))) {
                 format!("{}_{key}", env_prefix(&edge.to))
             } else {
                 key
             };
+            let key = (1..).map(|n| if n == 1 { key.clone() } else { format!("{key}_{n}") }).find(|k| !taken.contains(k)).expect("a free name");
             taken.push(key.clone());
             group.pairs.push((key, value));
         }

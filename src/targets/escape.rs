@@ -25,9 +25,16 @@ pub fn ini_value(value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
-/// A double-quoted string valid in YAML, TOML, Python and JSON alike.
+/// A double-quoted string valid in YAML, TOML, Python and JSON alike. Beyond JSON's
+/// escapes of C0 controls, DEL, C1 controls and U+2028/2029 are written `\uXXXX` too:
+/// YAML 1.1 (docker-compose) folds a raw NEL or line separator into a space, and TOML
+/// refuses a raw DEL; every one of those formats reads `\uXXXX` back as the character.
 pub fn quoted(value: &str) -> Result<String, Error> {
-    Ok(serde_json::to_string(value).expect("a string serializes"))
+    let json = serde_json::to_string(value).expect("a string serializes");
+    if !json.chars().any(breaks_a_line) {
+        return Ok(json);
+    }
+    Ok(json.chars().map(|c| if breaks_a_line(c) { format!("\\u{:04x}", c as u32) } else { c.to_string() }).collect())
 }
 
 /// YAML: a double-quoted scalar that every YAML reader (libyaml/Psych, PyYAML, Go
@@ -139,15 +146,15 @@ pub fn one_line(text: &str) -> String {
 }
 
 /// A byte count in the largest of a format's 1024-based units that divides it
-/// (`units` = the spellings of GiB, MiB and KiB in that format); a bare number
-/// otherwise.
+/// (`units` = the spellings of GiB, MiB and KiB in that format; an empty spelling is a
+/// unit the format lacks); a bare number otherwise.
 pub fn binary_size(bytes: u64, units: [&str; 3]) -> String {
     const K: u64 = 1024;
     if bytes == 0 {
         return "0".into();
     }
     for (unit, factor) in units.iter().zip([K * K * K, K * K, K]) {
-        if bytes.is_multiple_of(factor) {
+        if !unit.is_empty() && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }
@@ -190,6 +197,8 @@ mod tests {
         assert_eq!(yaml_quoted("café ✓").unwrap(), "\"café ✓\"");
         assert_eq!(compose_literal("5$ ${X}"), "5$$ $${X}");
         assert!(redis_arg("a\nb").is_err());
+        assert_eq!(quoted("a\u{85}b\u{2028}c\u{7f}d\u{9b}").unwrap(), "\"a\\u0085b\\u2028c\\u007fd\\u009b\"");
+        assert_eq!(comment("a\nb\u{85}c\u{2029}"), "a\\nb\\u{85}c\\u{2029}");
         assert_eq!(redis_arg("a b").unwrap(), "\"a b\"");
     }
 }

@@ -188,13 +188,23 @@ pub fn render_all(ctx: &Context<'_>, only: &[String]) -> Result<Vec<Artifact>, V
             errors.push(RenderError { target: artifact.target, message });
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    for artifact in &artifacts {
-        if !seen.insert(artifact.path.as_str()) {
-            errors.push(RenderError { target: artifact.target, message: format!("two artifacts would be written to `{}`; set distinct paths under deploy.files", artifact.path) });
+    errors.extend(path_collisions(&artifacts));
+    if errors.is_empty() { Ok(artifacts) } else { Err(errors) }
+}
+
+/// Two artifacts that would be written to one path.
+pub fn path_collisions(artifacts: &[Artifact]) -> Vec<RenderError> {
+    let mut seen: std::collections::HashMap<&str, &'static str> = std::collections::HashMap::new();
+    let mut errors = Vec::new();
+    for artifact in artifacts {
+        if let Some(first) = seen.insert(artifact.path.as_str(), artifact.target) {
+            errors.push(RenderError {
+                target: artifact.target,
+                message: format!("two files would be written to `{}` (by targets {first} and {}); set distinct paths under deploy.files", artifact.path, artifact.target),
+            });
         }
     }
-    if errors.is_empty() { Ok(artifacts) } else { Err(errors) }
+    errors
 }
 
 /// An output path must stay inside the output directory.

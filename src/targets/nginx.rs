@@ -108,9 +108,10 @@ struct LocationContext {
 }
 
 
-/// A size in the units nginx reads (`k`, `m`, `g`: 1024-based).
+/// A size in the units every supported nginx reads (`k`, `m`: 1024-based). nginx 1.22
+/// refuses `g` in a zone size (`invalid zone size "zone=r:1g"`), so a GiB is `1024m`.
 pub fn size(bytes: u64) -> String {
-    super::escape::binary_size(bytes, ["g", "m", "k"])
+    super::escape::binary_size(bytes, ["", "m", "k"])
 }
 
 fn method(balance: Balance) -> Option<&'static str> {
@@ -241,7 +242,7 @@ services:
         assert!(t.contains("limit_req_zone $binary_remote_addr zone=general:10m rate=100r/s;"));
         assert!(t.contains("map $http_upgrade $connection_upgrade {"));
         // upstream app: zone (max_conns), keepalive trio, one server per replica
-        assert!(t.contains("upstream app {\n        # Shared state so max_conns holds across all workers.\n        zone app 64k;\n        keepalive 32;\n        keepalive_timeout 60s;\n        keepalive_requests 500;\n"), "{t}");
+        assert!(t.contains("upstream app {\n        # Shared state so max_conns holds across all workers (named apart from the\n        # limit_req zones: nginx refuses one name for two uses).\n        zone upstream.app 64k;\n        keepalive 32;\n        keepalive_timeout 60s;\n        keepalive_requests 500;\n"), "{t}");
         for i in 1..=3 {
             assert!(t.contains(&format!("server web-{i}:8000 max_fails=3 fail_timeout=30s max_conns=8 weight=1;")), "{t}");
             assert!(t.contains(&format!("server web-{i}:8000 max_fails=1 fail_timeout=10s weight=1;")), "{t}");
@@ -330,7 +331,7 @@ services:
     fn sizes_use_nginx_units() {
         assert_eq!(size(10 * 1024 * 1024), "10m");
         assert_eq!(size(64 * 1024), "64k");
-        assert_eq!(size(1 << 30), "1g");
+        assert_eq!(size(1 << 30), "1024m");
         assert_eq!(size(1000), "1000");
     }
 }

@@ -45,12 +45,16 @@ pub fn path(ctx: &Context<'_>, service: &ServicePlan) -> String {
     }
 }
 
-/// The example auth file lives next to the ini.
+/// The example auth file lives next to the ini: `userlist.txt.example` beside a
+/// `pgbouncer.ini`, `<name>.userlist.txt.example` beside any other `<name>.ini`, so
+/// several PgBouncers (`pgbouncer/<service>.ini` by default) never share one.
 pub fn userlist_path(ini_path: &str) -> String {
-    match ini_path.rsplit_once('/') {
-        Some((dir, _)) => format!("{dir}/userlist.txt.example"),
-        None => "userlist.txt.example".into(),
-    }
+    let (dir, file) = match ini_path.rsplit_once('/') {
+        Some((dir, file)) => (format!("{dir}/"), file),
+        None => (String::new(), ini_path),
+    };
+    let stem = file.strip_suffix(".ini").unwrap_or(file);
+    if stem == "pgbouncer" { format!("{dir}userlist.txt.example") } else { format!("{dir}{stem}.userlist.txt.example") }
 }
 
 /// How other services reach `service`: by its service name on a compose network;
@@ -114,7 +118,11 @@ fn context(ctx: &Context<'_>, service: &ServicePlan, pgb: &PgbouncerPlan) -> Res
     Ok(PgbouncerContext {
         header: ctx.header(";").trim_end().to_string(),
         service: service.name.clone(),
-        version: format!("{}.{}", pgb.version.value.0, pgb.version.value.1),
+        version: if pgb.version.is_written() {
+            format!("{}.{}", pgb.version.value.0, pgb.version.value.1)
+        } else {
+            "1.17-1.24, version not pinned".into()
+        },
         postgres: target.name.clone(),
         host: host_of(ctx, target),
         port: target.port.value,
@@ -256,5 +264,7 @@ mod tests {
         assert_eq!(a[0].path, "config/pgbouncer.ini");
         assert_eq!(a[1].path, "config/userlist.txt.example");
         assert_eq!(userlist_path("pgbouncer.ini"), "userlist.txt.example");
+        assert_eq!(userlist_path("pgbouncer/orders.ini"), "pgbouncer/orders.userlist.txt.example");
+        assert_eq!(userlist_path("a/b/reports"), "a/b/reports.userlist.txt.example");
     }
 }

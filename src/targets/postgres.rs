@@ -23,7 +23,7 @@ impl Target for Postgres {
             let context = PostgresContext {
                 header: ctx.header("#").trim_end().to_string(),
                 service: service.name.clone(),
-                version: pg.version.value,
+                version: if pinned(pg) { pg.version.value.to_string() } else { "13-17 (version not pinned)".into() },
                 usable: format!(
                     "{} max_connections - {} superuser_reserved_connections - {} reserved_connections = {} usable; clients may open {}",
                     pg.max_connections.value,
@@ -67,7 +67,7 @@ pub fn server_args(service: &ServicePlan) -> Vec<String> {
 struct PostgresContext {
     header: String,
     service: String,
-    version: u64,
+    version: String,
     usable: String,
     settings: Vec<Setting>,
     file_name: String,
@@ -104,6 +104,12 @@ fn number(value: f64) -> String {
 }
 
 
+/// The version is known (written, or implied by a setting only some versions read),
+/// not the default of an unpinned spec.
+fn pinned(pg: &PostgresPlan) -> bool {
+    !matches!(pg.version.origin, crate::plan::Origin::Default { .. })
+}
+
 /// Every setting the plan decides for one postgres, in file order. `reserved_connections`
 /// only for PostgreSQL 16 and later (15 rejects an unknown parameter).
 pub fn settings(pg: &PostgresPlan) -> Vec<Setting> {
@@ -113,7 +119,9 @@ pub fn settings(pg: &PostgresPlan) -> Vec<Setting> {
     };
     push("max_connections", pg.max_connections.value.to_string(), pg.max_connections.cite(), Some("Connections"));
     push("superuser_reserved_connections", pg.superuser_reserved_connections.value.to_string(), pg.superuser_reserved_connections.cite(), None);
-    if pg.version.value >= 16 {
+    // Only for a pinned PostgreSQL 16 or later: an unpinned file must load on 13-15,
+    // which refuse the parameter.
+    if pinned(pg) && pg.version.value >= crate::load::versions::POSTGRES_RESERVED_CONNECTIONS {
         push("reserved_connections", pg.reserved_connections.value.to_string(), pg.reserved_connections.cite(), None);
     }
     push("max_worker_processes", pg.max_worker_processes.value.to_string(), pg.max_worker_processes.cite(), None);

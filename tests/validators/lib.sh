@@ -9,6 +9,61 @@ SYS_PY=/usr/bin/python3
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 NSS_WRAPPER_LIB=$(ls /usr/lib/*/libnss_wrapper.so /usr/lib/libnss_wrapper.so 2>/dev/null | head -n1 || true)
 
+# ---- version ends -------------------------------------------------------
+# HEADROOM_END=oldest (the default): the host's programs, Debian 12 (nginx 1.22,
+# PostgreSQL 15, PgBouncer 1.18, Redis 7.0). HEADROOM_END=newest: the Debian 13 root
+# that ../shared/tools/trixie-root builds (nginx 1.26, PostgreSQL 17, PgBouncer 1.24,
+# Redis 8.0, Valkey 8.1); programs run there with `trixie-root run`, so every file
+# they read lives under the root's /tmp and is named by its path inside the root.
+HEADROOM_END=${HEADROOM_END:-oldest}
+END_ROOT=""
+TRIXIE_TOOL=""
+
+# The trixie-root tool: $HEADROOM_TRIXIE_TOOL, else shared/tools beside the repository
+# (or beside the folder of worktrees).
+find_trixie_tool() {
+  local repo c
+  repo=$(cd "$VALIDATORS_DIR/../.." && pwd)
+  for c in "${HEADROOM_TRIXIE_TOOL:-}" "$repo/../shared/tools/trixie-root" "$repo/../../shared/tools/trixie-root"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+
+case "$HEADROOM_END" in
+  oldest) ;;
+  newest)
+    TRIXIE_TOOL=$(find_trixie_tool) || { echo "error: HEADROOM_END=newest needs shared/tools/trixie-root (or HEADROOM_TRIXIE_TOOL)" >&2; exit 1; }
+    END_ROOT=$("$TRIXIE_TOOL") || { echo "error: trixie-root could not build its root" >&2; exit 1; }
+    ;;
+  *) echo "error: HEADROOM_END must be oldest or newest, not $HEADROOM_END" >&2; exit 1 ;;
+esac
+
+# endpath PATH: PATH (under the end's root) as the end's programs see it.
+endpath() { if [ -n "$END_ROOT" ]; then echo "${1#"$END_ROOT"}"; else echo "$1"; fi; }
+# end_run CMD ARG...: run CMD with the end's programs (paths through endpath).
+end_run() { if [ -n "$END_ROOT" ]; then "$TRIXIE_TOOL" run "$@"; else "$@"; fi; }
+# end_as_pg CMD ARG...: the same, as the postgres OS user (postgres refuses root).
+end_as_pg() {
+  if [ -n "$END_ROOT" ]; then "$TRIXIE_TOOL" run runuser -u postgres -- "$@"
+  elif is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+# signal_end SIG PID: send SIG to a program started in the background with end_run
+# (in the root, PID is trixie-root's unshare and the program is its child).
+# (in the root, PID is a shell or trixie-root's unshare, and the program a descendant:
+# every descendant, deepest first, gets SIG; then PID itself).
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do descendants "$child"; echo "$child"; done
+}
+signal_end() {
+  local sig=$1 pid=$2 p
+  for p in $(descendants "$pid") "$pid"; do kill "-$sig" "$p" 2>/dev/null || true; done
+}
+# The end's PostgreSQL server binaries (a path the end sees) and libnss_wrapper.
+END_PGBIN=$(endpath "$(ls -d "$END_ROOT"/usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)")
+END_NSS_WRAPPER_LIB=$(endpath "$(ls "$END_ROOT"/usr/lib/*/libnss_wrapper.so "$END_ROOT"/usr/lib/libnss_wrapper.so 2>/dev/null | head -n1 || true)")
+
 _CLEANUP_PIDS=()
 _CLEANUP_CMDS=()
 VTMP=""
@@ -30,6 +85,8 @@ _on_exit() {
     eval "${_CLEANUP_CMDS[$_ci]}" >/dev/null 2>&1 || true
   done
   for pid in "${_CLEANUP_PIDS[@]}"; do
+    # A program run in the end's root is a descendant of PID: stop it too.
+    for child in $(descendants "$pid"); do kill -TERM "$child" 2>/dev/null || true; done
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -43,7 +100,12 @@ _on_exit() {
 # make_tmp NAME: create $VTMP (world-readable so the postgres user can read
 # copies of the files under test) and install the cleanup trap.
 make_tmp() {
-  VTMP=$(mktemp -d "${TMPDIR:-/tmp}/headroom-$1.XXXXXX")
+  if [ -n "$END_ROOT" ]; then
+    mkdir -p "$END_ROOT/tmp"
+    VTMP=$(mktemp -d "$END_ROOT/tmp/headroom-$1.XXXXXX")
+  else
+    VTMP=$(mktemp -d "${TMPDIR:-/tmp}/headroom-$1.XXXXXX")
+  fi
   chmod 755 "$VTMP"
   trap _on_exit EXIT
   trap 'exit 130' INT TERM
@@ -82,13 +144,25 @@ wait_for() {
 
 # ---- throwaway PostgreSQL ---------------------------------------------
 # pg_init DIR: initdb (trust auth, superuser "postgres") into DIR.
+# With PG_ON_END=1 the end's PostgreSQL runs it (postgres.sh); otherwise the host's (a
+# backend for pgbouncer.sh).
+pg_bin() { if [ "${PG_ON_END:-0}" = 1 ]; then echo "$END_PGBIN"; else echo "$PGBIN"; fi; }
+pg_run() { if [ "${PG_ON_END:-0}" = 1 ]; then end_as_pg "$@"; else as_pg "$@"; fi; }
+pg_path() { if [ "${PG_ON_END:-0}" = 1 ]; then endpath "$1"; else echo "$1"; fi; }
+# pg_own PATH: give PATH to the postgres user of whichever system runs PostgreSQL (the
+# root's postgres may have another uid than the host's).
+pg_own() {
+  if ! is_root; then return 0; fi
+  if [ "${PG_ON_END:-0}" = 1 ] && [ -n "$END_ROOT" ]; then end_run chown postgres: "$(endpath "$1")"; else chown postgres: "$1"; fi
+}
+
 pg_init() {
   local dir=$1
-  [ -n "$PGBIN" ] || die "PostgreSQL not installed: run .ci/install-validators"
+  [ -n "$(pg_bin)" ] || die "PostgreSQL not installed: run .ci/install-validators"
   mkdir -p "$dir"
-  if is_root; then chown postgres: "$dir"; fi
+  pg_own "$dir"
   chmod 700 "$dir"
-  as_pg "$PGBIN/initdb" -D "$dir" -A trust -U postgres -E UTF8 --no-sync >"$VTMP/initdb.log" 2>&1 \
+  pg_run "$(pg_bin)/initdb" -D "$(pg_path "$dir")" -A trust -U postgres -E UTF8 --no-sync >"$VTMP/initdb.log" 2>&1 \
     || { cat "$VTMP/initdb.log" >&2; die "initdb failed"; }
 }
 
@@ -97,17 +171,17 @@ pg_init() {
 pg_start() {
   local dir=$1 port=$2 sock=$3
   mkdir -p "$sock"
-  if is_root; then chown postgres: "$sock"; fi
-  on_exit_run "as_pg '$PGBIN/pg_ctl' -D '$dir' -m immediate -w -t 20 stop"
-  if ! as_pg "$PGBIN/pg_ctl" -D "$dir" -w -t 60 -l "$VTMP/postgres.log" \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $sock" start >"$VTMP/pg_ctl.log" 2>&1; then
+  pg_own "$sock"
+  on_exit_run "pg_run '$(pg_bin)/pg_ctl' -D '$(pg_path "$dir")' -m immediate -w -t 20 stop"
+  if ! pg_run "$(pg_bin)/pg_ctl" -D "$(pg_path "$dir")" -w -t 60 -l "$(pg_path "$VTMP/postgres.log")" \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $(pg_path "$sock")" start >"$VTMP/pg_ctl.log" 2>&1; then
     cat "$VTMP/pg_ctl.log" "$VTMP/postgres.log" >&2 2>/dev/null || true
     return 1
   fi
 }
 
 pg_stop() {
-  as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+  pg_run "$(pg_bin)/pg_ctl" -D "$(pg_path "$1")" -m fast -w -t 30 stop >/dev/null 2>&1 || true
 }
 
 # ---- libnss_wrapper ----------------------------------------------------

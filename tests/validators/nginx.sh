@@ -8,6 +8,7 @@
 # The conf is copied to PREFIX/conf/ (so relative pid/temp/log paths stay in
 # the prefix); files beside it and the stock /etc/nginx include files
 # (mime.types, *_params, ...) are symlinked next to it for relative includes.
+# HEADROOM_END=newest runs nginx 1.26 of the Debian 13 root (lib.sh), else the host's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -15,7 +16,7 @@ set -euo pipefail
 CONF=$(abspath "$1"); shift
 need_file "$CONF"
 command -v nginx >/dev/null || die "nginx not installed: run .ci/install-validators"
-[ -n "$NSS_WRAPPER_LIB" ] || die "libnss_wrapper not installed: run .ci/install-validators"
+[ -n "$END_NSS_WRAPPER_LIB" ] || die "libnss_wrapper not installed: run .ci/install-validators"
 
 make_tmp nginx
 PREFIX=$VTMP/prefix
@@ -67,14 +68,15 @@ HOSTS_FILE=$VTMP/hosts
 nss_hosts_file "$HOSTS_FILE" "${HOSTS[@]}"
 
 set +e
-out=$(cd "$PREFIX" && LD_PRELOAD="$NSS_WRAPPER_LIB" NSS_WRAPPER_HOSTS="$HOSTS_FILE" \
-  nginx -t -q -p "$PREFIX/" -e "$PREFIX/logs/error.log" -c "$PREFIX/conf/nginx.conf" 2>&1)
+EP=$(endpath "$PREFIX")
+out=$(cd "$PREFIX" && end_run env LD_PRELOAD="$END_NSS_WRAPPER_LIB" NSS_WRAPPER_HOSTS="$(endpath "$HOSTS_FILE")" \
+  nginx -t -q -p "$EP/" -e "$EP/logs/error.log" -c "$EP/conf/nginx.conf" 2>&1)
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then
-  printf '%s\n' "$out" | sed "s#$PREFIX/conf/nginx.conf#$CONF#g" >&2
+  printf '%s\n' "$out" | sed "s#$EP/conf/nginx.conf#$CONF#g" >&2
   echo "fail: nginx rejected $CONF (resolved hosts: ${HOSTS[*]:-none})" >&2
   exit 1
 fi
 [ -n "$out" ] && printf '%s\n' "$out" >&2
-echo "ok: nginx accepted $CONF"
+echo "ok: nginx ($HEADROOM_END end) accepted $CONF"

@@ -17,6 +17,8 @@
 #                (userlist gets plain-text passwords, which pgbouncer accepts
 #                for those); hba/cert/pam -> md5, auth_hba_file dropped.
 #                server_tls_*/client_tls_* are kept (missing files fail: real).
+# HEADROOM_END=newest runs PgBouncer 1.24 of the Debian 13 root (lib.sh), else the
+# host's; the PostgreSQL behind it is the host's either way.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -26,7 +28,8 @@ need_file "$INI"
 command -v pgbouncer >/dev/null || die "pgbouncer not installed: run .ci/install-validators"
 
 make_tmp pgbouncer
-if is_root; then chown postgres: "$VTMP"; fi
+# Both the host's postgres (the backend) and the end's (pgbouncer -u postgres) write here.
+chmod 1777 "$VTMP"
 DATA=$VTMP/data
 pg_init "$DATA"
 PGPORT=$(free_port)
@@ -37,9 +40,9 @@ while [ "$PGB_PORT" = "$PGPORT" ]; do PGB_PORT=$(free_port); done
 PASSWORD=headroom-test
 
 # Rewrite the ini line for line (same line numbers); print "DB USER" for the query and the roles/dbs to create.
-"$SYS_PY" - "$INI" "$VTMP" "$PGPORT" "$PGB_PORT" "$PASSWORD" >"$VTMP/plan" <<'PY'
+"$SYS_PY" - "$INI" "$VTMP" "$PGPORT" "$PGB_PORT" "$PASSWORD" "$(endpath "$VTMP")" >"$VTMP/plan" <<'PY'
 import re, sys
-ini, tmp, pgport, pgbport, password = sys.argv[1:]
+ini, host_tmp, pgport, pgbport, password, tmp = sys.argv[1:]
 lines = open(ini).read().splitlines()
 out, section = [], None
 dbs, users, first_db = set(), set(), None
@@ -103,13 +106,13 @@ for line in lines:
     out.append(line)
 # appended (not inserted) so pgbouncer's line numbers match the original file
 out.append('[pgbouncer]'); emit_overrides()
-open(tmp + '/pgbouncer.ini', 'w').write('\n'.join(out) + '\n')
+open(host_tmp + '/pgbouncer.ini', 'w').write('\n'.join(out) + '\n')
 if first_db is None:
     first_db = ('postgres', '')
 qdb, quser = first_db
 quser = quser or 'postgres'
 users.add(quser); users.add('postgres')
-with open(tmp + '/userlist.txt', 'w') as f:
+with open(host_tmp + '/userlist.txt', 'w') as f:
     for u in sorted(users):
         f.write(f'"{u}" "{password}"\n')
 print('QUERY', qdb, quser)
@@ -117,7 +120,7 @@ for u in sorted(users): print('USER', u)
 for d in sorted(dbs): print('DB', d)
 PY
 chmod 644 "$VTMP/pgbouncer.ini" "$VTMP/userlist.txt"
-if is_root; then chown postgres: "$VTMP/pgbouncer.ini" "$VTMP/userlist.txt"; fi
+
 
 psql_pg() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres "$@"; }
 while read -r kind a b; do
@@ -130,12 +133,12 @@ done <"$VTMP/plan"
 
 RUNAS=()
 if is_root; then RUNAS=(-u postgres); fi
-pgbouncer "${RUNAS[@]}" "$VTMP/pgbouncer.ini" >"$VTMP/stdout.log" 2>&1 &
+end_run pgbouncer "${RUNAS[@]}" "$(endpath "$VTMP")/pgbouncer.ini" >"$VTMP/stdout.log" 2>&1 &
 PGB_PID=$!
 on_exit_kill "$PGB_PID"
 
 show_log() {
-  cat "$VTMP/stdout.log" "$VTMP/pgbouncer.log" 2>/dev/null | sort -u | sed "s#$VTMP/pgbouncer.ini#$INI#g" >&2
+  cat "$VTMP/stdout.log" "$VTMP/pgbouncer.log" 2>/dev/null | sort -u | sed "s#$(endpath "$VTMP")/pgbouncer.ini#$INI#g" >&2
 }
 started=$(date +%s)
 up=0
@@ -156,7 +159,7 @@ set -e
 # stay up for at least 2 s, as pgbouncer reports some errors after startup
 while [ $(( $(date +%s) - started )) -lt 2 ]; do sleep 0.2; done
 alive=0; kill -0 "$PGB_PID" 2>/dev/null && alive=1
-kill -INT "$PGB_PID" 2>/dev/null || true
+signal_end INT "$PGB_PID"
 wait "$PGB_PID" 2>/dev/null || true
 if [ $qrc -ne 0 ] || [ "$res" != 1 ]; then
   show_log; echo "$res" >&2
@@ -170,4 +173,4 @@ if grep -hE ' (ERROR|FATAL) ' "$VTMP/stdout.log" "$VTMP/pgbouncer.log" 2>/dev/nu
 fi
 [ $alive -eq 1 ] || { show_log; echo "fail: pgbouncer exited early for $INI" >&2; exit 1; }
 echo "select 1 via pgbouncer (db=$QDB user=$QUSER): $res"
-echo "ok: pgbouncer accepted $INI"
+echo "ok: pgbouncer ($HEADROOM_END end) accepted $INI"

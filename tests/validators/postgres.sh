@@ -7,6 +7,7 @@
 #    socket dir in the temp dir: these three are overridden on the command
 #    line), run `SHOW max_connections` through psql, then `SHOW key` for every
 #    key set in GENERATED_CONF, printed as `key = value` lines; stop it.
+# HEADROOM_END=newest runs PostgreSQL 17 of the Debian 13 root (lib.sh), else the host's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -14,20 +15,21 @@ set -euo pipefail
 GEN=$(abspath "$1")
 need_file "$GEN"
 
+PG_ON_END=1
 make_tmp postgres
-if is_root; then chown postgres: "$VTMP"; fi
+pg_own "$VTMP"
 DATA=$VTMP/data
 pg_init "$DATA"
 cp "$GEN" "$VTMP/generated.conf"
 chmod 644 "$VTMP/generated.conf"
-printf "\ninclude = '%s'\n" "$VTMP/generated.conf" >>"$DATA/postgresql.conf"
+printf "\ninclude = '%s'\n" "$(pg_path "$VTMP/generated.conf")" >>"$DATA/postgresql.conf"
 
 set +e
-out=$(cd "$VTMP" && as_pg "$PGBIN/postgres" -D "$DATA" -C max_connections 2>&1)
+out=$(cd "$VTMP" && pg_run "$(pg_bin)/postgres" -D "$(pg_path "$DATA")" -C max_connections 2>&1)
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then
-  printf '%s\n' "$out" | sed "s#$VTMP/generated.conf#$GEN#g" >&2
+  printf '%s\n' "$out" | sed "s#$(pg_path "$VTMP")/generated.conf#$GEN#g" >&2
   echo "fail: postgres rejected $GEN (postgres -C)" >&2
   exit 1
 fi
@@ -61,4 +63,4 @@ for k in "${KEYS[@]}"; do
   fi
 done
 pg_stop "$DATA"
-echo "ok: postgres accepted $GEN"
+echo "ok: postgres ($HEADROOM_END end) accepted $GEN"

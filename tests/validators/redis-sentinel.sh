@@ -9,6 +9,8 @@
 # missing `sentinel resolve-hostnames yes` still fails as it would for real),
 # an IP literal becomes 127.0.0.1, as do IPs in `sentinel known-*` lines.
 # Passes when sentinel starts, answers PING and knows every monitored master.
+# HEADROOM_END=newest runs the sentinel of the Debian 13 root (lib.sh): Redis 8.0, or
+# Valkey 8.1 with HEADROOM_REDIS=valkey-server; the master is the host's Redis.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -16,8 +18,7 @@ set -euo pipefail
 CONF=$(abspath "$1")
 need_file "$CONF"
 command -v redis-server >/dev/null || die "redis not installed: run .ci/install-validators"
-SENTINEL=(redis-server)  # `redis-server FILE --sentinel` == redis-sentinel FILE
-command -v redis-sentinel >/dev/null && SENTINEL=(redis-sentinel)
+SENTINEL=("${HEADROOM_REDIS:-redis-server}")  # `redis-server FILE --sentinel` == redis-sentinel FILE
 
 make_tmp sentinel
 MPORT=$(free_port)
@@ -58,9 +59,10 @@ mapfile -t HOSTS < <(awk '$1=="HOST"{print $2}' "$VTMP/plan")
 mapfile -t MASTERS < <(awk '$1=="MASTER"{print $2}' "$VTMP/plan")
 nss_hosts_file "$VTMP/hosts" "${HOSTS[@]}"
 
-LD_PRELOAD="$NSS_WRAPPER_LIB" NSS_WRAPPER_HOSTS="$VTMP/hosts" \
-  "${SENTINEL[@]}" "$VTMP/sentinel.conf" --sentinel --port "$SPORT" --bind 127.0.0.1 --daemonize no \
-  --dir "$VTMP" --logfile '' --pidfile "$VTMP/sentinel.pid" >"$VTMP/sentinel.log" 2>&1 &
+ET=$(endpath "$VTMP")
+end_run env LD_PRELOAD="$END_NSS_WRAPPER_LIB" NSS_WRAPPER_HOSTS="$ET/hosts" \
+  "${SENTINEL[@]}" "$ET/sentinel.conf" --sentinel --port "$SPORT" --bind 127.0.0.1 --daemonize no \
+  --dir "$ET" --logfile '' --pidfile "$ET/sentinel.pid" >"$VTMP/sentinel.log" 2>&1 &
 SPID=$!
 on_exit_kill "$SPID"
 up=0
@@ -70,7 +72,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 if [ $up -ne 1 ]; then
-  sed "s#$VTMP/sentinel.conf#$CONF#g" "$VTMP/sentinel.log" >&2
+  sed "s#$ET/sentinel.conf#$CONF#g" "$VTMP/sentinel.log" >&2
   echo "fail: redis-sentinel rejected $CONF" >&2
   exit 1
 fi
@@ -85,4 +87,4 @@ for m in "${MASTERS[@]}"; do
 done
 redis-cli -h 127.0.0.1 -p "$SPORT" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 for _ in $(seq 1 50); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-echo "ok: redis-sentinel accepted $CONF"
+echo "ok: ${SENTINEL[0]} --sentinel ($HEADROOM_END end) accepted $CONF"

@@ -8,13 +8,16 @@
 # the server reads a copy whose `dir` lines name the temp dir (same line numbers).
 # Then prints CONFIG GET maxmemory, maxmemory-policy, maxclients, tcp-backlog,
 # appendonly, save as `key = value` lines and stops it with SHUTDOWN NOSAVE.
+# HEADROOM_END=newest runs the server of the Debian 13 root (lib.sh): Redis 8.0, or
+# Valkey 8.1 with HEADROOM_REDIS=valkey-server; else the host's Redis 7.0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 [ $# -eq 1 ] || die "usage: $0 REDIS_CONF"
 CONF=$(abspath "$1")
 need_file "$CONF"
-command -v redis-server >/dev/null || die "redis-server not installed: run .ci/install-validators"
+SERVER=${HEADROOM_REDIS:-redis-server}
+end_run sh -c "command -v $SERVER" >/dev/null || die "$SERVER not installed ($HEADROOM_END end): run .ci/install-validators"
 
 make_tmp redis
 SOCK=$VTMP/redis.sock
@@ -24,9 +27,10 @@ if grep -qiE '^[[:space:]]*(replicaof|slaveof)[[:space:]]' "$CONF"; then
   EXTRA+=(--replicaof no one)
 fi
 RUN_CONF=$VTMP/redis.conf
-sed -E "s#^([[:space:]]*)[dD][iI][rR]([[:space:]].*)?\$#\\1dir $VTMP#" "$CONF" >"$RUN_CONF"
-redis-server "$RUN_CONF" --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --daemonize no \
-  --dir "$VTMP" --logfile '' --pidfile "$VTMP/redis.pid" "${EXTRA[@]}" >"$VTMP/redis.log" 2>&1 &
+ET=$(endpath "$VTMP")
+sed -E "s#^([[:space:]]*)[dD][iI][rR]([[:space:]].*)?\$#\\1dir $ET#" "$CONF" >"$RUN_CONF"
+end_run "$SERVER" "$ET/redis.conf" --port 0 --unixsocket "$ET/redis.sock" --unixsocketperm 700 --daemonize no \
+  --dir "$ET" --logfile '' --pidfile "$ET/redis.pid" "${EXTRA[@]}" >"$VTMP/redis.log" 2>&1 &
 PID=$!
 on_exit_kill "$PID"
 
@@ -37,7 +41,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 if [ $up -ne 1 ]; then
-  sed "s#$RUN_CONF#$CONF#g" "$VTMP/redis.log" >&2
+  sed "s#$ET/redis.conf#$CONF#g" "$VTMP/redis.log" >&2
   echo "fail: redis-server rejected $CONF" >&2
   exit 1
 fi
@@ -48,4 +52,4 @@ done
 if grep -q '# WARNING' "$VTMP/redis.log"; then grep '# WARNING' "$VTMP/redis.log" | sed 's/^/redis: /' >&2; fi
 redis-cli -s "$SOCK" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-echo "ok: redis-server accepted $CONF"
+echo "ok: $SERVER ($HEADROOM_END end) accepted $CONF"

@@ -1,0 +1,822 @@
+//! The generative proof: whatever loads renders files its programs accept, on both
+//! ends of each program's versions.
+//!
+//! proptest builds valid specs across kinds (gunicorn with every worker class, puma,
+//! job kinds, nginx, PgBouncer, PostgreSQL, Redis standalone/sentinel/cluster), options,
+//! names, ports, sizes, auth modes, pinned and unpinned versions, and hostile-but-valid
+//! strings; every number is drawn with a bias to the boundaries of what its program
+//! accepts (tests/limits.rs holds the other side of each boundary). Every case must
+//! load and render; then each rendered file goes through its real program, batched (one
+//! shell per program and end, servers started side by side):
+//! - nginx.conf: `nginx -t` on the host (1.22) and in the Debian 13 root (1.26);
+//! - the postgres include: `postgres -C` on PostgreSQL 15 and 17, and a real start on
+//!   both for the first few;
+//! - pgbouncer.ini: PgBouncer 1.18 and 1.24 started in the foreground, no ERROR/FATAL;
+//! - redis.conf / sentinel.conf: Redis 7.0, Redis 8.0 and Valkey 8.1 load them;
+//! - sysctl files: every key under /proc/sys with a value of its shape;
+//! - gunicorn.conf.py, puma.rb and the compose file: gunicorn's strict load and
+//!   --check-config, puma's DSL, docker-compose config, on a sample of the cases (each
+//!   costs a Python or Ruby start).
+//!
+//! Left out until the fixes in those areas land (see the BOARD): Kamal deploy.yml
+//! (its own validator, and the kamal-proxy-ssl-hosts rule), `env.clear` values with
+//! control characters (compose/Kamal escaping), Redis reachable without auth checks.
+//!
+//! A failure prints the case's spec (JSON, which is YAML) and is shrunk by proptest; the
+//! shrunk seed goes to tests/generated.proptest-regressions, which runs first next time.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use headroom::analysis::analyze_text;
+use headroom::plan::{Detail, Kind};
+use headroom::targets::{self, Context};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use serde_json::{Map, Value, json};
+
+/// Cases per run (HEADROOM_GENERATED_CASES overrides).
+const CASES: u32 = 64;
+/// Cases whose app-server and compose files also go through Python/Ruby (each costs
+/// about half a second).
+const SAMPLED: usize = 24;
+
+/// Choices drawn from a list of numbers: 0 everywhere is the simplest spec, so proptest
+/// shrinks a failure toward the fewest services and the plainest values.
+struct Dice<'a> {
+    rolls: &'a [u32],
+    at: usize,
+}
+
+impl Dice<'_> {
+    fn next(&mut self) -> u32 {
+        let r = self.rolls.get(self.at % self.rolls.len()).copied().unwrap_or(0);
+        self.at += 1;
+        // Reuse the rolls with a twist once they run out.
+        r.wrapping_add(((self.at / self.rolls.len().max(1)) as u32).wrapping_mul(2_654_435_761))
+    }
+    fn pick(&mut self, n: usize) -> usize {
+        (self.next() as usize) % n.max(1)
+    }
+    fn chance(&mut self, percent: u32) -> bool {
+        self.next() % 100 >= 100 - percent
+    }
+    fn from<'s, T: ?Sized>(&mut self, items: &[&'s T]) -> &'s T {
+        items[self.pick(items.len())]
+    }
+    /// A number in lo..=hi, often one of the boundaries.
+    fn num(&mut self, lo: u64, hi: u64) -> u64 {
+        let span = hi - lo;
+        match self.pick(8) {
+            0 => lo,
+            1 => hi,
+            2 => lo + span.min(1),
+            3 => hi - span.min(1),
+            4 | 5 => lo + u64::from(self.next()) % (span.min(64) + 1),
+            _ => lo + (u64::from(self.next()) << 32 | u64::from(self.next())) % span.saturating_add(1).max(1),
+        }
+    }
+}
+
+/// Names that are valid yet unusual: digits first, dashes and underscores, 63 chars.
+const NAMES: &[&str] = &["web", "api", "0", "a-b", "x_y", "9lives", "svc-with-a-rather-long-name-made-of-many-words-up-to-sixty-thre", "db2", "q"];
+/// Strings for free-text fields that reach files: quotes, unicode, shell and YAML syntax.
+/// (`$` is left out until compose doubles it, see the module comment.)
+const HOSTILE_TEXT: &[&str] = &["plain", "with space", "quote\"s", "it's", "uni ✓ é 漢", "back\\slash", "semi;colon", "#hash", "a: b", "- dash", "{brace}", "[list]", "`tick`", "%percent", "*star", "&amp"];
+/// Spec file names (the header of every file names it).
+const FILE_NAMES: &[&str] = &["capacity.yaml", "x\nimport os; os.system('id')\n#.yaml", "a\r\nlisten 81;.yaml", "b\u{85}c\u{2028}d\u{2029}.yaml", "e\u{7f}\u{9b}\u{1b}[31m.yaml", "f;g=1 [pgbouncer] } {.yaml", "\"quoted\".yaml"];
+
+fn unique(d: &mut Dice<'_>, taken: &mut BTreeSet<String>, kind: &str) -> String {
+    let base = if d.chance(50) { kind.replace('_', "-") } else { d.from(NAMES).to_string() };
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken.contains(&name) || name.ends_with("-sentinel") {
+        name = format!("{}{i}", base.chars().take(60).collect::<String>());
+        i += 1;
+    }
+    taken.insert(name.clone());
+    name
+}
+
+fn duration(d: &mut Dice<'_>, lo: u64, hi: u64) -> Value {
+    let secs = d.num(lo, hi);
+    match d.pick(3) {
+        0 => json!(secs),
+        1 => json!(format!("{secs}s")),
+        _ if secs % 60 == 0 && secs > 0 => json!(format!("{}m", secs / 60)),
+        _ => json!(format!("{secs}s")),
+    }
+}
+
+fn size(bytes: u64) -> Value {
+    const K: u64 = 1024;
+    if bytes % (K * K * K) == 0 {
+        json!(format!("{}GiB", bytes / (K * K * K)))
+    } else if bytes % (K * K) == 0 {
+        json!(format!("{}MiB", bytes / (K * K)))
+    } else if bytes % K == 0 {
+        json!(format!("{}KiB", bytes / K))
+    } else {
+        json!(bytes)
+    }
+}
+
+/// A valid spec from the dice.
+fn build(d: &mut Dice<'_>) -> Value {
+    let mut taken = BTreeSet::new();
+    let mut services = Map::new();
+    let mut machines = Map::new();
+    let machine_names: Vec<String> = (0..d.pick(3)).map(|i| format!("m{i}")).collect();
+    for m in &machine_names {
+        let count = d.num(1, 3);
+        let mut machine = json!({ "count": count, "cpus": d.num(1, 64), "memory": size(d.num(1, 64) << 30) });
+        if d.chance(50) {
+            let addresses: Vec<String> = (0..count).map(|i| if d.chance(50) { format!("10.0.{}.{}", d.pick(255), i + 1) } else { format!("{m}-host{i}.internal") }).collect();
+            machine["addresses"] = json!(addresses);
+        }
+        if d.chance(40) {
+            machine["sysctl"] = json!({ "net.core.somaxconn": d.num(128, 2_147_483_647), "fs.file-max": d.num(1024, 9_223_372_036_854_775_807) });
+        }
+        if d.chance(30) {
+            machine["nofile"] = json!(d.num(1024, 2_147_483_584));
+        }
+        machines.insert(m.clone(), machine);
+    }
+    let place = |d: &mut Dice<'_>, s: &mut Value| {
+        if !machine_names.is_empty() && d.chance(50) {
+            s["machine"] = json!(machine_names[d.pick(machine_names.len())]);
+        }
+    };
+
+    // Data services first, so clients can use them.
+    let mut postgres = Vec::new();
+    for _ in 0..d.pick(3) {
+        let name = unique(d, &mut taken, "postgres");
+        let mut s = json!({ "kind": "postgres" });
+        let version = if d.chance(50) { Some(d.num(13, 17)) } else { None };
+        if let Some(v) = version {
+            s["version"] = json!(v);
+        }
+        let workers = d.num(0, 64);
+        let max = d.num(1, 262_129 - workers.max(8)).max(2);
+        s["max_connections"] = json!(max);
+        s["max_worker_processes"] = json!(workers);
+        let superuser = d.num(0, (max - 1).min(10));
+        s["superuser_reserved_connections"] = json!(superuser);
+        if version.is_some_and(|v| v >= 16) && d.chance(50) {
+            s["reserved_connections"] = json!(d.num(0, max - 1 - superuser));
+        }
+        if d.chance(70) {
+            let memory = d.num(1, 1 << 20) << 20;
+            s["resources"] = json!({ "memory": size(memory) });
+        }
+        if d.chance(30) {
+            s["shared_buffers"] = size(d.num(16, 1 << 20) * 8192);
+        }
+        if d.chance(30) {
+            s["work_mem"] = size(d.num(64, 1 << 22) * 1024);
+        }
+        s["workload"] = json!(d.from(&["web", "oltp", "dw", "mixed"]));
+        s["storage"] = json!(d.from(&["ssd", "hdd", "nvme"]));
+        if d.chance(50) {
+            s["databases"] = json!((0..d.num(1, 3)).map(|i| format!("{}_{i}", d.from(&["app", "shop", "x-y", "Data"]))).collect::<Vec<_>>());
+        }
+        if d.chance(30) {
+            s["port"] = json!(d.num(1, 65535));
+        }
+        place(d, &mut s);
+        services.insert(name.clone(), s);
+        postgres.push(name);
+    }
+    let mut poolers = Vec::new();
+    for _ in 0..if postgres.is_empty() { 0 } else { d.pick(3) } {
+        let name = unique(d, &mut taken, "pgbouncer");
+        let target = postgres[d.pick(postgres.len())].clone();
+        let mut s = json!({ "kind": "pgbouncer", "uses": { target: {} } });
+        s["pool_mode"] = json!(d.from(&["session", "transaction", "statement"]));
+        for key in ["max_client_conn", "default_pool_size", "min_pool_size", "reserve_pool_size", "max_db_connections", "max_user_connections"] {
+            if d.chance(60) {
+                s[key] = json!(d.num(0, 2_147_483_647));
+            }
+        }
+        if d.chance(40) {
+            s["listen_backlog"] = json!(d.num(1, 2_147_483_647));
+        }
+        for key in ["reserve_pool_timeout", "query_wait_timeout", "server_idle_timeout", "server_lifetime"] {
+            if d.chance(40) {
+                s[key] = duration(d, 0, 2_147_483_647);
+            }
+        }
+        if d.chance(60) {
+            let (minor, patch) = (d.num(17, 24), d.pick(3));
+            s["version"] = json!(if patch == 0 { format!("1.{minor}") } else { format!("1.{minor}.{patch}") });
+            if minor >= 21 && d.chance(60) {
+                s["max_prepared_statements"] = json!(d.num(0, 2_147_483_647));
+            }
+        }
+        s["auth_type"] = json!(d.from(&["scram-sha-256", "md5", "plain", "trust"]));
+        if d.chance(30) {
+            s["auth_file"] = json!(d.from(&["/etc/pgbouncer/users.txt", "/run/secrets/userlist", "/etc/pgbouncer/ü.txt", "/run/a-b_c.d/e"]));
+        }
+        if d.chance(50) {
+            s["users"] = json!((0..d.num(1, 3)).map(|i| format!("{}{i}", d.from(&["app", "Report_er", "x-y"]))).collect::<Vec<_>>());
+        }
+        if d.chance(30) {
+            s["port"] = json!(d.num(1, 65535));
+        }
+        place(d, &mut s);
+        services.insert(name.clone(), s);
+        poolers.push(name);
+    }
+    let mut redises = Vec::new();
+    for _ in 0..d.pick(3) {
+        let name = unique(d, &mut taken, "redis");
+        let mut s = json!({ "kind": "redis" });
+        match d.pick(3) {
+            0 => {}
+            1 => {
+                let sentinels = d.num(1, 7);
+                s["mode"] = json!("sentinel");
+                s["sentinels"] = json!(sentinels);
+                if d.chance(50) {
+                    s["quorum"] = json!(d.num(1, sentinels));
+                }
+            }
+            _ => {
+                s["mode"] = json!("cluster");
+                s["masters"] = json!(d.num(3, 6));
+                s["replicas_per_master"] = json!(d.num(0, 2));
+            }
+        }
+        if d.chance(60) {
+            s["maxmemory"] = size(d.num(1, 1 << 20) << 20);
+        }
+        s["maxmemory_policy"] = json!(d.from(&["noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"]));
+        if d.chance(50) {
+            // Up to 4M: Redis lowers its file limit 16 at a time from maxclients + 32 to
+            // what the host allows, so the boundary itself (2147483552, tests/limits.rs)
+            // takes minutes to start here.
+            s["maxclients"] = json!(d.num(1, 4 << 20));
+        }
+        if d.chance(50) {
+            s["tcp_backlog"] = json!(d.num(1, 2_147_483_647));
+        }
+        s["persistence"] = json!(d.from(&["none", "rdb", "aof"]));
+        place(d, &mut s);
+        services.insert(name.clone(), s);
+        redises.push(name);
+    }
+    let targets: Vec<String> = postgres.iter().chain(&poolers).chain(&redises).cloned().collect();
+    let uses = |d: &mut Dice<'_>| -> Value {
+        let mut u = Map::new();
+        for t in &targets {
+            if d.chance(50) {
+                let mut pool = json!({});
+                if d.chance(70) {
+                    pool["pool"] = json!(d.num(1, 200));
+                }
+                if !redises.contains(t) {
+                    pool["framework"] = json!(d.from(&["django", "rails", "sqlalchemy", "psycopg2", "psycopg_pool", "generic"]));
+                    if d.chance(30) {
+                        pool["max_overflow"] = json!(d.num(0, 50));
+                    }
+                    if d.chance(30) {
+                        pool["persistent"] = json!(d.chance(50));
+                    }
+                }
+                u.insert(t.clone(), pool);
+            }
+        }
+        Value::Object(u)
+    };
+
+    let mut apps = Vec::new();
+    for _ in 0..d.num(1, 3) {
+        let puma = d.chance(35);
+        let name = unique(d, &mut taken, if puma { "puma" } else { "gunicorn" });
+        let mut s = if puma {
+            let threads = d.num(1, 64);
+            let mut s = json!({ "kind": "puma", "workers": d.num(0, 32), "threads": threads });
+            if d.chance(50) {
+                s["min_threads"] = json!(d.num(0, threads));
+            }
+            if d.chance(50) {
+                s["timeout"] = duration(d, 6, 3600);
+            }
+            if d.chance(30) {
+                s["preload"] = json!(d.chance(50));
+            }
+            if d.chance(30) {
+                s["app"] = json!(d.from(&["config.ru", "app.ru", "rack/ü.ru"]));
+            }
+            s
+        } else {
+            let class = d.from(&["sync", "gthread", "gevent", "uvicorn"]);
+            let mut s = json!({ "kind": "gunicorn", "worker_class": class });
+            s["workers"] = if d.chance(20) { json!("auto") } else { json!(d.num(1, 64)) };
+            if class == "gthread" || d.chance(20) {
+                s["threads"] = json!(d.num(1, 64));
+            }
+            if d.chance(40) {
+                s["worker_connections"] = json!(d.num(1, 10_000));
+            }
+            for key in ["timeout", "graceful_timeout", "keepalive"] {
+                if d.chance(40) {
+                    s[key] = duration(d, 0, 86_400);
+                }
+            }
+            if d.chance(30) {
+                s["max_requests"] = json!(d.num(0, 100_000));
+                s["max_requests_jitter"] = json!(d.num(0, 1_000));
+            }
+            if d.chance(50) {
+                s["app"] = json!(d.from(&["app:app", "arena_backend.wsgi", "web.app:create_app()", "pkg.mod:application", "ünï.wsgi"]));
+            }
+            s
+        };
+        if d.chance(40) {
+            s["backlog"] = json!(d.num(1, 2_147_483_647));
+        }
+        s["replicas"] = json!(d.num(1, 6));
+        if d.chance(40) {
+            s["port"] = json!(d.num(1, 65535));
+        }
+        if d.chance(50) {
+            s["health"] = json!({ "path": d.from(&["/health/", "/up", "/-/ready?full=1", "/ü%20x"]), "interval": duration(d, 1, 300) });
+        }
+        if d.chance(40) {
+            s["resources"] = json!({ "cpus": d.num(1, 16), "memory": size(d.num(64, 8192) << 20) });
+        }
+        s["uses"] = uses(d);
+        place(d, &mut s);
+        services.insert(name.clone(), s);
+        apps.push(name);
+    }
+    for _ in 0..d.pick(3) {
+        let kind = d.from(&["sidekiq", "celery", "solid_queue", "rq", "worker"]);
+        let name = unique(d, &mut taken, kind);
+        let mut s = json!({ "kind": kind, "concurrency": d.num(1, 100), "processes": d.num(1, 8) });
+        if d.chance(40) {
+            s["command"] = json!(d.from(&["bin/jobs", "celery -A proj worker", "python -m rq.cli worker"]));
+        }
+        s["uses"] = uses(d);
+        place(d, &mut s);
+        services.insert(name, s);
+    }
+    for _ in 0..d.pick(3) {
+        let name = unique(d, &mut taken, "nginx");
+        let mut s = json!({ "kind": "nginx" });
+        s["worker_processes"] = if d.chance(30) { json!("auto") } else { json!(d.num(1, 1024)) };
+        s["worker_connections"] = json!(d.num(2, 100_000));
+        if d.chance(50) {
+            s["worker_rlimit_nofile"] = json!(d.num(1, 2_147_483_584));
+        }
+        if d.chance(40) {
+            s["backlog"] = json!(d.num(1, 2_147_483_647));
+        }
+        if d.chance(40) {
+            s["server_name"] = json!(d.from(&["app.example.com", "_", "a.example.com b.example.com", "*.example.org", "xn--bcher-kva.example"]));
+        }
+        let mut upstreams = Map::new();
+        let upstream_names: Vec<String> = (0..d.num(1, 3)).map(|i| format!("{}{i}", d.from(&["app", "api", "ws", "r"]))).collect();
+        for up in &upstream_names {
+            let mut u = json!({ "to": apps[d.pick(apps.len())], "balance": d.from(&["round_robin", "least_conn", "ip_hash", "random"]) });
+            if d.chance(50) {
+                u["keepalive"] = json!(d.num(0, 1024));
+                u["keepalive_timeout"] = duration(d, 0, 9_223_372_036_854_775);
+                u["keepalive_requests"] = json!(d.num(0, 9_223_372_036_854_775_807));
+            }
+            for (key, hi) in [("max_fails", 9_223_372_036_854_775_807u64), ("max_conns", 9_223_372_036_854_775_807), ("weight", 2_147_483_647)] {
+                if d.chance(40) {
+                    u[key] = json!(d.num(u64::from(key == "weight"), hi));
+                }
+            }
+            if d.chance(40) {
+                u["fail_timeout"] = duration(d, 0, 9_223_372_036_854_775);
+            }
+            upstreams.insert(up.clone(), u);
+        }
+        // A rate-limit zone may share a name with an upstream: the files keep them apart.
+        let mut rate_limits = Map::new();
+        for i in 0..d.pick(3) {
+            let zone_name = if d.chance(40) { upstream_names[0].clone() } else { format!("z{i}") };
+            let sizes = [32u64 << 10, 10 << 20, 1 << 30, 4 << 30];
+            let zone = if d.chance(50) { size(d.num(32, 4 << 20) * 1024) } else { size(sizes[d.pick(sizes.len())]) };
+            rate_limits.insert(zone_name, json!({ "rate": format!("{}r/{}", d.num(1, 9_223_372_036_854_775), d.from(&["s", "m"])), "zone": zone }));
+        }
+        let zones: Vec<String> = rate_limits.keys().cloned().collect();
+        let mut paths: Vec<String> = vec!["/".into(), "/api/".into(), "/ws/".into(), "/static/ü/".into(), "/a/b-c_d.e~f".into(), "/nginx-health".into()];
+        let mut locations = Vec::new();
+        for _ in 0..d.num(1, 4) {
+            if paths.is_empty() {
+                break;
+            }
+            let path = paths.remove(d.pick(paths.len()));
+            let mut l = json!({ "path": path, "upstream": upstream_names[d.pick(upstream_names.len())] });
+            for key in ["read_timeout", "send_timeout", "connect_timeout"] {
+                if d.chance(30) {
+                    l[key] = duration(d, 0, 9_223_372_036_854_775);
+                }
+            }
+            if d.chance(30) {
+                l["websocket"] = json!(true);
+            }
+            if !zones.is_empty() && d.chance(50) {
+                l["rate_limit"] = json!(zones[d.pick(zones.len())]);
+                if d.chance(50) {
+                    l["burst"] = json!(d.num(0, 9_223_372_036_854_775));
+                }
+            }
+            locations.push(l);
+        }
+        s["upstreams"] = Value::Object(upstreams);
+        s["locations"] = json!(locations);
+        if !rate_limits.is_empty() {
+            s["rate_limits"] = Value::Object(rate_limits);
+        }
+        place(d, &mut s);
+        services.insert(name, s);
+    }
+
+    let name = d.from(&["app", "x", "0", "a-b-c", "shop2"]);
+    let mut spec = json!({ "version": 1, "name": name, "services": services });
+    if !machines.is_empty() {
+        spec["machines"] = Value::Object(machines);
+    }
+    if d.chance(50) {
+        spec["load"] = json!({ "rps": d.num(0, 100_000), "service_time": format!("{}ms", d.num(1, 2_000)) });
+    }
+    let mut deploy = Map::new();
+    if d.chance(50) {
+        deploy.insert("compose".into(), json!({}));
+    }
+    if d.chance(50) {
+        deploy.insert("sysctl".into(), json!({}));
+    }
+    if d.chance(20) {
+        deploy.insert("files".into(), json!({ "nginx": "conf/front.conf" }));
+    }
+    if !deploy.is_empty() {
+        spec["deploy"] = Value::Object(deploy);
+    }
+    // Free text that reaches files: env values (names only: values with control
+    // characters are left out, see the module comment).
+    if d.chance(50)
+        && let Some(first) = apps.first()
+    {
+        spec["services"][first]["env"] = json!({ "clear": { "GREETING": d.from(HOSTILE_TEXT) }, "secret": ["DATABASE_URL"] });
+    }
+    spec
+}
+
+/// One rendered case on disk.
+struct Case {
+    spec: String,
+    dir: PathBuf,
+    /// (kind, path, only the newest end has the version it is pinned to)
+    files: Vec<(&'static str, String, bool)>,
+    hosts: BTreeSet<String>,
+}
+
+/// What the end's programs find where: the host's, or the Debian 13 root's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    Oldest,
+    Newest,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn trixie_tool() -> PathBuf {
+    let candidates = [std::env::var("HEADROOM_TRIXIE_TOOL").ok().map(PathBuf::from), Some(repo().join("../shared/tools/trixie-root")), Some(repo().join("../../shared/tools/trixie-root"))];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .expect("shared/tools/trixie-root not found beside the repository: the newest end cannot be checked (set HEADROOM_TRIXIE_TOOL)")
+}
+
+fn trixie_root() -> PathBuf {
+    let out = Command::new(trixie_tool()).stdin(Stdio::null()).output().expect("trixie-root runs");
+    assert!(out.status.success(), "trixie-root could not build its root: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Runs `script` (bash) with the end's programs; returns its output.
+fn run_batch(end: End, root: &Path, script: &str, work: &Path) -> String {
+    let file = work.join(format!("batch-{}.sh", rand_suffix()));
+    std::fs::write(&file, script).unwrap();
+    let mut cmd = match end {
+        End::Oldest => {
+            let mut c = Command::new("bash");
+            c.arg(&file);
+            c
+        }
+        End::Newest => {
+            let mut c = Command::new(trixie_tool());
+            c.arg("run").arg("bash").arg(Path::new("/").join(file.strip_prefix(root).unwrap()));
+            c
+        }
+    };
+    let out = cmd.stdin(Stdio::null()).output().expect("batch runs");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Shell-quotes a path.
+fn q(p: &str) -> String {
+    format!("'{}'", p.replace('\'', "'\\''"))
+}
+
+/// The path a program of `end` sees.
+fn seen(end: End, root: &Path, p: &Path) -> String {
+    match end {
+        End::Oldest => p.display().to_string(),
+        End::Newest => Path::new("/").join(p.strip_prefix(root).unwrap()).display().to_string(),
+    }
+}
+
+/// `failures` gets one line per file a program refused, with its output.
+fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut Vec<String>) {
+    let s = |p: &Path| q(&seen(end, root, p));
+    let hosts_file = work.join(format!("hosts-{end:?}"));
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for h in cases.iter().flat_map(|c| &c.hosts) {
+        writeln!(hosts, "127.0.0.1 {h}").unwrap();
+    }
+    std::fs::write(&hosts_file, hosts).unwrap();
+    let pgbin = match end {
+        End::Oldest => "/usr/lib/postgresql/15/bin",
+        End::Newest => "/usr/lib/postgresql/17/bin",
+    };
+    let data = work.join(format!("pgdata-{end:?}"));
+    let mut script = String::from("set -u\nNSS=$(ls /usr/lib/*/libnss_wrapper.so | head -n1)\n");
+    writeln!(script, "chown postgres: {} && chmod 777 {}", s(work), s(work)).unwrap();
+    writeln!(script, "runuser -u postgres -- {pgbin}/initdb -D {} -A trust -U postgres --no-sync >/dev/null 2>&1 || echo 'FAIL initdb'", s(&data)).unwrap();
+    let mut port = 20_000 + (std::process::id() % 20_000) as u64 + if end == End::Newest { 5_000 } else { 0 };
+    let mut pgbouncers = String::new();
+    let mut started = 0;
+    for (ci, case) in cases.iter().enumerate() {
+        for (i, (kind, file, newest_only)) in case.files.iter().enumerate() {
+            if *newest_only && end == End::Oldest {
+                continue;
+            }
+            let path = case.dir.join(file);
+            let tag = format!("{ci}:{file}");
+            match *kind {
+                "nginx" => {
+                    let prefix = work.join(format!("ngx-{end:?}-{ci}-{i}"));
+                    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+                    writeln!(
+                        script,
+                        "out=$(LD_PRELOAD=$NSS NSS_WRAPPER_HOSTS={} nginx -t -q -p {}/ -e {}/logs/error.log -c {} 2>&1) || echo \"FAIL {tag} $out\"",
+                        s(&hosts_file),
+                        s(&prefix),
+                        s(&prefix),
+                        s(&path)
+                    )
+                    .unwrap();
+                }
+                "postgres" => {
+                    let conf = case.dir.join(format!("{file}.postgresql.conf"));
+                    std::fs::write(&conf, format!("include = '{}'\n", seen(end, root, &path))).unwrap();
+                    writeln!(script, "out=$(runuser -u postgres -- {pgbin}/postgres -D {} -c config_file={} -C max_connections 2>&1) || echo \"FAIL {tag} $out\"", s(&data), s(&conf)).unwrap();
+                    // A real start for the first few that fit this machine: what only
+                    // start-up checks (reserved slots below max_connections). shared_buffers
+                    // is overridden on the command line, as memory is the host's, not the plan's.
+                    let modest = std::fs::read_to_string(&path)
+                        .unwrap()
+                        .lines()
+                        .find_map(|l| l.strip_prefix("max_connections = ").and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok()))
+                        .is_some_and(|m| m <= 2_000);
+                    if started < 3 && modest {
+                        started += 1;
+                        port += 1;
+                        writeln!(
+                            script,
+                            "sock=$(mktemp -d) && chmod 777 $sock && if runuser -u postgres -- {pgbin}/pg_ctl -D {d} -w -t 60 -l {log} -o \"-c config_file={cp} -c hba_file={dp}/pg_hba.conf -c ident_file={dp}/pg_ident.conf -c shared_buffers=16MB -c listen_addresses=127.0.0.1 -p {port} -k $sock\" start >/dev/null 2>&1; then runuser -u postgres -- {pgbin}/pg_ctl -D {d} -m fast -w stop >/dev/null 2>&1; else echo \"FAIL {tag} (start) $(tail -n 5 {log})\"; fi",
+                            d = s(&data),
+                            dp = seen(end, root, &data),
+                            cp = seen(end, root, &conf),
+                            log = s(&work.join(format!("pg-{end:?}-{ci}-{i}.log"))),
+                        )
+                        .unwrap();
+                    }
+                }
+                "pgbouncer" => {
+                    port += 1;
+                    let run = work.join(format!("pgb-{end:?}-{ci}-{i}"));
+                    std::fs::create_dir_all(&run).unwrap();
+                    let rs = seen(end, root, &run);
+                    std::fs::write(run.join("userlist.txt"), "\"postgres\" \"x\"\n").unwrap();
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let ini = format!(
+                        "{text}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_file = {rs}/userlist.txt\nlogfile = {rs}/pgbouncer.log\npidfile = {rs}/pgbouncer.pid\n"
+                    );
+                    std::fs::write(run.join("pgbouncer.ini"), ini).unwrap();
+                    writeln!(pgbouncers, "chmod -R a+rwX {q}; pgbouncer -u postgres {q}/pgbouncer.ini >{q}/stdout.log 2>&1 & pids+=($!); names+=({tag:?}); dirs+=({q})", q = q(&rs)).unwrap();
+                }
+                "redis" | "sentinel" => {
+                    let copy = work.join(format!("redis-{end:?}-{ci}-{i}.conf"));
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let dir = work.join(format!("redis-{end:?}-{ci}-{i}.d"));
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let text: String = text.lines().map(|l| if l.starts_with("dir ") { format!("dir {}\n", seen(end, root, &dir)) } else { format!("{l}\n") }).collect();
+                    std::fs::write(&copy, text).unwrap();
+                    let servers: &[&str] = if end == End::Newest { &["redis-server", "valkey-server"] } else { &["redis-server"] };
+                    for server in servers {
+                        let mode = if *kind == "sentinel" { "--sentinel" } else { "" };
+                        writeln!(
+                            script,
+                            "cp {c} {c}.{server} && out=$(LD_PRELOAD=$NSS NSS_WRAPPER_HOSTS={h} timeout -s KILL 20 {server} {c}.{server} {mode} --port 0 --unixsocket '' --daemonize no --logfile '' 2>&1); case \"$out\" in *FATAL*|*'Bad directive'*) echo \"FAIL {tag} ({server}) $(echo \"$out\" | grep -A3 -E 'FATAL|Bad directive' | tr '\\n' ' ')\";; *'Configuration loaded'*) ;; *) echo \"FAIL {tag} ({server}) $(echo \"$out\" | tail -n 3 | tr '\\n' ' ')\";; esac",
+                            c = s(&copy),
+                            h = s(&hosts_file),
+                        )
+                        .unwrap();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    writeln!(
+        script,
+        "pids=(); names=(); dirs=()\n{pgbouncers}sleep 2\nfor i in \"${{!pids[@]}}\"; do\n  if ! kill -0 \"${{pids[$i]}}\" 2>/dev/null; then echo \"FAIL ${{names[$i]}} (exited) $(cat \"${{dirs[$i]}}\"/*.log 2>/dev/null | tail -n 5)\"; continue; fi\n  kill -INT \"${{pids[$i]}}\"\ndone\nwait\nfor i in \"${{!pids[@]}}\"; do\n  bad=$(grep -hE ' (ERROR|FATAL) ' \"${{dirs[$i]}}\"/*.log 2>/dev/null | head -n 3)\n  [ -z \"$bad\" ] || echo \"FAIL ${{names[$i]}} $bad\"\ndone\necho BATCH-DONE"
+    )
+    .unwrap();
+    let out = run_batch(end, root, &script, work);
+    if !out.contains("BATCH-DONE") {
+        failures.push(format!("[{end:?}] the batch did not finish:\n{out}"));
+    }
+    for line in out.lines().filter(|l| l.starts_with("FAIL ")) {
+        let case = line[5..].split(':').next().and_then(|n| n.parse::<usize>().ok());
+        let spec = case.and_then(|c| cases.get(c)).map(|c| c.spec.as_str()).unwrap_or("");
+        failures.push(format!("[{end:?} end] {line}\n--- spec\n{spec}"));
+    }
+}
+
+/// The checks that cost a Python or Ruby start, on a sample of the cases.
+fn check_sampled(cases: &[Case], failures: &mut Vec<String>) {
+    let mut runs = Vec::new();
+    for (ci, case) in cases.iter().enumerate().take(SAMPLED) {
+        for (kind, file, _) in &case.files {
+            let path = case.dir.join(file).display().to_string();
+            let args: Vec<String> = match *kind {
+                "gunicorn" => vec!["gunicorn.sh".into(), path],
+                "puma" => vec!["puma_check".into(), path],
+                "compose" => vec!["compose.sh".into(), path],
+                "sysctl" => vec!["sysctl.sh".into(), path],
+                _ => continue,
+            };
+            runs.push((ci, args));
+        }
+    }
+    // sysctl files of every case (a short Python run each).
+    for (ci, case) in cases.iter().enumerate().skip(SAMPLED) {
+        for (kind, file, _) in &case.files {
+            if *kind == "sysctl" {
+                runs.push((ci, vec!["sysctl.sh".into(), case.dir.join(file).display().to_string()]));
+            }
+        }
+    }
+    let results = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((ci, args)) = runs.get(i) else { break };
+                    let validators = repo().join("tests/validators");
+                    let out = if args[0] == "puma_check" {
+                        Command::new("ruby").arg(validators.join("puma_check.rb")).arg(&args[1]).output()
+                    } else {
+                        Command::new("bash").arg(validators.join(&args[0])).arg(&args[1]).output()
+                    }
+                    .expect("validator runs");
+                    if !out.status.success() {
+                        results.lock().unwrap().push(format!(
+                            "{} rejected {}\n{}{}\n--- spec\n{}",
+                            args[0],
+                            args[1],
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr),
+                            cases[*ci].spec
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    failures.extend(results.into_inner().unwrap());
+}
+
+/// A file rendered for a pinned version only the newest end has: PostgreSQL 16+ with
+/// reserved_connections, PgBouncer 1.21+ with max_prepared_statements. Every other file
+/// must pass on both ends.
+fn newest_only(ctx: &Context<'_>, a: &targets::Artifact) -> bool {
+    ctx.plan.services.iter().any(|s| match &s.detail {
+        Detail::Postgres(pg) => a.target == "postgres" && a.path == targets::postgres::path(ctx, s) && pg.version.is_written() && pg.version.value >= 16,
+        Detail::Pgbouncer(p) => a.target == "pgbouncer" && a.path == targets::pgbouncer::path(ctx, s) && p.max_prepared_statements.is_some(),
+        _ => false,
+    })
+}
+
+/// Loads and renders one generated spec into `dir`; the spec must load and render.
+fn render_case(spec: &Value, file_name: &str, dir: &Path) -> Result<Case, String> {
+    let text = serde_json::to_string_pretty(spec).unwrap();
+    let analysis = analyze_text(file_name, &text).map_err(|f| format!("a generated spec does not load: {:#?}\n{text}", f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()))?;
+    let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: file_name.into(), existing_root: None };
+    let artifacts = targets::render_all(&ctx, &[]).map_err(|e| format!("a generated spec that loads does not render: {e:?}\n{text}"))?;
+    let mut files = Vec::new();
+    for a in &artifacts {
+        let path = dir.join(&a.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &a.text).unwrap();
+        let kind: &'static str = match a.target {
+            "nginx" => "nginx",
+            "postgres" => "postgres",
+            "pgbouncer" if a.path.ends_with(".ini") => "pgbouncer",
+            "redis" if a.path.ends_with("-sentinel.conf") => "sentinel",
+            "redis" => "redis",
+            "gunicorn" => "gunicorn",
+            "puma" => "puma",
+            "compose" => "compose",
+            "sysctl" if a.path.ends_with(".conf") => "sysctl",
+            _ => continue,
+        };
+        files.push((kind, a.path.clone(), newest_only(&ctx, a)));
+    }
+    let mut hosts = BTreeSet::new();
+    for service in &analysis.plan.services {
+        if let Detail::Nginx(n) = &service.detail {
+            hosts.extend(n.upstreams.iter().flat_map(|u| u.servers.iter().map(|(h, _)| h.clone())));
+        }
+        if service.kind == Kind::Redis {
+            hosts.insert(service.name.clone());
+            hosts.extend(analysis.plan.machines.iter().flat_map(|m| m.addresses.iter().cloned()));
+        }
+    }
+    hosts.retain(|h| h.parse::<std::net::IpAddr>().is_err());
+    Ok(Case { spec: text, dir: dir.to_path_buf(), files, hosts })
+}
+
+#[test]
+fn every_generated_spec_that_loads_renders_files_its_programs_accept_on_both_ends() {
+    let started = std::time::Instant::now();
+    let root = trixie_root();
+    let work = tempfile::Builder::new().prefix("headroom-generated-").tempdir_in(root.join("tmp")).expect("a temp dir inside the Debian 13 root");
+    let cases_wanted: u32 = std::env::var("HEADROOM_GENERATED_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(CASES);
+    let config = Config {
+        cases: cases_wanted,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/generated.proptest-regressions"))),
+        ..Config::default()
+    };
+    // Phase 1 (proptest, shrinking): every generated spec loads and renders.
+    let mut runner = TestRunner::new(config.clone());
+    let strategy = (prop::collection::vec(any::<u32>(), 64..400), 0..FILE_NAMES.len());
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let cases = std::sync::Mutex::new(Vec::new());
+    let result = runner.run(&strategy, |(rolls, name)| {
+        let spec = build(&mut Dice { rolls: &rolls, at: 0 });
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = work.path().join(format!("case-{i}"));
+        let case = render_case(&spec, FILE_NAMES[name], &dir).map_err(TestCaseError::fail)?;
+        cases.lock().unwrap().push(case);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let cases = cases.into_inner().unwrap();
+    let files: usize = cases.iter().map(|c| c.files.len()).sum();
+    // Phase 2: the real programs, batched, on both ends.
+    let mut failures = Vec::new();
+    let rendered = started.elapsed();
+    check_end(End::Oldest, &root, work.path(), &cases, &mut failures);
+    let oldest = started.elapsed();
+    check_end(End::Newest, &root, work.path(), &cases, &mut failures);
+    let newest = started.elapsed();
+    check_sampled(&cases, &mut failures);
+    eprintln!("timings: render {rendered:.1?}, oldest end {:.1?}, newest end {:.1?}, sampled {:.1?}", oldest - rendered, newest - oldest, started.elapsed() - newest);
+    let kinds: BTreeSet<&str> = cases.iter().flat_map(|c| c.files.iter().map(|f| f.0)).collect();
+    let pinned = cases.iter().flat_map(|c| &c.files).filter(|f| f.2).count();
+    assert!(pinned > 0, "no generated case pinned a version with a gated setting");
+    for kind in ["nginx", "postgres", "pgbouncer", "redis", "sentinel", "gunicorn", "puma", "compose", "sysctl"] {
+        assert!(kinds.contains(kind), "no generated case rendered a {kind} file: the generator is too narrow");
+    }
+    if !failures.is_empty() {
+        let kept = work.keep();
+        panic!("{} of {files} checks failed (files kept in {}):\n\n{}", failures.len(), kept.display(), failures.join("\n\n"));
+    }
+    eprintln!("{} generated specs, {files} rendered files checked on both ends in {:.0?}", cases.len(), started.elapsed());
+}

@@ -109,6 +109,41 @@ fn rename_key(spec: &mut Value, pointer: &str, new: &str) {
     map.insert(new.to_string(), value);
 }
 
+enum Outcome {
+    Refused,
+    Rendered,
+    Failed(String),
+}
+
+/// Loads and renders one hostile spec.
+fn try_spec((what, breaks, spec): &(String, bool, Value)) -> Outcome {
+    let text = serde_json::to_string_pretty(spec).unwrap();
+    let analysis = match analyze_text("capacity.yaml", &text) {
+        Ok(a) => a,
+        Err(f) if f.diagnostics.iter().any(|d| d.span.is_none()) => {
+            return Outcome::Failed(format!("{what}: refused without a location: {:?}", f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()));
+        }
+        Err(_) => return Outcome::Refused,
+    };
+    let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+    let artifacts = match render_all(&ctx, &[]) {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(format!("{what}: loads but does not render: {e:?}")),
+    };
+    // Only a payload with a line break can start a line (the others may start their own
+    // value, a database name that is a key of its line).
+    for a in artifacts.iter().filter(|_| *breaks) {
+        // A line break of any kind a format honours, then the payload at the start of a line.
+        for line in a.text.split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}']) {
+            let t = line.trim_start_matches([' ', '\t', '-', '"', '\'', '[', '{', '}', ';']);
+            if t.starts_with("PWN") {
+                return Outcome::Failed(format!("{what}: became a line of its own in {}: {line:?}", a.path));
+            }
+        }
+    }
+    Outcome::Rendered
+}
+
 #[test]
 fn every_string_field_either_refuses_a_hostile_value_or_renders_it_inert() {
     let mut fields = Vec::new();
@@ -119,54 +154,34 @@ fn every_string_field_either_refuses_a_hostile_value_or_renders_it_inert() {
     let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
     render_all(&ctx, &[]).expect("the base spec renders");
 
-    let mut failures = Vec::new();
-    let (mut refused, mut rendered) = (0, 0);
-    let mut try_spec = |what: String, breaks: bool, spec: Value| {
-        let text = serde_json::to_string_pretty(&spec).unwrap();
-        let analysis = match analyze_text("capacity.yaml", &text) {
-            Ok(a) => a,
-            Err(f) => {
-                if f.diagnostics.iter().any(|d| d.span.is_none()) {
-                    failures.push(format!("{what}: refused without a location: {:?}", f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()));
-                }
-                refused += 1;
-                return;
-            }
-        };
-        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
-        match render_all(&ctx, &[]) {
-            Err(e) => failures.push(format!("{what}: loads but does not render: {e:?}")),
-            Ok(artifacts) => {
-                rendered += 1;
-                // Only a payload with a line break can start a line (the others may start
-                // their own value, a database name that is a key of its line).
-                for a in artifacts.iter().filter(|_| breaks) {
-                    // A line break of any kind a format honours, then the payload at the start of a line.
-                    for line in a.text.split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}']) {
-                        let t = line.trim_start_matches([' ', '\t', '-', '"', '\'', '[', '{', '}', ';']);
-                        if t.starts_with("PWN") {
-                            failures.push(format!("{what}: became a line of its own in {}: {line:?}", a.path));
-                        }
-                    }
-                }
-            }
-        }
-    };
+    // Every (spec, what it tries), then tried on two threads.
+    let mut tries: Vec<(String, bool, Value)> = Vec::new();
     for field in &fields {
         for payload in CORPUS {
             let mut spec = if base().pointer(field).is_some() { base() } else { with_paths() };
             *spec.pointer_mut(field).unwrap() = json!(payload);
-            try_spec(format!("{field} = {payload:?}"), breaks(payload), spec);
+            tries.push((format!("{field} = {payload:?}"), breaks(payload), spec));
         }
     }
     for key in NAME_KEYS {
         for payload in CORPUS {
             let mut spec = if base().pointer(key).is_some() { base() } else { with_paths() };
             rename_key(&mut spec, key, payload);
-            try_spec(format!("key {key} -> {payload:?}"), breaks(payload), spec);
+            tries.push((format!("key {key} -> {payload:?}"), breaks(payload), spec));
         }
     }
-    assert!(failures.is_empty(), "{} of {} hostile values misbehaved:\n{}", failures.len(), refused + rendered + failures.len(), failures.join("\n"));
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let half = tries.len() / 2;
+        let (a, b) = tries.split_at(half);
+        let first = scope.spawn(|| a.iter().map(try_spec).collect::<Vec<_>>());
+        let mut out: Vec<Outcome> = b.iter().map(try_spec).collect();
+        out.extend(first.join().unwrap());
+        out
+    });
+    let refused = outcomes.iter().filter(|o| matches!(o, Outcome::Refused)).count();
+    let rendered = outcomes.iter().filter(|o| matches!(o, Outcome::Rendered)).count();
+    let failures: Vec<String> = outcomes.into_iter().filter_map(|o| if let Outcome::Failed(f) = o { Some(f) } else { None }).collect();
+    assert!(failures.is_empty(), "{} of {} hostile values misbehaved:\n{}", failures.len(), tries.len(), failures.join("\n"));
     assert!(rendered > 50, "only {rendered} hostile values rendered (refused {refused}): the corpus must exercise the escaping, not only refusals");
     eprintln!("{} fields x {} values: {refused} refused at load, {rendered} rendered inert", fields.len() + NAME_KEYS.len(), CORPUS.len());
 }

@@ -136,6 +136,36 @@ enum Command {
         /// A rule ID such as `pgbouncer-client-limit`; omit to list all rules.
         rule: Option<String>,
     },
+    /// Read live numbers from a running stack and print them beside the plan's budgets
+    /// (exit 1 when a number is past its threshold).
+    Observe {
+        /// The capacity spec.
+        #[arg(default_value = "capacity.yaml")]
+        spec: PathBuf,
+        /// PostgreSQL URL (`postgresql://user:password@host:5432/db`), or `SERVICE=URL`
+        /// when the spec has several; repeatable.
+        #[arg(long, value_name = "URL", env = "HEADROOM_POSTGRES_URL", value_delimiter = ' ')]
+        postgres: Vec<String>,
+        /// PgBouncer admin console URL (database `pgbouncer`, a user in admin_users or
+        /// stats_users); repeatable.
+        #[arg(long, value_name = "URL", env = "HEADROOM_PGBOUNCER_URL", value_delimiter = ' ')]
+        pgbouncer: Vec<String>,
+        /// Redis or Valkey URL (`redis://:password@host:6379`); repeatable.
+        #[arg(long, value_name = "URL", env = "HEADROOM_REDIS_URL", value_delimiter = ' ')]
+        redis: Vec<String>,
+        /// nginx stub_status URL (`http://host/nginx-status`); repeatable.
+        #[arg(long, value_name = "URL", env = "HEADROOM_NGINX_STATUS_URL", value_delimiter = ' ')]
+        nginx_status: Vec<String>,
+        /// Seconds between the two samples a rate is computed from.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+        interval: f64,
+        /// Observe again every SECONDS until interrupted.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<f64>,
+        /// Output format (human or json).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+        format: PlanFormat,
+    },
     /// Print the JSON schema (draft-07) of the capacity spec.
     Schema,
     /// Print shell completions.
@@ -227,6 +257,10 @@ fn run(cli: Cli) -> u8 {
         Command::Import { paths, import, out } => import_spec(&paths, &import, &out, color),
         Command::Render { spec, out, force, only, stdout, check } => render(&spec, out.as_deref(), force, &only, stdout, check, color),
         Command::Diff { spec, against, format, only } => diff(&spec, against.as_deref(), format, &only, color),
+        Command::Observe { spec, postgres, pgbouncer, redis, nginx_status, interval, watch, format } => {
+            let endpoints = crate::observe::Endpoints { postgres, pgbouncer, redis, nginx_status };
+            observe(&spec, &endpoints, interval, watch, format, color)
+        }
         Command::Schema => {
             out(&crate::schema::schema_text());
             EXIT_CLEAN
@@ -281,6 +315,37 @@ pub fn exit_for(diagnostics: &[crate::diag::Diagnostic], strict: bool) -> u8 {
 
 fn load_for_plan(spec: &Path, color: bool) -> Result<Analysis, u8> {
     analysis::analyze_file(spec).map_err(|failure| report_failure(&failure, spec, Format::Human, color_for_stderr(color)))
+}
+
+fn observe(spec: &Path, endpoints: &crate::observe::Endpoints, interval: f64, watch: Option<f64>, format: PlanFormat, color: bool) -> u8 {
+    let analysis = match load_for_plan(spec, color) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let seconds = |s: f64| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero());
+    let (Some(interval), Some(pause)) = (seconds(interval), watch.map_or(Some(std::time::Duration::ZERO), |w| seconds(w))) else {
+        eprintln!("error: --interval and --watch take a positive number of seconds");
+        return EXIT_ERROR;
+    };
+    loop {
+        let code = match crate::observe::observe(&analysis.plan, endpoints, interval) {
+            Ok(observation) => {
+                match format {
+                    PlanFormat::Json => out(&observation.to_json()),
+                    PlanFormat::Human => out(&observation.to_text()),
+                }
+                if observation.past() { EXIT_FINDINGS } else { EXIT_CLEAN }
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                EXIT_ERROR
+            }
+        };
+        if watch.is_none() {
+            return code;
+        }
+        std::thread::sleep(pause);
+    }
 }
 
 fn plan(spec: &Path, format: PlanFormat, compare: Option<&Path>, color: bool) -> u8 {

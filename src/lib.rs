@@ -12,5 +12,6 @@ pub mod analysis;
 pub mod cli;
 pub mod report;
 pub mod targets;
+pub mod observe;
 pub mod output;
 pub mod import;

@@ -395,7 +395,8 @@ fn round4(v: f64) -> f64 {
     if v.is_finite() { (v * 10000.0).round() / 10000.0 } else { v }
 }
 
-fn table(out: &mut String, rows: &[Vec<String>]) {
+/// Rows as aligned columns, two spaces in from the left (shared with `observe`).
+pub(crate) fn table(out: &mut String, rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns).map(|c| rows.iter().map(|r| r.get(c).map_or(0, |x| x.chars().count())).max().unwrap_or(0)).collect();
     for row in rows {

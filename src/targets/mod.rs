@@ -12,6 +12,7 @@ pub mod compose;
 pub mod gunicorn;
 pub mod kamal;
 pub mod kubernetes;
+pub mod loadtest;
 pub mod nginx;
 pub mod pgbouncer;
 pub mod postgres;
@@ -160,6 +161,7 @@ pub static TARGETS: &[&dyn Target] = &[
     &sysctl::Sysctl,
     &railway::Railway,
     &alerts::Alerts,
+    &loadtest::Loadtest,
 ];
 
 /// Names accepted by `--only`.

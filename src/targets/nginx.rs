@@ -15,6 +15,11 @@ const TEMPLATE: &str = include_str!("../../templates/nginx/nginx.conf.j2");
 /// container and load-balancer health checks of nginx alone.
 pub const HEALTH_PATH: &str = "/nginx-health";
 
+/// The exact-match location that answers nginx's stub_status (active connections and
+/// request counters) to the host itself, for `headroom observe` and
+/// nginx-prometheus-exporter.
+pub const STATUS_PATH: &str = "/nginx-status";
+
 pub struct Nginx;
 
 impl Target for Nginx {
@@ -59,6 +64,7 @@ struct NginxContext {
     backlog: u64,
     server_names: Vec<String>,
     health_path: &'static str,
+    status_path: &'static str,
     rate_limits: Vec<RateLimitContext>,
     /// Some location passes WebSocket upgrades (emit the `$connection_upgrade` map).
     websocket: bool,
@@ -184,6 +190,7 @@ fn context(ctx: &Context<'_>, service: &ServicePlan, nginx: &NginxPlan) -> Nginx
             names => names,
         },
         health_path: HEALTH_PATH,
+        status_path: STATUS_PATH,
         rate_limits: nginx
             .rate_limits
             .iter()

@@ -415,3 +415,38 @@ pub fn drive(port: u16, path: &str, clients: usize, warmup: f64, window: f64, ba
     }
     Arc::try_unwrap(result).unwrap().into_inner().unwrap()
 }
+
+/// redis-server from the rendered redis.conf: its `dir` moved to the temp dir (redis
+/// enters it while reading the file), port, bind address and log by command-line
+/// arguments (which override the file's).
+pub fn start_redis(conf: &Path, dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let text: String = std::fs::read_to_string(conf)
+        .unwrap()
+        .lines()
+        .map(|l| if l.starts_with("dir ") { format!("dir {}\n", dir.display()) } else { format!("{l}\n") })
+        .collect();
+    let copy = dir.join("redis.conf");
+    std::fs::write(&copy, text).unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(&copy).args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--daemonize", "no", "--logfile", "", "--save", ""]).arg("--dir").arg(dir);
+    let mut proc = Proc::spawn("redis-server", &mut cmd, dir.join("redis.log"), "-TERM");
+    wait_until("redis", &mut proc, 20, || port_open(port));
+    (proc, port)
+}
+
+/// `headroom observe SPEC ARGS... --format json`: (exit code, JSON, stderr).
+pub fn observe(spec: &Path, args: &[String]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_headroom")).arg("observe").arg(spec).args(args).args(["--format", "json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// The reading `what` of `source` in an observation.
+pub fn reading<'a>(observation: &'a serde_json::Value, source: &str, what: &str) -> &'a serde_json::Value {
+    observation["readings"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["source"] == source && r["what"] == what))
+        .unwrap_or_else(|| panic!("no {source} `{what}` reading in {observation}"))
+}

@@ -16,21 +16,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use headroom::analysis::analyze_file;
 use headroom::plan::Detail;
 use headroom::targets::{self, Artifact, Context};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn validator(name: &str) -> PathBuf {
-    let path = repo().join("tests/validators").join(name);
-    assert!(path.is_file(), "validator {} is missing", path.display());
-    path
-}
+mod deploy_support;
+use deploy_support::{compose_resolved, repo, require_program, run, text, validator};
 
 /// Kamal's own validation, run offline: `$HEADROOM_SHARED/tools/kamal-validate`, by
 /// default `<repo>/../shared/tools/kamal-validate`. Missing means the proof cannot run:
@@ -115,20 +108,6 @@ fn render(spec: &Path) -> Rendered {
         .flatten()
         .collect();
     Rendered { name, dir, artifacts, upstream_hosts }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let shown = format!("{cmd:?}");
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"))
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn require_program(name: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().is_ok_and(|o| o.status.success());
-    assert!(found, "`{name}` is not installed: run .ci/install-validators");
 }
 
 fn is_root() -> bool {
@@ -465,17 +444,6 @@ fn kamal_accepts_every_rendered_deploy_yml_or_load_refuses_the_spec() {
     }
     eprintln!("kamal fixtures: {accepted} accepted by Kamal, {refused} refused at load");
     assert!(accepted >= 4 && refused >= 4, "the fixtures cover both outcomes");
-}
-
-/// docker-compose's own reading of a compose file (tests/validators/compose_resolved.py):
-/// per service its environment, build context, command and volumes. `env` is the
-/// environment compose interpolates from.
-fn compose_resolved(file: &Path, env: &[(String, String)]) -> serde_json::Value {
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(validator("compose_resolved.py")).arg(file).envs(env.iter().map(|(k, v)| (k, v)));
-    let out = run(&mut cmd);
-    assert!(out.status.success(), "compose_resolved.py {}:\n{}", file.display(), text(&out));
-    serde_json::from_slice(&out.stdout).expect("compose_resolved.py prints JSON")
 }
 
 /// Compose deployments (tests/fixtures/deploy/compose/*.yaml): the file passes

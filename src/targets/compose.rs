@@ -599,10 +599,9 @@ fn compose_service(
                 svc.depends_on = vec![kv(service.name.clone(), "service_healthy")];
             }
             Role::ClusterInit => {
-                let mut argv: Vec<String> = vec!["redis-cli".into(), "--cluster".into(), "create".into()];
-                argv.extend(siblings.iter().filter(|i| matches!(i.role, Role::ClusterNode { .. })).map(|i| format!("{}:{port}", i.name)));
-                argv.extend(["--cluster-replicas".into(), r.replicas_per_master.to_string(), "--cluster-yes".into()]);
-                svc.command_list = argv.iter().map(|a| compose_literal(a)).collect();
+                let nodes: Vec<String> = siblings.iter().filter(|i| matches!(i.role, Role::ClusterNode { .. })).map(|i| i.name.clone()).collect();
+                let script = redis::cluster_create_script(&nodes, port, r.replicas_per_master);
+                svc.command_list = ["sh".to_string(), "-c".to_string(), script].iter().map(|a| compose_literal(a)).collect();
                 svc.restart = "on-failure".into();
                 svc.depends_on = siblings
                     .iter()
@@ -612,12 +611,9 @@ fn compose_service(
             }
             role => {
                 let mut argv = redis::server_args(service);
-                match role {
-                    Role::RedisReplica { .. } => argv.extend(["--replicaof".into(), service.name.clone(), port.to_string()]),
-                    Role::ClusterNode { .. } => {
-                        argv.extend(["--cluster-enabled".into(), "yes".into(), "--cluster-config-file".into(), "nodes.conf".into()])
-                    }
-                    _ => {}
+                // (A cluster node's server_args already hold cluster-enabled and its file.)
+                if let Role::RedisReplica { .. } = role {
+                    argv.extend(["--replicaof".into(), service.name.clone(), port.to_string()]);
                 }
                 svc.command_list = argv.iter().map(|a| compose_literal(a)).collect();
                 let volume = format!("{}-data", instance.name);
@@ -902,7 +898,11 @@ deploy:
             assert!(text.contains(&format!("\n  \"cache-node-{i}\":\n")), "missing node {i}");
         }
         assert!(text.contains("\n  \"cache-cluster-init\":\n"));
-        assert!(text.contains("      - \"cache-node-6:6379\"\n      - \"--cluster-replicas\"\n      - \"1\"\n      - \"--cluster-yes\"\n"), "{text}");
+        // Names are resolved when the one-shot runs (redis-cli takes addresses only);
+        // the shell's `$` is doubled for compose.
+        assert!(text.contains("for host in cache-node-1 cache-node-2 cache-node-3 cache-node-4 cache-node-5 cache-node-6; do"), "{text}");
+        assert!(text.contains("ip=$$(getent hosts \\\"$$host\\\""), "{text}");
+        assert!(text.contains("exec redis-cli --cluster create $$nodes --cluster-replicas 1 --cluster-yes"), "{text}");
         assert!(text.contains("restart: \"on-failure\""));
         // Clients wait for the nodes, not for the one-shot.
         assert!(text.contains("\"cache-node-1\":\n        condition: \"service_healthy\""));

@@ -85,6 +85,28 @@ pub fn server_args(service: &ServicePlan) -> Vec<String> {
     args
 }
 
+/// The shell script that creates a Redis Cluster from its nodes' host names, once.
+/// `redis-cli --cluster create` takes IP addresses only (CLUSTER MEET refuses a name:
+/// `ERR Invalid node address specified`), and container addresses are known only at
+/// run time: each name is resolved with `getent hosts` when the script runs. A cluster
+/// that already knows its nodes is left alone, so a restart never re-creates it.
+/// `hosts` are compose/DNS names (letters, digits, `-`, `_`, `.`: nothing a shell reads).
+pub fn cluster_create_script(hosts: &[String], port: u64, replicas_per_master: u64) -> String {
+    let first = hosts.first().map_or("127.0.0.1", String::as_str);
+    format!(
+        "set -e\n\
+         if redis-cli -h {first} -p {port} cluster info | tr -d '\\r' | grep -qx 'cluster_state:ok'; then echo 'cluster-init: the cluster is already formed'; exit 0; fi\n\
+         nodes=''\n\
+         for host in {hosts}; do\n\
+         \x20 ip=$(getent hosts \"$host\" | awk '{{ print $1; exit }}')\n\
+         \x20 if [ -z \"$ip\" ]; then echo \"cluster-init: cannot resolve $host\" >&2; exit 1; fi\n\
+         \x20 nodes=\"$nodes $ip:{port}\"\n\
+         done\n\
+         exec redis-cli --cluster create $nodes --cluster-replicas {replicas_per_master} --cluster-yes\n",
+        hosts = hosts.join(" "),
+    )
+}
+
 /// One redis.conf directive with its arguments (each one argument, as `redis-server
 /// --key arg` takes it) and a note on where the value came from.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,0 +1,171 @@
+//! Redis as rendered, run for real on loopback: the servers and the one-shot commands
+//! come out of the rendered docker-compose file as docker-compose itself reads it
+//! (tests/validators/compose_resolved.py), and run here without containers. Each node
+//! gets its own loopback address (127.0.0.x, the same port, as containers on one
+//! network have) and a temp directory; container host names resolve through
+//! libnss_wrapper (never /etc/hosts). Every process is stopped by its PID.
+//!
+//! - A Redis Cluster of 3 masters with a replica each forms from the rendered
+//!   `cluster-init` command, which resolves the nodes' names to addresses at run time
+//!   (`redis-cli --cluster create` refuses host names); a second run leaves it alone.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use headroom::analysis::analyze_text;
+use headroom::targets::{self, Context};
+
+mod deploy_support;
+use deploy_support::{compose_resolved, nss_wrapper, require_program, run, text};
+
+/// Servers started by the test, stopped by PID when it ends (also on a panic).
+#[derive(Default)]
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port free on every one of `hosts` (and, for a cluster, its bus port + 10000).
+fn free_port(hosts: &[Ipv4Addr], bus: bool) -> u16 {
+    for _ in 0..200 {
+        let candidate = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        if bus && candidate > 55535 {
+            continue;
+        }
+        let ports: Vec<u16> = if bus { vec![candidate, candidate + 10000] } else { vec![candidate] };
+        let held: Vec<TcpListener> = hosts.iter().flat_map(|h| ports.iter().map(move |p| (*h, *p))).filter_map(|a| TcpListener::bind(a).ok()).collect();
+        if held.len() == hosts.len() * ports.len() {
+            return candidate;
+        }
+    }
+    panic!("no port free on {hosts:?}");
+}
+
+/// Renders a spec and returns docker-compose's own reading of the compose file.
+fn rendered_compose(spec: &str, out: &Path) -> serde_json::Value {
+    let analysis = analyze_text("capacity.yaml", spec).unwrap_or_else(|f| panic!("spec does not load: {:#?}", f.diagnostics));
+    let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+    let artifacts = targets::render_all(&ctx, &[]).unwrap_or_else(|e| panic!("render: {e:?}"));
+    for a in &artifacts {
+        let path = out.join(&a.path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &a.text).unwrap();
+    }
+    let compose = artifacts.iter().find(|a| a.target == "compose").expect("a compose file");
+    compose_resolved(&out.join(&compose.path), &[])
+}
+
+fn argv(service: &serde_json::Value) -> Vec<String> {
+    service["command"].as_array().expect("a command list").iter().map(|w| w.as_str().unwrap().to_string()).collect()
+}
+
+/// Starts a rendered redis-server command on `host:port`, with its data in `dir`.
+fn start_redis(command: &[String], host: Ipv4Addr, dir: &Path, servers: &mut Servers) {
+    assert_eq!(command[0], "redis-server", "{command:?}");
+    fs::create_dir_all(dir).unwrap();
+    // Only where it listens and where it keeps its data change (Redis enters `dir` as
+    // it reads it, so the container's /data is replaced, not overridden).
+    let mut args: Vec<String> = command[1..].to_vec();
+    for (option, value) in [("--bind", host.to_string()), ("--dir", dir.display().to_string())] {
+        let at = args.iter().position(|a| a == option).unwrap_or_else(|| panic!("the rendered command has no {option}: {command:?}"));
+        args[at + 1] = value;
+    }
+    let child = Command::new("redis-server")
+        .args(&args)
+        .args(["--logfile", &dir.join("redis.log").display().to_string(), "--daemonize", "no"])
+        // A container has one address; on loopback, outgoing cluster-bus connections
+        // would leave from 127.0.0.1 unless they are bound to the node's own.
+        .args(["--bind-source-addr", &host.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    servers.0.push(child);
+}
+
+fn redis_cli(host: Ipv4Addr, port: u16, args: &[&str]) -> String {
+    let out = run(Command::new("redis-cli").args(["-h", &host.to_string(), "-p", &port.to_string()]).args(args));
+    text(&out).replace('\r', "")
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_three_master_cluster_forms_from_the_rendered_files() {
+    require_program("redis-server");
+    require_program("redis-cli");
+    require_program("getent");
+    let hosts: Vec<Ipv4Addr> = (11..=16).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
+    let port = free_port(&hosts, true);
+    let spec = format!(
+        "version: 1\nname: live\nservices:\n  cache: {{ kind: redis, mode: cluster, masters: 3, replicas_per_master: 1, port: {port}, maxmemory: 64mb, maxmemory_policy: allkeys-lru }}\ndeploy:\n  compose: {{}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let compose = rendered_compose(&spec, &dir.path().join("out"));
+
+    let mut servers = Servers::default();
+    let mut names_file = String::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let name = format!("cache-node-{}", i + 1);
+        start_redis(&argv(&compose[name.as_str()]), *host, &dir.path().join(&name), &mut servers);
+        names_file.push_str(&format!("{host} {name}\n"));
+    }
+    for host in &hosts {
+        wait_for(&format!("redis on {host}:{port} answers"), Duration::from_secs(10), || redis_cli(*host, port, &["ping"]).trim() == "PONG");
+    }
+    let names = dir.path().join("hosts");
+    fs::write(&names, names_file).unwrap();
+
+    // The rendered one-shot, as compose would run it, with the nodes' names resolvable.
+    let init = argv(&compose["cache-cluster-init"]);
+    let create = || {
+        run(Command::new(&init[0]).args(&init[1..]).env("LD_PRELOAD", nss_wrapper()).env("NSS_WRAPPER_HOSTS", &names).stdin(Stdio::null()))
+    };
+    let first = create();
+    assert!(first.status.success(), "the rendered cluster-init failed:\n{}", text(&first));
+    let shown = text(&first);
+    for host in &hosts {
+        assert!(shown.contains(&format!("{host}:{port}")), "cluster-init did not use the resolved address of {host}:\n{shown}");
+    }
+
+    wait_for("cluster_state:ok", Duration::from_secs(30), || redis_cli(hosts[0], port, &["cluster", "info"]).contains("cluster_state:ok"));
+    let info = redis_cli(hosts[0], port, &["cluster", "info"]);
+    assert!(info.contains("cluster_size:3"), "3 masters hold the slots:\n{info}");
+    assert!(info.contains("cluster_known_nodes:6"), "6 nodes:\n{info}");
+    assert!(info.contains("cluster_slots_assigned:16384"), "{info}");
+    // Replicas are attached after the join; node 1 learns of them by gossip.
+    let roles = |nodes: &str, role: &str| nodes.lines().filter(|l| l.split(' ').nth(2).is_some_and(|flags| flags.split(',').any(|f| f == role))).count();
+    wait_for("3 masters and 3 replicas", Duration::from_secs(30), || {
+        let nodes = redis_cli(hosts[0], port, &["cluster", "nodes"]);
+        roles(&nodes, "master") == 3 && roles(&nodes, "slave") == 3
+    });
+    let nodes = redis_cli(hosts[0], port, &["cluster", "nodes"]);
+
+    // Keys land on every master and read back through redirections.
+    for key in ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"] {
+        assert_eq!(redis_cli(hosts[0], port, &["-c", "set", key, key]).trim(), "OK");
+        assert_eq!(redis_cli(hosts[3], port, &["-c", "get", key]).trim(), key);
+    }
+
+    // A restart of the one-shot leaves the formed cluster alone.
+    let again = create();
+    assert!(again.status.success() && text(&again).contains("already formed"), "second cluster-init:\n{}", text(&again));
+    assert!(redis_cli(hosts[0], port, &["cluster", "info"]).contains("cluster_known_nodes:6"));
+    eprintln!("cluster formed on {hosts:?} port {port}:\n{nodes}");
+}

@@ -46,6 +46,14 @@ pub struct ImportBuilder {
     /// Which service a config file belongs to (filled by compose and Kamal readers from
     /// their mounts and `files:`), keyed by the file's canonical path.
     pub owners: HashMap<PathBuf, String>,
+    /// The owner a reader gave one file it found inside another (a ConfigMap's file
+    /// mounted into a Kubernetes container), by file id; wins over `owners`.
+    pub file_owners: HashMap<FileId, String>,
+    /// Host names that stand for a service under another name (a Kubernetes Service
+    /// `app-svc` selecting the pods of Deployment `web`; CloudNativePG's `db-rw`).
+    pub host_aliases: HashMap<String, String>,
+    /// Kubernetes manifest files taken so far, read together once every file is in.
+    pub manifests: Vec<FileId>,
 }
 
 impl ImportBuilder {
@@ -149,6 +157,9 @@ impl ImportBuilder {
     /// The service a file belongs to: the owner a compose/Kamal mount named, else the
     /// one headroom's own layout names (`conventional_owner`), else `default`.
     pub fn owner_of(&self, file: FileId, default: &str) -> String {
+        if let Some(owner) = self.file_owners.get(&file) {
+            return owner.clone();
+        }
         self.sources
             .get(file)
             .and_then(|s| std::fs::canonicalize(&s.path).ok())
@@ -212,6 +223,9 @@ impl ImportBuilder {
     /// The spec service a host name (a compose service or one of its expanded
     /// replicas, `web-3`) stands for, when the builder has it.
     pub fn service_named_by_host(&self, host: &str) -> Option<String> {
+        if let Some(alias) = self.host_aliases.get(host) {
+            return Some(alias.clone());
+        }
         let name = service_name(host);
         if self.has_service(&name) {
             return Some(name);

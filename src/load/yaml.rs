@@ -57,6 +57,18 @@ impl SpanMap {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Moves every span `by` bytes later: the spans of a document parsed on its own,
+    /// placed where it sits in a multi-document file.
+    pub fn shift(&mut self, by: usize) {
+        let move_range = |r: &mut Range<usize>| *r = r.start + by..r.end + by;
+        for spans in self.entries.values_mut() {
+            move_range(&mut spans.value);
+            if let Some(key) = spans.key.as_mut() {
+                move_range(key);
+            }
+        }
+    }
+
     fn insert(&mut self, pointer: String, spans: NodeSpans) {
         self.entries.insert(pointer, spans);
     }

@@ -268,17 +268,15 @@ fn rolling_update(plan: &Plan, target: &ServicePlan, out: &mut Vec<Diagnostic>) 
     if budget.steady > budget.limit || during <= budget.limit {
         return;
     }
-    let kind_of = |role: &ServicePlan| super::plural(0, super::process_noun_one(role.kind)).trim_start_matches("0 ").to_string();
     let terms: Vec<String> = roles
         .iter()
         .map(|(edge, role, surge, connections)| {
             let pool = format!("{} pool ({})", edge.per_process.value, edge.per_process.path());
             format!(
-                "{} {} x {} {} x {pool} = {} + {} surge pods ({}: {}) x {} {} x {} pool = {connections}",
+                "{} {} x {} x {pool} = {} + {} surge pods ({}: {}) x {} x {} pool = {connections}",
                 role.name,
                 super::replicas_term(role),
-                edge.processes,
-                kind_of(role),
+                super::plural(edge.processes, super::process_noun_one(role.kind)),
                 edge.connections,
                 surge.value,
                 surge.path(),
@@ -286,8 +284,7 @@ fn rolling_update(plan: &Plan, target: &ServicePlan, out: &mut Vec<Diagnostic>) 
                     crate::plan::Origin::Derived { formula, .. } => formula.as_str(),
                     _ => "",
                 },
-                edge.processes,
-                kind_of(role),
+                super::plural(edge.processes, super::process_noun_one(role.kind)),
                 edge.per_process.value,
             )
         })

@@ -34,6 +34,9 @@ pub const SIDEKIQ_SHUTDOWN_SECS: u64 = 25;
 pub const OTHER_SHUTDOWN_SECS: u64 = 30;
 /// Size of each volume claim when `deploy.kubernetes.volume_size` is not set.
 pub const DEFAULT_VOLUME_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+/// The annotation on an app or job workload naming the services its pools connect to
+/// (what compose says with `depends_on`); `lint` reads it back.
+pub const USES_ANNOTATION: &str = "headroom.dev/uses";
 /// The annotation that carries the SHA-256 of a pod's ConfigMap, so a config change
 /// rolls the pods.
 pub const CONFIG_ANNOTATION: &str = "headroom.dev/config-sha256";
@@ -192,6 +195,8 @@ struct Workload {
     kind: &'static str,
     comments: Vec<String>,
     meta: Meta,
+    /// The workload's own annotations (the pod template's are `annotations`).
+    meta_annotations: Vec<Kv>,
     selector: Vec<Kv>,
     service_name: Option<String>,
     replicas: Option<u64>,
@@ -500,10 +505,12 @@ impl Builder<'_> {
         if service.nofile.is_some() {
             comments.push(format!("{}.nofile: Kubernetes sets no per-pod open-files limit; the container runtime's default applies (check it on the nodes)", service.path));
         }
+        let uses: Vec<String> = self.ctx.plan.edges_from(&service.name).map(|e| e.to.clone()).collect();
         Ok(Workload {
             kind: if stateful { "StatefulSet" } else { "Deployment" },
             comments: comments.iter().map(|c| escape(c)).collect(),
             meta: self.meta(&service.name, Some(service)),
+            meta_annotations: if uses.is_empty() { Vec::new() } else { vec![kv(USES_ANNOTATION, uses.join(", "))] },
             selector: selector(self.ctx, service),
             service_name: stateful.then(|| service.name.clone()),
             // The autoscaler owns the count of an autoscaled Deployment.

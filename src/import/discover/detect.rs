@@ -21,6 +21,8 @@ pub enum Kind {
     Railway,
     /// `env/<service>.env`, the app environment `headroom render` writes.
     AppEnv,
+    /// Kubernetes manifests (multi-document YAML with `apiVersion` and `kind`).
+    Kubernetes,
     Unknown,
 }
 
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Sysctl => "sysctl.conf",
             Kind::Railway => "railway.toml",
             Kind::AppEnv => "env file",
+            Kind::Kubernetes => "Kubernetes manifests",
             Kind::Unknown => "unknown",
         }
     }
@@ -49,7 +52,7 @@ impl Kind {
 /// Reading order: files that name services first.
 pub fn order(kind: &Kind) -> u8 {
     match kind {
-        Kind::Compose | Kind::Kamal => 0,
+        Kind::Compose | Kind::Kamal | Kind::Kubernetes => 0,
         Kind::Railway => 1,
         // After every file that names services and databases.
         Kind::AppEnv => 3,
@@ -216,6 +219,15 @@ fn by_content(path: &Path, ext: &str, text: &str) -> Kind {
     Kind::Unknown
 }
 
+/// The kind of a text read without a file name (standard input): a YAML format by
+/// its content, else a config format as `.conf` content decides.
+pub fn kind_of_text(text: &str) -> Kind {
+    match yaml_kind(text) {
+        Kind::Unknown => by_content(Path::new("-"), "conf", text),
+        kind => kind,
+    }
+}
+
 /// Top-level keys of a YAML text (lines starting in column 0 with `key:`).
 fn top_keys(text: &str) -> Vec<&str> {
     text.lines()
@@ -225,6 +237,9 @@ fn top_keys(text: &str) -> Vec<&str> {
 }
 
 fn yaml_kind(text: &str) -> Kind {
+    if super::kubernetes::is_manifest(text) {
+        return Kind::Kubernetes;
+    }
     let keys = top_keys(text);
     let has = |k: &str| keys.contains(&k);
     if has("service") && has("image") && has("servers") {

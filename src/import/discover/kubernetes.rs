@@ -239,9 +239,6 @@ impl Reader<'_> {
             if !known && !QUIET_KINDS.contains(&kind) {
                 self.b.ignored(o.file, o.key_at("/kind"), format!("{kind} `{}`: not a resource headroom models", o.name()));
             }
-            if matches!(kind, "Job" | "CronJob") {
-                // Counted above as ignored: one-shot pods are not steady clients.
-            }
         }
     }
 
@@ -303,7 +300,7 @@ impl Reader<'_> {
                 continue;
             };
             self.b.mark(&format!("services.{service}"), self.file, o.key_at("/metadata/name"));
-            let process = Process { service: service.clone(), file: self.file, declared: o.at("/metadata/name"), command, kind: image_kind.filter(|k| *k != "sentinel"), env };
+            let process = Process { service: service.clone(), file: self.file, declared: o.at("/metadata/name"), command, kind: image_kind.filter(|k| *k != "sentinel"), env, variables: Default::default() };
             interpret::process(self.b, &process);
             let Some(kind) = self.b.kind_of_service(&service) else {
                 services.push(Some(service));
@@ -596,7 +593,8 @@ impl Reader<'_> {
                         if self.b.get(&path).is_none() {
                             self.b.set(&path, json!({}), var.file, var.bytes.clone());
                         }
-                        self.b.assumed_at(var.file, var.bytes.clone(), format!("{} of `{service}` comes from a Secret; `{target}` is the only {} service here, so it is taken as the one it names", var.name, wanted.join(" or ")), format!("set services.{service}.uses in an overlay if it connects elsewhere"));
+                        let target_kind = self.b.kind_of_service(&target).unwrap_or_default();
+                        self.b.assumed_at(var.file, var.bytes.clone(), format!("{} of `{service}` comes from a Secret; `{target}` is the only {target_kind} service here, so it is taken as the one it names", var.name), format!("set services.{service}.uses in an overlay if it connects elsewhere"));
                         if wanted == ["redis"] { redis = Some(target) } else { db = Some(target) }
                     }
                     continue;
@@ -624,7 +622,7 @@ impl Reader<'_> {
             app_env::apply_pools(self.b, service, db.as_deref(), redis.as_deref(), &env);
             for target in [db, redis].into_iter().flatten() {
                 let base = format!("services.{service}.uses.{target}");
-                if self.b.get(&format!("{base}.pool")).is_none() && self.b.get(&format!("{base}.persistent")).is_none() && !(kind == "pgbouncer") {
+                if self.b.get(&format!("{base}.pool")).is_none() && self.b.get(&format!("{base}.persistent")).is_none() && kind != "pgbouncer" {
                     let at = self.b.origins.get(&crate::load::path::to_pointer(&base)).cloned();
                     if let Some(at) = at {
                         self.b.assumed_at(at.file, at.bytes, format!("`{service}` connects to `{target}`; its pool size is not in these manifests, so one connection per concurrent slot"), format!("set {base}.pool in an overlay if the app's settings cap it"));
@@ -671,8 +669,8 @@ impl Reader<'_> {
         if self.b.get("deploy.kubernetes").is_none() {
             self.set("deploy.kubernetes", json!({}), first.key_at("/kind"));
         }
-        if let Some(ns) = first.str("/metadata/namespace").filter(|ns| crate::load::kubernetes::dns1123_label(ns)) {
-            self.set("deploy.kubernetes.namespace", json!(ns), first.at("/metadata/namespace"));
+        if let Some(o) = objects.iter().find(|o| WORKLOADS.contains(&o.kind()) && o.str("/metadata/namespace").is_some_and(crate::load::kubernetes::dns1123_label)) {
+            self.b.set("deploy.kubernetes.namespace", json!(o.str("/metadata/namespace")), o.file, o.at("/metadata/namespace"));
         }
         let app_image = self.images.iter().find(|(_, kind, ..)| is_app_or_job(kind)).map(|(_, _, image, file, bytes)| (image.clone(), *file, bytes.clone()));
         if let Some((image, file, bytes)) = &app_image {
@@ -907,7 +905,7 @@ pub fn memory_quantity(text: &str) -> Option<u64> {
     };
     let value: f64 = number.parse().ok()?;
     let bytes = value * factor;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19).then(|| bytes.round() as u64)
+    (bytes.is_finite() && (0.0..1.8e19).contains(&bytes)).then(|| bytes.round() as u64)
 }
 
 #[cfg(test)]
@@ -1059,6 +1057,43 @@ spec:
         assert_eq!(db["max_connections"], 150);
         assert_eq!(db["read_replicas"], 2);
         assert_eq!(line(&b, "services.shop-db.max_connections"), 104);
+    }
+
+    #[test]
+    fn cloudnativepg_pooler_and_a_list() {
+        let text = r#"apiVersion: v1
+kind: List
+items:
+  - apiVersion: postgresql.cnpg.io/v1
+    kind: Cluster
+    metadata: { name: app-db }
+    spec:
+      instances: 1
+      postgresql:
+        parameters: { max_connections: "60", superuser_reserved_connections: "5" }
+  - apiVersion: postgresql.cnpg.io/v1
+    kind: Pooler
+    metadata: { name: app-pooler }
+    spec:
+      cluster: { name: app-db }
+      instances: 2
+      type: rw
+      pgbouncer:
+        poolMode: transaction
+        parameters:
+          max_client_conn: "300"
+          default_pool_size: "25"
+"#;
+        let b = read_text(text);
+        let pooler = &b.value["services"]["app-pooler"];
+        assert_eq!(pooler["kind"], "pgbouncer", "{:#}", b.value);
+        assert_eq!(pooler["replicas"], 2);
+        assert_eq!(pooler["pool_mode"], "transaction");
+        assert_eq!(pooler["max_client_conn"], 300);
+        assert_eq!(pooler["uses"], json!({"app-db": {}}));
+        assert_eq!(line(&b, "services.app-pooler.max_client_conn"), 21);
+        assert_eq!(b.value["services"]["app-db"]["max_connections"], 60);
+        assert_eq!(b.value["services"]["app-db"]["superuser_reserved_connections"], 5);
     }
 
     #[test]

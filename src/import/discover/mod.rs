@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod detect;
 pub mod kamal;
+pub mod kubernetes;
 pub mod railway;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub fn reader(kind: detect::Kind) -> Option<Reader> {
     Some(match kind {
         Kind::Compose => compose::read,
         Kind::Kamal => kamal::read,
+        Kind::Kubernetes => kubernetes::read,
         Kind::Railway => railway::read,
         Kind::AppEnv => app_env::read,
         Kind::Nginx => nginx::read,
@@ -54,7 +56,9 @@ pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
     let mut builder = ImportBuilder::new(name);
     let mut files = Vec::new();
     for path in paths {
-        if path.is_dir() {
+        if path.as_os_str() == "-" {
+            read_stdin(&mut builder);
+        } else if path.is_dir() {
             let found = detect::find_known_files(path);
             files.extend(found.files);
             for (path, why) in found.skipped {
@@ -69,8 +73,14 @@ pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
     // Compose and Kamal first: they name the services the other files configure.
     files.sort_by_key(|f| detect::order(&detect::kind_of(f, None)));
     for file in files {
+        // Manifests name services, as compose and Kamal files do: they are read
+        // before any config file that a service of theirs owns.
+        if detect::order(&detect::kind_of(&file, None)) > 0 {
+            kubernetes::finish(&mut builder);
+        }
         read_file(&mut builder, &file);
     }
+    kubernetes::finish(&mut builder);
     place_on_compose_host(&mut builder);
     builder
 }
@@ -104,6 +114,33 @@ fn place_on_compose_host(builder: &mut ImportBuilder) {
         format!("every compose service runs on machine group `{machine}`, the only one the files describe (a compose file runs on one Docker host)"),
         "set `machine:` per service in an overlay if they run elsewhere",
     );
+}
+
+/// What standard input holds (`headroom lint -`: `helm template` or `kustomize build`
+/// output, or any one config file), read by its content as `<stdin>`.
+fn read_stdin(builder: &mut ImportBuilder) {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let limit = load::yaml::MAX_INPUT_BYTES as u64 + 1;
+    if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
+        builder.diagnostics.push(Diagnostic::new(UNPARSABLE, Severity::Error, "", format!("cannot read standard input: {e}")));
+        return;
+    }
+    let path = Path::new("<stdin>");
+    let text = match String::from_utf8(bytes) {
+        Ok(t) if !t.contains('\0') && t.len() <= load::yaml::MAX_INPUT_BYTES => t,
+        _ => {
+            let id = builder.add_source(SourceFile::new(path, String::new()));
+            builder.unparsable(id, 0..0, "standard input is not a text file of at most 8 MiB", "pipe manifests or a config file");
+            return;
+        }
+    };
+    let kind = detect::kind_of_text(&text);
+    let id = builder.add_source(SourceFile::new(path, text));
+    match reader(kind) {
+        Some(read) => read(builder, id),
+        None => builder.ignored(id, 0..0, "standard input: not a format headroom reads"),
+    }
 }
 
 /// Reads one file by its detected kind.
@@ -141,7 +178,7 @@ pub fn read_file(builder: &mut ImportBuilder, path: &Path) {
         Some(read) => read(builder, id),
         None => {
             let shown = path.display().to_string();
-            builder.ignored(id, 0..0, format!("{shown}: not a format headroom reads (nginx, pgbouncer.ini, postgresql.conf, redis.conf, docker-compose, Kamal deploy.yml, gunicorn.conf.py, puma.rb, database.yml, sysctl, railway.toml)"));
+            builder.ignored(id, 0..0, format!("{shown}: not a format headroom reads (Kubernetes manifests, nginx, pgbouncer.ini, postgresql.conf, redis.conf, docker-compose, Kamal deploy.yml, gunicorn.conf.py, puma.rb, database.yml, sysctl, railway.toml)"));
         }
     }
 }

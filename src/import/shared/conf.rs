@@ -109,6 +109,9 @@ pub fn kind_of(b: &ImportBuilder, name: &str) -> Option<String> {
 pub fn service_for_host(b: &ImportBuilder, host: Option<&str>, kinds: &[&str], default: &str, strip_suffix: bool) -> (String, bool) {
     if let Some(h) = host.filter(|h| !is_ip(h) && !h.starts_with('/') && !h.is_empty()) {
         let label = host_label(h);
+        if let Some(alias) = b.host_aliases.get(&label) {
+            return (alias.clone(), b.has_service(alias));
+        }
         let name = service_name(if strip_suffix { strip_replica_suffix(&label) } else { &label });
         let exists = b.has_service(&name);
         return (name, exists);

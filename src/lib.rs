@@ -14,3 +14,4 @@ pub mod report;
 pub mod targets;
 pub mod output;
 pub mod import;
+pub mod scale;

@@ -15,6 +15,9 @@ pub struct Change {
     pub value: Value,
 }
 
+/// A key to add below a written mapping: the keys on the way down, and its value.
+type NewKey = (Vec<String>, Value);
+
 /// Why an edit could not be made in the text.
 #[derive(Debug)]
 pub struct EditError(pub String);
@@ -60,7 +63,7 @@ pub fn apply(text: &str, spans: &SpanMap, changes: &[Change]) -> Result<String, 
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     // Insertions grouped by the mapping they go into, so two new keys of one mapping
     // land together in one edit.
-    let mut inserts: Vec<(String, Vec<(Vec<String>, Value)>)> = Vec::new();
+    let mut inserts: Vec<(String, Vec<NewKey>)> = Vec::new();
     for change in changes {
         if let Some(node) = spans.get(&change.pointer) {
             let range = node.value.clone();
@@ -120,7 +123,7 @@ fn flow_value(rest: &[String], value: &Value) -> String {
 
 /// The edit that inserts `keys` (each a path below `parent` and a value) into the
 /// mapping at `parent`.
-fn insertion(text: &str, spans: &SpanMap, parent: &str, keys: &[(Vec<String>, Value)]) -> Result<(usize, usize, String), EditError> {
+fn insertion(text: &str, spans: &SpanMap, parent: &str, keys: &[NewKey]) -> Result<(usize, usize, String), EditError> {
     let entries: Vec<String> = keys.iter().map(|(rest, value)| format!("{}: {}", key_text(&rest[0]), flow_value(rest, value))).collect();
     let node = spans.get(parent).ok_or_else(|| EditError(format!("no mapping at {parent:?} to add {} to", entries.join(", "))))?;
     let prefix = format!("{parent}/");

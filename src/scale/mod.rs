@@ -93,7 +93,7 @@ pub fn with_target(value: &Value, target: Target) -> Result<Value, String> {
     let rps = load.get("rps").and_then(Value::as_f64).ok_or("load.rps is missing")?;
     let users = load.get("concurrent_users").and_then(Value::as_u64);
     let number = |f: f64| {
-        if f.fract() == 0.0 && f >= 0.0 && f < 9.0e15 { Value::from(f as u64) } else { serde_json::Number::from_f64((f * 1000.0).round() / 1000.0).map_or(Value::Null, Value::Number) }
+        if f.fract() == 0.0 && (0.0..9.0e15).contains(&f) { Value::from(f as u64) } else { serde_json::Number::from_f64((f * 1000.0).round() / 1000.0).map_or(Value::Null, Value::Number) }
     };
     match target {
         Target::Rps(n) => {
@@ -179,7 +179,7 @@ enum Tried {
     /// Moved as far as it helps: the finding shrank but remains.
     Partial(u64),
     /// Not usable: it breaks this constraint (or nothing changes).
-    Rejected(Option<Diagnostic>),
+    Rejected(Option<Box<Diagnostic>>),
 }
 
 impl Search {
@@ -225,7 +225,7 @@ impl Search {
         let at_limit = self.probe(knob, knob.limit, finding, before);
         if !at_limit.cleared {
             if at_limit.broken.is_some() || !knobs::accumulates(&finding.rule) {
-                return Tried::Rejected(at_limit.broken);
+                return Tried::Rejected(at_limit.broken.map(Box::new));
             }
             // Moving it helps only up to a point (a pool past what its pooler lets
             // through changes nothing): take the least move that gets all it gives.
@@ -239,7 +239,7 @@ impl Search {
         // The least move that clears it.
         let n = self.closest(knob.current, knob.limit, |s, v| s.probe(knob, v, finding, before).cleared);
         match self.probe(knob, n, finding, before).broken {
-            Some(broken) => Tried::Rejected(Some(broken)),
+            Some(broken) => Tried::Rejected(Some(Box::new(broken))),
             None => Tried::Cleared(n),
         }
     }
@@ -264,7 +264,7 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
             return Ok(Outcome::Fits(minimize(&mut s, loaded, &start, touched)));
         };
         let mut progressed = false;
-        let mut reasons: Vec<(Knob, Option<Diagnostic>)> = Vec::new();
+        let mut reasons: Vec<(Knob, Option<Box<Diagnostic>>)> = Vec::new();
         for knob in knobs::for_finding(&finding, &plan) {
             match s.try_knob(&knob, &finding, &diagnostics) {
                 Tried::Cleared(n) => {
@@ -436,7 +436,7 @@ fn panic_free_fallback(text: &str, _error: &edit::EditError) -> String {
     text.to_string()
 }
 
-fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Diagnostic>)]) -> Wall {
+fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnostic>>)]) -> Wall {
     let mut message = format!("{} at {}: {}", finding.rule, finding.path, finding.message);
     let mut hardware = None;
     for (knob, why) in reasons {

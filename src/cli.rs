@@ -70,6 +70,29 @@ enum Command {
         #[arg(long, value_name = "OLD_SPEC")]
         compare: Option<PathBuf>,
     },
+    /// Find the smallest change to the spec after which `check` holds at a new load;
+    /// print it as a diff of the spec and what it does to the plan.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["rps", "factor", "users"])))]
+    Scale {
+        /// The capacity spec.
+        #[arg(default_value = "capacity.yaml")]
+        spec: PathBuf,
+        /// The new load.rps.
+        #[arg(long)]
+        rps: Option<f64>,
+        /// Multiply load.rps (and load.concurrent_users) by this factor.
+        #[arg(long)]
+        factor: Option<f64>,
+        /// The new load.concurrent_users (load.rps grows in proportion).
+        #[arg(long)]
+        users: Option<u64>,
+        /// Apply the change to the spec file (atomically).
+        #[arg(long)]
+        write: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+        format: PlanFormat,
+    },
     /// Write every config file the spec calls for.
     Render {
         /// The capacity spec.
@@ -253,6 +276,15 @@ fn run(cli: Cli) -> u8 {
         Command::Check { spec, format, strict } => check(&spec, format, strict, color),
         Command::Plan { spec, format, compare } => plan(&spec, format, compare.as_deref(), color),
         Command::Explain { rule } => explain(rule.as_deref()),
+        Command::Scale { spec, rps, factor, users, write, format } => {
+            let target = match (rps, factor, users) {
+                (Some(n), _, _) => crate::scale::Target::Rps(n),
+                (_, Some(f), _) => crate::scale::Target::Factor(f),
+                (_, _, Some(u)) => crate::scale::Target::Users(u),
+                _ => unreachable!("clap requires one of --rps, --factor, --users"),
+            };
+            scale(&spec, target, write, format, color)
+        }
         Command::Lint { paths, import, format, strict } => lint(&paths, &import, format, strict, color),
         Command::Import { paths, import, out } => import_spec(&paths, &import, &out, color),
         Command::Render { spec, out, force, only, stdout, check } => render(&spec, out.as_deref(), force, &only, stdout, check, color),
@@ -374,6 +406,115 @@ fn plan(spec: &Path, format: PlanFormat, compare: Option<&Path>, color: bool) ->
             out(&text);
         }
         PlanFormat::Human => out(&comparison.to_text(&old_path.display().to_string(), &spec.display().to_string())),
+    }
+    EXIT_CLEAN
+}
+
+fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: PlanFormat, color: bool) -> u8 {
+    use crate::scale::{Outcome, search};
+    let bad_target = match target {
+        crate::scale::Target::Rps(n) => !(n.is_finite() && n > 0.0),
+        crate::scale::Target::Factor(f) => !(f.is_finite() && f > 0.0),
+        crate::scale::Target::Users(u) => u == 0,
+    };
+    if bad_target {
+        eprintln!("error: the target load must be a positive number");
+        return EXIT_ERROR;
+    }
+    let old = match load_for_plan(spec, color) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let started = std::time::Instant::now();
+    let outcome = match search(&old.loaded, target) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}\n  --> {}", spec.display());
+            return EXIT_ERROR;
+        }
+    };
+    let _ = started;
+    let proposal = match outcome {
+        Outcome::Fits(p) => p,
+        Outcome::Wall(wall) => {
+            let mut text = format!("error: nothing within the machines fits the new load\n  --> {}\n  = wall: {}\n", spec.display(), wall.message);
+            if let Some(h) = &wall.hardware {
+                text.push_str(&format!("  = help: {h}\n"));
+            } else if let Some(fix) = &wall.finding.fix {
+                text.push_str(&format!("  = help: {fix}\n"));
+            }
+            match format {
+                PlanFormat::Json => out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "fits": false,
+                        "wall": { "rule": wall.finding.rule, "path": wall.finding.path, "message": wall.message, "hardware": wall.hardware },
+                    }))
+                    .expect("serializes")
+                )),
+                PlanFormat::Human => {
+                    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                }
+            }
+            return EXIT_FINDINGS;
+        }
+    };
+    // Only a change of capacity carries the load with it: a spec that already fits the
+    // target is left exactly as it is.
+    let knob_changes = proposal.settings.iter().filter(|(p, _, _)| !p.starts_with("/load/")).count();
+    let new_text = if knob_changes == 0 { old.loaded.source.text.clone() } else { proposal.text.clone() };
+    let new = match analysis::analyze_text(spec, &new_text) {
+        Ok(a) => a,
+        Err(failure) => {
+            eprintln!("error: the edited spec does not load; nothing was written");
+            return report_failure(&failure, spec, Format::Human, color_for_stderr(color));
+        }
+    };
+    if knob_changes > 0 && !crate::scale::same_spec(&new.loaded.value, &proposal) {
+        eprintln!("error: the change could not be written into {} keeping its layout; nothing was written", spec.display());
+        return EXIT_ERROR;
+    }
+    let name = spec.display().to_string();
+    let diff = similar::TextDiff::from_lines(&old.loaded.source.text, &new_text)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string();
+    if write && knob_changes > 0
+        && let Err(e) = crate::output::write_atomic(spec, &new_text)
+    {
+        eprintln!("error: cannot write {}: {e}", spec.display());
+        return EXIT_ERROR;
+    }
+    let comparison = Comparison::of(&CapacityReport::of(&old.plan), &old.diagnostics, &CapacityReport::of(&new.plan), &new.diagnostics);
+    match format {
+        PlanFormat::Json => {
+            let changes: Vec<serde_json::Value> = proposal
+                .settings
+                .iter()
+                .filter(|_| knob_changes > 0)
+                .map(|(p, o, n)| serde_json::json!({ "path": crate::load::path::from_pointer(p, &new.loaded.value), "old": o, "new": n }))
+                .collect();
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&serde_json::json!({ "fits": true, "written": write && knob_changes > 0, "changes": changes, "diff": diff, "compare": comparison }))
+                    .expect("serializes")
+            ));
+        }
+        PlanFormat::Human => {
+            let mut text = String::new();
+            if knob_changes == 0 {
+                text.push_str(&format!("{name} already fits the new load: no change\n"));
+            } else {
+                text.push_str(&if color { crate::output::colorize(&diff) } else { diff.clone() });
+                text.push('\n');
+                text.push_str(&comparison.to_text(&format!("{name} (today)"), &format!("{name} (proposed)")));
+                if write {
+                    text.push_str(&format!("\nwrote {name}\n"));
+                }
+            }
+            out(&text);
+        }
     }
     EXIT_CLEAN
 }

@@ -15,3 +15,4 @@ pub mod targets;
 pub mod observe;
 pub mod output;
 pub mod import;
+pub mod scale;

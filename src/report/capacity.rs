@@ -388,6 +388,11 @@ impl CapacityReport {
     }
 }
 
+/// A change with its sign: `+80`, `-0.21`.
+fn signed(v: f64) -> String {
+    if v > 0.0 { format!("+{}", num(v)) } else { num(v) }
+}
+
 fn round(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
@@ -494,8 +499,8 @@ impl Comparison {
             let mut rows = vec![vec!["number".to_string(), "old".into(), "new".into(), "change".into()]];
             for c in &self.changed {
                 let delta = match (c.old, c.new) {
-                    (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => format!("{:+} ({:+}%)", num(n - o), num((n - o) / o * 100.0)),
-                    (Some(o), Some(n)) if o.is_finite() && n.is_finite() => format!("{:+}", num(n - o)),
+                    (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => format!("{} ({}%)", signed(n - o), signed((n - o) / o * 100.0)),
+                    (Some(o), Some(n)) if o.is_finite() && n.is_finite() => signed(n - o),
                     (None, Some(_)) => "added".into(),
                     (Some(_), None) => "removed".into(),
                     _ => String::new(),

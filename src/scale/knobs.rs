@@ -1,0 +1,343 @@
+//! The knobs `scale` may turn for each finding, in the order of what they cost.
+//!
+//! Cost order (cheapest first), the order the search tries them in:
+//! 0. connection limits that only change a number in a config file: per-process pools,
+//!    PgBouncer `max_client_conn` / `default_pool_size` / `max_db_connections`,
+//!    Redis `maxclients` and `nofile`, nginx `worker_connections` /
+//!    `worker_rlimit_nofile` / `max_conns`, `somaxconn`, rate-limit zones;
+//! 1. concurrency inside a process (threads, gevent worker_connections) up to a
+//!    ceiling, and PostgreSQL `max_connections` while its memory holds them;
+//! 2. processes per replica (workers) within the replica's CPUs;
+//! 3. replicas (or the autoscaler's `max`);
+//! 4. machines (a group's `count`): hardware, last.
+//!
+//! Bigger machines (more memory or CPUs) are never applied: when nothing within the
+//! machines fits, `scale` names the wall and the smallest such change instead.
+
+use crate::diag::Diagnostic;
+use crate::load::path::{self, Segment};
+use crate::plan::{Detail, Kind, Plan, ServicePlan, Sourced};
+use crate::spec::WorkerClass;
+
+/// Which way a knob moves away from what the user wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// How a knob's number is written in the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A plain integer.
+    Count,
+    /// A size in MiB, written `Nm` (nginx and Redis read `m` as MiB).
+    Mebibytes,
+}
+
+/// One setting the search may change.
+#[derive(Clone, Debug)]
+pub struct Knob {
+    /// JSON pointer of the setting in the spec.
+    pub pointer: String,
+    /// Its value today (written or defaulted).
+    pub current: u64,
+    pub direction: Direction,
+    /// The furthest the search may move it.
+    pub limit: u64,
+    /// Position in the cost order above.
+    pub cost: u8,
+    pub unit: Unit,
+    /// Several settings moved as one, in proportion to what the user wrote (pointer,
+    /// weight): the knob's value is their sum, each gets its share, at least 1.
+    pub shares: Vec<(String, u64)>,
+}
+
+/// Most threads per gunicorn gthread worker `scale` proposes: past a few threads a
+/// Python process is bound by its GIL, and more threads only queue inside it.
+pub const GTHREAD_MAX_THREADS: u64 = 8;
+/// Most Puma threads per process (the Ruby VM lock likewise; Puma's default is 5).
+pub const PUMA_MAX_THREADS: u64 = 5;
+/// Most green threads per gevent/uvicorn worker (gunicorn's default worker_connections).
+pub const GEVENT_MAX_CONNECTIONS: u64 = 1000;
+/// Most replicas of one service (or autoscale max) the search goes to.
+pub const MAX_REPLICAS: u64 = 1000;
+/// Most machines in one group the search goes to.
+pub const MAX_MACHINES: u64 = 256;
+/// The largest connection-limit setting tried (PostgreSQL's max_connections maximum).
+pub const MAX_CONNECTIONS: u64 = 262_143;
+/// Largest fd limit tried.
+pub const MAX_NOFILE: u64 = 1_048_576;
+
+fn pointer(path: &str) -> String {
+    path::to_pointer(path)
+}
+
+fn knob(value: &Sourced<u64>, direction: Direction, limit: u64, cost: u8) -> Knob {
+    Knob { pointer: pointer(value.path()), current: value.value, direction, limit, cost, unit: Unit::Count, shares: Vec::new() }
+}
+
+/// The service a finding's path names (`services.NAME...`).
+fn service_of<'a>(plan: &'a Plan, finding_path: &str) -> Option<&'a ServicePlan> {
+    match path::parse(finding_path).as_slice() {
+        [Segment::Key(first), Segment::Key(name), ..] if first == "services" => plan.service(name),
+        _ => None,
+    }
+}
+
+/// The machine group a finding's path names (`machines.NAME...`).
+fn machine_of(finding_path: &str) -> Option<String> {
+    match path::parse(finding_path).as_slice() {
+        [Segment::Key(first), Segment::Key(name), ..] if first == "machines" => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The replicas knob of a service: its autoscaler's `max` when it has one.
+fn replicas_knob(service: &ServicePlan) -> Knob {
+    knob(&service.replicas, Direction::Up, MAX_REPLICAS.max(service.replicas.value), 3)
+}
+
+/// Concurrency knobs of the app servers: threads, then workers, then replicas.
+pub fn app_capacity(plan: &Plan) -> Vec<Knob> {
+    let mut knobs = Vec::new();
+    for app in plan.apps() {
+        knobs.extend(app_knobs(app));
+    }
+    knobs.sort_by_key(|k| k.cost);
+    knobs
+}
+
+fn app_knobs(app: &ServicePlan) -> Vec<Knob> {
+    let mut knobs = Vec::new();
+    let cpus = app.cpus.as_ref().map(|c| c.value.ceil().max(1.0) as u64);
+    match &app.detail {
+        Detail::Gunicorn(g) => {
+            match g.worker_class.value {
+                WorkerClass::Gthread => knobs.push(knob(&g.threads, Direction::Up, GTHREAD_MAX_THREADS.max(g.threads.value), 1)),
+                WorkerClass::Gevent | WorkerClass::Uvicorn => {
+                    knobs.push(knob(&g.worker_connections, Direction::Up, GEVENT_MAX_CONNECTIONS.max(g.worker_connections.value), 1))
+                }
+                WorkerClass::Sync => {}
+            }
+            // `auto` follows the CPUs by itself; only a number is the user's to raise.
+            if !matches!(g.workers.origin, crate::plan::Origin::Derived { .. })
+                && let Some(cpus) = cpus
+            {
+                knobs.push(knob(&g.workers, Direction::Up, 2 * cpus + 1, 2));
+            }
+        }
+        Detail::Puma(p) => {
+            knobs.push(knob(&p.threads, Direction::Up, PUMA_MAX_THREADS.max(p.threads.value), 1));
+            if let Some(cpus) = cpus
+                && cpus > 1
+            {
+                knobs.push(knob(&p.workers, Direction::Up, cpus, 2));
+            }
+        }
+        _ => {}
+    }
+    knobs.push(replicas_knob(app));
+    knobs
+}
+
+/// Knobs that raise what reaches a postgres: app pools, poolers' sizes, then
+/// max_connections.
+fn database_reach(plan: &Plan) -> Vec<Knob> {
+    let mut knobs = Vec::new();
+    for app in plan.apps() {
+        for edge in plan.edges_from(&app.name) {
+            if matches!(edge.to_kind, Kind::Postgres | Kind::Pgbouncer) && !edge.persistent {
+                knobs.push(knob(&edge.pool, Direction::Up, MAX_CONNECTIONS, 0));
+            }
+        }
+    }
+    for pooler in plan.of_kind(Kind::Pgbouncer) {
+        if let Detail::Pgbouncer(p) = &pooler.detail {
+            knobs.push(knob(&p.default_pool_size, Direction::Up, MAX_CONNECTIONS, 0));
+            if p.max_db_connections.value > 0 {
+                knobs.push(knob(&p.max_db_connections, Direction::Up, MAX_CONNECTIONS, 0));
+            }
+        }
+    }
+    for postgres in plan.of_kind(Kind::Postgres) {
+        if let Detail::Postgres(pg) = &postgres.detail {
+            knobs.push(knob(&pg.max_connections, Direction::Up, MAX_CONNECTIONS, 1));
+        }
+    }
+    knobs
+}
+
+/// Knobs that make room at a postgres: its max_connections, else capping what its
+/// poolers may open.
+fn postgres_room(plan: &Plan, postgres: &ServicePlan) -> Vec<Knob> {
+    let mut knobs = Vec::new();
+    if let Detail::Postgres(pg) = &postgres.detail {
+        knobs.push(knob(&pg.max_connections, Direction::Up, MAX_CONNECTIONS, 1));
+    }
+    for (_, pgb) in plan.poolers_of(&postgres.name) {
+        let per_db = match pgb.max_db_connections.value {
+            0 => pgb.default_pool_size.value.saturating_add(pgb.reserve_pool_size.value).saturating_mul(pgb.users.len() as u64),
+            cap => cap,
+        };
+        let mut cap = knob(&pgb.max_db_connections, Direction::Down, 1, 0);
+        cap.current = per_db;
+        knobs.push(cap);
+    }
+    knobs
+}
+
+/// Whether the knobs of a rule add up (raise one to its limit, then the next), or are
+/// alternatives (the first that alone clears the finding wins).
+pub fn accumulates(rule: &str) -> bool {
+    matches!(rule, "capacity-below-load" | "latency-target-at-risk" | "db-pool-below-load" | "nginx-worker-connections")
+}
+
+/// The knobs that may clear a finding, cheapest first.
+pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
+    let service = service_of(plan, &finding.path);
+    let mut knobs = match finding.rule.as_str() {
+        "capacity-below-load" | "latency-target-at-risk" => app_capacity(plan),
+        "db-pool-below-load" => {
+            let mut k = database_reach(plan);
+            k.extend(app_capacity(plan));
+            k
+        }
+        "app-pool-below-concurrency" => plan
+            .edges
+            .iter()
+            .filter(|e| e.pool.path() == finding.path)
+            .map(|e| knob(&e.pool, Direction::Up, MAX_CONNECTIONS, 0))
+            .take(1)
+            .collect(),
+        "pgbouncer-client-limit" => match service.map(|s| &s.detail) {
+            Some(Detail::Pgbouncer(p)) => vec![knob(&p.max_client_conn, Direction::Up, MAX_CONNECTIONS, 0)],
+            _ => Vec::new(),
+        },
+        "postgres-connections-exhausted" | "deploy-overlap-exhausts-postgres" => match service.map(|s| (s, &s.detail)) {
+            Some((s, Detail::Postgres(_))) => postgres_room(plan, s),
+            // A rollout's overlap may exhaust a pooler's client limit or a redis too.
+            Some((_, Detail::Pgbouncer(p))) => vec![knob(&p.max_client_conn, Direction::Up, MAX_CONNECTIONS, 0)],
+            Some((_, Detail::Redis(r))) => vec![knob(&r.maxclients, Direction::Up, MAX_CONNECTIONS.max(r.maxclients.value), 0)],
+            _ => Vec::new(),
+        },
+        "pgbouncer-server-pool" => match service.map(|s| &s.detail) {
+            Some(Detail::Pgbouncer(p)) => match p.target.as_deref().and_then(|t| plan.service(t)) {
+                Some(postgres) => postgres_room(plan, postgres),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        },
+        "redis-clients-exhausted" => match service {
+            Some(s) => match &s.detail {
+                Detail::Redis(r) => {
+                    let mut k = vec![knob(&r.maxclients, Direction::Up, MAX_CONNECTIONS.max(r.maxclients.value), 0)];
+                    if let Some(nofile) = &s.nofile {
+                        k.push(knob(nofile, Direction::Up, MAX_NOFILE, 0));
+                    }
+                    k
+                }
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        },
+        "nginx-worker-connections" => match service {
+            Some(s) => match &s.detail {
+                Detail::Nginx(n) => {
+                    let mut k = vec![knob(&n.worker_connections, Direction::Up, 65_535.max(n.worker_connections.value), 0)];
+                    if let Some(rlimit) = &n.worker_rlimit_nofile {
+                        k.push(knob(rlimit, Direction::Up, MAX_NOFILE, 0));
+                    }
+                    if !n.worker_processes_auto
+                        && let Some(cpus) = &s.cpus
+                    {
+                        k.push(knob(&n.worker_processes, Direction::Up, cpus.value.ceil().max(1.0) as u64, 2));
+                    }
+                    k.push(replicas_knob(s));
+                    k
+                }
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        },
+        "nginx-rlimit-nofile" => match service.map(|s| &s.detail) {
+            Some(Detail::Nginx(n)) => vec![knob(&n.rlimit_nofile, Direction::Up, MAX_NOFILE, 0)],
+            _ => Vec::new(),
+        },
+        "backlog-over-somaxconn" => match service {
+            Some(s) => vec![knob(&s.somaxconn, Direction::Up, MAX_NOFILE, 0)],
+            None => Vec::new(),
+        },
+        // The finding sits on the fd limit itself.
+        "pgbouncer-fd-limit" => vec![Knob {
+            pointer: pointer(&finding.path),
+            current: finding.numbers.get("nofile").map_or(0, |&n| n as u64),
+            direction: Direction::Up,
+            limit: MAX_NOFILE,
+            cost: 0,
+            unit: Unit::Count,
+            shares: Vec::new(),
+        }],
+        "workers-over-cpus" => match service.map(|s| &s.detail) {
+            Some(Detail::Gunicorn(g)) => vec![knob(&g.workers, Direction::Down, 1, 0)],
+            Some(Detail::Puma(p)) => vec![knob(&p.workers, Direction::Down, 0, 0)],
+            _ => Vec::new(),
+        },
+        "nginx-workers-over-cpus" => match service.map(|s| &s.detail) {
+            Some(Detail::Nginx(n)) if !n.worker_processes_auto => vec![knob(&n.worker_processes, Direction::Down, 1, 0)],
+            _ => Vec::new(),
+        },
+        // Every upstream of this nginx with a max_conns to the same service, lowered
+        // together in proportion (or the service's slots raised).
+        "upstream-max-conns-over-slots" => match service.map(|s| &s.detail) {
+            Some(Detail::Nginx(n)) => {
+                let target = n.upstreams.iter().find(|u| pointer(u.max_conns.path()) == pointer(&finding.path)).map(|u| u.to.clone());
+                let members: Vec<_> = n.upstreams.iter().filter(|u| u.max_conns.value > 0 && Some(&u.to) == target.as_ref()).collect();
+                let shares: Vec<(String, u64)> = members.iter().map(|u| (pointer(u.max_conns.path()), u.max_conns.value)).collect();
+                let total: u64 = shares.iter().map(|(_, w)| w).sum();
+                let mut k = Vec::new();
+                if !members.is_empty() {
+                    k.push(Knob {
+                        pointer: shares[0].0.clone(),
+                        current: total,
+                        direction: Direction::Down,
+                        limit: members.len() as u64,
+                        cost: 0,
+                        unit: Unit::Count,
+                        shares,
+                    });
+                }
+                k
+            }
+            _ => Vec::new(),
+        },
+        "machine-memory-oversubscribed" | "machine-cpu-oversubscribed" => match machine_of(&finding.path).and_then(|m| plan.machine(&m).cloned()) {
+            Some(m) => vec![Knob {
+                pointer: pointer(&format!("{}.count", m.path)),
+                current: m.count,
+                direction: Direction::Up,
+                limit: MAX_MACHINES.max(m.count),
+                cost: 4,
+                unit: Unit::Count,
+                shares: Vec::new(),
+            }],
+            None => Vec::new(),
+        },
+        "rate-limit-zone-size" => vec![Knob {
+            pointer: pointer(&finding.path),
+            current: finding.numbers.get("zone_bytes").map_or(1.0, |b| (b / 1_048_576.0).ceil()) as u64,
+            direction: Direction::Up,
+            limit: 4096,
+            cost: 0,
+            unit: Unit::Mebibytes,
+            shares: Vec::new(),
+        }],
+        _ => Vec::new(),
+    };
+    knobs.retain(|k| match k.direction {
+        Direction::Up => k.limit > k.current,
+        Direction::Down => k.limit < k.current,
+    });
+    knobs.sort_by_key(|k| k.cost);
+    knobs
+}

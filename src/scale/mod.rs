@@ -1,0 +1,485 @@
+//! `headroom scale`: the smallest change to a spec after which `check` holds at a new
+//! load. The search repairs one blocking finding at a time with the cheapest knob that
+//! clears it (see `knobs` for the cost order), each knob moved by binary search to the
+//! least change that works; then it walks every changed knob back toward what the user
+//! wrote for as long as the spec still fits, so no knob of the proposal can move one
+//! unit back without a rule failing. The change is written into the user's own text
+//! (`edit`), keeping comments and layout.
+
+pub mod edit;
+pub mod knobs;
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Severity};
+use crate::load::{self, Loaded};
+use crate::plan::{self, Plan};
+use knobs::{Knob, Unit};
+
+/// The new load to plan for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    /// `load.rps` becomes N.
+    Rps(f64),
+    /// `load.rps` (and `load.concurrent_users`, when given) times F.
+    Factor(f64),
+    /// `load.concurrent_users` becomes N; `load.rps` grows in the same proportion
+    /// when the spec gives concurrent users today.
+    Users(u64),
+}
+
+/// Warnings that are about capacity or a budget: `scale` clears them like errors.
+/// Other warnings (timeouts, health checks, eviction policy, prepared statements) do
+/// not depend on the load and are left to `check`.
+pub const CAPACITY_WARNINGS: &[&str] = &[
+    "db-pool-below-load",
+    "deploy-overlap-exhausts-postgres",
+    "pgbouncer-fd-limit",
+    "latency-target-at-risk",
+    "nginx-rlimit-nofile",
+    "upstream-max-conns-over-slots",
+    "backlog-over-somaxconn",
+    "workers-over-cpus",
+    "nginx-workers-over-cpus",
+    "machine-cpu-oversubscribed",
+    "postgres-memory",
+    "rate-limit-zone-size",
+    "qdrant-memory",
+];
+
+/// Rules a knob may not newly break: they bound the knobs (memory per connection,
+/// processes per CPU) rather than ask for more of something.
+const CONSTRAINTS: &[&str] = &["postgres-memory", "workers-over-cpus", "nginx-workers-over-cpus"];
+
+/// Whether a finding keeps a spec from fitting its load.
+pub fn blocks(d: &Diagnostic) -> bool {
+    d.severity == Severity::Error || (d.severity == Severity::Warning && CAPACITY_WARNINGS.contains(&d.rule.as_str()))
+}
+
+/// What `scale` found.
+#[derive(Debug)]
+pub struct Proposal {
+    /// The spec's text with the load and every changed knob edited in.
+    pub text: String,
+    /// The changes, in file order.
+    pub changes: Vec<edit::Change>,
+    /// Each changed setting: pointer, old value, new value.
+    pub settings: Vec<(String, Option<Value>, Value)>,
+}
+
+/// Why nothing within the machines fits.
+#[derive(Debug)]
+pub struct Wall {
+    /// The finding nothing clears, and why each knob could not.
+    pub message: String,
+    /// The smallest hardware change that would fit, when one was found.
+    pub hardware: Option<String>,
+    pub finding: Diagnostic,
+}
+
+/// The result of a search.
+#[derive(Debug)]
+pub enum Outcome {
+    Fits(Proposal),
+    Wall(Box<Wall>),
+}
+
+/// The spec value with the target load written in.
+pub fn with_target(value: &Value, target: Target) -> Result<Value, String> {
+    let mut value = value.clone();
+    let load = value.get_mut("load").and_then(Value::as_object_mut).ok_or("the spec has no `load:`; scale needs today's load to grow it (add load.rps and load.service_time)")?;
+    let rps = load.get("rps").and_then(Value::as_f64).ok_or("load.rps is missing")?;
+    let users = load.get("concurrent_users").and_then(Value::as_u64);
+    let number = |f: f64| {
+        if f.fract() == 0.0 && (0.0..9.0e15).contains(&f) { Value::from(f as u64) } else { serde_json::Number::from_f64((f * 1000.0).round() / 1000.0).map_or(Value::Null, Value::Number) }
+    };
+    match target {
+        Target::Rps(n) => {
+            load.insert("rps".into(), number(n));
+        }
+        Target::Factor(f) => {
+            load.insert("rps".into(), number(rps * f));
+            if let Some(u) = users {
+                load.insert("concurrent_users".into(), Value::from((u as f64 * f).ceil() as u64));
+            }
+        }
+        Target::Users(n) => {
+            if let Some(u) = users.filter(|&u| u > 0) {
+                load.insert("rps".into(), number(rps * n as f64 / u as f64));
+            }
+            load.insert("concurrent_users".into(), Value::from(n));
+        }
+    }
+    Ok(value)
+}
+
+/// A spec value resolved and checked; None when it is not a valid spec (a knob moved
+/// past a program's limit).
+pub fn evaluate(value: &Value) -> Option<(Plan, Vec<Diagnostic>)> {
+    let mut value = value.clone();
+    let spec = load::validate_value(&mut value, &|_, _| None).ok()?;
+    let plan = plan::resolve(&spec);
+    let diagnostics = crate::rules::check(&plan);
+    Some((plan, diagnostics))
+}
+
+fn blocking(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
+    diagnostics.iter().filter(|d| blocks(d)).collect()
+}
+
+/// Sets a knob's number in the spec value, creating the mappings on the way.
+fn set(value: &mut Value, knob: &Knob, n: u64) {
+    if !knob.shares.is_empty() {
+        for (pointer, share) in shares_of(knob, n) {
+            set_pointer(value, &pointer, Value::from(share));
+        }
+        return;
+    }
+    let written = match knob.unit {
+        Unit::Count => Value::from(n),
+        Unit::Mebibytes => Value::String(format!("{n}m")),
+    };
+    set_pointer(value, &knob.pointer, written);
+}
+
+fn set_pointer(value: &mut Value, pointer: &str, new: Value) {
+    let mut node = value;
+    for segment in pointer.split('/').skip(1) {
+        let key = segment.replace("~1", "/").replace("~0", "~");
+        if !node.is_object() {
+            *node = Value::Object(Default::default());
+        }
+        node = node.as_object_mut().expect("an object").entry(key).or_insert(Value::Null);
+    }
+    *node = new;
+}
+
+/// The identity a finding keeps while its numbers change: the rule, and the path for
+/// rules that report one finding per place.
+fn same_finding(a: &Diagnostic, b: &Diagnostic) -> bool {
+    a.rule == b.rule && (knobs::accumulates(&a.rule) || a.path == b.path)
+}
+
+fn count_of(diagnostics: &[Diagnostic], rule: &str) -> usize {
+    diagnostics.iter().filter(|d| d.rule == rule && blocks(d)).count()
+}
+
+/// The search state: the spec value as changed so far.
+struct Search {
+    value: Value,
+    evaluations: usize,
+}
+
+/// What happened to a knob tried against a finding.
+enum Tried {
+    /// Moved to this value: the finding is gone.
+    Cleared(u64),
+    /// Moved as far as it helps: the finding shrank but remains.
+    Partial(u64),
+    /// Not usable: it breaks this constraint (or nothing changes).
+    Rejected(Option<Box<Diagnostic>>),
+}
+
+impl Search {
+    fn eval(&mut self, value: &Value) -> Option<(Plan, Vec<Diagnostic>)> {
+        self.evaluations += 1;
+        evaluate(value)
+    }
+
+    fn with(&self, knob: &Knob, n: u64) -> Value {
+        let mut v = self.value.clone();
+        set(&mut v, knob, n);
+        v
+    }
+
+    /// With the knob at n: whether the finding is gone, the constraint it breaks, and
+    /// the finding's numbers when it remains.
+    fn probe(&mut self, knob: &Knob, n: u64, finding: &Diagnostic, before: &[Diagnostic]) -> Probe {
+        let candidate = self.with(knob, n);
+        let Some((_, after)) = self.eval(&candidate) else { return Probe { cleared: false, broken: None, numbers: None } };
+        let remaining = after.iter().find(|d| same_finding(d, finding));
+        let broken = CONSTRAINTS.iter().find_map(|rule| {
+            if count_of(&after, rule) > count_of(before, rule) { after.iter().find(|d| d.rule == *rule).cloned() } else { None }
+        });
+        Probe { cleared: remaining.is_none(), broken, numbers: remaining.map(|d| d.numbers.values().map(|v| v.to_bits()).collect()) }
+    }
+
+    /// Binary search between `from` (fails the test) and `to` (passes it) for the value
+    /// closest to `from` that passes.
+    fn closest(&mut self, from: u64, to: u64, mut passes: impl FnMut(&mut Self, u64) -> bool) -> u64 {
+        let (mut ok, mut bad) = (to, from);
+        while ok.abs_diff(bad) > 1 {
+            let mid = if ok > bad { bad + (ok - bad) / 2 } else { ok + (bad - ok) / 2 };
+            if passes(self, mid) {
+                ok = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        ok
+    }
+
+    fn try_knob(&mut self, knob: &Knob, finding: &Diagnostic, before: &[Diagnostic]) -> Tried {
+        let at_limit = self.probe(knob, knob.limit, finding, before);
+        if !at_limit.cleared {
+            if at_limit.broken.is_some() || !knobs::accumulates(&finding.rule) {
+                return Tried::Rejected(at_limit.broken.map(Box::new));
+            }
+            // Moving it helps only up to a point (a pool past what its pooler lets
+            // through changes nothing): take the least move that gets all it gives.
+            let saturated = at_limit.numbers;
+            if self.probe(knob, knob.current, finding, before).numbers == saturated {
+                return Tried::Rejected(None);
+            }
+            let n = self.closest(knob.current, knob.limit, |s, v| s.probe(knob, v, finding, before).numbers == saturated);
+            return Tried::Partial(n);
+        }
+        // The least move that clears it.
+        let n = self.closest(knob.current, knob.limit, |s, v| s.probe(knob, v, finding, before).cleared);
+        match self.probe(knob, n, finding, before).broken {
+            Some(broken) => Tried::Rejected(Some(Box::new(broken))),
+            None => Tried::Cleared(n),
+        }
+    }
+}
+
+struct Probe {
+    cleared: bool,
+    broken: Option<Diagnostic>,
+    numbers: Option<Vec<u64>>,
+}
+
+/// Searches for the least change to `loaded` that fits `target`.
+pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
+    let start = with_target(&loaded.value, target)?;
+    let mut s = Search { value: start.clone(), evaluations: 0 };
+    let mut touched: Vec<Knob> = Vec::new();
+    for _round in 0..400 {
+        let Some((plan, diagnostics)) = s.eval(&s.value.clone()) else {
+            return Err("the spec with the new load is not valid".into());
+        };
+        let Some(finding) = blocking(&diagnostics).first().map(|d| (*d).clone()) else {
+            return Ok(Outcome::Fits(minimize(&mut s, loaded, &start, touched)));
+        };
+        let mut progressed = false;
+        let mut reasons: Vec<(Knob, Option<Box<Diagnostic>>)> = Vec::new();
+        for knob in knobs::for_finding(&finding, &plan) {
+            match s.try_knob(&knob, &finding, &diagnostics) {
+                Tried::Cleared(n) => {
+                    s.value = s.with(&knob, n);
+                    touched.push(knob);
+                    progressed = true;
+                    break;
+                }
+                Tried::Partial(n) => {
+                    s.value = s.with(&knob, n);
+                    touched.push(knob);
+                    progressed = true;
+                    break;
+                }
+                Tried::Rejected(why) => reasons.push((knob, why)),
+            }
+        }
+        if !progressed {
+            return Ok(Outcome::Wall(Box::new(wall(&finding, &plan, &reasons))));
+        }
+    }
+    Err("the search did not settle after 400 changes".into())
+}
+
+/// Walks every changed knob back toward what the user wrote while the spec still fits.
+fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) -> Proposal {
+    let mut seen = HashSet::new();
+    let knobs: Vec<Knob> = touched.into_iter().filter(|k| seen.insert(k.pointer.clone())).collect();
+    let fits = |s: &mut Search, v: &Value| s.eval(v).is_some_and(|(_, d)| blocking(&d).is_empty());
+    for _pass in 0..8 {
+        let mut moved = false;
+        for knob in &knobs {
+            let Some(now) = read(&s.value, knob) else { continue };
+            if now == knob.current {
+                // Back where it started: written the way the user had it (or not at all).
+                s.value = knob_pointers(knob).iter().fold(s.value.clone(), |v, p| restored(&v, &loaded.value, p));
+                continue;
+            }
+            // The value closest to the original that still fits.
+            let ok = s.closest(knob.current, now, |s, v| {
+                let candidate = s.with(knob, v);
+                fits(s, &candidate)
+            });
+            // The original itself may fit once other knobs moved.
+            let original = knob_pointers(knob).iter().fold(s.value.clone(), |v, p| restored(&v, &loaded.value, p));
+            if fits(s, &original) {
+                s.value = original;
+                moved = true;
+            } else if ok != now {
+                s.value = s.with(knob, ok);
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    proposal(loaded, start, &s.value)
+}
+
+/// Every setting a knob writes.
+fn knob_pointers(knob: &Knob) -> Vec<String> {
+    if knob.shares.is_empty() { vec![knob.pointer.clone()] } else { knob.shares.iter().map(|(p, _)| p.clone()).collect() }
+}
+
+/// `value` with the setting at `pointer` as the user wrote it (or left out).
+fn restored(value: &Value, original: &Value, pointer: &str) -> Value {
+    let mut value = value.clone();
+    match original.pointer(pointer) {
+        Some(old) => set_pointer(&mut value, pointer, old.clone()),
+        None => {
+            let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+            let key = key.replace("~1", "/").replace("~0", "~");
+            if let Some(map) = value.pointer_mut(parent).and_then(Value::as_object_mut) {
+                map.remove(&key);
+                // A mapping the search created for this key alone goes too.
+                if map.is_empty() && original.pointer(parent).is_none() {
+                    let (grand, last) = parent.rsplit_once('/').unwrap_or(("", parent));
+                    let last = last.replace("~1", "/").replace("~0", "~");
+                    if let Some(m) = value.pointer_mut(grand).and_then(Value::as_object_mut) {
+                        m.remove(&last);
+                    }
+                }
+            }
+        }
+    }
+    value
+}
+
+/// A group knob's total split over its members in proportion to their weights
+/// (largest remainders, each at least 1).
+fn shares_of(knob: &Knob, n: u64) -> Vec<(String, u64)> {
+    let weights: u64 = knob.shares.iter().map(|(_, w)| *w).sum::<u64>().max(1);
+    let mut out: Vec<(String, u64)> = knob.shares.iter().map(|(p, w)| (p.clone(), (n as u128 * *w as u128 / weights as u128) as u64)).collect();
+    let mut left = n.saturating_sub(out.iter().map(|(_, v)| v).sum());
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse((n as u128 * knob.shares[i].1 as u128) % weights as u128));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        out[i].1 += 1;
+        left -= 1;
+    }
+    for o in &mut out {
+        o.1 = o.1.max(1);
+    }
+    out
+}
+
+/// A knob's number in the spec value (None when not written).
+fn read(value: &Value, knob: &Knob) -> Option<u64> {
+    if !knob.shares.is_empty() {
+        return knob.shares.iter().map(|(p, _)| value.pointer(p).and_then(Value::as_u64)).sum();
+    }
+    let v = value.pointer(&knob.pointer)?;
+    match knob.unit {
+        Unit::Count => v.as_u64(),
+        Unit::Mebibytes => v.as_str().and_then(|t| crate::spec::units::ByteSize::parse(t).ok()).map(|b| b.bytes().div_ceil(1024 * 1024)),
+    }
+}
+
+/// Every scalar that differs between two spec values: (pointer, old, new).
+fn differences(old: &Value, new: &Value, pointer: String, out: &mut Vec<(String, Option<Value>, Value)>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                let child = format!("{pointer}/{}", crate::load::yaml::escape_segment(k));
+                match a.get(k) {
+                    Some(w) => differences(w, v, child, out),
+                    None => leaves(v, child, out),
+                }
+            }
+        }
+        (a, b) if a != b && !(a.is_number() && b.is_number() && a.as_f64() == b.as_f64()) => out.push((pointer, Some(a.clone()), b.clone())),
+        _ => {}
+    }
+}
+
+fn leaves(value: &Value, pointer: String, out: &mut Vec<(String, Option<Value>, Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                leaves(v, format!("{pointer}/{}", crate::load::yaml::escape_segment(k)), out);
+            }
+        }
+        other => out.push((pointer, None, other.clone())),
+    }
+}
+
+/// Whether a reloaded spec value holds exactly the proposal's settings.
+pub fn same_spec(reloaded: &Value, proposal: &Proposal) -> bool {
+    proposal.settings.iter().all(|(pointer, _, new)| {
+        reloaded.pointer(pointer).is_some_and(|v| v == new || (v.is_number() && new.is_number() && v.as_f64() == new.as_f64()))
+    })
+}
+
+fn proposal(loaded: &Loaded, _start: &Value, value: &Value) -> Proposal {
+    let mut settings = Vec::new();
+    differences(&loaded.value, value, String::new(), &mut settings);
+    let changes: Vec<edit::Change> = settings.iter().map(|(p, _, v)| edit::Change { pointer: p.clone(), value: v.clone() }).collect();
+    let text = edit::apply(&loaded.source.text, &loaded.spans, &changes).unwrap_or_else(|e| panic_free_fallback(&loaded.source.text, &e));
+    Proposal { text, changes, settings }
+}
+
+/// An edit the text cannot take is reported by the caller comparing the reloaded text
+/// with the proposal; the original text is returned so nothing half-edited is written.
+fn panic_free_fallback(text: &str, _error: &edit::EditError) -> String {
+    text.to_string()
+}
+
+fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnostic>>)]) -> Wall {
+    let mut message = format!("{} at {}: {}", finding.rule, finding.path, finding.message);
+    let mut hardware = None;
+    for (knob, why) in reasons {
+        let Some(why) = why else { continue };
+        if why.rule == "postgres-memory" {
+            hardware = Some(postgres_wall(why, plan));
+        } else {
+            message.push_str(&format!("; raising {} breaks {} ({})", crate::load::path::from_pointer(&knob.pointer, &Value::Null), why.rule, why.message));
+        }
+    }
+    if reasons.is_empty() {
+        message.push_str("; no setting scale may change clears this");
+    }
+    Wall { message, hardware, finding: finding.clone() }
+}
+
+fn gib(bytes: f64) -> String {
+    let g = bytes / (1024.0 * 1024.0 * 1024.0);
+    if g >= 1.0 { format!("{} GiB", crate::rules::num(g)) } else { format!("{} MiB", crate::rules::num(bytes / 1_048_576.0)) }
+}
+
+/// "PostgreSQL on 8 GiB cannot hold 600 connections with work_mem 16MB; ..."
+fn postgres_wall(memory: &Diagnostic, plan: &Plan) -> String {
+    let n = |k: &str| memory.numbers.get(k).copied().unwrap_or(0.0);
+    let service = memory.message.split('`').nth(1).unwrap_or("postgres");
+    let limit = n("memory_limit");
+    let need = n("need");
+    // The smallest power-of-two memory that holds shared_buffers + connections x
+    // work_mem x 2 (machines come in such sizes).
+    let mut suggest = 1024.0 * 1024.0 * 1024.0;
+    while suggest < need {
+        suggest *= 2.0;
+    }
+    let _ = plan;
+    format!(
+        "PostgreSQL `{service}` on {} cannot hold {} connections with work_mem {} (shared_buffers {} + {} x {} x 2 = {}); add PgBouncer in transaction mode in front of it, or give it {} of memory",
+        gib(limit),
+        crate::rules::num(n("max_connections")),
+        gib(n("work_mem")),
+        gib(n("shared_buffers")),
+        crate::rules::num(n("max_connections")),
+        gib(n("work_mem")),
+        gib(need),
+        gib(suggest),
+    )
+}

@@ -12,7 +12,10 @@
 //!   (tests/validators/qdrant_standin.py, on a free loopback port): it waits for the
 //!   nodes, creates what is missing with the planned shards and replication, changes
 //!   nothing on a second run, and lists (without changing) what differs;
-//! - the compose health check command answers from /readyz.
+//! - the compose health check command answers from /readyz;
+//! - on Kubernetes the nodes are a StatefulSet with stable peer names (each pod's URI
+//!   from its own name, all joining through pod 0) and the node file as a ConfigMap
+//!   (tests/real_kubernetes.rs runs kubernetes-validate on tests/fixtures/kubernetes).
 //!
 //! No Qdrant server is installable from the registries this project uses (Debian,
 //! PyPI, crates.io, npm): the reference configuration is the proof of the keys.
@@ -440,4 +443,37 @@ fn the_compose_health_check_reads_readyz() {
     assert!(!check(), "503 from /readyz is unhealthy");
     std::fs::write(&ready, "").unwrap();
     assert!(check(), "200 from /readyz is healthy");
+}
+
+#[test]
+fn kubernetes_runs_the_nodes_as_a_statefulset_with_stable_peer_names() {
+    let spec = std::fs::read_to_string(repo().join("tests/fixtures/kubernetes/qdrant-cluster.yaml")).unwrap();
+    let (_dir, artifacts) = render(&spec);
+    let manifest = artifacts.iter().find(|a| a.path == "kubernetes/qdrant-node.yaml").expect("a manifest for the qdrant service");
+    let docs: Vec<Value> = manifest.text.split("\n---\n").map(yaml).collect();
+    let kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap_or_else(|| panic!("no {k} in\n{}", manifest.text));
+    let set = kind("StatefulSet");
+    assert_eq!(set["spec"]["serviceName"], "qdrant-node");
+    assert_eq!(set["spec"]["replicas"], 3);
+    let container = &set["spec"]["template"]["spec"]["containers"][0];
+    let env: BTreeMap<String, Value> = container["env"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap().to_string(), e.clone())).collect();
+    assert_eq!(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    assert_eq!(env["QDRANT_URI"]["value"], "http://$(POD_NAME).qdrant-node:6335");
+    // Pod 0's own URI: Qdrant 1.19 starts it as the first peer.
+    assert_eq!(env["QDRANT_BOOTSTRAP"]["value"], "http://qdrant-node-0.qdrant-node:6335");
+    let ports: Vec<u64> = container["ports"].as_array().unwrap().iter().map(|p| p["containerPort"].as_u64().unwrap()).collect();
+    assert_eq!(ports, [6333, 6334, 6335]);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/livez");
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().any(|m| m["mountPath"] == "/qdrant/storage" && m["name"] == "data"), "{mounts:?}");
+    assert!(mounts.iter().any(|m| m["mountPath"] == "/qdrant/config/local.yaml"), "{mounts:?}");
+    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data");
+    let service = kind("Service");
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
+    // The ConfigMap holds the file the qdrant target writes, whose keys are proven above.
+    let config = kind("ConfigMap");
+    let on_disk = artifacts.iter().find(|a| a.path == "qdrant/qdrant-node.yaml").unwrap();
+    assert_eq!(config["data"]["local.yaml"].as_str().unwrap(), on_disk.text);
 }

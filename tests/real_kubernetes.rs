@@ -20,7 +20,7 @@ use std::process::Command;
 use headroom::analysis::analyze_file;
 use headroom::plan::defaults::{KUBERNETES_NEWEST, KUBERNETES_OLDEST};
 use headroom::plan::{Kind, Plan};
-use headroom::targets::{self, Artifact, Context, nginx, pgbouncer, redis};
+use headroom::targets::{self, Artifact, Context, nginx, pgbouncer, qdrant, redis};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -140,6 +140,7 @@ fn disk_file<'a>(rendered: &'a Rendered, configmap: &str, key: &str) -> Option<&
         (Kind::Nginx, "nginx.conf") => nginx::path(&ctx, service),
         (Kind::Pgbouncer, "pgbouncer.ini") => pgbouncer::path(&ctx, service),
         (Kind::Redis, "redis.conf") => redis::path(&ctx, service),
+        (Kind::Qdrant, "local.yaml") => qdrant::config_path(&ctx, service),
         _ => return None,
     };
     rendered.artifacts.iter().find(|a| a.path == path)
@@ -176,6 +177,12 @@ fn configmaps_hold_the_rendered_files_and_the_real_programs_accept_them() {
             let script = match key {
                 "nginx.conf" => "nginx.sh",
                 "pgbouncer.ini" => "pgbouncer.sh",
+                // No Qdrant server is installable here: tests/qdrant.rs proves that file's
+                // keys against Qdrant's reference configuration; equal text is the proof.
+                "local.yaml" => {
+                    checked.push(key.to_string());
+                    continue;
+                }
                 _ => "redis.sh",
             };
             let mut file = extracted.clone();

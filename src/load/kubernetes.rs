@@ -137,7 +137,7 @@ pub fn problems(spec: &Spec) -> Vec<Problem> {
         let base = format!("/services/{}", escape_segment(name));
         if !dns1035_label(name) {
             add(base.clone(), format!("service name `{}` cannot be a Kubernetes Service name", name.escape_debug()), LABEL_HINT, true);
-        } else if matches!(service, Service::Postgres(_) | Service::Redis(_)) && !service.external() && name.len() > STATEFULSET_NAME_MAX {
+        } else if matches!(service, Service::Postgres(_) | Service::Redis(_) | Service::Qdrant(_)) && !service.external() && name.len() > STATEFULSET_NAME_MAX {
             add(
                 base.clone(),
                 format!("service name `{name}` is {} characters; a StatefulSet's name holds at most {STATEFULSET_NAME_MAX}", name.len()),

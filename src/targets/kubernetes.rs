@@ -2,15 +2,16 @@
 //! Per app and job service a Deployment (argv, pool environment, requests/limits,
 //! probes, rolling update, grace period, topology spread), a Service for listeners, an
 //! autoscaling/v2 HorizontalPodAutoscaler when it autoscales and a PodDisruptionBudget;
-//! nginx and PgBouncer as Deployments and PostgreSQL and Redis as StatefulSets with
-//! volume claims (unless `external`). Config files are ConfigMaps holding exactly the
-//! text the nginx, pgbouncer and redis targets render; secrets are referenced by name.
+//! nginx and PgBouncer as Deployments and PostgreSQL, Redis and Qdrant as StatefulSets
+//! with volume claims (unless `external`; Qdrant's pods join by stable peer names).
+//! Config files are ConfigMaps holding exactly the text the nginx, pgbouncer, redis and
+//! qdrant targets render; secrets are referenced by name.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::compose::{Kv, kv};
-use super::{Artifact, Context, RenderError, Target, app_env, compose, gunicorn, nginx, pgbouncer, postgres, puma, redis, render_template, seal};
+use super::{Artifact, Context, RenderError, Target, app_env, compose, gunicorn, nginx, pgbouncer, postgres, puma, qdrant, redis, render_template, seal};
 use crate::plan::{Detail, Kind, KubernetesPlan, ServicePlan, defaults as d};
 
 const TARGET: &str = "kubernetes";
@@ -83,13 +84,6 @@ impl Target for Kubernetes {
             if service.external {
                 notes.push(format!(
                     "{} ({}) is external: not rendered; its clients reach it as `{}` (create a Service of that name, e.g. type ExternalName)",
-                    service.name, service.path, service.name
-                ));
-                continue;
-            }
-            if service.kind == Kind::Qdrant {
-                notes.push(format!(
-                    "{} ({}) is a Qdrant cluster: not rendered for Kubernetes; run it with Qdrant's Helm chart as a StatefulSet named `{}`",
                     service.name, service.path, service.name
                 ));
                 continue;
@@ -248,6 +242,8 @@ struct EnvVar {
     value: String,
     /// The Secret holding a key of the same name.
     secret: Option<String>,
+    /// A field of the pod (downward API), e.g. `metadata.name`.
+    field: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -289,6 +285,8 @@ struct ServiceCtx {
     meta: Meta,
     selector: Vec<Kv>,
     headless: bool,
+    /// DNS names for pods that are not ready yet: Qdrant peers must reach a joining pod.
+    publish_not_ready: bool,
     port_name: String,
     port: u64,
 }
@@ -365,7 +363,8 @@ impl Builder<'_> {
             let s = ServiceCtx {
                 meta: self.meta(&service.name, Some(service)),
                 selector: selector(self.ctx, service),
-                headless: matches!(service.kind, Kind::Postgres | Kind::Redis),
+                headless: matches!(service.kind, Kind::Postgres | Kind::Redis | Kind::Qdrant),
+                publish_not_ready: service.kind == Kind::Qdrant && service.replicas.value > 1,
                 port_name: port_name.into(),
                 port: service.port.value,
             };
@@ -402,6 +401,7 @@ impl Builder<'_> {
             Kind::Nginx => (&nginx::Nginx, nginx::path(self.ctx, service), "nginx.conf", "/etc/nginx/nginx.conf"),
             Kind::Pgbouncer => (&pgbouncer::Pgbouncer, pgbouncer::path(self.ctx, service), "pgbouncer.ini", "/etc/pgbouncer/pgbouncer.ini"),
             Kind::Redis => (&redis::Redis, redis::path(self.ctx, service), "redis.conf", REDIS_CONF),
+            Kind::Qdrant => (&qdrant::Qdrant, qdrant::config_path(self.ctx, service), "local.yaml", qdrant::CONFIG_MOUNT),
             _ => return Ok(None),
         };
         let artifact = target
@@ -418,7 +418,7 @@ impl Builder<'_> {
     }
 
     fn workload(&self, service: &ServicePlan, config: Option<&ConfigFile>, notes: &mut Vec<String>) -> Result<Workload, RenderError> {
-        let stateful = matches!(service.kind, Kind::Postgres | Kind::Redis);
+        let stateful = matches!(service.kind, Kind::Postgres | Kind::Redis | Kind::Qdrant);
         let mut comments = Vec::new();
         let mut container = Container {
             name: service.name.clone(),
@@ -430,6 +430,9 @@ impl Builder<'_> {
         }
         container.args = self.args(service, &mut comments).iter().map(|a| literal(a)).collect();
         container.env = self.env(service).into_iter().map(|e| EnvVar { value: literal(&e.value), ..e }).collect();
+        if let Detail::Qdrant(q) = &service.detail {
+            self.qdrant_node(service, q, &mut container, &mut comments, notes);
+        }
         let (requests, limits) = resources(service);
         container.requests = requests;
         container.limits = limits;
@@ -454,7 +457,11 @@ impl Builder<'_> {
         }
         let mut claims = Vec::new();
         if stateful {
-            let data = if service.kind == Kind::Postgres { "/var/lib/postgresql/data" } else { "/data" };
+            let data = match service.kind {
+                Kind::Postgres => "/var/lib/postgresql/data",
+                Kind::Qdrant => qdrant::STORAGE_PATH,
+                _ => "/data",
+            };
             container.mounts.push(Mount { name: "data".into(), path: data.into(), sub_path: None, read_only: false });
             claims.push(Claim {
                 name: "data".into(),
@@ -532,11 +539,45 @@ impl Builder<'_> {
         }
     }
 
+    /// A Qdrant pod's extra ports and identity. Pods are `<svc>-0..N-1` behind the headless
+    /// Service `<svc>`, so a peer reaches pod k at `<svc>-k.<svc>`: each pod's `--uri`
+    /// (QDRANT_URI) is built from its own name by Kubernetes' `$(POD_NAME)` expansion, and
+    /// every pod bootstraps from pod 0, which Qdrant (1.19, `resolve_bootstrap_uri`)
+    /// treats as the first peer because its bootstrap URI is its own. The StatefulSet's
+    /// ordered start brings pod 0 up (ready on /readyz) before the others join.
+    fn qdrant_node(&self, service: &ServicePlan, q: &crate::plan::QdrantPlan, container: &mut Container, comments: &mut Vec<String>, notes: &mut Vec<String>) {
+        container.ports.push(Port { name: "grpc".into(), port: q.grpc_port.value });
+        if q.nodes > 1 {
+            container.ports.push(Port { name: "p2p".into(), port: q.p2p_port.value });
+            let first = qdrant::peer_uri(&format!("{}-0.{}", service.name, service.name), q.p2p_port.value);
+            // Not passed through `literal`: $(POD_NAME) is meant for Kubernetes to expand.
+            container.env.push(EnvVar { name: "POD_NAME".into(), value: String::new(), secret: None, field: Some("metadata.name".into()) });
+            container.env.push(EnvVar {
+                name: "QDRANT_URI".into(),
+                value: qdrant::peer_uri(&format!("$(POD_NAME).{}", service.name), q.p2p_port.value),
+                secret: None,
+                field: None,
+            });
+            container.env.push(EnvVar { name: "QDRANT_BOOTSTRAP".into(), value: first, secret: None, field: None });
+            comments.push(format!("{} nodes: each pod announces itself as <pod>.{} and joins through {}-0", q.nodes, service.name, service.name));
+        }
+        if !q.collections.is_empty() {
+            notes.push(format!(
+                "{}: once every pod is ready, create the collections with QDRANT_URL=http://{}-0.{}:{} python3 {} (idempotent; e.g. from a Job or through kubectl port-forward)",
+                service.name,
+                service.name,
+                service.name,
+                service.port.value,
+                qdrant::script_path(self.ctx, service)
+            ));
+        }
+    }
+
     fn env(&self, service: &ServicePlan) -> Vec<EnvVar> {
         let mut env: Vec<EnvVar> = Vec::new();
         let mut put = |name: String, value: String, secret: Option<String>| {
             if !env.iter().any(|e| e.name == name) {
-                env.push(EnvVar { name, value, secret });
+                env.push(EnvVar { name, value, secret, field: None });
             }
         };
         if service.kind.is_app() || service.kind.is_job() {
@@ -605,6 +646,7 @@ fn component(kind: Kind) -> &'static str {
         Kind::Nginx => "proxy",
         Kind::Pgbouncer => "pooler",
         Kind::Postgres => "database",
+        Kind::Qdrant => "vector-store",
         _ => "cache",
     }
 }
@@ -616,6 +658,7 @@ fn port_name(kind: Kind) -> Option<&'static str> {
         Kind::Pgbouncer => Some("pgbouncer"),
         Kind::Postgres => Some("postgres"),
         Kind::Redis => Some("redis"),
+        Kind::Qdrant => Some("http"),
         _ => None,
     }
 }
@@ -629,6 +672,7 @@ fn image(spec_k8s: &crate::spec::KubernetesDeploy, service: &ServicePlan) -> Opt
         Detail::Redis(_) => Some(compose::REDIS_IMAGE.into()),
         Detail::Pgbouncer(_) => Some(compose::PGBOUNCER_IMAGE.into()),
         Detail::Nginx(_) => Some(compose::NGINX_IMAGE.into()),
+        Detail::Qdrant(_) => Some(compose::QDRANT_IMAGE.into()),
         _ => spec_k8s.image.clone(),
     }
 }
@@ -734,6 +778,8 @@ fn probes(service: &ServicePlan) -> Vec<Probe> {
         Kind::Pgbouncer => (None, Vec::new(), "pgbouncer".into()),
         Kind::Postgres => (None, vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into(), "-p".into(), port], String::new()),
         Kind::Redis => (None, vec!["redis-cli".into(), "-p".into(), port, "ping".into()], String::new()),
+        // Ready once it serves (and, in a cluster, has joined consensus).
+        Kind::Qdrant => (Some("/readyz".into()), Vec::new(), "http".into()),
         _ => return Vec::new(),
     };
     let probe = |kind: &'static str, period: u64, failure: u64| Probe {
@@ -749,7 +795,15 @@ fn probes(service: &ServicePlan) -> Vec<Probe> {
     // The startup probe holds the others off for start_period plus the retries.
     let startup_period = interval.min(10);
     let startup_failures = start.div_ceil(startup_period).saturating_add(retries).max(1);
-    vec![probe("startupProbe", startup_period, startup_failures), probe("readinessProbe", interval, retries), probe("livenessProbe", interval, retries)]
+    let mut probes = vec![probe("startupProbe", startup_period, startup_failures), probe("readinessProbe", interval, retries), probe("livenessProbe", interval, retries)];
+    // Qdrant is alive (/livez) long before it is ready (/readyz: collections loaded, joined
+    // the cluster); a liveness check on readiness would restart a node mid-recovery.
+    if service.kind == Kind::Qdrant {
+        for p in probes.iter_mut().filter(|p| p.kind != "readinessProbe") {
+            p.http_path = Some("/livez".into());
+        }
+    }
+    probes
 }
 
 fn is_safe_sysctl(key: &str, version: (u32, u32)) -> bool {

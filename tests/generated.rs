@@ -22,8 +22,10 @@
 //! (its own validator, and the kamal-proxy-ssl-hosts rule), `env.clear` values with
 //! control characters (compose/Kamal escaping), Redis reachable without auth checks.
 //!
-//! A failure prints the case's spec (JSON, which is YAML) and is shrunk by proptest; the
-//! shrunk seed goes to tests/generated.proptest-regressions, which runs first next time.
+//! 128 cases by default (HEADROOM_GENERATED_CASES): about 5 minutes here, 900 files.
+//! A spec that does not load or render is shrunk by proptest and its seed kept in
+//! tests/generated.proptest-regressions (run first next time); a file a program refuses
+//! is reported with its case's spec (JSON, which is YAML) and the files are kept.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -38,7 +40,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestR
 use serde_json::{Map, Value, json};
 
 /// Cases per run (HEADROOM_GENERATED_CASES overrides).
-const CASES: u32 = 64;
+const CASES: u32 = 128;
 /// Cases whose app-server and compose files also go through Python/Ruby (each costs
 /// about half a second).
 const SAMPLED: usize = 24;
@@ -548,12 +550,20 @@ fn seen(end: End, root: &Path, p: &Path) -> String {
 /// `failures` gets one line per file a program refused, with its output.
 fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut Vec<String>) {
     let s = |p: &Path| q(&seen(end, root, p));
-    let hosts_file = work.join(format!("hosts-{end:?}"));
-    let mut hosts = String::from("127.0.0.1 localhost\n");
-    for h in cases.iter().flat_map(|c| &c.hosts) {
-        writeln!(hosts, "127.0.0.1 {h}").unwrap();
-    }
-    std::fs::write(&hosts_file, hosts).unwrap();
+    // One hosts file per case: nss_wrapper's table holds a few thousand names at most.
+    let hosts_files: Vec<PathBuf> = cases
+        .iter()
+        .enumerate()
+        .map(|(ci, case)| {
+            let file = work.join(format!("hosts-{end:?}-{ci}"));
+            let mut hosts = String::from("127.0.0.1 localhost\n");
+            for h in &case.hosts {
+                writeln!(hosts, "127.0.0.1 {h}").unwrap();
+            }
+            std::fs::write(&file, hosts).unwrap();
+            file
+        })
+        .collect();
     let pgbin = match end {
         End::Oldest => "/usr/lib/postgresql/15/bin",
         End::Newest => "/usr/lib/postgresql/17/bin",
@@ -566,6 +576,7 @@ fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut 
     let mut pgbouncers = String::new();
     let mut started = 0;
     for (ci, case) in cases.iter().enumerate() {
+        let hosts_file = &hosts_files[ci];
         for (i, (kind, file, newest_only)) in case.files.iter().enumerate() {
             if *newest_only && end == End::Oldest {
                 continue;
@@ -579,7 +590,7 @@ fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut 
                     writeln!(
                         script,
                         "out=$(LD_PRELOAD=$NSS NSS_WRAPPER_HOSTS={} nginx -t -q -p {}/ -e {}/logs/error.log -c {} 2>&1) || echo \"FAIL {tag} $out\"",
-                        s(&hosts_file),
+                        s(hosts_file),
                         s(&prefix),
                         s(&prefix),
                         s(&path)
@@ -639,7 +650,7 @@ fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut 
                             script,
                             "cp {c} {c}.{server} && out=$(LD_PRELOAD=$NSS NSS_WRAPPER_HOSTS={h} timeout -s KILL 20 {server} {c}.{server} {mode} --port 0 --unixsocket '' --daemonize no --logfile '' 2>&1); case \"$out\" in *FATAL*|*'Bad directive'*) echo \"FAIL {tag} ({server}) $(echo \"$out\" | grep -A3 -E 'FATAL|Bad directive' | tr '\\n' ' ')\";; *'Configuration loaded'*) ;; *) echo \"FAIL {tag} ({server}) $(echo \"$out\" | tail -n 3 | tr '\\n' ' ')\";; esac",
                             c = s(&copy),
-                            h = s(&hosts_file),
+                            h = s(hosts_file),
                         )
                         .unwrap();
                     }

@@ -78,13 +78,14 @@ fn each_seed_scenario_reports_what_its_guide_gets_wrong() {
     expect("sfpermits-railway-tier1", &["postgres-connections-exhausted", "app-pool-below-concurrency"], &[]);
     // 60 Puma threads cannot carry 1,200 rps at 100ms; prepared statements through 1.22 in transaction mode.
     expect("rails-kamal", &["capacity-below-load", "pgbouncer-prepared-statements"], &["pgbouncer-client-limit"]);
-    // 12,000 redis clients > 10,000; max_conns far above slots; 600s > 60s; maxmemory
-    // equal to the container limit. PgBouncer opens 1 x 1 x (50 + 10) = 60 server
-    // connections, so its max_db_connections 100 never binds and postgres fits.
+    // 12,000 redis clients > 10,000; max_conns far above slots; maxmemory equal to the
+    // container limit. PgBouncer opens 1 x 1 x (50 + 10) = 60 server connections, so its
+    // max_db_connections 100 never binds and postgres fits. gunicorn's `--timeout 600`
+    // on gthread workers is a heartbeat, not a request timeout: no timeout-order.
     expect(
         "django-compose",
-        &["redis-clients-exhausted", "upstream-max-conns-over-slots", "timeout-order", "redis-maxmemory-headroom"],
-        &["pgbouncer-client-limit", "capacity-below-load", "postgres-connections-exhausted"],
+        &["redis-clients-exhausted", "upstream-max-conns-over-slots", "redis-maxmemory-headroom"],
+        &["pgbouncer-client-limit", "capacity-below-load", "postgres-connections-exhausted", "timeout-order"],
     );
     // 75% maxmemory on a replicated redis; sentinel topology itself is sound.
     // The runbook's Qdrant cluster (3 nodes, 3 shards x 2 replicas, 2.86GiB per 8G node) is sound.

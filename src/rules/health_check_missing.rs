@@ -13,6 +13,14 @@ declare_rule! {
     /// app server (Kamal's primary role) when `deploy.kamal` is set - must have a
     /// `health` check with an HTTP `path`.
     ///
+    /// kamal-proxy always checks health: without `proxy.healthcheck` it probes `GET /up`.
+    /// A puma app behind kamal-proxy therefore counts as checked: Rails 7.1 and later
+    /// generate that route (`get "up" => "rails/health#show"` in config/routes.rb).
+    /// `headroom lint` reads config/routes.rb beside a Kamal config when it is there:
+    /// the route's path becomes the app's `health.path`, and a routes.rb without it is
+    /// noted. Other apps behind kamal-proxy (gunicorn) serve `/up` only if they define
+    /// it, so they are reported unless `health.path` names the endpoint they serve.
+    ///
     /// ## Why it matters
     /// Without a health check the orchestrator calls a container ready as soon as its
     /// process starts, before the app has loaded, and keeps a hung one in rotation.
@@ -49,6 +57,7 @@ declare_rule! {
     /// - https://kamal-deploy.org/docs/configuration/proxy/#healthcheck
     /// - https://nginx.org/en/docs/http/ngx_http_upstream_module.html#max_fails
     /// - https://guides.rubyonrails.org/configuring.html (the `/up` health check route)
+    /// - https://api.rubyonrails.org/classes/Rails/HealthController.html
     pub struct HealthCheckMissing { id: "health-check-missing", severity: Warning, core: false }
 }
 
@@ -73,11 +82,13 @@ impl Check for HealthCheckMissing {
                     ));
                 }
             }
-            if kamal_primary.as_deref() == Some(app.name.as_str()) {
+            // kamal-proxy's default probe GET /up is a health check a Rails app answers.
+            if kamal_primary.as_deref() == Some(app.name.as_str()) && app.kind != Kind::Puma {
                 fronts.push("kamal-proxy (deploy.kamal, primary role)".into());
-                consequences.push(
-                    "kamal-proxy probes its default path GET /up before switching traffic to a new container: if the app does not answer 200 there the deploy fails with `target failed to become healthy`, and if it does without checking itself a broken container gets the traffic".into(),
-                );
+                consequences.push(format!(
+                    "kamal-proxy probes its default path GET /up before switching traffic to a new container, which a {} app serves only if it defines it: if it does not answer 200 there the deploy fails with `target failed to become healthy`",
+                    app.kind.as_str()
+                ));
             }
             if fronts.is_empty() {
                 continue;
@@ -110,8 +121,12 @@ mod tests {
     use crate::analysis::analyze_text;
 
     fn findings(web: &str, extra: &str) -> Vec<crate::diag::Diagnostic> {
+        findings_of("gunicorn", web, extra)
+    }
+
+    fn findings_of(kind: &str, web: &str, extra: &str) -> Vec<crate::diag::Diagnostic> {
         let placed = if extra.contains("kamal") { ", machine: m" } else { "" };
-        let yaml = format!("version: 1\nname: t\nservices:\n  web: {{ kind: gunicorn, replicas: 3{web}{placed} }}\n  worker: {{ kind: gunicorn{placed} }}\n{extra}");
+        let yaml = format!("version: 1\nname: t\nservices:\n  web: {{ kind: {kind}, replicas: 3{web}{placed} }}\n  worker: {{ kind: {kind}{placed} }}\n{extra}");
         analyze_text("t.yaml", &yaml)
             .expect("spec loads")
             .diagnostics
@@ -140,8 +155,18 @@ mod tests {
         let found = findings(", health: { interval: 5s }", KAMAL);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].message.contains("kamal-proxy (deploy.kamal, primary role)") && found[0].message.contains("services.web.health has no path"), "{}", found[0].message);
-        assert!(found[0].message.contains("target failed to become healthy"), "{}", found[0].message);
+        assert!(found[0].message.contains("target failed to become healthy") && found[0].message.contains("which a gunicorn app serves only if it defines it"), "{}", found[0].message);
         assert_eq!(found[0].path, "services.web.health.path");
+    }
+
+    #[test]
+    fn rails_behind_kamal_proxy_is_checked_by_its_default_probe() {
+        // kamal-proxy probes GET /up, which Rails 7.1+ serves: a default app is quiet.
+        assert!(findings_of("puma", "", KAMAL).is_empty());
+        // Behind nginx nothing probes it: still reported.
+        let found = findings_of("puma", "", NGINX);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].fix.as_deref().unwrap().contains("path: /up"), "{:?}", found[0].fix);
     }
 
     #[test]

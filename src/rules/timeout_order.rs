@@ -3,17 +3,34 @@
 use super::{Check, finding};
 use crate::diag::Diagnostic;
 use crate::plan::{Detail, Plan, ServicePlan, Sourced};
+use crate::spec::WorkerClass;
 
 declare_rule! {
-    /// The proxy gives up on a request before the app server does.
+    /// The proxy gives up on a request before the app server's request timeout does.
     ///
     /// ## What it checks
-    /// For every nginx location, the app timeout of the service its upstream points at
-    /// (gunicorn `timeout`, puma `worker_timeout`) must be shorter than the location's
-    /// `proxy_read_timeout` (`read_timeout`). With Kamal, every app must also time out
-    /// before kamal-proxy's `response_timeout`. Websocket locations are skipped: there
-    /// `proxy_read_timeout` is the idle timeout of an upgraded connection, not a wait
-    /// for a response.
+    /// For every nginx location, the request timeout of the service its upstream points
+    /// at must be shorter than the location's `proxy_read_timeout` (`read_timeout`).
+    /// With Kamal, every app's request timeout must also be shorter than kamal-proxy's
+    /// `response_timeout`. Websocket locations are skipped: there `proxy_read_timeout`
+    /// is the idle timeout of an upgraded connection, not a wait for a response.
+    ///
+    /// Only a setting that ends a request that runs too long is a request timeout:
+    ///
+    /// | server, worker class | setting | request timeout? |
+    /// |---|---|---|
+    /// | gunicorn `sync`, 1 thread | `timeout` | yes: the worker cannot notify the arbiter while it serves its one request, so a request running past `timeout` gets the worker killed (`WORKER TIMEOUT`) |
+    /// | gunicorn `gthread` (and `sync` with `threads` > 1, which gunicorn runs as `gthread`) | `timeout` | no: the worker's main loop keeps notifying the arbiter while threads serve requests; only a blocked process is killed |
+    /// | gunicorn `gevent`, `eventlet`, `uvicorn` workers | `timeout` | no: a heartbeat from the event loop, not tied to any request's length |
+    /// | gunicorn, any class | `timeout 0` | no timeout at all |
+    /// | puma, cluster mode (`workers` >= 1) | `worker_timeout` | no: how long the master waits for a worker's check-in before restarting it, a hung-process timer |
+    /// | puma, single mode (`workers 0`) | - | puma has no such timer and no request timeout |
+    ///
+    /// An app server without a request timeout (every puma, gunicorn workers other than
+    /// one-thread `sync`) is not reported: no server setting changes what happens when
+    /// the proxy gives up, so the guard is an app-level deadline below the proxy's
+    /// timeout (Rack::Timeout's `RACK_TIMEOUT_SERVICE_TIMEOUT`, PostgreSQL's
+    /// `statement_timeout`, timeouts on outgoing calls).
     ///
     /// ## Why it matters
     /// When the proxy's timeout fires first, it answers `504 Gateway Time-out` (nginx
@@ -24,14 +41,11 @@ declare_rule! {
     /// The reverse order is the intended one: the app server kills the stuck worker,
     /// nginx sees the connection close and answers 502 (`upstream prematurely closed
     /// connection while reading response header from upstream`), and the slot is free
-    /// again. Note that gunicorn's `timeout` only bounds a request for `sync` workers;
-    /// for `gthread`, `gevent` and `uvicorn` workers, and for puma's `worker_timeout`,
-    /// it only catches a hung process, so an app-level deadline (statement_timeout,
-    /// Rack::Timeout) below the proxy's timeout is the real guard.
+    /// again.
     ///
     /// ## Example
     /// ```yaml
-    /// web: { kind: gunicorn, timeout: 600s }
+    /// web: { kind: gunicorn, worker_class: sync, timeout: 600s }
     /// lb:
     ///   kind: nginx
     ///   upstreams: { backend: { to: web } }
@@ -46,22 +60,29 @@ declare_rule! {
     /// timeout for everything.
     ///
     /// ## Defaults
-    /// nginx proxy_read_timeout 60s; kamal-proxy response_timeout 30s; gunicorn timeout
-    /// 30s; puma worker_timeout 60s.
+    /// nginx proxy_read_timeout 60s; kamal-proxy response_timeout 30s; gunicorn
+    /// worker_class sync, threads 1, timeout 30s; puma worker_timeout 60s (not a request
+    /// timeout).
     ///
     /// ## References
     /// - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout
-    /// - https://docs.gunicorn.org/en/stable/settings.html#timeout
-    /// - https://puma.io/puma/Puma/DSL.html#worker_timeout-instance_method
+    /// - https://docs.gunicorn.org/en/stable/settings.html#timeout ("for the non sync
+    ///   workers it just means that the worker process is still communicating")
+    /// - https://docs.gunicorn.org/en/stable/settings.html#threads (sync with threads > 1
+    ///   runs gthread)
+    /// - https://puma.io/puma/Puma/DSL.html#worker_timeout-instance_method ("not a request
+    ///   timeout")
     /// - https://kamal-deploy.org/docs/configuration/proxy/#response-timeout
     pub struct TimeoutOrder { id: "timeout-order", severity: Warning }
 }
 
-/// An app server's timeout and what the setting is called.
-fn app_timeout(service: &ServicePlan) -> Option<(&Sourced<u64>, &'static str)> {
+/// An app server's request timeout and what the setting is called: only gunicorn's
+/// `timeout` for a one-thread `sync` worker ends a request (see the table above).
+fn request_timeout(service: &ServicePlan) -> Option<(&Sourced<u64>, &'static str)> {
     match &service.detail {
-        Detail::Gunicorn(g) => Some((&g.timeout, "timeout")),
-        Detail::Puma(p) => Some((&p.timeout, "worker_timeout")),
+        Detail::Gunicorn(g) if g.worker_class.value == WorkerClass::Sync && g.threads.value <= 1 && g.timeout.value > 0 => {
+            Some((&g.timeout, "timeout"))
+        }
         _ => None,
     }
 }
@@ -105,7 +126,7 @@ impl Check for TimeoutOrder {
                 }
                 let Some(upstream) = nginx.upstreams.iter().find(|u| u.name == location.upstream) else { continue };
                 let Some(app) = plan.service(&upstream.to) else { continue };
-                let Some((timeout, setting)) = app_timeout(app) else { continue };
+                let Some((timeout, setting)) = request_timeout(app) else { continue };
                 let read = &location.read_timeout;
                 if timeout.value < read.value {
                     continue;
@@ -131,7 +152,7 @@ impl Check for TimeoutOrder {
         }
         let Some(proxy) = &plan.kamal_proxy_timeout else { return };
         for app in plan.apps() {
-            let Some((timeout, setting)) = app_timeout(app) else { continue };
+            let Some((timeout, setting)) = request_timeout(app) else { continue };
             if timeout.value < proxy.value {
                 continue;
             }
@@ -189,11 +210,35 @@ mod tests {
 
     #[test]
     fn kamal_proxy_default() {
-        let yaml = "version: 1\nname: t\nmachines:\n  m: { addresses: [10.0.0.1] }\nservices:\n  web: { kind: puma, workers: 2, machine: m }\ndeploy:\n  kamal: { image: acme/app, registry: { server: \"localhost:5555\" } }\n";
-        let found = findings(yaml);
-        assert_eq!(found.len(), 1);
+        let kamal = |web: &str| {
+            format!("version: 1\nname: t\nmachines:\n  m: {{ addresses: [10.0.0.1] }}\nservices:\n  web: {{ {web}, machine: m }}\ndeploy:\n  kamal: {{ image: acme/app, registry: {{ server: \"localhost:5555\" }} }}\n")
+        };
+        let found = findings(&kamal("kind: gunicorn, timeout: 30s"));
+        assert_eq!(found.len(), 1, "{found:#?}");
         let m = &found[0].message;
-        assert!(m.contains("puma `web` worker_timeout 60s"), "{m}");
+        assert!(m.contains("gunicorn `web` timeout 30s"), "{m}");
         assert!(m.contains(">= kamal-proxy response_timeout 30s (deploy.kamal.proxy.response_timeout not set; default: kamal-proxy response_timeout = 30s)"), "{m}");
+        // puma's worker_timeout (60s by default, cluster mode only) is a hung-worker
+        // timer, not a request timeout: a default Rails app behind kamal-proxy is quiet.
+        assert!(findings(&kamal("kind: puma, workers: 2")).is_empty());
+        assert!(findings(&kamal("kind: puma, workers: 0, timeout: 120s")).is_empty());
+    }
+
+    #[test]
+    fn only_request_timeouts_are_compared() {
+        // gthread, sync with several threads (run as gthread), gevent and uvicorn
+        // workers heartbeat while a request runs; timeout 0 disables the timer.
+        for web in [
+            "worker_class: gthread, threads: 4, timeout: 600s",
+            "worker_class: sync, threads: 2, timeout: 600s",
+            "worker_class: gevent, timeout: 600s",
+            "worker_class: uvicorn, timeout: 600s",
+            "worker_class: sync, timeout: 0s",
+        ] {
+            let yaml = format!("version: 1\nname: t\nservices:\n  web: {{ kind: gunicorn, {web} }}\n  lb: {{ kind: nginx, upstreams: {{ b: {{ to: web }} }}, locations: [ {{ path: /, upstream: b }} ] }}\n");
+            assert!(findings(&yaml).is_empty(), "{web}: {:#?}", findings(&yaml));
+        }
+        let sync = "version: 1\nname: t\nservices:\n  web: { kind: gunicorn, worker_class: sync, threads: 1, timeout: 600s }\n  lb: { kind: nginx, upstreams: { b: { to: web } }, locations: [ { path: /, upstream: b } ] }\n";
+        assert_eq!(findings(sync).len(), 1);
     }
 }

@@ -220,6 +220,18 @@ struct ImportArgs {
     /// Deployment name for the rebuilt spec.
     #[arg(long, default_value = "imported")]
     name: String,
+    /// The environment config code is evaluated as (`RAILS_ENV`/`RACK_ENV` when no
+    /// file sets them; the branches of `if Rails.env.production?`).
+    #[arg(long = "env", value_name = "ENV", default_value = "production")]
+    app_env: String,
+    /// CPUs of the machines, for `Concurrent.processor_count`, `cpu_count()` and `auto`
+    /// when the files do not give them (otherwise 2 are assumed, and said so).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    cpus: Option<u64>,
+    /// `max_connections` of a database the files do not describe (a managed
+    /// database behind DATABASE_URL), so the connection budget can be checked.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
+    db_max_connections: Option<u64>,
 }
 
 impl ImportArgs {
@@ -227,6 +239,9 @@ impl ImportArgs {
         crate::import::ImportOptions {
             name: self.name.clone(),
             overlay: self.overlay.clone(),
+            app_env: self.app_env.clone(),
+            cpus: self.cpus,
+            db_max_connections: self.db_max_connections,
             load: crate::import::LoadFlags {
                 rps: self.rps,
                 service_time: self.service_time.clone(),

@@ -39,6 +39,15 @@ pub struct ImportBuilder {
     /// The environment each service's processes see (values resolved where the
     /// files say), by service: what its config files' `ENV` lookups read.
     pub environments: HashMap<String, Vec<crate::import::shared::env::EnvVar>>,
+    /// What the files may not say about the run: the app environment (`--env`) and the
+    /// CPUs of the machines (`--cpus`).
+    pub facts: crate::import::shared::ruby::Facts,
+    /// Services whose puma runs the Solid Queue supervisor (`plugin :solid_queue`),
+    /// with where it says so.
+    pub solid_queue_in_puma: Vec<(String, FileId, Range<usize>)>,
+    /// Job runners' config files (sidekiq.yml, queue.yml), evaluated per service at
+    /// the end of the run.
+    pub job_configs: Vec<FileId>,
     /// The format each file was read as, by file id (`docker-compose`, `env file`).
     pub formats: HashMap<FileId, String>,
     /// Files looked at and not read, with why.
@@ -49,8 +58,10 @@ pub struct ImportBuilder {
     /// The owner a reader gave one file it found inside another (a ConfigMap's file
     /// mounted into a Kubernetes container), by file id; wins over `owners`.
     pub file_owners: HashMap<FileId, String>,
-    /// Host names that stand for a service under another name (a Kubernetes Service
-    /// `app-svc` selecting the pods of Deployment `web`; CloudNativePG's `db-rw`).
+    /// Host names that stand for a service under another name (Kamal's
+    /// `<service>-<accessory>`, compose `container_name` / `hostname` / aliases, a
+    /// Kubernetes Service `app-svc` selecting the pods of Deployment `web`,
+    /// CloudNativePG's `db-rw`).
     pub host_aliases: HashMap<String, String>,
     /// Kubernetes manifest files taken so far, read together once every file is in.
     pub manifests: Vec<FileId>,
@@ -223,8 +234,8 @@ impl ImportBuilder {
     /// The spec service a host name (a compose service or one of its expanded
     /// replicas, `web-3`) stands for, when the builder has it.
     pub fn service_named_by_host(&self, host: &str) -> Option<String> {
-        if let Some(alias) = self.host_aliases.get(host) {
-            return Some(alias.clone());
+        if let Some(service) = self.host_aliases.get(host).filter(|s| self.has_service(s)) {
+            return Some(service.clone());
         }
         let name = service_name(host);
         if self.has_service(&name) {

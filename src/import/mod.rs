@@ -88,6 +88,28 @@ pub struct ImportOptions {
     /// A small spec supplying what the files cannot say (load, uses, ...).
     pub overlay: Option<PathBuf>,
     pub load: LoadFlags,
+    /// The environment config code runs as (empty: production).
+    pub app_env: String,
+    /// The CPUs of the machines, when the files do not say.
+    pub cpus: Option<u64>,
+    /// `max_connections` of a database the files do not describe.
+    pub db_max_connections: Option<u64>,
+}
+
+impl ImportOptions {
+    /// The facts of the run these options give.
+    pub fn facts(&self) -> shared::facts::Facts {
+        let mut facts = shared::facts::Facts::default();
+        if !self.app_env.is_empty() {
+            facts.app_env = self.app_env.clone();
+        }
+        facts.db_max_connections = self.db_max_connections;
+        if let Some(cpus) = self.cpus {
+            facts.cpus = cpus;
+            facts.cpus_known = true;
+        }
+        facts
+    }
 }
 
 /// The outcome of reading foreign files.
@@ -129,7 +151,7 @@ fn merge(base: &mut Value, overlay: &Value, pointer: &str, conflicts: &mut Vec<S
 
 /// Reads the files, applies the overlay and flags, and validates the result as a spec.
 pub fn import(paths: &[PathBuf], options: &ImportOptions) -> ImportOutcome {
-    let mut builder = read_paths(paths, &options.name);
+    let mut builder = discover::read_paths_with(paths, &options.name, options.facts());
     if let Some(overlay_path) = &options.overlay {
         apply_overlay(&mut builder, overlay_path);
     }

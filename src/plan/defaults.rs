@@ -35,6 +35,10 @@ pub const SIDEKIQ_CONCURRENCY: u64 = 5;
 pub const SOLID_QUEUE_THREADS: u64 = 3;
 /// Solid Queue: extra connections per process for polling and the heartbeat.
 pub const SOLID_QUEUE_EXTRA_CONNECTIONS: u64 = 2;
+/// SQLAlchemy `create_engine` pool_size when none is given (QueuePool).
+pub const SQLALCHEMY_POOL_SIZE: u64 = 5;
+/// SQLAlchemy `create_engine` max_overflow when none is given (QueuePool).
+pub const SQLALCHEMY_MAX_OVERFLOW: u64 = 10;
 
 /// nginx: worker_processes (default 1).
 pub const NGINX_WORKER_PROCESSES: u64 = 1;

@@ -487,6 +487,9 @@ pub struct Edge {
     /// Pool as written or defaulted (per process).
     pub pool: Sourced<u64>,
     pub max_overflow: u64,
+    /// Pools one process keeps per database config on this server (`databases`),
+    /// each with where it was written; empty for a single pool.
+    pub database_pools: Vec<(String, Sourced<u64>)>,
     pub min: Option<u64>,
     pub persistent: bool,
     /// Connections one process may hold: pool + max_overflow, or slots when persistent.

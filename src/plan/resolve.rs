@@ -756,8 +756,18 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
         ),
         _ => client.slots_per_process.clone(),
     };
-    let pool = Sourced::or_default(pool_use.pool, format!("{path}.pool"), slots_needing.value, format!("one per slot ({})", slots_needing.value));
-    let max_overflow = pool_use.max_overflow.unwrap_or(0);
+    // SQLAlchemy's QueuePool has its own defaults (5 + 10 overflow); other libraries
+    // are counted at one connection per slot when no pool is written.
+    let sqlalchemy = framework == spec::Framework::Sqlalchemy;
+    let database_pools: Vec<(String, Sourced<u64>)> =
+        pool_use.databases.iter().map(|(name, pool)| (name.clone(), Sourced::spec(*pool, format!("{path}.databases.{name}")))).collect();
+    let pool = match (pool_use.pool, database_pools.first(), sqlalchemy) {
+        (Some(p), _, _) => Sourced::spec(p, format!("{path}.pool")),
+        (None, Some((_, first)), _) => first.clone(),
+        (None, None, true) => Sourced::default(d::SQLALCHEMY_POOL_SIZE, format!("{path}.pool"), "SQLAlchemy pool_size = 5"),
+        (None, None, false) => Sourced::default(slots_needing.value, format!("{path}.pool"), format!("one per slot ({})", slots_needing.value)),
+    };
+    let max_overflow = pool_use.max_overflow.unwrap_or(if sqlalchemy && pool_use.pool.is_none() { d::SQLALCHEMY_MAX_OVERFLOW } else { 0 });
     let persistent = pool_use.persistent.unwrap_or(false) && framework == spec::Framework::Django;
     let per_process = if persistent {
         Sourced::derived(
@@ -765,6 +775,10 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
             format!("{path}.persistent"),
             format!("Django persistent connections: one per thread = {} ({})", client.slots_per_process.value, client.slots_per_process.path()),
         )
+    } else if database_pools.len() > 1 {
+        let total = database_pools.iter().fold(0u64, |t, (_, p)| t.saturating_add(p.value));
+        let parts: Vec<String> = database_pools.iter().map(|(name, p)| format!("{name} {}", p.value)).collect();
+        Sourced::derived(total, format!("{path}.databases"), format!("a pool per database: {} = {total}", parts.join(" + ")))
     } else if max_overflow > 0 {
         Sourced::derived(pool.value.saturating_add(max_overflow), format!("{path}.pool"), format!("pool {} + max_overflow {max_overflow}", pool.value))
     } else {
@@ -805,6 +819,7 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
         framework,
         pool,
         max_overflow,
+        database_pools,
         min: pool_use.min,
         persistent,
         per_process,

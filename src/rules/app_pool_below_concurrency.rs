@@ -16,7 +16,10 @@ declare_rule! {
     /// request), puma max `threads`, sidekiq `concurrency`, solid_queue `threads + 2`
     /// (its polling and heartbeat take a connection each), celery/rq `concurrency`.
     /// Pools that are not written (the default is one per slot) and Django persistent
-    /// connections (one per thread) cannot fall short and are skipped.
+    /// connections (one per thread) cannot fall short and are skipped, except
+    /// SQLAlchemy's, whose QueuePool defaults to `pool_size` 5 + `max_overflow` 10.
+    /// A Rails process keeps one pool per database of database.yml (`primary`,
+    /// `cache`, `queue`, `cable`: `databases` of the edge); each is checked on its own.
     ///
     /// ## Why it matters
     /// The slots past the pool have to wait for a connection or fail, whatever the
@@ -43,7 +46,8 @@ declare_rule! {
     /// (`threads`, `worker_connections`, `concurrency`) to the pool.
     ///
     /// ## Defaults
-    /// The pool defaults to one connection per slot. gunicorn threads 1,
+    /// The pool defaults to one connection per slot (SQLAlchemy: pool_size 5 +
+    /// max_overflow 10). gunicorn threads 1,
     /// worker_connections 1000; puma max threads 5; sidekiq concurrency 5; solid_queue
     /// threads 3. Rails checkout_timeout 5s; SQLAlchemy pool_timeout 30s; psycopg_pool
     /// timeout 30s.
@@ -62,21 +66,41 @@ declare_rule! {
 impl Check for AppPoolBelowConcurrency {
     fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
         for edge in &plan.edges {
-            if !matches!(edge.to_kind, Kind::Postgres | Kind::Pgbouncer) || edge.pool.is_default() || edge.persistent {
+            // A pool nobody wrote is one per slot and cannot fall short, except
+            // SQLAlchemy's, whose QueuePool defaults to 5 + 10 overflow.
+            let sqlalchemy_default = edge.framework == Framework::Sqlalchemy && edge.pool.is_default();
+            if !matches!(edge.to_kind, Kind::Postgres | Kind::Pgbouncer) || (edge.pool.is_default() && !sqlalchemy_default) || edge.persistent {
                 continue;
             }
-            let per_process = edge.per_process.value;
+            // Rails keeps a pool per database of database.yml: each must cover the slots.
+            let checks: Vec<(u64, String, Option<&str>)> = if edge.database_pools.len() > 1 {
+                edge.database_pools.iter().map(|(name, pool)| (pool.value, pool.path().to_string(), Some(name.as_str()))).collect()
+            } else {
+                vec![(edge.per_process.value, edge.pool.path().to_string(), None)]
+            };
+            for (per_process, pool_path, database) in checks {
+                self.check(plan, edge, per_process, &pool_path, database, out);
+            }
+        }
+    }
+}
+
+impl AppPoolBelowConcurrency {
+    /// One pool of a process against the slots that use it.
+    fn check(&self, plan: &Plan, edge: &Edge, per_process: u64, pool_path: &str, database: Option<&str>, out: &mut Vec<Diagnostic>) {
+        {
             let slots = edge.slots_needing.value;
             if per_process >= slots {
-                continue;
+                return;
             }
-            let Some(client) = plan.service(&edge.from) else { continue };
+            let Some(client) = plan.service(&edge.from) else { return };
             let noun = process_noun(client.kind);
             let singular = noun.trim_end_matches('s');
-            let pool_text = if edge.max_overflow > 0 {
-                format!("{} + max_overflow {} = {per_process} ({})", edge.pool.value, edge.max_overflow, edge.pool.path())
-            } else {
-                format!("{per_process} ({})", edge.pool.path())
+            let cite = if edge.pool.is_default() { format!("{pool_path} not set; {}", edge.pool.cite()) } else { pool_path.to_string() };
+            let pool_text = match database {
+                Some(db) => format!("{per_process} for its `{db}` database ({cite}; Rails keeps one pool per database)"),
+                None if edge.max_overflow > 0 => format!("{} + max_overflow {} = {per_process} ({cite})", edge.pool.value, edge.max_overflow),
+                None => format!("{per_process} ({cite})"),
             };
             let failure = if client.kind.is_job() { "the job fails and is retried" } else { "the request fails (HTTP 500)" };
             let (slot, setting) = slot_noun(client);
@@ -88,12 +112,14 @@ impl Check for AppPoolBelowConcurrency {
                 consequence(edge),
             );
 
-            let raised = mul(&[edge.replicas, edge.processes, slots]);
-            let mut fix = if edge.max_overflow > 0 {
+            let raised = edge.connections.saturating_add(mul(&[edge.replicas, edge.processes, slots - per_process]));
+            let mut fix = if let Some(db) = database {
+                format!("raise the `{db}` pool to >= {slots} ({pool_path}), which makes {raised} connections to `{}` in all", edge.to)
+            } else if edge.max_overflow > 0 {
                 format!(
                     "raise pool + max_overflow to >= {slots} (e.g. pool {} at {}), which makes {} replicas x {} {noun} x {slots} = {raised} connections to `{}`",
                     slots.saturating_sub(edge.max_overflow),
-                    edge.pool.path(),
+                    pool_path,
                     edge.replicas,
                     edge.processes,
                     edge.to,
@@ -101,7 +127,7 @@ impl Check for AppPoolBelowConcurrency {
             } else {
                 format!(
                     "raise pool to >= {slots} ({}), which makes {} replicas x {} {noun} x {slots} = {raised} connections to `{}`",
-                    edge.pool.path(),
+                    pool_path,
                     edge.replicas,
                     edge.processes,
                     edge.to,
@@ -122,7 +148,7 @@ impl Check for AppPoolBelowConcurrency {
                 fix = if fits { format!("{fix}; or {lower}") } else { format!("{lower}; or {fix}") };
             }
             out.push(
-                finding::<Self>(edge.pool.path(), message)
+                finding::<Self>(pool_path, message)
                     .number("pool", per_process as f64)
                     .number("slots", slots as f64)
                     .number("short", (slots - per_process) as f64)
@@ -140,6 +166,9 @@ fn budget_note(plan: &Plan, edge: &Edge, raised: u64) -> (String, bool) {
     match &target.detail {
         Detail::Postgres(pg) => {
             let demand = pg.demand.saturating_add(grown);
+            if target.external && pg.max_connections.is_default() {
+                return (format!(" (postgres `{}` is external: check {demand} connections against its provider's limit)", edge.to), true);
+            }
             if demand > pg.usable_connections {
                 let note = format!(
                     " (postgres `{}` would be asked for {demand} but accepts {}: raise its max_connections to >= {}, or put PgBouncer in transaction mode in front of it)",

@@ -134,7 +134,7 @@ impl Check for DbPoolBelowLoad {
                 continue;
             }
             let mut text = format!("postgres `{}`: {}", postgres.name, terms.join(" + "));
-            if raw > pg.usable_connections {
+            if raw > pg.usable_connections && !super::postgres_limit_unknown(postgres) {
                 if terms.len() > 1 {
                     text.push_str(&format!(" = {raw}"));
                 }

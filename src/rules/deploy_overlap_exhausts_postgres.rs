@@ -100,7 +100,7 @@ impl Check for DeployOverlapExhaustsPostgres {
 
 fn direct(plan: &Plan, role: &ServicePlan, edge: &Edge, target: &ServicePlan, out: &mut Vec<Diagnostic>) {
     let Detail::Postgres(pg) = &target.detail else { return };
-    if pg.demand > pg.usable_connections {
+    if pg.demand > pg.usable_connections || super::postgres_limit_unknown(target) {
         return;
     }
     let during = pg.demand.saturating_add(edge.connections);

@@ -217,6 +217,13 @@ pub fn check(plan: &Plan) -> Vec<Diagnostic> {
 }
 
 /// `1 replica`, `15 replicas`.
+/// A postgres outside this deployment whose `max_connections` nobody gave: its limit
+/// is the provider's, unknown here, so budgets against it are not judged (the demand
+/// is still printed by `postgres-connections-exhausted`).
+pub fn postgres_limit_unknown(service: &crate::plan::ServicePlan) -> bool {
+    matches!(&service.detail, crate::plan::Detail::Postgres(pg) if service.external && pg.max_connections.is_default())
+}
+
 pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 { format!("{n} {noun}") } else if noun.ends_with('s') { format!("{n} {noun}es") } else { format!("{n} {noun}s") }
 }

@@ -62,6 +62,9 @@ impl Check for PgbouncerServerPool {
             let Some(target) = pgb.target.as_deref() else { continue };
             let Some(postgres) = plan.service(target) else { continue };
             let Detail::Postgres(pg) = &postgres.detail else { continue };
+            if super::postgres_limit_unknown(postgres) {
+                continue;
+            }
 
             let direct: Vec<_> = plan.edges_to(target).collect();
             let direct_total = sum(direct.iter().map(|e| e.connections));

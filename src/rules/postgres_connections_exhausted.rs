@@ -1,8 +1,8 @@
 //! Rule `postgres-connections-exhausted`.
 
 use super::{Check, edge_arithmetic, finding};
-use crate::diag::Diagnostic;
-use crate::plan::{Detail, Kind, Plan};
+use crate::diag::{Diagnostic, Severity};
+use crate::plan::{Detail, Kind, Plan, ServicePlan};
 
 declare_rule! {
     /// Every client of a postgres together may open more connections than it accepts.
@@ -14,6 +14,9 @@ declare_rule! {
     /// `max_db_connections` / `max_user_connections`, times its replicas), plus
     /// `other_connections`. It must fit in
     /// `max_connections - superuser_reserved_connections - reserved_connections`.
+    /// A postgres marked `external: true` (managed, or outside this deployment) whose
+    /// `max_connections` is not given is not judged: its limit is the provider's, and a
+    /// note prints the demand to compare with it.
     ///
     /// ## Why it matters
     /// Past that number PostgreSQL refuses the login: `FATAL: sorry, too many clients
@@ -51,6 +54,10 @@ impl Check for PostgresConnectionsExhausted {
     fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
         for service in plan.of_kind(Kind::Postgres) {
             let Detail::Postgres(pg) = &service.detail else { continue };
+            if super::postgres_limit_unknown(service) {
+                demand_note(plan, service, pg.demand, out);
+                continue;
+            }
             if pg.demand <= pg.usable_connections {
                 continue;
             }
@@ -119,3 +126,25 @@ impl Check for PostgresConnectionsExhausted {
         }
     }
 }
+/// An external postgres with no known limit: the demand on it, for the user to compare
+/// with the provider's limit (a note, not a finding).
+fn demand_note(plan: &Plan, service: &ServicePlan, demand: u64, out: &mut Vec<Diagnostic>) {
+    let terms: Vec<String> = plan.edges_to(&service.name).map(|e| edge_arithmetic(plan, e)).collect();
+    if terms.is_empty() {
+        return;
+    }
+    let Detail::Postgres(pg) = &service.detail else { return };
+    let mut d = finding::<PostgresConnectionsExhausted>(
+        pg.max_connections.path(),
+        format!(
+            "postgres `{}` is external and its max_connections is not known: the clients here may open {demand} connections ({}); compare that with the provider's limit minus its reserved connections",
+            service.name,
+            terms.join(" + "),
+        ),
+    )
+    .number("demand", demand as f64)
+    .fix(format!("pass --db-max-connections N (or set services.{}.max_connections in an overlay) to have the budget checked", service.name));
+    d.severity = Severity::Info;
+    out.push(d);
+}
+

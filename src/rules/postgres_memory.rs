@@ -69,6 +69,10 @@ impl Check for PostgresMemory {
     fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
         for service in &plan.services {
             let Detail::Postgres(pg) = &service.detail else { continue };
+            // Managed or outside this deployment: its memory settings are not ours.
+            if service.external {
+                continue;
+            }
             let Some(tuning) = &pg.tuning else { continue };
             let limit: Option<Sourced<u64>> = service.memory.clone().or_else(|| {
                 let machine = plan.machine(service.machine.as_deref()?)?;

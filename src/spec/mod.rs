@@ -349,6 +349,12 @@ pub struct Use {
     /// Database user (default: the pooler's first user, or the deployment name).
     #[serde(default)]
     pub user: Option<String>,
+    /// Pools one process keeps to databases on this server, by database config
+    /// (Rails keeps one per entry of database.yml: `primary`, `cache`, `queue`,
+    /// `cable`). Each must cover the slots that use it; together they are what the
+    /// process opens to the server. When set, `pool` is the first one's.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub databases: IndexMap<String, u64>,
 }
 
 /// Gunicorn worker class.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::detect;
+use super::{detect, dockerfile};
 use crate::import::interpret::{self, Process, images};
 use crate::import::shared::argv::{self, Word};
 use crate::import::shared::env::{EnvVar, Variables, interpolate, read_env_file};
@@ -73,6 +73,8 @@ struct Entry {
     key: Range<usize>,
     role: Role,
     words: Option<Vec<Word>>,
+    /// The file `words` point into when they come from the image's Dockerfile.
+    words_file: Option<FileId>,
 }
 
 /// Services of one spec service: one compose entry, or expanded replicas.
@@ -113,7 +115,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         .iter()
         .map(|(name, def)| {
             let pointer = format!("/services/{}", escape_segment(name));
-            Entry { name: name.clone(), def: def.clone(), key: key_span(&spans, &pointer), pointer, role: Role::Skip(String::new()), words: None }
+            Entry { name: name.clone(), def: def.clone(), key: key_span(&spans, &pointer), pointer, role: Role::Skip(String::new()), words: None, words_file: None }
         })
         .collect();
     for entry in entries.iter_mut() {
@@ -123,7 +125,15 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             entry.role = Role::Skip("not a mapping".into());
             continue;
         }
-        let words = full_command(builder, file, &spans, entry);
+        let mut words = full_command(builder, file, &spans, entry);
+        // A service built here with no command runs its Dockerfile's CMD.
+        if words.is_none()
+            && let Some((context, dockerfile)) = build_context(&dir, &entry.def)
+            && let Some(default) = dockerfile::default_command(builder, &context, &dockerfile)
+        {
+            entry.words_file = Some(default.file);
+            words = Some(default.words);
+        }
         entry.role = classify(entry, words.as_deref(), services);
         entry.words = words;
     }
@@ -147,6 +157,9 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
                 }
             }
         }
+    }
+    for (host, service) in &hosts {
+        builder.host_aliases.entry(host.clone()).or_insert_with(|| service.clone());
     }
     let mut cx = Compose { builder, file, spans: &spans, dir: &dir, entries: &entries, hosts, files_by_kind: BTreeMap::new(), envs: HashMap::new(), vars: &vars };
     for g in &groups {
@@ -185,6 +198,24 @@ fn resolve_image(builder: &mut ImportBuilder, file: FileId, spans: &SpanMap, ent
             }
         }
     }
+}
+
+/// The build context and Dockerfile of a service with `build:`.
+fn build_context(dir: &Path, def: &Value) -> Option<(PathBuf, PathBuf)> {
+    let (context, dockerfile) = match def.get("build")? {
+        Value::String(s) => (s.clone(), "Dockerfile".to_string()),
+        Value::Object(b) => (
+            b.get("context").and_then(Value::as_str).unwrap_or(".").to_string(),
+            b.get("dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile").to_string(),
+        ),
+        _ => return None,
+    };
+    if context.contains("://") || context.contains('$') || dockerfile.contains('$') {
+        return None;
+    }
+    let context = dir.join(context);
+    let dockerfile = context.join(dockerfile);
+    Some((context, dockerfile))
 }
 
 /// Entrypoint and command words together.
@@ -448,7 +479,7 @@ impl Compose<'_> {
         }
         // The command's flags win over the environment.
         let env = self.env(entry);
-        let process = Process { service: name.clone(), file: self.file, declared: entry.key.clone(), command: entry.words.clone(), kind: Some(kind), env, variables: self.vars.clone() };
+        let process = Process { service: name.clone(), file: self.file, declared: entry.key.clone(), command: entry.words.clone(), kind: Some(kind), env, variables: self.vars.clone(), command_file: entry.words_file };
         interpret::process(self.builder, &process);
         let job = matches!(kind, "sidekiq" | "celery" | "rq" | "solid_queue" | "worker");
         if kind == "worker" {

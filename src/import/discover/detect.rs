@@ -23,6 +23,10 @@ pub enum Kind {
     AppEnv,
     /// Kubernetes manifests (multi-document YAML with `apiVersion` and `kind`).
     Kubernetes,
+    /// config/sidekiq.yml (or another sidekiq*.yml).
+    SidekiqYml,
+    /// Solid Queue's config/queue.yml.
+    QueueYml,
     Unknown,
 }
 
@@ -44,6 +48,8 @@ impl Kind {
             Kind::Railway => "railway.toml",
             Kind::AppEnv => "env file",
             Kind::Kubernetes => "Kubernetes manifests",
+            Kind::SidekiqYml => "sidekiq.yml",
+            Kind::QueueYml => "Solid Queue queue.yml",
             Kind::Unknown => "unknown",
         }
     }
@@ -55,7 +61,7 @@ pub fn order(kind: &Kind) -> u8 {
         Kind::Compose | Kind::Kamal | Kind::Kubernetes => 0,
         Kind::Railway => 1,
         // After every file that names services and databases.
-        Kind::AppEnv => 3,
+        Kind::AppEnv | Kind::SidekiqYml | Kind::QueueYml => 3,
         _ => 2,
     }
 }
@@ -112,6 +118,12 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     }
     if name == "database.yml" {
         return Some(Kind::RailsDatabase);
+    }
+    if name.starts_with("sidekiq") && (name.ends_with(".yml") || name.ends_with(".yaml")) {
+        return Some(Kind::SidekiqYml);
+    }
+    if (name == "queue.yml" || name == "solid_queue.yml") && parent_named(path, "config") {
+        return Some(Kind::QueueYml);
     }
     if name == "puma.rb" || (name.ends_with(".rb") && parent_named(path, "puma")) {
         return Some(Kind::PumaRb);

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::dockerfile;
 use crate::import::interpret::{self, Process, images};
 use crate::import::shared::argv::{self, Word};
 use crate::import::shared::env::{EnvVar, Variables};
@@ -47,7 +48,8 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file).cloned() else { return };
     // Kamal runs deploy.yml through ERB first.
     let none = |_: &str| None;
-    let (text, tags) = erb::strip_erb(&source.text, &none);
+    let facts = builder.facts.clone();
+    let (text, tags) = erb::strip_erb(&source.text, &crate::import::shared::ruby::Context { env: &none, facts: &facts });
     for tag in tags.iter().filter(|t| t.output) {
         builder.ignored(file, tag.bytes.clone(), format!("ERB `{}` in deploy.yml: its value is not known here", tag.code.escape_debug()));
     }
@@ -238,11 +240,19 @@ impl Kamal<'_> {
         // clear env (the role's values win over the top-level ones).
         let cmd = def.get("cmd").and_then(Value::as_str).map(str::to_string);
         let cmd_bytes = self.span(&format!("{pointer}/cmd"));
-        let words = cmd.as_ref().map(|c| self.words(&format!("{pointer}/cmd"), c));
+        let mut words = cmd.as_ref().map(|c| self.words(&format!("{pointer}/cmd"), c));
+        // No cmd: the image's default command, from the Dockerfile Kamal builds.
+        let mut command_file = None;
+        if cmd.is_none()
+            && let Some(default) = self.default_command()
+        {
+            command_file = Some(default.file);
+            words = Some(default.words);
+        }
         let program = words.as_deref().and_then(interpret::classify).map(|(k, _)| k);
         let known = self.builder.kind_of_service(name);
         let (fallback, declared) = match (&cmd, program) {
-            (Some(_), Some(_)) => (None, key.clone()),
+            (Some(_), Some(_)) | (None, Some(_)) => (None, key.clone()),
             (Some(cmd), None) => {
                 if known.is_none() {
                     self.builder.ignored(self.file, cmd_bytes.clone(), format!("role `{role}` runs `{}`, a program headroom does not model; read as a `worker`", cmd.escape_debug()));
@@ -268,7 +278,7 @@ impl Kamal<'_> {
         let mut env = self.clear_vars("/env");
         env.extend(self.clear_vars(&format!("{pointer}/env")));
         let variables = Variables::new(env.clone());
-        let process = Process { service: name.to_string(), file: self.file, declared, command: words, kind: fallback, env, variables };
+        let process = Process { service: name.to_string(), file: self.file, declared, command: words, kind: fallback, env, variables, command_file };
         interpret::process(self.builder, &process);
         let kind = self.builder.kind_of_service(name);
         if let Some(cmd) = &cmd
@@ -313,6 +323,17 @@ impl Kamal<'_> {
                 }
             }
         }
+    }
+
+    /// The command of the image Kamal builds (`builder.dockerfile` in
+    /// `builder.context`, by default the project's Dockerfile).
+    fn default_command(&mut self) -> Option<dockerfile::DefaultCommand> {
+        let context = self.project.join(self.root.pointer("/builder/context").and_then(Value::as_str).unwrap_or("."));
+        let file = self.root.pointer("/builder/dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile");
+        if file.contains("..") || file.starts_with('/') {
+            return None;
+        }
+        dockerfile::default_command(self.builder, &context, &context.join(file))
     }
 
     fn words(&mut self, pointer: &str, cmd: &str) -> Vec<Word> {
@@ -511,6 +532,11 @@ impl Kamal<'_> {
                 name = format!("{name}-{kind}");
             }
             self.names.insert(acc.clone(), name.clone());
+            // Kamal names an accessory's container (its host on the Kamal network)
+            // `<service>-<accessory>`.
+            if let Some(service) = root.get("service").and_then(Value::as_str) {
+                self.builder.host_aliases.insert(format!("{service}-{acc}"), name.clone());
+            }
             self.builder.mark(&format!("services.{name}"), self.file, key.clone());
             self.builder.ensure_kind(&name, kind, self.file, key.clone());
             if let Some(image) = image {
@@ -520,7 +546,7 @@ impl Kamal<'_> {
             }
             let env = self.clear_vars(&format!("{pointer}/env"));
             let variables = Variables::new(env.clone());
-            interpret::process(self.builder, &Process { service: name.clone(), file: self.file, declared: key.clone(), command: words, kind: Some(kind), env, variables });
+            interpret::process(self.builder, &Process { service: name.clone(), file: self.file, declared: key.clone(), command: words, kind: Some(kind), env, variables, command_file: None });
             // Host(s) -> a machine group.
             let hosts: Vec<String> = match (def.get("host"), def.get("hosts"), def.get("roles").or(def.get("role"))) {
                 (Some(Value::String(h)), _, _) => vec![h.clone()],

@@ -300,7 +300,7 @@ impl Reader<'_> {
                 continue;
             };
             self.b.mark(&format!("services.{service}"), self.file, o.key_at("/metadata/name"));
-            let process = Process { service: service.clone(), file: self.file, declared: o.at("/metadata/name"), command, kind: image_kind.filter(|k| *k != "sentinel"), env, variables: Default::default() };
+            let process = Process { service: service.clone(), file: self.file, declared: o.at("/metadata/name"), command, kind: image_kind.filter(|k| *k != "sentinel"), env, variables: Default::default(), command_file: None };
             interpret::process(self.b, &process);
             let Some(kind) = self.b.kind_of_service(&service) else {
                 services.push(Some(service));

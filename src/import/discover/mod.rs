@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod detect;
+pub mod dockerfile;
 pub mod kamal;
 pub mod kubernetes;
 pub mod railway;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::formats::{nginx, pgbouncer_ini, pgconf, redis_conf, sysctl_conf};
-use super::interpret::{app_env, gunicorn, puma, rails_db};
+use super::interpret::{app_env, gunicorn, jobs, puma, rails_db};
+use super::shared::facts::Facts;
 use super::{FileId, ImportBuilder, UNPARSABLE};
 use crate::diag::{Diagnostic, Severity};
 use crate::load::{self, path as spec_path};
@@ -47,13 +49,21 @@ pub fn reader(kind: detect::Kind) -> Option<Reader> {
         Kind::PumaRb => puma::read,
         Kind::RailsDatabase => rails_db::read,
         Kind::Sysctl => sysctl_conf::read,
+        Kind::SidekiqYml | Kind::QueueYml => jobs::read_config,
         Kind::Unknown => return None,
     })
 }
 
-/// Reads every path (files, or directories searched for known files) into a builder.
+/// Reads every path (files, or directories searched for known files) into a builder,
+/// with the run's default facts (production, CPUs unknown).
 pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
+    read_paths_with(paths, name, Facts::default())
+}
+
+/// Reads every path into a builder, evaluating config code with `facts`.
+pub fn read_paths_with(paths: &[PathBuf], name: &str, facts: Facts) -> ImportBuilder {
     let mut builder = ImportBuilder::new(name);
+    builder.facts = facts;
     let mut files = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -81,6 +91,7 @@ pub fn read_paths(paths: &[PathBuf], name: &str) -> ImportBuilder {
         read_file(&mut builder, &file);
     }
     kubernetes::finish(&mut builder);
+    jobs::finish(&mut builder);
     place_on_compose_host(&mut builder);
     builder
 }

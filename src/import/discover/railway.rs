@@ -44,7 +44,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
                     builder.unparsable(file, e.bytes, format!("startCommand: {}", e.message), "close the quote");
                 }
                 builder.mark(&format!("services.{service}"), file, whole.clone());
-                match interpret::process(builder, &Process { service: service.clone(), file, declared: whole.clone(), command: Some(words), kind: None, env: Vec::new(), variables: Default::default() }) {
+                match interpret::process(builder, &Process { service: service.clone(), file, declared: whole.clone(), command: Some(words), kind: None, env: Vec::new(), variables: Default::default(), command_file: None }) {
                     Some(kind) => {
                         started = true;
                         if !matches!(kind, "gunicorn" | "puma") {

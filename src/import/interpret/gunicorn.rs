@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::Cx;
 use crate::import::shared::argv::{Arg, Word, parse_args};
-use crate::import::shared::python::{Assigned, Py, Unknown, eval, logical_lines, split_assignment};
+use crate::import::shared::facts::Facts;
+use crate::import::shared::python::{Assigned, Line, Py, Unknown, eval, logical_lines, split_assignment, truthy};
 use crate::import::shared::units;
 use crate::import::{FileId, ImportBuilder};
 
@@ -130,44 +131,127 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     }
     builder.mark(&format!("services.{service}"), file, head);
     let env = super::service_env(builder, &service);
+    let facts = super::facts_for(builder, &service);
     let mut vars: HashMap<String, Assigned> = HashMap::new();
-    let mut block: Option<Range<usize>> = None;
+    // The block being passed over (a hook, a loop) or walked (an `if` whose branch
+    // runs): its first line and bytes, and whether its body runs.
+    let mut block: Option<(String, Range<usize>, BlockBody)> = None;
     let lines = logical_lines(&text);
     for line in &lines {
+        let t = line.text.as_str();
+        let first = t.split(|c: char| c.is_whitespace() || c == '(' || c == ':').next().unwrap_or("");
         if line.indented {
-            if let Some(b) = &mut block {
-                b.end = line.bytes.end;
+            match &mut block {
+                Some((_, bytes, BlockBody::Runs)) => {
+                    bytes.end = line.bytes.end;
+                    statement(builder, &service, file, line, &mut vars, &env, &facts);
+                }
+                Some((_, bytes, _)) => bytes.end = line.bytes.end,
+                None => {}
             }
             continue;
         }
-        if let Some(b) = block.take() {
-            let first = text.get(b.clone()).and_then(|t| t.lines().next()).unwrap_or("").trim().trim_end_matches(':').to_string();
-            builder.ignored(file, b, format!("gunicorn.conf.py `{}` block (hooks and conditionals are not evaluated)", first.escape_debug()));
+        // `elif` / `else` continue the `if` before them.
+        let continues = matches!(first, "elif" | "else") && t.ends_with(':');
+        if let Some((head, bytes, body)) = block.take() {
+            let taken = matches!(body, BlockBody::Runs | BlockBody::AfterTaken);
+            if continues && !matches!(body, BlockBody::Skipped(_)) {
+                if let Some(why) = body.not_applied() {
+                    builder.ignored(file, bytes.clone(), format!("gunicorn.conf.py `{}` not applied: {why}", shown(&head)));
+                }
+                let cond = t.trim_end_matches(':').strip_prefix(first).unwrap_or("").trim();
+                let body = if taken {
+                    BlockBody::AfterTaken
+                } else if first == "else" {
+                    BlockBody::Runs
+                } else {
+                    decide(cond, &vars, &env, &facts)
+                };
+                block = Some((t.trim_end_matches(':').to_string(), line.bytes.clone(), body));
+                continue;
+            }
+            if let Some(why) = body.not_applied() {
+                builder.ignored(file, bytes, format!("gunicorn.conf.py `{}` not applied: {why}", shown(&head)));
+            }
         }
-        let t = line.text.as_str();
-        let first = t.split(|c: char| c.is_whitespace() || c == '(' || c == ':').next().unwrap_or("");
         if matches!(first, "import" | "from") || t.starts_with('"') || t.starts_with('\'') || t.starts_with('@') {
             continue;
         }
-        if t.ends_with(':') && matches!(first, "def" | "if" | "elif" | "else" | "for" | "while" | "with" | "try" | "except" | "finally" | "class" | "async") {
-            block = Some(line.bytes.clone());
+        if t.ends_with(':') && first == "if" {
+            let cond = t.trim_end_matches(':')["if".len()..].trim();
+            block = Some((t.trim_end_matches(':').to_string(), line.bytes.clone(), decide(cond, &vars, &env, &facts)));
             continue;
         }
-        let Some((lhs, rhs)) = split_assignment(t) else {
-            builder.ignored(file, line.bytes.clone(), "gunicorn.conf.py statement is not an assignment; not evaluated");
+        if t.ends_with(':') && matches!(first, "def" | "elif" | "else" | "for" | "while" | "with" | "try" | "except" | "finally" | "class" | "async") {
+            block = Some((t.trim_end_matches(':').to_string(), line.bytes.clone(), BlockBody::Skipped("hooks and other blocks are not evaluated".into())));
             continue;
-        };
-        let value = match eval(rhs, &vars, &env) {
-            Ok(a) => a,
-            Err(u) => Assigned { value: Err(u), defaulted: Vec::new() },
-        };
-        vars.insert(lhs.to_string(), value.clone());
-        apply(builder, &service, file, lhs, &value, &line.bytes);
+        }
+        statement(builder, &service, file, line, &mut vars, &env, &facts);
     }
-    if let Some(b) = block {
-        let first = text.get(b.clone()).and_then(|t| t.lines().next()).unwrap_or("").trim().trim_end_matches(':').to_string();
-        builder.ignored(file, b, format!("gunicorn.conf.py `{}` block (hooks and conditionals are not evaluated)", first.escape_debug()));
+    if let Some((head, bytes, body)) = block
+        && let Some(why) = body.not_applied()
+    {
+        builder.ignored(file, bytes, format!("gunicorn.conf.py `{}` not applied: {why}", shown(&head)));
     }
+}
+
+/// A line of code as shown in a note (control characters as spaces).
+fn shown(text: &str) -> String {
+    text.replace(|c: char| c.is_control(), " ")
+}
+
+/// The body of a top-level block of gunicorn.conf.py.
+enum BlockBody {
+    /// An `if` branch that runs.
+    Runs,
+    /// An `if` branch that does not run (or cannot be decided), and why.
+    NotTaken(String),
+    /// A later branch of an `if` whose earlier branch runs.
+    AfterTaken,
+    /// Not configuration that runs at load (a hook, a loop), and why.
+    Skipped(String),
+}
+
+impl BlockBody {
+    /// Why the body is not applied; None when it runs.
+    fn not_applied(&self) -> Option<String> {
+        match self {
+            BlockBody::Runs => None,
+            BlockBody::AfterTaken => Some("an earlier branch of its `if` runs".into()),
+            BlockBody::NotTaken(why) | BlockBody::Skipped(why) => Some(why.clone()),
+        }
+    }
+}
+
+/// Whether an `if` branch of gunicorn.conf.py runs.
+fn decide(cond: &str, vars: &HashMap<String, Assigned>, env: &dyn Fn(&str) -> Option<String>, facts: &Facts) -> BlockBody {
+    match eval(cond, vars, env, facts).map(|a| a.value) {
+        Ok(Ok(v)) if truthy(&v) => BlockBody::Runs,
+        Ok(Ok(_)) => BlockBody::NotTaken(format!("`if {cond}` is false where it runs")),
+        Ok(Err(u)) | Err(u) => BlockBody::NotTaken(format!("the condition `{cond}` cannot be decided here ({})", unknown_text(&u))),
+    }
+}
+
+fn unknown_text(u: &Unknown) -> String {
+    match u {
+        Unknown::Cpu => "the CPU count".into(),
+        Unknown::Env(var) => format!("${var} is not set in the files read"),
+        Unknown::Other(why) => why.clone(),
+    }
+}
+
+/// One assignment of gunicorn.conf.py (top level, or in an `if` branch that runs).
+fn statement(builder: &mut ImportBuilder, service: &str, file: FileId, line: &Line, vars: &mut HashMap<String, Assigned>, env: &dyn Fn(&str) -> Option<String>, facts: &Facts) {
+    let Some((lhs, rhs)) = split_assignment(&line.text) else {
+        builder.ignored(file, line.bytes.clone(), "gunicorn.conf.py statement is not an assignment; not evaluated");
+        return;
+    };
+    let value = match eval(rhs, vars, env, facts) {
+        Ok(a) => a,
+        Err(u) => Assigned { value: Err(u), defaulted: Vec::new(), assumed: Vec::new() },
+    };
+    vars.insert(lhs.to_string(), value.clone());
+    apply(builder, service, file, lhs, &value, &line.bytes);
 }
 
 fn apply(builder: &mut ImportBuilder, service: &str, file: FileId, name: &str, a: &Assigned, bytes: &Range<usize>) {
@@ -274,6 +358,9 @@ fn apply(builder: &mut ImportBuilder, service: &str, file: FileId, name: &str, a
             format!("if {vars} is set where gunicorn runs, its value wins"),
         );
     }
+    if !a.assumed.is_empty() {
+        builder.assumed_at(file, bytes.clone(), format!("gunicorn `{name}` {spec_value} rests on: {}", a.assumed.join("; ")), "pass --cpus, or set the value in an overlay, if the machine differs");
+    }
 }
 
 #[cfg(test)]
@@ -324,7 +411,9 @@ if os.environ.get("DEBUG"):
         let web = &b.value["services"]["web"];
         assert_eq!(web["kind"], "gunicorn");
         assert_eq!(web["port"], 8000);
-        assert!(web.get("workers").is_none());
+        // cpu_count() is the machine's when the files say it, else an assumption that
+        // says which value was used.
+        assert_eq!(web["workers"], 5);
         assert_eq!(web["threads"], 4);
         assert_eq!(web["worker_class"], "gthread");
         assert_eq!(web["timeout"], "120s");
@@ -335,7 +424,7 @@ if os.environ.get("DEBUG"):
         assert_eq!(line(&b, "/services/web/threads"), 7);
         assert_eq!(line(&b, "/services/web/max_requests_jitter"), 12);
         let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
-        assert!(notes.iter().any(|n| n.contains("CPU count") && n.contains("workers: auto")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.starts_with("assumed: gunicorn `workers` 5 rests on: 2 CPUs") && n.contains("--cpus")), "{notes:?}");
         assert!(notes.iter().any(|n| n.starts_with("assumed: gunicorn `threads` 4") && n.contains("GUNICORN_THREADS")), "{notes:?}");
         assert!(notes.iter().any(|n| n.contains("$GRACEFUL")), "{notes:?}");
         assert!(notes.iter().any(|n| n.contains("def on_starting(server)")), "{notes:?}");
@@ -365,4 +454,24 @@ if os.environ.get("DEBUG"):
         assert_eq!(b.value["services"]["web"]["workers"], 3);
         assert_eq!(b.value["services"]["web"]["port"], 9000);
     }
+
+    #[test]
+    fn conditionals_are_decided_and_cpus_come_from_the_machine() {
+        let text = "import os, multiprocessing\nworkers = multiprocessing.cpu_count() * 2 + 1\nif os.environ.get(\"APP_ENV\", \"production\") == \"production\":\n    threads = 8\n    timeout = 30\nelse:\n    threads = 1\n    timeout = 600\nif 'DEBUG' in os.environ:\n    workers = 1\nworker_connections = 500 if workers > 4 else 10\n";
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new("gunicorn.conf.py", text.to_string()));
+        b.set("services.web.kind", serde_json::json!("gunicorn"), id, 0..0);
+        b.set("services.web.resources.cpus", serde_json::json!(4), id, 0..0);
+        read(&mut b, id);
+        let web = &b.value["services"]["web"];
+        assert_eq!(web["workers"], 9);
+        assert_eq!((web["threads"].clone(), web["timeout"].clone()), (serde_json::json!(8), serde_json::json!("30s")));
+        assert_eq!(web["worker_connections"], 500);
+        assert_eq!(line(&b, "/services/web/threads"), 4);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(!notes.iter().any(|n| n.contains("CPUs")), "the CPUs are known: {notes:?}");
+        assert!(notes.iter().any(|n| n.contains("`else` not applied")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("`if 'DEBUG' in os.environ` not applied")), "{notes:?}");
+    }
 }
+

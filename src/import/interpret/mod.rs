@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::import::shared::argv::{Opt, Word, base, segment_offset, segments, shell_script, strip_redirects, words_in};
 use crate::import::shared::env::{EnvVar, Variables, interpolate};
+use crate::import::shared::ruby::Facts;
 use crate::import::shared::units;
 use crate::import::{FileId, ImportBuilder};
 
@@ -38,6 +39,9 @@ pub struct Process {
     /// Its command line (entrypoint and command), each word with its byte range in
     /// `file`; None when the files do not say (the image's default command runs).
     pub command: Option<Vec<Word>>,
+    /// The file the command's words point into when it is not `file` (the CMD of
+    /// the image's Dockerfile, an entrypoint script).
+    pub command_file: Option<FileId>,
     /// The kind to take when the command does not name a program headroom models
     /// (from the image name, or the deployment format's default).
     pub kind: Option<&'static str>,
@@ -68,7 +72,8 @@ impl Process {
 /// then the settings its environment carries for that kind. Returns the program the
 /// command runs, when headroom models it.
 pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'static str> {
-    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, process.file, &process.variables));
+    let command_file = process.command_file.unwrap_or(process.file);
+    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, command_file, &process.variables));
     let kind = program.filter(|k| *k != "sentinel").or(process.kind);
     if let Some(kind) = kind {
         builder.ensure_kind(&process.service, kind, process.file, process.declared.clone());
@@ -91,6 +96,26 @@ pub fn service_env(builder: &ImportBuilder, service: &str) -> impl Fn(&str) -> O
             .map(str::to_string)
             .or_else(|| clear.get(name).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string()))))
     }
+}
+
+/// The facts a service's config code is evaluated with: the run's, with the CPUs the
+/// files give the service (`resources.cpus`, or its machine group's `cpus`) when the
+/// command line did not.
+pub fn facts_for(builder: &ImportBuilder, service: &str) -> Facts {
+    let mut facts = builder.facts.clone();
+    if facts.cpus_known {
+        return facts;
+    }
+    let own = builder.get(&format!("services.{service}.resources.cpus")).and_then(Value::as_f64);
+    let machine = || {
+        let group = builder.get(&format!("services.{service}.machine"))?.as_str()?.to_string();
+        builder.get(&format!("machines.{group}.cpus"))?.as_f64()
+    };
+    if let Some(cpus) = own.or_else(machine).filter(|c| *c > 0.0) {
+        facts.cpus = cpus.ceil() as u64;
+        facts.cpus_known = true;
+    }
+    facts
 }
 
 /// The program a command runs, by its words: one of `gunicorn`, `puma`, `redis`,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::Cx;
 use crate::import::shared::argv::{Arg, Word, parse_args};
-use crate::import::shared::ruby::{BoxedEnv, Evaluated, RValue, call, eval, opens_block, split_args, statements};
+use crate::import::shared::ruby::{Context, Evaluated, RValue, Step, call, eval, split_args, walk};
 use crate::import::{FileId, ImportBuilder};
 
 pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word], rails: bool) {
@@ -63,9 +63,17 @@ struct Puma<'a> {
     builder: &'a mut ImportBuilder,
     file: FileId,
     service: String,
-    vars: HashMap<String, Evaluated>,
-    env: BoxedEnv,
 }
+
+/// Puma DSL calls that do not change capacity.
+const OTHER_CALLS: [&str; 37] = [
+    "environment", "pidfile", "state_path", "stdout_redirect", "worker_boot_timeout", "worker_shutdown_timeout", "persistent_timeout",
+    "first_data_timeout", "fork_worker", "nakayoshi_fork", "wait_for_less_busy_worker", "max_fast_inline", "queue_requests", "tag",
+    "silence_single_worker_warning", "activate_control_app", "require", "require_relative", "directory", "quiet", "log_requests",
+    "lowlevel_error_handler", "prune_bundler", "extra_runtime_dependencies", "early_hints", "ssl_bind", "worker_culling_strategy",
+    "worker_check_interval", "out_of_band", "supported_http_methods", "set_remote_address", "max_keep_alive", "enable_keep_alives",
+    "http_content_length_limit", "shutdown_debug", "raise_exception_on_sigterm", "preload_app",
+];
 
 impl Puma<'_> {
     /// Sets a key unless a command-line flag set it (flags win over puma.rb).
@@ -81,13 +89,20 @@ impl Puma<'_> {
         true
     }
 
-    fn eval(&mut self, expr: &str, bytes: &Range<usize>, what: &str) -> Option<Evaluated> {
-        match eval(expr, &self.vars, &*self.env) {
+    fn eval(&mut self, expr: &str, bytes: &Range<usize>, what: &str, vars: &HashMap<String, Evaluated>, cx: &Context<'_>) -> Option<Evaluated> {
+        match eval(expr, vars, cx) {
             Ok(e) => Some(e),
             Err(why) => {
                 self.builder.ignored(self.file, bytes.clone(), format!("puma `{what}`: {why} cannot be evaluated here"));
                 None
             }
+        }
+    }
+
+    /// Notes the facts a value rests on (the run's environment, an assumed CPU count).
+    fn note_facts(&mut self, key: &str, value: &str, assumed: &[String], bytes: &Range<usize>) {
+        if !assumed.is_empty() {
+            self.builder.assumed_at(self.file, bytes.clone(), format!("`{key}` {value} for `{}` rests on: {}", self.service, assumed.join("; ")), "pass --cpus / --env, or set the value in an overlay, if these differ where puma runs");
         }
     }
 
@@ -114,6 +129,7 @@ impl Puma<'_> {
                 format!("if {vars} is set where puma runs, its value wins"),
             );
         }
+        self.note_facts(key, &n.to_string(), &e.assumed, bytes);
     }
 
     fn port_of(&mut self, uri: &str, bytes: &Range<usize>) {
@@ -137,37 +153,25 @@ impl Puma<'_> {
         }
     }
 
-    fn statement(&mut self, text: &str, bytes: &Range<usize>) {
-        // `x = expr`
-        if let Some((lhs, rhs)) = text.split_once('=')
-            && !rhs.starts_with('=')
-            && !lhs.ends_with(['!', '<', '>', '='])
-            && lhs.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !lhs.trim().is_empty()
-        {
-            let name = lhs.trim().to_string();
-            match eval(rhs.trim(), &self.vars, &*self.env) {
-                Ok(e) => {
-                    self.vars.insert(name, e);
-                }
-                Err(_) => {
-                    self.vars.remove(&name);
-                }
-            }
-            return;
+    /// `workers N`, `workers :auto` / `"auto"` (one per CPU).
+    fn workers(&mut self, e: Evaluated, bytes: &Range<usize>, cx: &Context<'_>) {
+        let auto = matches!(&e.value, RValue::Sym(s) | RValue::Str(s) if s.trim() == "auto");
+        if !auto {
+            return self.set_number("workers", &e, bytes, 0);
         }
-        let (stmt, modifier) = match [" if ", " unless "].iter().find_map(|m| text.find(m).map(|i| (i, *m))) {
-            Some((i, m)) => (&text[..i], Some((m.trim(), text[i + m.len()..].trim()))),
-            None => (text, None),
-        };
-        let (name, rest) = call(stmt.trim());
+        let mut e = e;
+        e.value = RValue::Int(cx.facts.cpus as i64);
+        if !cx.facts.cpus_known {
+            e.assumed.push(format!("{} CPUs for `workers auto` (the machine's CPU count is not in the files; pass --cpus)", cx.facts.cpus));
+        }
+        self.set_number("workers", &e, bytes, 0);
+    }
+
+    fn statement(&mut self, text: &str, bytes: &Range<usize>, assumed: &[String], undecided: Option<&(String, String, String)>, vars: &HashMap<String, Evaluated>, cx: &Context<'_>) {
+        let (name, rest) = call(text.trim());
         let applies = match name {
-            "workers" | "threads" | "port" | "bind" | "preload_app!" | "worker_timeout" | "rackup" => true,
-            "environment" | "plugin" | "pidfile" | "state_path" | "stdout_redirect" | "worker_boot_timeout" | "worker_shutdown_timeout"
-            | "persistent_timeout" | "first_data_timeout" | "fork_worker" | "nakayoshi_fork" | "wait_for_less_busy_worker" | "max_fast_inline"
-            | "queue_requests" | "tag" | "silence_single_worker_warning" | "activate_control_app" | "require" | "require_relative" | "directory"
-            | "quiet" | "log_requests" | "lowlevel_error_handler" | "prune_bundler" | "extra_runtime_dependencies" | "early_hints" | "ssl_bind"
-            | "worker_culling_strategy" | "worker_check_interval" | "out_of_band" | "supported_http_methods" | "set_remote_address" => {
+            "workers" | "threads" | "port" | "bind" | "preload_app!" | "worker_timeout" | "rackup" | "plugin" => true,
+            other if OTHER_CALLS.contains(&other) => {
                 self.builder.ignored(self.file, bytes.clone(), format!("puma `{name}` does not change capacity"));
                 false
             }
@@ -179,41 +183,46 @@ impl Puma<'_> {
         if !applies {
             return;
         }
-        if let Some((kw, cond)) = modifier {
-            self.builder.assumed_at(self.file,
-                bytes.clone(),
-                format!("puma `{name}` applies only {kw} `{cond}`; read as if it does"),
-                "check the condition where puma runs",
-            );
+        if let Some((kw, cond, why)) = undecided {
+            self.builder.assumed_at(self.file, bytes.clone(), format!("puma `{name}` applies only {kw} `{cond}`, which cannot be decided here ({why}); read as if it does"), "check the condition where puma runs");
         }
         let args = split_args(rest);
+        let with_facts = |mut e: Evaluated| {
+            e.assumed.extend(assumed.iter().cloned());
+            e
+        };
         match name {
             "workers" => {
-                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
-                    self.set_number("workers", &e, bytes, 0);
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)) {
+                    self.workers(with_facts(e), bytes, cx);
                 }
             }
             "threads" => {
-                if args.len() != 2 {
-                    self.builder.ignored(self.file, bytes.clone(), "puma `threads` takes min, max");
-                    return;
-                }
-                let min = self.eval(args[0], bytes, "threads");
-                let max = self.eval(args[1], bytes, "threads");
+                // `threads min, max`; Puma 7 also takes `threads n` (min = max = n).
+                let (min, max) = match args.as_slice() {
+                    [n] => (*n, *n),
+                    [min, max] => (*min, *max),
+                    _ => {
+                        self.builder.ignored(self.file, bytes.clone(), "puma `threads` takes `max` or `min, max`");
+                        return;
+                    }
+                };
+                let min = self.eval(min, bytes, "threads", vars, cx);
+                let max = self.eval(max, bytes, "threads", vars, cx);
                 if let Some(max) = max {
-                    self.set_number("threads", &max, bytes, 1);
+                    self.set_number("threads", &with_facts(max), bytes, 1);
                 }
                 if let Some(min) = min {
-                    self.set_number("min_threads", &min, bytes, 0);
+                    self.set_number("min_threads", &with_facts(min), bytes, 0);
                 }
             }
             "port" => {
-                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)) {
                     self.set_number("port", &e, bytes, 1);
                 }
             }
             "worker_timeout" => {
-                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)) {
                     match e.value.as_int().filter(|n| *n >= 0) {
                         Some(n) => {
                             self.put("timeout", json!(format!("{n}s")), bytes);
@@ -223,7 +232,7 @@ impl Puma<'_> {
                 }
             }
             "bind" => {
-                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name)) {
+                if let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)) {
                     match e.value {
                         RValue::Str(uri) => self.port_of(&uri, bytes),
                         _ => self.builder.ignored(self.file, bytes.clone(), "puma `bind` of a non-string"),
@@ -231,14 +240,14 @@ impl Puma<'_> {
                 }
             }
             "rackup" => {
-                if let Some(RValue::Str(app)) = args.first().and_then(|a| self.eval(a, bytes, name)).map(|e| e.value) {
+                if let Some(RValue::Str(app)) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)).map(|e| e.value) {
                     self.put("app", json!(app), bytes);
                 }
             }
             "preload_app!" => {
                 let on = match args.first() {
                     None => Some(true),
-                    Some(a) => self.eval(a, bytes, name).and_then(|e| match e.value {
+                    Some(a) => self.eval(a, bytes, name, vars, cx).and_then(|e| match e.value {
                         RValue::Bool(b) => Some(b),
                         _ => None,
                     }),
@@ -247,12 +256,21 @@ impl Puma<'_> {
                     self.put("preload", json!(on), bytes);
                 }
             }
+            "plugin" => {
+                let plugin = args.first().map(|a| a.trim().trim_start_matches(':').trim_matches(['"', '\''])).unwrap_or("");
+                if plugin == "solid_queue" {
+                    self.builder.solid_queue_in_puma.push((self.service.clone(), self.file, bytes.clone()));
+                } else {
+                    self.builder.ignored(self.file, bytes.clone(), format!("puma plugin `{}` does not change capacity", plugin.escape_debug()));
+                }
+            }
             _ => {}
         }
     }
 }
 
-/// Reads a puma.rb (workers, threads, ENV.fetch defaults).
+/// Reads a puma.rb (workers, threads, ENV.fetch defaults), evaluated as it runs: in
+/// the environment the service's files set, conditionals decided, hooks skipped.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(text) = builder.sources.get(file).map(|s| s.text.clone()) else { return };
     let fallback = builder.default_service(&["puma"], "web");
@@ -264,41 +282,22 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         return;
     }
     builder.mark(&format!("services.{service}"), file, head);
-    let env: BoxedEnv = Box::new(super::service_env(builder, &service));
-    let mut puma = Puma { builder, file, service, vars: HashMap::new(), env };
-    let mut block: Option<(String, Range<usize>, i32)> = None;
-    for st in statements(&text) {
-        let t = st.text.trim();
-        if let Some((what, start, depth)) = &mut block {
-            if opens_block(t) {
-                *depth += 1;
-            } else if t == "end" || t.starts_with("end ") || t.starts_with("end.") {
-                *depth -= 1;
-                if *depth == 0 {
-                    let bytes = start.start..st.bytes.end;
-                    let what = what.clone();
-                    puma.builder.ignored(file, bytes, format!("puma.rb `{what}` block (hooks and conditionals are not evaluated)"));
-                    block = None;
-                }
-            }
-            continue;
-        }
-        if opens_block(t) {
-            let what = t.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-            let what = what.trim_end_matches(" do").to_string();
-            block = Some((what, st.bytes.clone(), 1));
-            continue;
-        }
-        puma.statement(t, &st.bytes);
-    }
-    if let Some((what, start, _)) = block {
-        puma.builder.unparsable(file, start, format!("puma.rb: `{what}` has no matching `end`"), "close the block with `end`");
-    }
+    let env = super::service_env(builder, &service);
+    let facts = super::facts_for(builder, &service);
+    let cx = Context { env: &env, facts: &facts };
+    let mut puma = Puma { builder, file, service };
+    let mut vars = HashMap::new();
+    walk(&text, &cx, &mut vars, &mut |step, vars| match step {
+        Step::Statement { text, bytes, assumed, undecided } => puma.statement(&text, &bytes, &assumed, undecided.as_ref(), vars, &cx),
+        Step::Skipped { bytes, what, why } => puma.builder.ignored(file, bytes, format!("puma.rb `{what}` not applied: {why}")),
+        Step::Unclosed { bytes, what } => puma.builder.unparsable(file, bytes, format!("puma.rb: `{what}` has no matching `end`"), "close the block with `end`"),
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::shared::ruby::Facts;
     use crate::source::SourceFile;
 
     const SEED: &str = r#"# Optimized for production scaling
@@ -348,15 +347,24 @@ nakayoshi_fork: true if ENV.fetch("RAILS_ENV") { "development" } == "production"
     #[test]
     fn evaluates_env_fetch_defaults_and_arithmetic() {
         let none = |_: &str| None;
+        let facts = Facts::default();
+        let none = Context { env: &none, facts: &facts };
         let vars = HashMap::new();
         let e = eval(r#"ENV.fetch("RAILS_MAX_THREADS") { 5 }.to_i * ENV.fetch("WEB_CONCURRENCY") { 4 }.to_i + 5"#, &vars, &none).unwrap();
         assert_eq!(e.value, RValue::Int(25));
         assert_eq!(e.defaulted, vec!["RAILS_MAX_THREADS", "WEB_CONCURRENCY"]);
         let env = |k: &str| (k == "WEB_CONCURRENCY").then(|| "3".to_string());
+        let env = Context { env: &env, facts: &facts };
         let e = eval(r#"Integer(ENV.fetch("WEB_CONCURRENCY", 2))"#, &vars, &env).unwrap();
         assert_eq!((e.value, e.from_env), (RValue::Int(3), vec!["WEB_CONCURRENCY".to_string()]));
         assert_eq!(eval(r#"(ENV["X"] || 7).to_i"#, &vars, &none).unwrap().value, RValue::Int(7));
-        assert!(eval("Etc.nprocessors * 2", &vars, &none).unwrap_err().contains("CPU"));
+        // The CPU count is the machine's when known, else an assumption that says so.
+        let e = eval("Etc.nprocessors * 2", &vars, &none).unwrap();
+        assert_eq!(e.value, RValue::Int(4));
+        assert!(e.assumed.iter().any(|a| a.starts_with("2 CPUs") && a.contains("--cpus")), "{:?}", e.assumed);
+        let eight = Facts { cpus: 8, cpus_known: true, ..Facts::default() };
+        let e = eval("Concurrent.processor_count", &vars, &Context { env: &|_: &str| None, facts: &eight }).unwrap();
+        assert_eq!((e.value, e.assumed), (RValue::Int(8), Vec::<String>::new()));
         assert!(eval(r#"ENV.fetch("X")"#, &vars, &none).is_err());
         assert!(eval("\"unterminated", &vars, &none).is_err());
         assert!(eval("99999999999999999999", &vars, &none).is_err());
@@ -407,5 +415,65 @@ nakayoshi_fork: true if ENV.fetch("RAILS_ENV") { "development" } == "production"
         for odd in ["workers \"", "threads", "threads 1, 2, 3", "workers (((", "x = = 3\nworkers x", "\u{0}\u{1}", "workers 1 +", "é = 3", "bind"] {
             let _ = read_text(odd, None);
         }
+    }
+
+    #[test]
+    fn conditionals_and_trailing_modifiers_are_decided_for_production() {
+        let text = r#"threads_count = ENV.fetch("RAILS_MAX_THREADS", 3)
+threads threads_count
+worker_timeout 3600 if ENV.fetch("RAILS_ENV", "development") == "development"
+if Rails.env.production?
+  workers ENV.fetch("WEB_CONCURRENCY") { Concurrent.processor_count }
+  preload_app!
+else
+  workers 0
+end
+unless ENV["SKIP_PORT"]
+  port 4000
+end
+plugin :solid_queue if ENV["SOLID_QUEUE_IN_PUMA"]
+plugin :tmp_restart
+"#;
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new("config/puma.rb", text.to_string()));
+        b.set("services.web.env.clear.SOLID_QUEUE_IN_PUMA", json!("true"), id, 0..0);
+        read(&mut b, id);
+        let web = &b.value["services"]["web"];
+        // Puma 7's one-argument `threads n`: min = max = n.
+        assert_eq!((web["threads"].clone(), web["min_threads"].clone()), (json!(3), json!(3)));
+        // The development-only worker_timeout is not applied in production.
+        assert!(web.get("timeout").is_none(), "{web:#}");
+        assert_eq!(web["workers"], 2);
+        assert_eq!(web["preload"], true);
+        assert_eq!(web["port"], 4000);
+        assert_eq!(line(&b, "/services/web/workers"), 5);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(notes.iter().any(|n| n.contains("`worker_timeout` not applied") && n.contains("false where it runs")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("`workers` 2") && n.contains("2 CPUs") && n.contains("RAILS_ENV = production")), "{notes:?}");
+        assert_eq!(b.solid_queue_in_puma.len(), 1);
+        // --env development takes the other branches.
+        let mut b = ImportBuilder::new("t");
+        b.facts.app_env = "development".into();
+        let id = b.add_source(SourceFile::new("config/puma.rb", text.to_string()));
+        read(&mut b, id);
+        let web = &b.value["services"]["web"];
+        assert_eq!((web["workers"].clone(), web["timeout"].clone()), (json!(0), json!("3600s")));
+        assert!(b.solid_queue_in_puma.is_empty());
+    }
+
+    #[test]
+    fn undecidable_conditions_are_said_and_auto_workers_count_cpus() {
+        let text = "if File.exist?(\"/etc/big\")\n  workers 8\nend\nworkers :auto\nthreads 5, 5 if some_flag\n";
+        let mut b = ImportBuilder::new("t");
+        b.facts.cpus = 4;
+        b.facts.cpus_known = true;
+        let id = b.add_source(SourceFile::new("config/puma.rb", text.to_string()));
+        read(&mut b, id);
+        let web = &b.value["services"]["web"];
+        assert_eq!(web["workers"], 4);
+        assert_eq!(web["threads"], 5);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(notes.iter().any(|n| n.contains("`if File.exist?") && n.contains("cannot be decided")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("applies only if `some_flag`") && n.contains("read as if it does")), "{notes:?}");
     }
 }

@@ -7,11 +7,15 @@ use std::ops::Range;
 use serde_json::{Value, json};
 
 use crate::import::shared::erb::{Erb, strip_erb};
+use crate::import::shared::ruby::Context;
+use crate::import::shared::names::service_name;
+use crate::import::shared::urls::url_host;
 use crate::import::shared::yaml::kv_span;
 use crate::import::{FileId, ImportBuilder};
 use crate::load::yaml;
 use crate::source::SourceFile;
 
+/// Services whose processes read database.yml: every puma, solid_queue and sidekiq
 /// service (Rails processes of one image); `web` when there is none.
 fn rails_services(builder: &ImportBuilder, file: FileId) -> Vec<String> {
     let owner = builder.owner_of(file, "");
@@ -72,7 +76,8 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let services = rails_services(builder, file);
     let env_service = services.first().cloned().unwrap_or_else(|| "web".into());
     let env = super::service_env(builder, &env_service);
-    let (text, tags) = strip_erb(&source.text, &env);
+    let facts = super::facts_for(builder, &env_service);
+    let (text, tags) = strip_erb(&source.text, &Context { env: &env, facts: &facts });
     for tag in &tags {
         if let Some(why) = &tag.error
             && tag.output
@@ -127,38 +132,41 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         builder.ignored(file, kv_span(&spans, &env_pointer), format!("database.yml `{env_name}` names no database"));
         return;
     }
-    let mut total: Option<(u64, Range<usize>)> = None;
-    let mut sum_parts = Vec::new();
-    let mut prepared: Option<(bool, Range<usize>)> = None;
-    let mut host: Option<String> = None;
+    let database_url = env("DATABASE_URL");
+    let mut pools: Vec<DbPool> = Vec::new();
     for c in &configs {
         let cfg = root.pointer(&c.pointer).cloned().unwrap_or(Value::Null);
         if cfg.get("replica").and_then(Value::as_bool) == Some(true) || cfg.get("database_tasks").and_then(Value::as_bool) == Some(false) && c.name.contains("replica") {
             builder.ignored(file, kv_span(&spans, &c.pointer), format!("database.yml `{}` is a replica connection; not counted", c.name));
             continue;
         }
-        if let Some(adapter) = cfg.get("adapter").and_then(Value::as_str)
+        // DATABASE_URL is merged over the primary (or only) database's settings.
+        let url = cfg.get("url").and_then(Value::as_str).map(|u| (u.to_string(), kv_span(&spans, &format!("{}/url", c.pointer)))).or_else(|| {
+            (pools.is_empty()).then(|| database_url.clone().map(|u| (u, kv_span(&spans, &c.pointer)))).flatten()
+        });
+        let scheme = url.as_ref().and_then(|(u, _)| u.split_once("://").map(|(s, _)| s.to_ascii_lowercase()));
+        let adapter = cfg.get("adapter").and_then(Value::as_str).map(str::to_string).or(scheme);
+        if let Some(adapter) = &adapter
             && !adapter.starts_with("postg")
         {
             builder.ignored(file, kv_span(&spans, &format!("{}/adapter", c.pointer)), format!("database.yml `{}` uses the {adapter} adapter; only PostgreSQL is modelled", c.name));
             continue;
         }
-        let pool_pointer = format!("{}/pool", c.pointer);
-        let pool_bytes = kv_span(&spans, &pool_pointer);
-        let pool = match cfg.get("pool") {
-            None => {
-                builder.assumed_at(file, kv_span(&spans, &c.pointer), format!("database.yml `{}` sets no pool: ActiveRecord's default of 5", c.name), "write pool: explicitly");
-                Some(5)
+        // Rails 8.1 names the pool `max_connections` (`pool` before); a `?pool=` in the
+        // URL wins over both.
+        let key = if cfg.get("max_connections").is_some() { "max_connections" } else { "pool" };
+        let pool_bytes = kv_span(&spans, &format!("{}/{key}", c.pointer));
+        let from_url = url.as_ref().and_then(|(u, b)| query_param(u, "pool").or_else(|| query_param(u, "max_connections")).map(|p| (p, b.clone())));
+        let pool = match (from_url, cfg.get(key)) {
+            (Some((n, b)), _) => n.parse::<u64>().ok().filter(|n| *n >= 1).map(|n| (n, b)),
+            (None, None) => {
+                builder.assumed_at(file, kv_span(&spans, &c.pointer), format!("database.yml `{}` sets no pool: ActiveRecord's default of 5", c.name), "write max_connections: (pool: before Rails 8.1) explicitly");
+                Some((5, kv_span(&spans, &c.pointer)))
             }
-            Some(v) => pool_value(builder, file, v, &pool_bytes, &tags),
+            (None, Some(v)) => pool_value(builder, file, v, &pool_bytes, &tags).map(|n| (n, pool_bytes.clone())),
         };
-        if let Some(p) = pool {
-            sum_parts.push(format!("{} {p}", c.name));
-            total = Some(match total {
-                Some((t, b)) => (t + p, b),
-                None => (p, pool_bytes.clone()),
-            });
-        }
+        let Some((pool, bytes)) = pool else { continue };
+        let mut prepared = None;
         if let Some(ps) = cfg.get("prepared_statements") {
             let b = kv_span(&spans, &format!("{}/prepared_statements", c.pointer));
             match ps.as_bool().or_else(|| ps.as_str().and_then(|s| s.parse().ok())) {
@@ -166,46 +174,91 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
                 None => builder.ignored(file, b, "prepared_statements is not true or false"),
             }
         }
-        if let Some(url) = cfg.get("url").and_then(Value::as_str) {
-            if url.contains("prepared_statements=false") {
-                prepared = Some((false, kv_span(&spans, &format!("{}/url", c.pointer))));
-            }
-            if host.is_none() {
-                host = url.split_once("://").map(|(_, r)| r.split(['/', '?']).next().unwrap_or("")).map(|a| a.rsplit_once('@').map_or(a, |(_, h)| h)).map(|h| h.split(':').next().unwrap_or("").to_string()).filter(|h| !h.is_empty() && !h.contains('_'));
-            }
+        if let Some((u, b)) = &url
+            && query_param(u, "prepared_statements").as_deref() == Some("false")
+        {
+            prepared = Some((false, b.clone()));
         }
-        if host.is_none() {
-            host = cfg.get("host").and_then(Value::as_str).filter(|h| !h.contains('_')).map(str::to_string);
-        }
+        let host = url.as_ref().and_then(|(u, _)| url_host(u)).or_else(|| cfg.get("host").and_then(Value::as_str).map(str::to_string)).filter(|h| !h.is_empty() && !h.contains(['_', '$']));
+        pools.push(DbPool { name: c.name.clone(), pool, bytes, prepared, host, via_url: database_url.is_some() && cfg.get("url").is_none() });
     }
-    let Some((pool, pool_bytes)) = total else { return };
-    if sum_parts.len() > 1 {
-        builder.assumed_at(file,
-            kv_span(&spans, &env_pointer),
-            format!("each Rails process keeps a pool per database, all on one server: {} = {pool}", sum_parts.join(" + ")),
-            "if the databases live on different servers, split them in an overlay",
-        );
-    }
+    let Some(first) = pools.first() else { return };
+    let (pool, pool_bytes) = (first.pool, first.bytes.clone());
+    let host = pools.iter().find_map(|p| p.host.clone());
+    let prepared = pools.iter().find_map(|p| p.prepared.clone());
     for service in services {
         if !builder.has_service(&service) {
             builder.ensure_kind(&service, "puma", file, pool_bytes.clone());
             builder.assumed_at(file, pool_bytes.clone(), format!("`{service}` is a puma service (database.yml is read by a Rails app)"), "pass config/puma.rb or the deploy file too");
         }
-        let Some(db) = database_of(builder, &service, host.as_deref()) else {
-            builder.ignored(
-                file,
-                pool_bytes.clone(),
-                format!("database.yml pool {pool} of `{service}`: the database it connects to is not described by the files read (pass the compose or Kamal file)"),
-            );
-            continue;
+        let db = match database_of(builder, &service, host.as_deref()) {
+            Some(db) => db,
+            None => external_database(builder, file, &service, host.as_deref(), first.via_url, &pool_bytes),
         };
         let base = format!("services.{service}.uses.{db}");
         builder.set(&format!("{base}.pool"), json!(pool), file, pool_bytes.clone());
+        if pools.len() > 1 {
+            for p in &pools {
+                builder.set(&format!("{base}.databases[{}]", serde_json::to_string(&p.name).unwrap_or_default()), json!(p.pool), file, p.bytes.clone());
+            }
+        }
         builder.set(&format!("{base}.framework"), json!("rails"), file, pool_bytes.clone());
         if let Some((ps, b)) = &prepared {
             builder.set(&format!("{base}.prepared_statements"), json!(ps), file, b.clone());
         }
     }
+}
+
+/// One database of database.yml's production environment.
+struct DbPool {
+    name: String,
+    pool: u64,
+    /// Where the pool was read.
+    bytes: Range<usize>,
+    prepared: Option<(bool, Range<usize>)>,
+    host: Option<String>,
+    /// Its connection comes from DATABASE_URL in the environment.
+    via_url: bool,
+}
+
+/// The value of `name` in a URL's query (`?pool=10&sslmode=require`).
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+}
+
+/// The postgres a Rails service connects to when no file describes it (a managed
+/// database behind DATABASE_URL, a host outside the deployment): a service marked
+/// `external`, named after its host when that is known, whose max_connections is
+/// unknown unless `--db-max-connections` gives it.
+fn external_database(builder: &mut ImportBuilder, file: FileId, service: &str, host: Option<&str>, via_url: bool, bytes: &Range<usize>) -> String {
+    let mut name = host.filter(|h| h.parse::<std::net::IpAddr>().is_err()).map(|h| service_name(h.split('.').next().unwrap_or(h))).unwrap_or_else(|| "db".to_string());
+    if builder.kind_of_service(&name).is_some_and(|k| k != "postgres") {
+        name = format!("{name}-postgres");
+    }
+    if builder.has_service(&name) {
+        return name;
+    }
+    builder.ensure_kind(&name, "postgres", file, bytes.clone());
+    builder.set(&format!("services.{name}.external"), json!(true), file, bytes.clone());
+    let why = match (host, via_url) {
+        (Some(h), _) => format!("its host `{h}` is not a service of the files read"),
+        (None, true) => "DATABASE_URL names it, and no file read describes it".to_string(),
+        (None, false) => "no file read describes it (DATABASE_URL is a secret, or set where the app runs)".to_string(),
+    };
+    match builder.facts.db_max_connections {
+        Some(n) => {
+            builder.set(&format!("services.{name}.max_connections"), json!(n), file, bytes.clone());
+            builder.assumed_at(file, bytes.clone(), format!("`{service}` connects to postgres `{name}`, outside these files ({why}): external, max_connections {n} from --db-max-connections"), "check that number against the provider's limit");
+        }
+        None => builder.assumed_at(
+            file,
+            bytes.clone(),
+            format!("`{service}` connects to postgres `{name}`, outside these files ({why}): external, its max_connections unknown; the pool rules still run and the demand on it is printed"),
+            "pass --db-max-connections N to check the connection budget too",
+        ),
+    }
+    name
 }
 
 /// The pool as a number: a literal, or an evaluated ERB tag (noting the defaults it
@@ -280,15 +333,15 @@ production:
     fn erb_is_replaced_in_place() {
         let none = |_: &str| None;
         let text = "a: <%= ENV.fetch(\"X\") { 5 } %>\nb: <% if x %>\nc: <%= ENV[\"HOST\"] %>\n";
-        let (out, tags) = strip_erb(text, &none);
+        let (out, tags) = strip_erb(text, &Context { env: &none, facts: &Default::default() });
         assert_eq!(out.len(), text.len());
         assert_eq!(out.lines().next().unwrap().trim_end(), "a: 5");
         assert_eq!(out.lines().nth(1).unwrap().trim_end(), "b:");
         assert!(out.lines().nth(2).unwrap().contains("___"));
         assert_eq!(tags.len(), 3);
-        let (out, _) = strip_erb("x: <%= 1\ny: 2\n", &none);
+        let (out, _) = strip_erb("x: <%= 1\ny: 2\n", &Context { env: &none, facts: &Default::default() });
         assert_eq!(out.len(), "x: <%= 1\ny: 2\n".len());
-        let _ = strip_erb("é<%=é%>ü<%", &none);
+        let _ = strip_erb("é<%=é%>ü<%", &Context { env: &none, facts: &Default::default() });
     }
 
     #[test]
@@ -316,22 +369,42 @@ production:
     }
 
     #[test]
-    fn multiple_databases_add_up_and_prepared_statements_are_read() {
+    fn each_database_keeps_its_own_pool_and_prepared_statements_are_read() {
         let text = "default: &default\n  adapter: postgresql\n  pool: 5\n  prepared_statements: false\nproduction:\n  primary:\n    <<: *default\n  cache:\n    <<: *default\n  queue:\n    <<: *default\n    pool: 10\n";
         let (mut b, id) = builder(text);
         with_db(&mut b, id);
         read(&mut b, id);
         let edge = &b.value["services"]["web"]["uses"]["db"];
-        assert_eq!(edge["pool"], 20);
+        // The primary's pool is checked against the threads on its own; the process
+        // opens all three to the server.
+        assert_eq!(edge["pool"], 5);
+        assert_eq!(edge["databases"], json!({"primary": 5, "cache": 5, "queue": 10}));
         assert_eq!(edge["prepared_statements"], false);
     }
 
     #[test]
-    fn no_database_service_is_a_note_not_an_invented_service() {
-        let (mut b, id) = builder("production:\n  adapter: postgresql\n  pool: 12\n");
+    fn a_database_no_file_describes_is_an_external_node() {
+        let (mut b, id) = builder("production:\n  adapter: postgresql\n  max_connections: 2\n");
         read(&mut b, id);
-        assert!(b.value["services"]["web"].get("uses").is_none());
-        assert!(b.diagnostics.iter().any(|d| d.message.contains("pool 12")));
+        let s = &b.value["services"];
+        assert_eq!((s["db"]["kind"].clone(), s["db"]["external"].clone()), (json!("postgres"), json!(true)));
+        assert!(s["db"].get("max_connections").is_none());
+        // Rails 8.1's `max_connections:` is the pool.
+        assert_eq!(s["web"]["uses"]["db"]["pool"], 2);
+        assert!(b.diagnostics.iter().any(|d| d.message.contains("outside these files") && d.message.contains("max_connections unknown")));
+        // A DATABASE_URL with ?pool= wins, and names the host.
+        let (mut b, id) = builder("production:\n  adapter: postgresql\n  pool: 5\n");
+        b.set("services.web.kind", json!("puma"), id, 0..0);
+        b.set("services.web.env.clear.DATABASE_URL", json!("postgres://app@main-db.internal:5432/app?pool=3"), id, 0..0);
+        b.facts.db_max_connections = Some(50);
+        read(&mut b, id);
+        let s = &b.value["services"];
+        assert_eq!(s["web"]["uses"]["main-db"]["pool"], 3);
+        assert_eq!((s["main-db"]["external"].clone(), s["main-db"]["max_connections"].clone()), (json!(true), json!(50)));
+        // Other adapters are not modelled.
+        let (mut b, id) = builder("production:\n  adapter: sqlite3\n  pool: 5\n");
+        read(&mut b, id);
+        assert!(b.value["services"].get("db").is_none());
     }
 
     #[test]

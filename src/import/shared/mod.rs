@@ -7,6 +7,7 @@ pub mod argv;
 pub mod conf;
 pub mod env;
 pub mod erb;
+pub mod facts;
 pub mod names;
 pub mod python;
 pub mod ruby;

@@ -3,6 +3,8 @@
 //! with their byte ranges.
 
 use std::collections::HashMap;
+
+use super::facts::Facts;
 use std::ops::Range;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,7 +100,7 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, Unknown> {
             continue;
         }
         let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-        if let Some(op) = ["//", "**"].into_iter().find(|o| *o == two) {
+        if let Some(op) = ["//", "**", "==", "!=", "<=", ">="].into_iter().find(|o| *o == two) {
             out.push(Tok::Op(op));
             i += 2;
             continue;
@@ -117,6 +119,8 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, Unknown> {
             ':' => ":",
             '{' => "{",
             '}' => "}",
+            '<' => "<",
+            '>' => ">",
             _ => return Err(Unknown::Other(format!("`{c}`"))),
         };
         out.push(Tok::Op(op));
@@ -130,7 +134,9 @@ struct Eval<'a> {
     pos: usize,
     vars: &'a HashMap<String, Assigned>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    facts: &'a Facts,
     defaulted: Vec<String>,
+    assumed: Vec<String>,
 }
 
 impl Eval<'_> {
@@ -144,6 +150,113 @@ impl Eval<'_> {
     }
     fn expect(&mut self, op: &str) -> Result<(), Unknown> {
         if self.eat(op) { Ok(()) } else { Err(Unknown::Other(format!("`{op}` expected"))) }
+    }
+
+    fn eat_name(&mut self, name: &str) -> bool {
+        if matches!(self.toks.get(self.pos), Some(Tok::Name(n)) if n == name) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `a if cond else b`
+    fn test(&mut self) -> Result<Py, Unknown> {
+        let value = self.or_test()?;
+        if !self.eat_name("if") {
+            return Ok(value);
+        }
+        let cond = self.or_test()?;
+        if !self.eat_name("else") {
+            return Err(Unknown::Other("`if` without `else`".into()));
+        }
+        let other = self.test()?;
+        Ok(if truthy(&cond) { value } else { other })
+    }
+
+    fn or_test(&mut self) -> Result<Py, Unknown> {
+        let mut left = self.and_test()?;
+        while self.eat_name("or") {
+            let right = self.and_test()?;
+            if !truthy(&left) {
+                left = right;
+            }
+        }
+        Ok(left)
+    }
+
+    fn and_test(&mut self) -> Result<Py, Unknown> {
+        let mut left = self.not_test()?;
+        while self.eat_name("and") {
+            let right = self.not_test()?;
+            if truthy(&left) {
+                left = right;
+            }
+        }
+        Ok(left)
+    }
+
+    fn not_test(&mut self) -> Result<Py, Unknown> {
+        if self.eat_name("not") {
+            return Ok(Py::Bool(!truthy(&self.not_test()?)));
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Py, Unknown> {
+        let left = self.expr()?;
+        let op = ["==", "!=", "<=", ">=", "<", ">"].into_iter().find(|o| self.eat(o));
+        let negated_in = op.is_none() && self.toks.get(self.pos) == Some(&Tok::Name("not".into())) && self.toks.get(self.pos + 1) == Some(&Tok::Name("in".into()));
+        if negated_in {
+            self.pos += 2;
+        }
+        let is_in = negated_in || (op.is_none() && self.eat_name("in"));
+        if op.is_none() && !is_in {
+            return Ok(left);
+        }
+        if is_in && self.toks.get(self.pos) == Some(&Tok::Name("os.environ".into())) && !matches!(self.toks.get(self.pos + 1), Some(Tok::Op("[" | "("))) {
+            self.pos += 1;
+            let Py::Str(name) = &left else { return Err(Unknown::Other("`in os.environ` of a non-string".into())) };
+            return Ok(Py::Bool((self.env)(name).is_some() != negated_in));
+        }
+        let right = self.expr()?;
+        if is_in {
+            let found = match &right {
+                Py::List(items) => items.contains(&left),
+                Py::Str(s) => matches!(&left, Py::Str(x) if s.contains(x.as_str())),
+                _ => return Err(Unknown::Other("`in` of a non-sequence".into())),
+            };
+            return Ok(Py::Bool(found != negated_in));
+        }
+        let op = op.unwrap_or("==");
+        let number = |v: &Py| match v {
+            Py::Int(i) => Some(*i as f64),
+            Py::Float(f) => Some(*f),
+            Py::Bool(b) => Some(*b as i64 as f64),
+            _ => None,
+        };
+        Ok(Py::Bool(match op {
+            "==" => left == right || number(&left).is_some_and(|a| number(&right) == Some(a)),
+            "!=" => !(left == right || number(&left).is_some_and(|a| number(&right) == Some(a))),
+            _ => {
+                let (Some(a), Some(b)) = (number(&left), number(&right)) else { return Err(Unknown::Other(format!("`{op}` of non-numbers"))) };
+                match op {
+                    "<=" => a <= b,
+                    ">=" => a >= b,
+                    "<" => a < b,
+                    _ => a > b,
+                }
+            }
+        }))
+    }
+
+    /// The CPUs a process sees: the machine's when known, else the assumed count.
+    fn cpus(&mut self, what: &str) -> Result<Py, Unknown> {
+        if !self.facts.cpus_known {
+            self.assumed.push(format!("{} CPUs for `{what}` (the machine's CPU count is not in the files; pass --cpus)", self.facts.cpus));
+        }
+        Ok(Py::Int(self.facts.cpus as i64))
     }
 
     fn expr(&mut self) -> Result<Py, Unknown> {
@@ -186,7 +299,7 @@ impl Eval<'_> {
         }
         loop {
             let start = self.pos;
-            let v = self.expr();
+            let v = self.test();
             if v.is_err() {
                 // Skip to the next argument so a later default can still be read.
                 let mut depth = 0;
@@ -221,11 +334,11 @@ impl Eval<'_> {
             Tok::Str(s, false) => Ok(Py::Str(s)),
             Tok::Str(s, true) => self.fstring(&s),
             Tok::Op("(") => {
-                let v = self.expr()?;
+                let v = self.test()?;
                 if self.eat(",") {
                     let mut items = vec![v];
                     while !self.eat(")") {
-                        items.push(self.expr()?);
+                        items.push(self.test()?);
                         if !self.eat(",") {
                             self.expect(")")?;
                             break;
@@ -239,7 +352,7 @@ impl Eval<'_> {
             Tok::Op("[") => {
                 let mut items = Vec::new();
                 while !self.eat("]") {
-                    items.push(self.expr()?);
+                    items.push(self.test()?);
                     if !self.eat(",") {
                         self.expect("]")?;
                         break;
@@ -252,7 +365,7 @@ impl Eval<'_> {
                     return self.call(&name);
                 }
                 if name == "os.environ" && self.eat("[") {
-                    let key = self.expr()?;
+                    let key = self.test()?;
                     self.expect("]")?;
                     let Py::Str(key) = key else { return Err(Unknown::Other("os.environ[…] of a non-string".into())) };
                     return (self.env)(&key).map(Py::Str).ok_or(Unknown::Env(key));
@@ -264,6 +377,7 @@ impl Eval<'_> {
                     other => match self.vars.get(other) {
                         Some(a) => {
                             self.defaulted.extend(a.defaulted.iter().cloned());
+                            self.assumed.extend(a.assumed.iter().cloned());
                             a.value.clone()
                         }
                         None => Err(Unknown::Other(format!("`{other}`"))),
@@ -278,8 +392,8 @@ impl Eval<'_> {
         let args = self.args()?;
         let arg = |i: usize| args.get(i).cloned().unwrap_or(Err(Unknown::Other("a missing argument".into())));
         match name {
-            "multiprocessing.cpu_count" | "os.cpu_count" | "cpu_count" | "psutil.cpu_count" => Err(Unknown::Cpu),
-            "len" if name_is_affinity(&args) => Err(Unknown::Cpu),
+            "multiprocessing.cpu_count" | "os.cpu_count" | "cpu_count" | "psutil.cpu_count" => self.cpus(&format!("{name}()")),
+            "len" if name_is_affinity(&args) => self.cpus("len(os.sched_getaffinity(0))"),
             "int" => match arg(0)? {
                 Py::Int(i) => Ok(Py::Int(i)),
                 Py::Float(f) => Ok(Py::Int(f.trunc() as i64)),
@@ -334,7 +448,8 @@ impl Eval<'_> {
             out.push_str(&rest[..i]);
             let Some(end) = rest[i..].find('}') else { return Err(Unknown::Other("an f-string".into())) };
             let inner = &rest[i + 1..i + end];
-            let value = eval(inner.split(':').next().unwrap_or(""), self.vars, self.env)?;
+            let value = eval(inner.split(':').next().unwrap_or(""), self.vars, self.env, self.facts)?;
+            self.assumed.extend(value.assumed);
             self.defaulted.extend(value.defaulted);
             match value.value? {
                 Py::Int(n) => out.push_str(&n.to_string()),
@@ -388,22 +503,41 @@ fn arith(a: Py, b: Py, op: &str) -> Result<Py, Unknown> {
     }
 }
 
-/// A top-level assignment's value, and the environment defaults it used.
+/// A top-level assignment's value, the environment defaults it used, and the facts of
+/// the run it rests on when the files did not say them (an assumed CPU count).
 #[derive(Clone, Debug)]
 pub struct Assigned {
     pub value: Result<Py, Unknown>,
     pub defaulted: Vec<String>,
+    pub assumed: Vec<String>,
 }
 
-pub fn eval(expr: &str, vars: &HashMap<String, Assigned>, env: &dyn Fn(&str) -> Option<String>) -> Result<Assigned, Unknown> {
+/// Python truthiness.
+pub fn truthy(v: &Py) -> bool {
+    match v {
+        Py::Int(i) => *i != 0,
+        Py::Float(f) => *f != 0.0,
+        Py::Str(s) => !s.is_empty(),
+        Py::List(items) => !items.is_empty(),
+        Py::Bool(b) => *b,
+        Py::None => false,
+    }
+}
+
+/// Evaluates a Python expression: numbers, strings, lists, arithmetic, comparisons,
+/// `and`/`or`/`not`, `in`, `a if c else b`, `int()`/`float()`/`str()`/`min()`/`max()`,
+/// `os.environ.get` / `os.getenv` with defaults, and `multiprocessing.cpu_count()`
+/// (the CPUs of the run).
+pub fn eval(expr: &str, vars: &HashMap<String, Assigned>, env: &dyn Fn(&str) -> Option<String>, facts: &Facts) -> Result<Assigned, Unknown> {
     let toks = tokenize(expr)?;
-    let mut e = Eval { toks, pos: 0, vars, env, defaulted: Vec::new() };
-    let value = e.expr();
+    let mut e = Eval { toks, pos: 0, vars, env, facts, defaulted: Vec::new(), assumed: Vec::new() };
+    let value = e.test();
     if value.is_ok() && e.pos != e.toks.len() {
-        return Ok(Assigned { value: Err(Unknown::Other("more than one expression".into())), defaulted: e.defaulted });
+        return Ok(Assigned { value: Err(Unknown::Other("more than one expression".into())), defaulted: e.defaulted, assumed: e.assumed });
     }
     e.defaulted.dedup();
-    Ok(Assigned { value, defaulted: e.defaulted })
+    e.assumed.dedup();
+    Ok(Assigned { value, defaulted: e.defaulted, assumed: e.assumed })
 }
 
 /// One logical line: its text (comments removed, bracketed continuations joined), its

@@ -5,12 +5,16 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+pub use super::facts::{ASSUMED_CPUS, Facts};
+
 /// A Ruby value the evaluator knows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RValue {
     Int(i64),
     Str(String),
+    Sym(String),
     Bool(bool),
+    Array(Vec<RValue>),
     Nil,
 }
 
@@ -24,7 +28,7 @@ impl RValue {
                 Some(t[..end].parse().unwrap_or(0))
             }
             RValue::Nil => Some(0),
-            RValue::Bool(_) => None,
+            _ => None,
         }
     }
 
@@ -34,6 +38,21 @@ impl RValue {
             RValue::Int(i) => Some(*i),
             RValue::Str(s) => s.trim().parse().ok(),
             _ => None,
+        }
+    }
+
+    /// Ruby truthiness: everything but `nil` and `false`.
+    pub fn truthy(&self) -> bool {
+        !matches!(self, RValue::Nil | RValue::Bool(false))
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            RValue::Str(s) | RValue::Sym(s) => Some(s.clone()),
+            RValue::Int(i) => Some(i.to_string()),
+            RValue::Bool(b) => Some(b.to_string()),
+            RValue::Nil => Some(String::new()),
+            RValue::Array(_) => None,
         }
     }
 }
@@ -46,6 +65,9 @@ pub struct Evaluated {
     pub defaulted: Vec<String>,
     /// Environment variables whose value came from the files read.
     pub from_env: Vec<String>,
+    /// Facts of the run the value rests on, as sentences (`RAILS_ENV = production`,
+    /// `2 CPUs`), when the files did not say them.
+    pub assumed: Vec<String>,
 }
 
 /// Looks an environment variable up in what the files read say.
@@ -53,6 +75,12 @@ pub type EnvLookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 /// An owned `EnvLookup`.
 pub type BoxedEnv = Box<EnvLookup<'static>>;
+
+/// Where an expression is evaluated: the environment and the facts of the run.
+pub struct Context<'a> {
+    pub env: &'a EnvLookup<'a>,
+    pub facts: &'a Facts,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
@@ -110,13 +138,14 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Str(s, interpolated));
             continue;
         }
-        if c.is_alphabetic() || c == '_' || c == '@' || c == ':' && chars.get(i + 1).is_some_and(|n| n.is_alphabetic()) {
+        if c.is_alphabetic() || c == '_' || c == '@' || c == ':' && chars.get(i + 1).is_some_and(|n| n.is_alphabetic() || *n == '_') {
             let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == ':' && chars.get(i + 1) == Some(&':') || (chars[i] == ':' && i > 0 && chars[i - 1] == ':')) {
                 i += 1;
             }
-            if i < chars.len() && (chars[i] == '!' || chars[i] == '?') {
+            // `x?` / `x!` method names; `a ? b : c` keeps its `?` (a space follows it).
+            if i < chars.len() && (chars[i] == '!' || chars[i] == '?') && chars.get(i + 1).is_none_or(|n| !n.is_whitespace() || chars[i] == '!') && chars.get(i + 1) != Some(&'=') {
                 i += 1;
             }
             out.push(Tok::Ident(chars[start..i].iter().collect()));
@@ -128,6 +157,9 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             "&&" => Some("&&"),
             "==" => Some("=="),
             "!=" => Some("!="),
+            ">=" => Some(">="),
+            "<=" => Some("<="),
+            "::" => Some("::"),
             _ => None,
         };
         if let Some(p) = punct {
@@ -151,6 +183,11 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             '|' => "|",
             '=' => "=",
             '%' => "%",
+            '!' => "!",
+            '?' => "?",
+            ':' => ":",
+            '<' => "<",
+            '>' => ">",
             _ => return Err(format!("`{c}`")),
         };
         out.push(Tok::Punct(p));
@@ -163,9 +200,10 @@ struct Parser<'a> {
     toks: Vec<Tok>,
     pos: usize,
     vars: &'a HashMap<String, Evaluated>,
-    env: &'a EnvLookup<'a>,
+    cx: &'a Context<'a>,
     defaulted: Vec<String>,
     from_env: Vec<String>,
+    assumed: Vec<String>,
 }
 
 impl Parser<'_> {
@@ -180,19 +218,77 @@ impl Parser<'_> {
             false
         }
     }
+    fn eat_word(&mut self, w: &str) -> bool {
+        if matches!(self.peek(), Some(Tok::Ident(q)) if q == w) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
     fn expect(&mut self, p: &str) -> Result<(), String> {
         if self.eat(p) { Ok(()) } else { Err(format!("`{p}` expected")) }
     }
 
+    /// `cond ? a : b`
+    fn expr(&mut self) -> Result<RValue, String> {
+        let cond = self.or()?;
+        if !self.eat("?") {
+            return Ok(cond);
+        }
+        let yes = self.expr()?;
+        self.expect(":")?;
+        let no = self.expr()?;
+        Ok(if cond.truthy() { yes } else { no })
+    }
+
     fn or(&mut self) -> Result<RValue, String> {
-        let mut left = self.additive()?;
-        while self.eat("||") {
-            let right = self.additive()?;
-            if matches!(left, RValue::Nil | RValue::Bool(false)) {
+        let mut left = self.and()?;
+        while self.eat("||") || self.eat_word("or") {
+            let right = self.and()?;
+            if !left.truthy() {
                 left = right;
             }
         }
         Ok(left)
+    }
+
+    fn and(&mut self) -> Result<RValue, String> {
+        let mut left = self.not()?;
+        while self.eat("&&") || self.eat_word("and") {
+            let right = self.not()?;
+            if left.truthy() {
+                left = right;
+            }
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<RValue, String> {
+        if self.eat("!") || self.eat_word("not") {
+            return Ok(RValue::Bool(!self.not()?.truthy()));
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<RValue, String> {
+        let left = self.additive()?;
+        let op = ["==", "!=", ">=", "<=", ">", "<"].into_iter().find(|op| self.eat(op));
+        let Some(op) = op else { return Ok(left) };
+        let right = self.additive()?;
+        Ok(RValue::Bool(match op {
+            "==" => same(&left, &right),
+            "!=" => !same(&left, &right),
+            _ => {
+                let (Some(a), Some(b)) = (left.as_int(), right.as_int()) else { return Err(format!("`{op}` of non-numbers")) };
+                match op {
+                    ">=" => a >= b,
+                    "<=" => a <= b,
+                    ">" => a > b,
+                    _ => a < b,
+                }
+            }
+        }))
     }
 
     fn additive(&mut self) -> Result<RValue, String> {
@@ -213,41 +309,60 @@ impl Parser<'_> {
     fn term(&mut self) -> Result<RValue, String> {
         let mut left = self.postfix()?;
         loop {
-            let op = if self.eat("*") {
-                "*"
-            } else if self.eat("/") {
-                "/"
-            } else {
-                return Ok(left);
-            };
+            let op = ["*", "/", "%"].into_iter().find(|op| self.eat(op));
+            let Some(op) = op else { return Ok(left) };
             let right = self.postfix()?;
             left = arith(&left, &right, op)?;
         }
     }
 
+    /// Call arguments after the method name: `(a, b)` or nothing.
+    fn call_args(&mut self) -> Result<Vec<RValue>, String> {
+        let mut args = Vec::new();
+        if self.eat("(") {
+            while !self.eat(")") {
+                args.push(self.expr()?);
+                if !self.eat(",") {
+                    self.expect(")")?;
+                    break;
+                }
+            }
+        }
+        Ok(args)
+    }
+
     fn postfix(&mut self) -> Result<RValue, String> {
         let mut v = self.primary()?;
         while self.eat(".") {
-            match self.peek().cloned() {
-                Some(Tok::Ident(m)) => {
-                    self.pos += 1;
-                    if self.eat("(") {
-                        self.expect(")")?;
-                    }
-                    v = match m.as_str() {
-                        "to_i" => RValue::Int(v.to_i().ok_or("`.to_i` of a non-number")?),
-                        "to_s" => match v {
-                            RValue::Int(i) => RValue::Str(i.to_string()),
-                            other => other,
-                        },
-                        "presence" => v,
-                        other => return Err(format!("`.{other}`")),
-                    };
-                }
-                _ => return Err("a method name expected".into()),
-            }
+            let Some(Tok::Ident(m)) = self.peek().cloned() else { return Err("a method name expected".into()) };
+            self.pos += 1;
+            let args = self.call_args()?;
+            v = method(v, &m, &args)?;
         }
         Ok(v)
+    }
+
+    fn cpus(&mut self, what: &str) -> RValue {
+        if !self.cx.facts.cpus_known {
+            self.assumed.push(format!("{} CPUs for `{what}` (the machine's CPU count is not in the files; pass --cpus)", self.cx.facts.cpus));
+        }
+        RValue::Int(self.cx.facts.cpus as i64)
+    }
+
+    /// An environment variable; `RAILS_ENV` / `RACK_ENV` the files do not set are the
+    /// environment of the run.
+    fn env_var(&mut self, name: &str) -> Option<String> {
+        match (self.cx.env)(name) {
+            Some(v) => {
+                self.from_env.push(name.to_string());
+                Some(v)
+            }
+            None if matches!(name, "RAILS_ENV" | "RACK_ENV" | "APP_ENV") => {
+                self.assumed.push(format!("{name} = {} (no file sets it; pass --env to evaluate another)", self.cx.facts.app_env));
+                Some(self.cx.facts.app_env.clone())
+            }
+            None => None,
+        }
     }
 
     fn primary(&mut self) -> Result<RValue, String> {
@@ -258,9 +373,20 @@ impl Parser<'_> {
             Tok::Str(_, true) => Err("a string with #{…} interpolation".into()),
             Tok::Str(s, false) => Ok(RValue::Str(s)),
             Tok::Punct("(") => {
-                let v = self.or()?;
+                let v = self.expr()?;
                 self.expect(")")?;
                 Ok(v)
+            }
+            Tok::Punct("[") => {
+                let mut items = Vec::new();
+                while !self.eat("]") {
+                    items.push(self.expr()?);
+                    if !self.eat(",") {
+                        self.expect("]")?;
+                        break;
+                    }
+                }
+                Ok(RValue::Array(items))
             }
             Tok::Punct("-") => {
                 let v = self.postfix()?;
@@ -270,21 +396,43 @@ impl Parser<'_> {
                 "nil" => Ok(RValue::Nil),
                 "true" => Ok(RValue::Bool(true)),
                 "false" => Ok(RValue::Bool(false)),
-                "Integer" => {
-                    self.expect("(")?;
-                    let v = self.or()?;
-                    while self.eat(",") {
-                        self.or()?;
+                "Integer" | "String" => {
+                    let args = self.call_args()?;
+                    let v = args.first().cloned().ok_or_else(|| format!("{name}() of nothing"))?;
+                    if name == "String" {
+                        return Ok(RValue::Str(v.text().unwrap_or_default()));
                     }
-                    self.expect(")")?;
                     v.as_int().map(RValue::Int).ok_or_else(|| "Integer() of a non-number".to_string())
                 }
                 "ENV" => self.env_access(),
-                "Etc::nprocessors" | "Concurrent" | "Etc" => Err("the CPU count of the machine".into()),
+                "Etc::nprocessors" => Ok(self.cpus("Etc.nprocessors")),
+                "Etc" | "Concurrent" => {
+                    self.expect(".")?;
+                    let Some(Tok::Ident(m)) = self.peek().cloned() else { return Err(format!("`{name}.`")) };
+                    self.pos += 1;
+                    self.call_args()?;
+                    match m.as_str() {
+                        "nprocessors" | "processor_count" | "physical_processor_count" | "available_processor_count" => Ok(self.cpus(&format!("{name}.{m}"))),
+                        other => Err(format!("`{name}.{other}`")),
+                    }
+                }
+                "Rails" | "Rails::env" => {
+                    if name == "Rails" {
+                        self.expect(".")?;
+                        if !self.eat_word("env") {
+                            return Err("`Rails.` other than Rails.env".into());
+                        }
+                    }
+                    let env = self.env_var("RAILS_ENV").unwrap_or_else(|| self.cx.facts.app_env.clone());
+                    Ok(RValue::Str(env))
+                }
+                "defined?" => Err("`defined?`".into()),
+                sym if sym.starts_with(':') => Ok(RValue::Sym(sym[1..].to_string())),
                 other => match self.vars.get(other) {
                     Some(e) => {
                         self.defaulted.extend(e.defaulted.iter().cloned());
                         self.from_env.extend(e.from_env.iter().cloned());
+                        self.assumed.extend(e.assumed.iter().cloned());
                         Ok(e.value.clone())
                     }
                     None => Err(format!("`{other}`")),
@@ -299,11 +447,8 @@ impl Parser<'_> {
             let Some(Tok::Str(name, false)) = self.peek().cloned() else { return Err("ENV[…] of a non-literal".into()) };
             self.pos += 1;
             self.expect("]")?;
-            return Ok(match (self.env)(&name) {
-                Some(v) => {
-                    self.from_env.push(name);
-                    RValue::Str(v)
-                }
+            return Ok(match self.env_var(&name) {
+                Some(v) => RValue::Str(v),
                 None => {
                     // `ENV["X"] || default`: the default is used.
                     if matches!(self.peek(), Some(Tok::Punct("||"))) {
@@ -314,16 +459,25 @@ impl Parser<'_> {
             });
         }
         self.expect(".")?;
-        match self.peek().cloned() {
-            Some(Tok::Ident(m)) if m == "fetch" => self.pos += 1,
-            _ => return Err("ENV method other than fetch".into()),
+        let method = match self.peek().cloned() {
+            Some(Tok::Ident(m)) => m,
+            _ => return Err("a method of ENV expected".into()),
+        };
+        self.pos += 1;
+        if matches!(method.as_str(), "key?" | "has_key?" | "include?" | "member?") {
+            let args = self.call_args()?;
+            let Some(RValue::Str(name)) = args.first() else { return Err(format!("ENV.{method} of a non-literal")) };
+            return Ok(RValue::Bool(self.env_var(name).is_some()));
+        }
+        if method != "fetch" {
+            return Err(format!("ENV.{method}"));
         }
         self.expect("(")?;
         let Some(Tok::Str(name, false)) = self.peek().cloned() else { return Err("ENV.fetch of a non-literal".into()) };
         self.pos += 1;
         let mut default = None;
         if self.eat(",") {
-            default = Some(self.or()?);
+            default = Some(self.expr()?);
         }
         self.expect(")")?;
         if self.eat("{") {
@@ -336,14 +490,11 @@ impl Parser<'_> {
                     self.pos += 1;
                 }
             }
-            default = Some(self.or()?);
+            default = Some(self.expr()?);
             self.expect("}")?;
         }
-        match (self.env)(&name) {
-            Some(v) => {
-                self.from_env.push(name);
-                Ok(RValue::Str(v))
-            }
+        match self.env_var(&name) {
+            Some(v) => Ok(RValue::Str(v)),
             None => match default {
                 Some(d) => {
                     self.defaulted.push(name);
@@ -355,6 +506,51 @@ impl Parser<'_> {
     }
 }
 
+/// Ruby `==` for the values the evaluator knows (`"5" == 5` is false in Ruby).
+fn same(a: &RValue, b: &RValue) -> bool {
+    a == b
+}
+
+fn method(v: RValue, m: &str, args: &[RValue]) -> Result<RValue, String> {
+    let int = |r: Option<i64>| r.map(RValue::Int).ok_or_else(|| format!("`.{m}` of a non-number"));
+    Ok(match m {
+        "to_i" => int(v.to_i())?,
+        "to_s" => RValue::Str(v.text().ok_or("`.to_s` of an array")?),
+        "to_sym" => RValue::Sym(v.text().ok_or("`.to_sym` of an array")?),
+        "presence" => match &v {
+            RValue::Str(s) if s.trim().is_empty() => RValue::Nil,
+            _ => v,
+        },
+        "present?" => RValue::Bool(!matches!(&v, RValue::Nil) && !matches!(&v, RValue::Str(s) if s.trim().is_empty())),
+        "blank?" => RValue::Bool(matches!(&v, RValue::Nil) || matches!(&v, RValue::Str(s) if s.trim().is_empty())),
+        "nil?" => RValue::Bool(matches!(v, RValue::Nil)),
+        "empty?" => RValue::Bool(matches!(&v, RValue::Str(s) if s.is_empty()) || matches!(&v, RValue::Array(a) if a.is_empty())),
+        "zero?" => RValue::Bool(v.as_int() == Some(0)),
+        "positive?" => RValue::Bool(v.as_int().is_some_and(|i| i > 0)),
+        "downcase" | "upcase" | "strip" => {
+            let t = v.text().ok_or_else(|| format!("`.{m}` of an array"))?;
+            RValue::Str(match m {
+                "downcase" => t.to_lowercase(),
+                "upcase" => t.to_uppercase(),
+                _ => t.trim().to_string(),
+            })
+        }
+        "max" | "min" => {
+            let RValue::Array(items) = &v else { return Err(format!("`.{m}` of a non-array")) };
+            let ints: Option<Vec<i64>> = items.iter().map(RValue::as_int).collect();
+            let ints = ints.ok_or_else(|| format!("`.{m}` of non-numbers"))?;
+            int(if m == "max" { ints.iter().max().copied() } else { ints.iter().min().copied() })?
+        }
+        "clamp" => {
+            let (Some(x), Some(lo), Some(hi)) = (v.as_int(), args.first().and_then(RValue::as_int), args.get(1).and_then(RValue::as_int)) else { return Err("`.clamp` of non-numbers".into()) };
+            RValue::Int(x.clamp(lo.min(hi), hi.max(lo)))
+        }
+        // `Rails.env.production?`
+        env if env.ends_with('?') && matches!(v, RValue::Str(_)) => RValue::Bool(v.text().is_some_and(|t| t == env.trim_end_matches('?'))),
+        other => return Err(format!("`.{other}`")),
+    })
+}
+
 fn arith(a: &RValue, b: &RValue, op: &str) -> Result<RValue, String> {
     let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else { return Err(format!("`{op}` of non-numbers")) };
     let r = match op {
@@ -362,24 +558,30 @@ fn arith(a: &RValue, b: &RValue, op: &str) -> Result<RValue, String> {
         "-" => x.checked_sub(y),
         "*" => x.checked_mul(y),
         "/" => x.checked_div(y),
+        "%" => x.checked_rem(y),
         _ => None,
     };
     r.map(RValue::Int).ok_or_else(|| "arithmetic overflow".to_string())
 }
 
-/// Evaluates a small Ruby expression: integers, strings, `+ - * /`, `||`, `.to_i`,
-/// `Integer(…)`, `ENV.fetch("X") { d }`, `ENV.fetch("X", d)`, `ENV["X"]`, and local
-/// variables already evaluated. Err says what could not be evaluated.
-pub fn eval(expr: &str, vars: &HashMap<String, Evaluated>, env: &EnvLookup<'_>) -> Result<Evaluated, String> {
+/// Evaluates a small Ruby expression: integers, strings, symbols, arrays, `+ - * / %`,
+/// comparisons, `|| && !` (and `or and not`), `a ? b : c`, `.to_i` and friends,
+/// `Integer(…)`, `ENV.fetch("X") { d }`, `ENV.fetch("X", d)`, `ENV["X"]`,
+/// `ENV.key?("X")`, `Rails.env.production?`, `Concurrent.processor_count` /
+/// `Etc.nprocessors` (the CPUs of the run), and local variables already evaluated.
+/// Err says what could not be evaluated.
+pub fn eval(expr: &str, vars: &HashMap<String, Evaluated>, cx: &Context<'_>) -> Result<Evaluated, String> {
     let toks = tokenize(expr).map_err(|e| format!("cannot read {e}"))?;
-    let mut p = Parser { toks, pos: 0, vars, env, defaulted: Vec::new(), from_env: Vec::new() };
-    let value = p.or()?;
+    let mut p = Parser { toks, pos: 0, vars, cx, defaulted: Vec::new(), from_env: Vec::new(), assumed: Vec::new() };
+    let value = p.expr()?;
     if p.pos != p.toks.len() {
         return Err("more than one expression".into());
     }
     p.defaulted.dedup();
     p.from_env.dedup();
-    Ok(Evaluated { value, defaulted: p.defaulted, from_env: p.from_env })
+    p.assumed.sort();
+    p.assumed.dedup();
+    Ok(Evaluated { value, defaulted: p.defaulted, from_env: p.from_env, assumed: p.assumed })
 }
 
 /// Removes a `#` comment outside strings.
@@ -487,12 +689,11 @@ pub fn call(text: &str) -> (&str, &str) {
     (name, rest.trim())
 }
 
-/// Splits call arguments at top-level commas.
-pub fn split_args(text: &str) -> Vec<&str> {
+/// The characters of `text` outside strings and brackets, with their offsets.
+fn top_level(text: &str) -> Vec<(usize, char)> {
     let mut out = Vec::new();
-    let mut depth = 0;
+    let mut depth = 0i32;
     let mut quote: Option<char> = None;
-    let mut start = 0;
     for (i, c) in text.char_indices() {
         match quote {
             Some(q) if c == q => quote = None,
@@ -501,17 +702,228 @@ pub fn split_args(text: &str) -> Vec<&str> {
                 '"' | '\'' => quote = Some(c),
                 '(' | '[' | '{' => depth += 1,
                 ')' | ']' | '}' => depth -= 1,
-                ',' if depth == 0 => {
-                    out.push(text[start..i].trim());
-                    start = i + 1;
-                }
+                _ if depth == 0 => out.push((i, c)),
                 _ => {}
             },
         }
+    }
+    out
+}
+
+/// Splits call arguments at top-level commas.
+pub fn split_args(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in top_level(text).into_iter().filter(|(_, c)| *c == ',') {
+        out.push(text[start..i].trim());
+        start = i + 1;
     }
     let last = text[start..].trim();
     if !last.is_empty() {
         out.push(last);
     }
     out
+}
+
+/// One step of walking a Ruby config file in the environment of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// A statement that runs (a DSL call such as `workers 2`), with the facts its
+    /// branch was taken on and, for a trailing `if`/`unless` that could not be
+    /// decided, the condition (`(keyword, condition, why)`).
+    Statement { text: String, bytes: Range<usize>, assumed: Vec<String>, undecided: Option<(String, String, String)> },
+    /// A statement or block that does not run here, or could not be evaluated, and why.
+    Skipped { bytes: Range<usize>, what: String, why: String },
+    /// A block with no `end`.
+    Unclosed { bytes: Range<usize>, what: String },
+}
+
+/// A block being walked.
+struct Frame {
+    what: String,
+    start: Range<usize>,
+    /// `if`/`unless`: whether the current branch runs (None: undecided); other blocks
+    /// (hooks, `case`, `def`) never run as top-level configuration.
+    branch: Option<Option<bool>>,
+    /// An earlier branch of this `if` ran (or may have).
+    taken_before: Option<bool>,
+    /// Why the current branch does not run (or cannot be decided), and whether it
+    /// held statements worth a note.
+    why: String,
+    skipped_statements: bool,
+    facts: Vec<String>,
+}
+
+/// Walks a Ruby config file: local assignments (`x = …`, `x ||= …`) are evaluated into
+/// `vars`; `if`/`unless`/`elsif`/`else` are decided in the environment of the run
+/// and only the branch that runs yields its statements; a trailing `if`/`unless`
+/// is decided the same way; hooks and other blocks (`do … end`, `case`, `def`) are
+/// reported as skipped.
+/// Each step is handed to `on_step` with the local variables as they are at that point.
+pub fn walk(text: &str, cx: &Context<'_>, vars: &mut HashMap<String, Evaluated>, on_step: &mut dyn FnMut(Step, &HashMap<String, Evaluated>)) {
+    let mut out = Steps { on_step };
+    let mut stack: Vec<Frame> = Vec::new();
+    for st in statements(text) {
+        let t = st.text.trim().to_string();
+        let first = t.split_whitespace().next().unwrap_or("");
+        let active = stack.iter().all(|f| f.branch == Some(Some(true)));
+        let parent_active = stack.len() <= 1 || stack[..stack.len() - 1].iter().all(|f| f.branch == Some(Some(true)));
+        if first == "end" || t.starts_with("end.") || t.starts_with("end)") {
+            let Some(frame) = stack.pop() else { continue };
+            let parent_active = stack.iter().all(|f| f.branch == Some(Some(true)));
+            if parent_active && (frame.branch.is_none() || frame.skipped_statements) {
+                out.push(Step::Skipped { bytes: frame.start.start..st.bytes.end, what: frame.what, why: frame.why }, vars);
+            }
+            continue;
+        }
+        if let Some(frame) = stack.last_mut().filter(|f| f.branch.is_some())
+            && (first == "elsif" || first == "else")
+        {
+            if parent_active && frame.skipped_statements {
+                out.push(Step::Skipped { bytes: frame.start.start..st.bytes.start, what: frame.what.clone(), why: frame.why.clone() }, vars);
+            }
+            let before = match (frame.taken_before, frame.branch) {
+                (Some(true), _) | (_, Some(Some(true))) => Some(true),
+                (Some(false), Some(Some(false))) => Some(false),
+                _ => None,
+            };
+            frame.taken_before = before;
+            frame.start = st.bytes.clone();
+            frame.skipped_statements = false;
+            let (branch, why) = match (before, first) {
+                (Some(true), _) => (Some(false), "an earlier branch of its `if` runs".to_string()),
+                (None, _) => (None, "whether an earlier branch of its `if` runs cannot be decided here".to_string()),
+                (Some(false), "else") => (Some(true), String::new()),
+                (Some(false), _) => decide(t["elsif".len()..].trim(), false, cx, vars, &mut frame.facts),
+            };
+            frame.what = if first == "else" { "else".to_string() } else { format!("elsif {}", t["elsif".len()..].trim()) };
+            frame.branch = Some(branch);
+            frame.why = why;
+            continue;
+        }
+        if opens_block(&t) {
+            let conditional = matches!(first, "if" | "unless") && !t.ends_with(" do") && !t.contains(" do |");
+            let mut frame = Frame { what: block_name(&t), start: st.bytes.clone(), branch: None, taken_before: Some(false), why: String::new(), skipped_statements: false, facts: Vec::new() };
+            if conditional {
+                let cond = t[first.len()..].trim().trim_end_matches(" then");
+                let (branch, why) = if active { decide(cond, first == "unless", cx, vars, &mut frame.facts) } else { (Some(false), String::new()) };
+                frame.branch = Some(branch);
+                frame.why = why;
+            } else {
+                frame.why = "hooks and other blocks run later or elsewhere; not evaluated".into();
+            }
+            stack.push(frame);
+            continue;
+        }
+        if !active {
+            if let Some(frame) = stack.last_mut() {
+                frame.skipped_statements = true;
+            }
+            continue;
+        }
+        let facts: Vec<String> = stack.iter().flat_map(|f| f.facts.iter().cloned()).collect();
+        statement(&t, st.bytes.clone(), facts, cx, vars, &mut out);
+    }
+    for frame in stack {
+        out.push(Step::Unclosed { bytes: frame.start, what: frame.what }, vars);
+    }
+}
+
+/// Where `walk` hands its steps.
+struct Steps<'a> {
+    on_step: &'a mut dyn FnMut(Step, &HashMap<String, Evaluated>),
+}
+
+impl Steps<'_> {
+    fn push(&mut self, step: Step, vars: &HashMap<String, Evaluated>) {
+        (self.on_step)(step, vars);
+    }
+}
+
+/// `if x > 1` -> `if x > 1`; `on_worker_boot do` -> `on_worker_boot`.
+fn block_name(t: &str) -> String {
+    let name = t.split_whitespace().take(4).collect::<Vec<_>>().join(" ");
+    name.trim_end_matches(" do").to_string()
+}
+
+/// Whether a condition holds: (Some(runs), why not) or (None, why undecided).
+fn decide(cond: &str, negate: bool, cx: &Context<'_>, vars: &HashMap<String, Evaluated>, facts: &mut Vec<String>) -> (Option<bool>, String) {
+    match eval(cond, vars, cx) {
+        Ok(e) => {
+            let holds = e.value.truthy() != negate;
+            facts.extend(e.assumed);
+            let kw = if negate { "unless" } else { "if" };
+            (Some(holds), format!("`{kw} {cond}` is false where it runs"))
+        }
+        Err(why) => (None, format!("the condition `{cond}` cannot be decided here ({why})")),
+    }
+}
+
+/// One statement of the branch that runs: an assignment, or a call with an optional
+/// trailing `if`/`unless`.
+fn statement(t: &str, bytes: Range<usize>, facts: Vec<String>, cx: &Context<'_>, vars: &mut HashMap<String, Evaluated>, out: &mut Steps<'_>) {
+    let (stmt, modifier) = split_modifier(t);
+    let mut assumed = facts;
+    let mut undecided = None;
+    if let Some((kw, cond)) = modifier {
+        match eval(cond, vars, cx) {
+            Ok(e) => {
+                assumed.extend(e.assumed);
+                if e.value.truthy() == (kw == "unless") {
+                    let what = stmt.split_whitespace().next().unwrap_or(stmt).to_string();
+                    out.push(Step::Skipped { bytes, what, why: format!("`{kw} {cond}` is false where it runs") }, vars);
+                    return;
+                }
+            }
+            Err(why) => undecided = Some((kw.to_string(), cond.to_string(), why)),
+        }
+    }
+    if let Some((name, op, rhs)) = assignment(stmt) {
+        if undecided.is_some() {
+            vars.remove(name);
+            return;
+        }
+        if op == "||=" && vars.get(name).is_some_and(|v| v.value.truthy()) {
+            return;
+        }
+        match eval(rhs, vars, cx) {
+            Ok(mut e) => {
+                e.assumed.extend(assumed);
+                vars.insert(name.to_string(), e);
+            }
+            Err(_) => {
+                vars.remove(name);
+            }
+        }
+        return;
+    }
+    out.push(Step::Statement { text: stmt.to_string(), bytes, assumed, undecided }, vars);
+}
+
+/// `x = expr` / `x ||= expr` -> (x, op, expr).
+fn assignment(t: &str) -> Option<(&str, &str, &str)> {
+    let (lhs, op, rhs) = if let Some((l, r)) = t.split_once("||=") { (l, "||=", r) } else { let (l, r) = t.split_once('=')?; (l, "=", r) };
+    if op == "=" && (r_starts_eq(rhs) || lhs.ends_with(['!', '<', '>', '='])) {
+        return None;
+    }
+    let name = lhs.trim();
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit())).then(|| (name, op, rhs.trim()))
+}
+
+fn r_starts_eq(rhs: &str) -> bool {
+    rhs.starts_with('=') || rhs.starts_with('~')
+}
+
+/// `stmt if cond` -> (stmt, Some(("if", cond))), outside strings and brackets.
+fn split_modifier(t: &str) -> (&str, Option<(&'static str, &str)>) {
+    let bytes = t.as_bytes();
+    for (i, _) in top_level(t).into_iter().filter(|(_, c)| *c == ' ') {
+        for kw in ["if", "unless"] {
+            let end = i + 1 + kw.len();
+            if t[i + 1..].starts_with(kw) && bytes.get(end) == Some(&b' ') {
+                return (t[..i].trim_end(), Some((kw, t[end..].trim())));
+            }
+        }
+    }
+    (t, None)
 }

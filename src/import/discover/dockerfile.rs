@@ -1,0 +1,248 @@
+//! The command an image built from a Dockerfile runs when the deployment gives none:
+//! its `ENTRYPOINT` and `CMD` (exec or shell form), looking into an entrypoint script
+//! of the build context: one that ends in `exec "$@"` hands over to `CMD`, one that
+//! `exec`s a server is that server's command.
+
+use std::path::{Path, PathBuf};
+
+use crate::import::shared::argv::{self, Word};
+use crate::import::{FileId, ImportBuilder};
+use crate::source::SourceFile;
+
+/// Largest Dockerfile or entrypoint script read.
+const MAX_BYTES: u64 = 256 * 1024;
+
+/// The default command of an image, with the file its words point into.
+#[derive(Clone, Debug)]
+pub struct DefaultCommand {
+    pub words: Vec<Word>,
+    pub file: FileId,
+}
+
+/// Reads `dockerfile` (a path in the build context) and returns the command its image
+/// runs, or None when the file is missing or sets no CMD/ENTRYPOINT.
+pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path) -> Option<DefaultCommand> {
+    let id = read(builder, dockerfile, "Dockerfile")?;
+    let text = builder.sources[id].text.clone();
+    let mut entrypoint: Option<Vec<Word>> = None;
+    let mut cmd: Option<Vec<Word>> = None;
+    for (instruction, args, range) in instructions(&text) {
+        match instruction.as_str() {
+            // A new stage starts without the previous stage's command.
+            "FROM" => {
+                entrypoint = None;
+                cmd = None;
+            }
+            "ENTRYPOINT" => entrypoint = Some(command_words(&text, &args, range)),
+            "CMD" => cmd = Some(command_words(&text, &args, range)),
+            _ => {}
+        }
+    }
+    let mut words = entrypoint.clone().unwrap_or_default();
+    // An entrypoint script: read what it runs.
+    if let Some((script, _)) = entrypoint.as_ref().and_then(|e| e.first())
+        && let Some(path) = find_in_context(context, script)
+        && let Some(script_id) = read(builder, &path, "entrypoint script")
+    {
+        match script_command(&builder.sources[script_id].text) {
+            Script::HandsOver => {}
+            Script::Runs(inner) => {
+                return Some(DefaultCommand { words: inner, file: script_id });
+            }
+            Script::Unknown => {}
+        }
+        words = Vec::new();
+    }
+    words.extend(cmd.unwrap_or_default());
+    (!words.is_empty()).then_some(DefaultCommand { words, file: id })
+}
+
+/// Reads a file of the build context once, as a source of the run.
+fn read(builder: &mut ImportBuilder, path: &Path, format: &str) -> Option<FileId> {
+    if let Some(id) = builder.sources.iter().position(|s| s.path == path) {
+        return Some(id);
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_BYTES {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok().filter(|t| !t.contains('\0'))?;
+    let id = builder.add_source(SourceFile::new(path, text));
+    builder.read_as(id, format);
+    Some(id)
+}
+
+/// Instructions with their arguments (continuation lines joined) and the byte range of
+/// the arguments in the file.
+fn instructions(text: &str) -> Vec<(String, String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut pending: Option<(String, String, std::ops::Range<usize>)> = None;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        if pending.is_none() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        let continued = body.trim_end().ends_with('\\');
+        let content = body.trim_end().trim_end_matches('\\');
+        match pending.as_mut() {
+            Some((_, args, range)) => {
+                if !trimmed.starts_with('#') {
+                    args.push(' ');
+                    args.push_str(content.trim());
+                    range.end = start + body.len();
+                }
+            }
+            None => {
+                let lead = body.len() - trimmed.len();
+                let word_end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+                let args_start = start + lead + word_end + (trimmed[word_end..].len() - trimmed[word_end..].trim_start().len());
+                let args = content.get(lead + word_end..).unwrap_or("").trim().to_string();
+                pending = Some((trimmed[..word_end].to_ascii_uppercase(), args, args_start..(start + body.len()).max(args_start)));
+            }
+        }
+        if !continued && let Some(p) = pending.take() {
+            out.push(p);
+        }
+    }
+    out.extend(pending);
+    out
+}
+
+/// `["gunicorn", "-w", "4"]` (exec form) or `gunicorn -w 4` (shell form, run by
+/// `/bin/sh -c`), as words pointing into the file where they are written literally.
+fn command_words(text: &str, args: &str, span: std::ops::Range<usize>) -> Vec<Word> {
+    let offset = span.start;
+    if let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(args) {
+        let written = text.get(span.clone()).is_some_and(|t| t.trim_end() == args);
+        let mut from = 0;
+        return items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(|w| {
+                let quoted = format!("\"{w}\"");
+                let range = match args[from..].find(&quoted) {
+                    Some(i) if written => {
+                        let start = offset + from + i;
+                        from += i + quoted.len();
+                        start..start + quoted.len()
+                    }
+                    _ => span.clone(),
+                };
+                (w.to_string(), range)
+            })
+            .collect();
+    }
+    // Shell form: split the text as written (a shell joins `\`-continued lines).
+    let written = text.get(span.clone()).unwrap_or("");
+    let (words, _) = argv::words_in(text, &span, written.trim_end());
+    words
+}
+
+/// A path the image runs, found in the build context: as written relative to the
+/// context, else by its last components (`/rails/bin/docker-entrypoint` ->
+/// `bin/docker-entrypoint`, `/docker-entrypoint.sh` -> `docker-entrypoint.sh`).
+fn find_in_context(context: &Path, path: &str) -> Option<PathBuf> {
+    let parts: Vec<&str> = path.trim_start_matches("./").split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() || parts.contains(&"..") {
+        return None;
+    }
+    (0..parts.len()).map(|i| context.join(parts[i..].join("/"))).find(|p| p.is_file())
+}
+
+/// What an entrypoint script runs.
+enum Script {
+    /// `exec "$@"`: the image's CMD.
+    HandsOver,
+    /// `exec <server> ...`: that command (words in the script).
+    Runs(Vec<Word>),
+    Unknown,
+}
+
+/// The last `exec` of a script that runs a program headroom models, or its hand-over
+/// to the CMD.
+fn script_command(text: &str) -> Script {
+    let mut found = Script::Unknown;
+    for (start, end) in logical_lines(text) {
+        let line = &text[start..end];
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with("exec ") {
+            continue;
+        }
+        let rest_start = start + (line.len() - trimmed.len()) + "exec ".len();
+        let rest = text[rest_start..end].trim_end();
+        if matches!(rest.trim_matches('"'), "$@" | "${@}") {
+            found = Script::HandsOver;
+            continue;
+        }
+        let (words, _) = argv::words_in(text, &(rest_start..rest_start + rest.len()), rest);
+        if crate::import::interpret::classify(&words).is_some() {
+            return Script::Runs(words);
+        }
+    }
+    found
+}
+
+/// Byte ranges of a script's lines, a line ending in `\\` joined with the next.
+fn logical_lines(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut start: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let line_start = offset;
+        offset += line.len();
+        let body_end = line_start + line.trim_end_matches(['\n', '\r']).len();
+        let first = *start.get_or_insert(line_start);
+        if !text[line_start..body_end].ends_with('\\') {
+            out.push((first, body_end));
+            start = None;
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmd_and_entrypoint_in_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        std::fs::write(&df, "FROM ruby:3.3 AS build\nCMD [\"echo\", \"build\"]\n\nFROM ruby:3.3\nENTRYPOINT [\"/rails/bin/docker-entrypoint\"]\n# Start the server\nCMD [\"./bin/thrust\", \"./bin/rails\", \"server\"]\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/docker-entrypoint"), "#!/bin/bash -e\nif [ \"${@: -2:1}\" == \"./bin/rails\" ]; then\n  ./bin/rails db:prepare\nfi\nexec \"${@}\"\n").unwrap();
+        let mut b = ImportBuilder::new("t");
+        let c = default_command(&mut b, dir.path(), &df).expect("a command");
+        let words: Vec<&str> = c.words.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(words, ["./bin/thrust", "./bin/rails", "server"]);
+        assert_eq!(&b.sources[c.file].text[c.words[1].1.clone()], "\"./bin/rails\"");
+        assert_eq!(crate::import::interpret::classify(&c.words).map(|k| k.0), Some("puma"));
+
+        std::fs::write(&df, "FROM python:3.12\nCOPY . /app\nENTRYPOINT [\"/app/docker/start.sh\"]\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::write(dir.path().join("docker/start.sh"), "#!/bin/sh\nset -e\npython manage.py migrate\nexec gunicorn config.wsgi \\\n  --workers 4 --bind 0.0.0.0:8000\n").unwrap();
+        let mut b = ImportBuilder::new("t");
+        let c = default_command(&mut b, dir.path(), &df).expect("a command");
+        assert!(b.sources[c.file].path.ends_with("docker/start.sh"));
+        let workers = c.words.iter().position(|(w, _)| w == "--workers").unwrap();
+        assert_eq!(b.sources[c.file].line_col(c.words[workers].1.start).line, 5);
+
+        std::fs::write(&df, "FROM python:3.12\nCMD gunicorn app:app \\\n    -w 3\n").unwrap();
+        let mut b = ImportBuilder::new("t");
+        let c = default_command(&mut b, dir.path(), &df).expect("a command");
+        let words: Vec<&str> = c.words.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(words, ["gunicorn", "app:app", "-w", "3"]);
+        for odd in ["", "CMD", "CMD [", "FROM x\nCMD [\"a\" \\\n", "ENTRYPOINT [\"../../etc/passwd\"]", "\\"] {
+            std::fs::write(&df, odd).unwrap();
+            let mut b = ImportBuilder::new("t");
+            let _ = default_command(&mut b, dir.path(), &df);
+        }
+    }
+}

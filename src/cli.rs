@@ -63,9 +63,9 @@ enum Command {
         /// The capacity spec.
         #[arg(default_value = "capacity.yaml")]
         spec: PathBuf,
-        /// Output format (human or json).
-        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
-        format: PlanFormat,
+        /// Output format (markdown: tables and a Mermaid graph for a pull request comment).
+        #[arg(long, value_enum, default_value_t = ReviewFormat::Human)]
+        format: ReviewFormat,
         /// Compare with an older spec: the change of every number and which rules change state.
         #[arg(long, value_name = "OLD_SPEC")]
         compare: Option<PathBuf>,
@@ -89,9 +89,9 @@ enum Command {
         /// Apply the change to the spec file (atomically).
         #[arg(long)]
         write: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
-        format: PlanFormat,
+        /// Output format (markdown: the diff, tables and a Mermaid graph for a pull request comment).
+        #[arg(long, value_enum, default_value_t = ReviewFormat::Human)]
+        format: ReviewFormat,
     },
     /// Write every config file the spec calls for.
     Render {
@@ -258,6 +258,15 @@ enum PlanFormat {
     Json,
 }
 
+/// Output formats of the commands whose result is reviewed in a pull request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ReviewFormat {
+    Human,
+    Json,
+    /// GitHub-flavoured Markdown: tables and a Mermaid graph of the connections.
+    Markdown,
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -331,7 +340,7 @@ pub fn report_failure(failure: &LoadFailure, subject: &Path, format: Format, col
     let text = report::render(format, &input, color);
     match format {
         // Machine formats stay on stdout so a pipeline still gets a parseable document.
-        Format::Json | Format::Sarif | Format::Github => out(&text),
+        Format::Json | Format::Sarif | Format::Github | Format::Markdown => out(&text),
         Format::Human => {
             let mut stderr = std::io::stderr().lock();
             let _ = stderr.write_all(text.as_bytes());
@@ -345,6 +354,10 @@ fn check(spec: &Path, format: Format, strict: bool, color: bool) -> u8 {
         Ok(a) => a,
         Err(failure) => return report_failure(&failure, spec, format, color_for_stderr(color)),
     };
+    if format == Format::Markdown {
+        out(&report::markdown::check(&spec.display().to_string(), &analysis.diagnostics, &analysis.plan));
+        return exit_for(&analysis.diagnostics, strict);
+    }
     let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics, files: &[] };
     out(&report::render(format, &input, color));
     exit_for(&analysis.diagnostics, strict)
@@ -395,7 +408,7 @@ fn observe(spec: &Path, endpoints: &crate::observe::Endpoints, interval: f64, wa
     }
 }
 
-fn plan(spec: &Path, format: PlanFormat, compare: Option<&Path>, color: bool) -> u8 {
+fn plan(spec: &Path, format: ReviewFormat, compare: Option<&Path>, color: bool) -> u8 {
     let new = match load_for_plan(spec, color) {
         Ok(a) => a,
         Err(code) => return code,
@@ -403,8 +416,9 @@ fn plan(spec: &Path, format: PlanFormat, compare: Option<&Path>, color: bool) ->
     let new_report = CapacityReport::of(&new.plan);
     let Some(old_path) = compare else {
         match format {
-            PlanFormat::Json => out(&new_report.to_json()),
-            PlanFormat::Human => out(&new_report.to_text(&new.diagnostics)),
+            ReviewFormat::Json => out(&new_report.to_json()),
+            ReviewFormat::Human => out(&new_report.to_text(&new.diagnostics)),
+            ReviewFormat::Markdown => out(&report::markdown::plan(&new.plan, &new_report, &new.diagnostics)),
         }
         return EXIT_CLEAN;
     };
@@ -415,17 +429,25 @@ fn plan(spec: &Path, format: PlanFormat, compare: Option<&Path>, color: bool) ->
     let old_report = CapacityReport::of(&old.plan);
     let comparison = Comparison::of(&old_report, &old.diagnostics, &new_report, &new.diagnostics);
     match format {
-        PlanFormat::Json => {
+        ReviewFormat::Json => {
             let mut text = serde_json::to_string_pretty(&comparison).expect("serializes");
             text.push('\n');
             out(&text);
         }
-        PlanFormat::Human => out(&comparison.to_text(&old_path.display().to_string(), &spec.display().to_string())),
+        ReviewFormat::Human => out(&comparison.to_text(&old_path.display().to_string(), &spec.display().to_string())),
+        ReviewFormat::Markdown => out(&report::markdown::compare(
+            &comparison,
+            &old_path.display().to_string(),
+            &spec.display().to_string(),
+            &new.plan,
+            &old_report,
+            &new_report,
+        )),
     }
     EXIT_CLEAN
 }
 
-fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: PlanFormat, color: bool) -> u8 {
+fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: ReviewFormat, color: bool) -> u8 {
     use crate::scale::{Outcome, search};
     let bad_target = match target {
         crate::scale::Target::Rps(n) => !(n.is_finite() && n > 0.0),
@@ -459,7 +481,13 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: PlanFor
                 text.push_str(&format!("  = help: {fix}\n"));
             }
             match format {
-                PlanFormat::Json => out(&format!(
+                ReviewFormat::Markdown => out(&format!(
+                    "### headroom scale: {}\n\n❌ Nothing within the machines fits the new load.\n\n**Wall:** {}\n{}",
+                    report::markdown::cell(&spec.display().to_string()),
+                    report::markdown::cell_message(&wall.message),
+                    wall.hardware.as_deref().or(wall.finding.fix.as_deref()).map_or(String::new(), |h| format!("\n**Smallest fix:** {}\n", report::markdown::cell_message(h)))
+                )),
+                ReviewFormat::Json => out(&format!(
                     "{}\n",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "fits": false,
@@ -467,7 +495,7 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: PlanFor
                     }))
                     .expect("serializes")
                 )),
-                PlanFormat::Human => {
+                ReviewFormat::Human => {
                     let _ = std::io::stderr().lock().write_all(text.as_bytes());
                 }
             }
@@ -501,9 +529,23 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: PlanFor
         eprintln!("error: cannot write {}: {e}", spec.display());
         return EXIT_ERROR;
     }
-    let comparison = Comparison::of(&CapacityReport::of(&old.plan), &old.diagnostics, &CapacityReport::of(&new.plan), &new.diagnostics);
+    let (old_report, new_report) = (CapacityReport::of(&old.plan), CapacityReport::of(&new.plan));
+    let comparison = Comparison::of(&old_report, &old.diagnostics, &new_report, &new.diagnostics);
     match format {
-        PlanFormat::Json => {
+        ReviewFormat::Markdown => {
+            let target_load = new_report.load.as_ref().map_or(String::new(), |l| format!(" at {} rps", crate::rules::num(l.rps)));
+            let mut text = format!("### headroom scale: {}{target_load}\n\n", report::markdown::cell(&name));
+            if knob_changes == 0 {
+                text.push_str("✅ Already fits the new load: no change.\n");
+            } else {
+                text.push_str(&format!("✅ The smallest change after which every rule holds{}:\n\n", if write { " (written)" } else { "" }));
+                text.push_str(&report::markdown::diff_block(&diff));
+                text.push('\n');
+                text.push_str(&report::markdown::compare(&comparison, &format!("{name} (today)"), &format!("{name} (proposed)"), &new.plan, &old_report, &new_report));
+            }
+            out(&text);
+        }
+        ReviewFormat::Json => {
             let changes: Vec<serde_json::Value> = proposal
                 .settings
                 .iter()
@@ -516,7 +558,7 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: PlanFor
                     .expect("serializes")
             ));
         }
-        PlanFormat::Human => {
+        ReviewFormat::Human => {
             let mut text = String::new();
             if knob_changes == 0 {
                 text.push_str(&format!("{name} already fits the new load: no change\n"));

@@ -35,6 +35,26 @@ pub struct ServiceRow {
     pub utilization: Option<f64>,
 }
 
+impl ServiceRow {
+    /// replicas (`min..max +surge`), processes, slots per process, slots, capacity rps
+    /// and utilization, as a table shows them.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            match (self.min_replicas, self.rollout_surge) {
+                (Some(min), Some(surge)) if surge > 0 => format!("{min}..{} +{surge}", self.replicas),
+                (Some(min), _) => format!("{min}..{}", self.replicas),
+                (None, Some(surge)) if surge > 0 => format!("{} +{surge}", self.replicas),
+                _ => self.replicas.to_string(),
+            },
+            self.processes.to_string(),
+            if self.slots == 0 { "-".into() } else { self.slots_per_process.to_string() },
+            if self.slots == 0 { "-".into() } else { self.slots.to_string() },
+            self.capacity_rps.map_or("-".into(), num),
+            self.utilization.map_or("-".into(), |u| format!("{}%", num(u * 100.0))),
+        ]
+    }
+}
+
 /// One row per connection edge.
 #[derive(Clone, Debug, Serialize)]
 pub struct EdgeRow {
@@ -262,21 +282,9 @@ impl CapacityReport {
             "util @ load".into(),
         ]];
         for (name, s) in &self.services {
-            rows.push(vec![
-                name.clone(),
-                s.kind.to_string(),
-                match (s.min_replicas, s.rollout_surge) {
-                    (Some(min), Some(surge)) if surge > 0 => format!("{min}..{} +{surge}", s.replicas),
-                    (Some(min), _) => format!("{min}..{}", s.replicas),
-                    (None, Some(surge)) if surge > 0 => format!("{} +{surge}", s.replicas),
-                    _ => s.replicas.to_string(),
-                },
-                s.processes.to_string(),
-                if s.slots == 0 { "-".into() } else { s.slots_per_process.to_string() },
-                if s.slots == 0 { "-".into() } else { s.slots.to_string() },
-                s.capacity_rps.map_or("-".into(), num),
-                s.utilization.map_or("-".into(), |u| format!("{}%", num(u * 100.0))),
-            ]);
+            let mut row = vec![name.clone(), s.kind.to_string()];
+            row.extend(s.cells());
+            rows.push(row);
         }
         table(&mut out, &rows);
         if !self.edges.is_empty() {
@@ -464,6 +472,19 @@ pub struct RuleChange {
     pub message: String,
 }
 
+impl Change {
+    /// The change as `+80 (+100%)`, `added` or `removed`.
+    pub fn delta(&self) -> String {
+        match (self.old, self.new) {
+            (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => format!("{} ({}%)", signed(n - o), signed((n - o) / o * 100.0)),
+            (Some(o), Some(n)) if o.is_finite() && n.is_finite() => signed(n - o),
+            (None, Some(_)) => "added".into(),
+            (Some(_), None) => "removed".into(),
+            _ => String::new(),
+        }
+    }
+}
+
 impl Comparison {
     pub fn of(old: &CapacityReport, old_findings: &[Diagnostic], new: &CapacityReport, new_findings: &[Diagnostic]) -> Self {
         let a = numbers(old);
@@ -498,14 +519,7 @@ impl Comparison {
         } else {
             let mut rows = vec![vec!["number".to_string(), "old".into(), "new".into(), "change".into()]];
             for c in &self.changed {
-                let delta = match (c.old, c.new) {
-                    (Some(o), Some(n)) if o != 0.0 && o.is_finite() && n.is_finite() => format!("{} ({}%)", signed(n - o), signed((n - o) / o * 100.0)),
-                    (Some(o), Some(n)) if o.is_finite() && n.is_finite() => signed(n - o),
-                    (None, Some(_)) => "added".into(),
-                    (Some(_), None) => "removed".into(),
-                    _ => String::new(),
-                };
-                rows.push(vec![c.key.clone(), c.old.map_or("-".into(), num), c.new.map_or("-".into(), num), delta]);
+                rows.push(vec![c.key.clone(), c.old.map_or("-".into(), num), c.new.map_or("-".into(), num), c.delta()]);
             }
             table(&mut out, &rows);
         }

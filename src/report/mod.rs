@@ -4,6 +4,7 @@
 pub mod github;
 pub mod human;
 pub mod json;
+pub mod markdown;
 pub mod capacity;
 pub mod sarif;
 
@@ -21,6 +22,8 @@ pub enum Format {
     Sarif,
     /// GitHub Actions workflow commands (annotations on the PR diff).
     Github,
+    /// GitHub-flavoured Markdown for a pull request comment (tables and a Mermaid graph).
+    Markdown,
 }
 
 /// What a report needs besides the findings: the files they point into.
@@ -63,5 +66,6 @@ pub fn render(format: Format, input: &ReportInput<'_>, color: bool) -> String {
         Format::Json => json::render(input),
         Format::Sarif => sarif::render(input),
         Format::Github => github::render(input),
+        Format::Markdown => markdown::findings(&input.subject, input.diagnostics),
     }
 }

@@ -65,6 +65,10 @@ pub struct ImportBuilder {
     pub host_aliases: HashMap<String, String>,
     /// Kubernetes manifest files taken so far, read together once every file is in.
     pub manifests: Vec<FileId>,
+    /// Services the files declare that headroom lists but does not model (memcached, a
+    /// Node front end, a one-shot migration), by host name -> why: a proxy that sends
+    /// to one of them is not pointing at an app server.
+    pub unmodelled: HashMap<String, String>,
 }
 
 impl ImportBuilder {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::{detect, dockerfile};
-use crate::import::interpret::{self, Process, images};
+use crate::import::interpret::{self, Process, images, unmodelled};
 use crate::import::shared::argv::{self, Word};
 use crate::import::shared::env::{EnvVar, Variables, interpolate, read_env_file};
 use crate::import::shared::names::{numbered, service_name};
@@ -260,6 +260,9 @@ fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>
     let image = def.get("image").and_then(Value::as_str);
     let by_image = image.and_then(images::image_kind);
     let kind = by_command.or(by_image);
+    if let Some(why) = not_a_steady_client(def, kind, image, words, services) {
+        return Role::Skip(why);
+    }
     let env = env_map(def);
     let depends = depends_on(def);
     let service_kind = |name: &str| {
@@ -314,6 +317,26 @@ fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>
             (None, None) => "no image or command".to_string(),
         }),
     }
+}
+
+/// Why a service is listed but not modelled: it only runs with a profile the other
+/// services do not need, runs a third-party program headroom has no kind for, or
+/// runs a task once and exits. None for the services that make up the deployment.
+fn not_a_steady_client(def: &Value, kind: Option<&str>, image: Option<&str>, words: Option<&[Word]>, services: &Map<String, Value>) -> Option<String> {
+    let profiles: Vec<&str> = def.get("profiles").and_then(Value::as_array).map(|p| p.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    if !profiles.is_empty() && services.values().any(|d| d.get("profiles").is_none()) {
+        return Some(format!("started only with `--profile {}`, not part of the default deployment", profiles.join("`/`--profile ")));
+    }
+    if let Some(what) = words.and_then(unmodelled::program) {
+        return Some(format!("runs {what}, which headroom does not model (listed, not counted as a client of the databases)"));
+    }
+    if kind.is_some() {
+        return None;
+    }
+    if let Some(what) = image.and_then(unmodelled::image) {
+        return Some(format!("runs {what}, which headroom does not model (listed, not counted as a client of the databases)"));
+    }
+    words.and_then(unmodelled::one_shot).map(|task| format!("runs `{task}` once and exits: a one-shot task, not a steady client of the databases"))
 }
 
 /// What must match for numbered services to be one service with replicas (the
@@ -465,6 +488,7 @@ impl Compose<'_> {
             Role::Skip(why) => {
                 if !why.is_empty() && why != "not a mapping" {
                     self.builder.ignored(self.file, entry.key.clone(), format!("compose service `{}`: {why}; skipped", entry.name));
+                    self.builder.unmodelled.insert(entry.name.clone(), why.clone());
                 }
                 return;
             }

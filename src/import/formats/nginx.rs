@@ -552,7 +552,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         _ => owner,
     };
     main_context_check(builder, file, &tree);
-    let mut reader = Extract { b: builder, svc: svc.clone(), upstreams: HashMap::new(), defined_here: Vec::new(), listen_port: false, backlog: None, server_name: false, locations: None };
+    let mut reader = Extract { b: builder, svc: svc.clone(), upstreams: HashMap::new(), defined_here: Vec::new(), outside: HashMap::new(), listen_port: false, backlog: None, server_name: false, locations: None };
     reader.collect_upstreams(&tree, Level::Main);
     reader.walk(&tree, &Inherited::default(), Level::Main);
     let defined_here = std::mem::take(&mut reader.defined_here);
@@ -746,6 +746,8 @@ struct Extract<'a> {
     upstreams: HashMap<String, String>,
     /// Upstreams read by this call (for the max_conns notes).
     defined_here: Vec<String>,
+    /// Upstreams (as written) that send outside the modelled services -> why.
+    outside: HashMap<String, String>,
     listen_port: bool,
     backlog: Option<u64>,
     server_name: bool,
@@ -1031,8 +1033,14 @@ impl Extract<'_> {
             self.b.ignored(d.file, d.head(), format!("upstream `{name}` has no `server` (nothing to model)"));
             return;
         };
+        if let Some(why) = self.outside_target(first.host.as_deref()) {
+            self.upstreams.remove(&raw.text);
+            self.b.ignored(d.file, d.head(), format!("upstream `{name}` {why}: not an app server of these files, so not modelled"));
+            self.outside.insert(raw.text.clone(), why);
+            return;
+        }
         self.defined_here.push(name.clone());
-        let (app, _) = service_for_host(self.b, first.host.as_deref(), APP_KINDS, "app", true);
+        let (app, _) = service_for_address(self.b, first.host.as_deref(), first.port, APP_KINDS, "app", true);
         let base = ["upstreams", name.as_str()];
         let pointer = spec_path::to_pointer(&self.path(&base));
         self.b.origins.insert(pointer, Origin { file: d.file, bytes: d.head() });
@@ -1077,7 +1085,7 @@ impl Extract<'_> {
         let mut count = 0u64;
         let mut suffixed = false;
         for s in &servers {
-            let (svc, _) = service_for_host(self.b, s.host.as_deref(), APP_KINDS, "app", true);
+            let (svc, _) = service_for_address(self.b, s.host.as_deref(), s.port, APP_KINDS, "app", true);
             if svc == app {
                 count += 1;
                 suffixed |= s.host.as_deref().is_some_and(|h| strip_replica_suffix(&host_label(h)) != host_label(h));
@@ -1122,6 +1130,17 @@ impl Extract<'_> {
         }
     }
 
+    /// Why a proxy target is not an app server of these files: a host outside them
+    /// (`api.stripe.com`), or a service they declare that headroom does not model.
+    fn outside_target(&self, host: Option<&str>) -> Option<String> {
+        let host = host?;
+        if is_external_host(self.b, host) {
+            return Some(format!("sends to `{host}`, a host outside these files"));
+        }
+        let label = host_label(host);
+        self.b.unmodelled.get(&label).map(|why| format!("sends to `{label}`, which {}", why.split(" (").next().unwrap_or(why)))
+    }
+
     /// The upstream a `proxy_pass` target names (declaring an implicit one for a plain
     /// host:port), or None when it cannot be modelled.
     fn pass_target(&mut self, pass: &Directive, target: &Word) -> Option<String> {
@@ -1145,6 +1164,15 @@ impl Extract<'_> {
             return None;
         }
         let (host, port) = if hostport.starts_with("unix:") { (None, None) } else { split_address(hostport) };
+        let outside = match (&host, port) {
+            (Some(h), None) if self.outside.contains_key(h) => self.outside.get(h).cloned(),
+            (Some(h), _) if !self.upstreams.contains_key(h) => self.outside_target(Some(h)),
+            _ => None,
+        };
+        if let Some(why) = outside {
+            self.b.ignored(pass.file, pass.span.clone(), format!("proxy_pass `{text}` {why}: not an app server of these files; this location is not modelled"));
+            return None;
+        }
         if port.is_none()
             && let Some(h) = &host
         {
@@ -1157,7 +1185,7 @@ impl Extract<'_> {
             }
         }
         // A host (or host:port) without an upstream block: one implicit upstream.
-        let (app, _) = service_for_host(self.b, host.as_deref(), APP_KINDS, "app", true);
+        let (app, _) = service_for_address(self.b, host.as_deref(), port, APP_KINDS, "app", true);
         let name = match (&host, port) {
             (Some(h), None) if !is_ip(h) && !h.contains('.') => service_name(h),
             _ => app.clone(),
@@ -1552,6 +1580,45 @@ server {
         assert_eq!(b.get("services.nginx.upstreams.api.to"), Some(&json!("api")));
         assert_eq!(b.get("services.nginx.locations[0].upstream"), Some(&json!("api")));
         assert_eq!(b.get("services.api.port"), Some(&json!(9000)));
+    }
+
+    /// Reads `text` after services `web` (gunicorn, port 8000) and `api` (gunicorn,
+    /// port 9000) and an unmodelled `frontend` are known, as a compose file read first
+    /// would leave them.
+    fn read_with_services(text: &str) -> ImportBuilder {
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new("nginx-test-does-not-exist/nginx.conf", text.to_string()));
+        for (name, port) in [("web", 8000), ("api", 9000)] {
+            b.set(&format!("services.{name}.kind"), json!("gunicorn"), id, 0..0);
+            b.set(&format!("services.{name}.port"), json!(port), id, 0..0);
+        }
+        b.unmodelled.insert("frontend".into(), "runs Node.js, which headroom does not model (listed)".into());
+        read(&mut b, id);
+        b
+    }
+
+    #[test]
+    fn proxies_to_hosts_outside_the_files_are_not_app_servers() {
+        let b = read_with_services(
+            "upstream s3 { server assets.s3.amazonaws.com:443; }\nserver {\n  location /pay/ { proxy_pass https://api.stripe.com/v1/; }\n  location /assets/ { proxy_pass https://s3; }\n  location / { proxy_pass http://frontend:3000; }\n  location /app/ { proxy_pass http://web:8000; }\n}\n",
+        );
+        let services: Vec<&String> = b.value["services"].as_object().unwrap().keys().collect();
+        assert_eq!(services, ["web", "api", "nginx"], "nothing invented: {services:?}");
+        let locations = b.get("services.nginx.locations").and_then(Value::as_array).unwrap();
+        assert_eq!(locations.len(), 1, "{locations:?}");
+        assert_eq!(locations[0]["path"], json!("/app/"));
+        let ns = notes(&b);
+        assert!(ns.iter().any(|n| n.contains("proxy_pass `https://api.stripe.com/v1/` sends to `api.stripe.com`, a host outside these files")), "{ns:?}");
+        assert!(ns.iter().any(|n| n.contains("upstream `s3` sends to `assets.s3.amazonaws.com`")), "{ns:?}");
+        assert!(ns.iter().any(|n| n.contains("sends to `frontend`, which runs Node.js")), "{ns:?}");
+    }
+
+    #[test]
+    fn upstream_servers_by_address_are_mapped_by_port() {
+        // Both apps on the host nginx runs on: the port says which is which.
+        let b = read_with_services("upstream a { server 127.0.0.1:9000; }\nupstream b { server localhost:8000; }\nserver { location /api/ { proxy_pass http://a; } location / { proxy_pass http://b; } }\n");
+        assert_eq!(b.get("services.nginx.upstreams.a.to"), Some(&json!("api")));
+        assert_eq!(b.get("services.nginx.upstreams.b.to"), Some(&json!("web")));
     }
 
     #[test]

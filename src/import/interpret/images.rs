@@ -10,14 +10,8 @@ use crate::import::{FileId, ImportBuilder};
 /// The spec kind an image name implies (`redis:7-alpine` -> redis,
 /// `edoburu/pgbouncer` -> pgbouncer); `sentinel` for sentinel images.
 pub fn image_kind(image: &str) -> Option<&'static str> {
-    let lower = image.trim().to_ascii_lowercase();
-    let no_digest = lower.split('@').next().unwrap_or("");
-    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
-    let repo = match no_digest[last_slash..].find(':') {
-        Some(i) => &no_digest[..last_slash + i],
-        None => no_digest,
-    };
-    let name = repo.rsplit('/').next().unwrap_or(repo);
+    let repo = image_repo(image);
+    let name = repo.rsplit('/').next().unwrap_or(&repo);
     if repo.contains("pgbouncer") {
         return Some("pgbouncer");
     }
@@ -30,6 +24,18 @@ pub fn image_kind(image: &str) -> Option<&'static str> {
         "postgres" | "postgresql" | "postgis" | "pgvector" | "timescaledb" | "timescaledb-ha" | "postgresql-repmgr" => Some("postgres"),
         "nginx" | "nginx-unprivileged" | "openresty" => Some("nginx"),
         _ => None,
+    }
+}
+
+/// An image's repository, lowercase, without tag or digest
+/// (`docker.io/library/Redis:7@sha256:..` -> `docker.io/library/redis`).
+pub fn image_repo(image: &str) -> String {
+    let lower = image.trim().to_ascii_lowercase();
+    let no_digest = lower.split('@').next().unwrap_or("");
+    let last_slash = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[last_slash..].find(':') {
+        Some(i) => no_digest[..last_slash + i].to_string(),
+        None => no_digest.to_string(),
     }
 }
 

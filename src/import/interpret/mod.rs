@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod puma;
 pub mod rails_db;
 pub mod redis;
+pub mod unmodelled;
 
 use std::ops::Range;
 

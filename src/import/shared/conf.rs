@@ -140,6 +140,52 @@ pub fn service_for_host(b: &ImportBuilder, host: Option<&str>, kinds: &[&str], d
     (default.to_string(), b.has_service(default))
 }
 
+/// The service an address points at: by host name first (as `service_for_host`); when
+/// the host does not name a service (an IP, `localhost`, a name no file declares), the
+/// one service of `kinds` that listens on `port` (its `port`, or its kind's default).
+pub fn service_for_address(b: &ImportBuilder, host: Option<&str>, port: Option<u16>, kinds: &[&str], default: &str, strip_suffix: bool) -> (String, bool) {
+    let (name, exists) = service_for_host(b, host, kinds, default, strip_suffix);
+    let named = host.is_some_and(|h| !is_ip(h) && !h.starts_with('/') && !h.is_empty());
+    let Some(port) = port.filter(|_| !(named && exists)) else { return (name, exists) };
+    let empty = serde_json::Map::new();
+    let services = b.value.get("services").and_then(Value::as_object).unwrap_or(&empty);
+    let on_port: Vec<&String> = services
+        .iter()
+        .filter(|(_, s)| {
+            let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
+            let listens = s.get("port").and_then(Value::as_u64).or(match kind {
+                "gunicorn" => Some(8000),
+                "puma" => Some(3000),
+                _ => None,
+            });
+            kinds.contains(&kind) && listens == Some(u64::from(port))
+        })
+        .map(|(n, _)| n)
+        .collect();
+    match on_port.as_slice() {
+        [one] => ((*one).clone(), true),
+        _ => (name, exists),
+    }
+}
+
+/// Whether a host is outside the files read: a dotted name that is not an alias of a
+/// service and either ends in a public top-level domain (`api.stripe.com` is not the
+/// service `api`) or whose first label names no service (`web.default.svc` is `web`).
+pub fn is_external_host(b: &ImportBuilder, host: &str) -> bool {
+    if is_ip(host) || !host.contains('.') || b.host_aliases.contains_key(host) {
+        return false;
+    }
+    let tld = host.trim_end_matches('.').rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    let label = host_label(host);
+    PUBLIC_TLDS.contains(&tld.as_str()) || !(b.has_service(&service_name(&label)) || b.host_aliases.contains_key(&label))
+}
+
+/// Top-level domains of hosts on the internet that configs commonly proxy to.
+const PUBLIC_TLDS: &[&str] = &[
+    "com", "net", "org", "io", "dev", "app", "co", "ai", "cloud", "me", "us", "uk", "de", "fr", "eu", "nl", "se", "ch", "es", "it", "pl", "br", "in",
+    "jp", "au", "ca", "info", "biz", "xyz", "tech", "sh", "so", "ly", "gg", "tv", "fm", "edu", "gov",
+];
+
 /// What `ensure_service` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ensure {

@@ -1,0 +1,183 @@
+//! `headroom lint` on a corpus of repositories laid out the way real projects are
+//! (tests/fixtures/corpus/<name>/: a `rails new` 8.x app with Kamal and Solid Queue, a
+//! Sidekiq app with compose and .env, Django with Celery on Redis, a compose file
+//! sharing its settings through many anchors with `${VAR:-default}` images). Each case
+//! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
+//! here is valid), that every file that holds capacity settings is named as read with
+//! its format, the findings a scaling engineer expects, and none they would call
+//! wrong. The whole report (files, findings, notes) is an insta snapshot per case, so a
+//! change in what lint reads or says shows up in review.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus").join(name)
+}
+
+fn headroom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_headroom")).args(args).env("NO_COLOR", "1").output().expect("headroom runs")
+}
+
+/// What one lint run said, with paths relative to the fixture.
+struct Linted {
+    exit: i32,
+    report: Value,
+    dir: String,
+}
+
+impl Linted {
+    fn findings(&self) -> Vec<&Value> {
+        self.report["findings"].as_array().map(|a| a.iter().collect()).unwrap_or_default()
+    }
+
+    /// Rule IDs of the errors and warnings.
+    fn problems(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.findings().iter().filter(|f| f["severity"] != "info").map(|f| f["rule"].as_str().unwrap_or_default().to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    fn relative(&self, path: &str) -> String {
+        path.strip_prefix(&self.dir).map(|p| p.trim_start_matches('/').to_string()).unwrap_or_else(|| path.to_string())
+    }
+
+    /// The files the report lists as read, relative, with their formats.
+    fn read(&self) -> Vec<(String, String)> {
+        let files = self.report["files"].as_array().unwrap_or_else(|| panic!("no files in the report: {:#}", self.report));
+        files.iter().filter(|f| f["skipped"].is_null()).map(|f| (self.relative(f["path"].as_str().unwrap()), f["format"].as_str().unwrap_or("").to_string())).collect()
+    }
+
+    /// The messages of the notes (info findings) of one rule.
+    fn notes(&self, rule: &str) -> Vec<String> {
+        self.findings().iter().filter(|f| f["rule"] == rule && f["severity"] == "info").map(|f| f["message"].as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    /// Files read, then every finding with where it points, as text for the snapshot.
+    fn summary(&self) -> String {
+        let mut out = format!("exit {}\n\nfiles:\n", self.exit);
+        for f in self.report["files"].as_array().into_iter().flatten() {
+            let path = self.relative(f["path"].as_str().unwrap_or_default());
+            match f["skipped"].as_str() {
+                Some(why) => out.push_str(&format!("  {path}: skipped: {why}\n")),
+                None => out.push_str(&format!("  {path}: {}\n", f["format"].as_str().unwrap_or("?"))),
+            }
+        }
+        out.push_str("\nfindings:\n");
+        for f in self.findings() {
+            let at = match (f["file"].as_str(), f["line"].as_u64()) {
+                (Some(file), Some(line)) => format!("{}:{line}", self.relative(file)),
+                _ => f["path"].as_str().unwrap_or("-").to_string(),
+            };
+            out.push_str(&format!("- {}[{}] {at}\n  {}\n", f["severity"].as_str().unwrap_or("?"), f["rule"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or("")));
+            if let Some(fix) = f["fix"].as_str() {
+                out.push_str(&format!("  fix: {fix}\n"));
+            }
+        }
+        out.replace(&self.dir, "<corpus>")
+    }
+}
+
+/// Lints a corpus fixture; asserts no panic, exit 0 or 1, and that every finding with
+/// a file points into the fixture.
+fn lint(name: &str) -> Linted {
+    let dir = corpus(name).display().to_string();
+    let out = headroom(&["lint", &dir, "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+    let exit = out.status.code().unwrap_or_else(|| panic!("{name}: killed by a signal:\n{stderr}"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: not JSON ({e}):\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert!(exit == 0 || exit == 1, "{name}: a valid repository exits 0 or 1, got {exit}:\n{stderr}\n{report:#}");
+    let linted = Linted { exit, report, dir };
+    for f in linted.findings() {
+        if let Some(file) = f["file"].as_str() {
+            assert!(file.starts_with(&linted.dir), "{name}: {} points outside the fixture: {file}", f["rule"]);
+        }
+    }
+    linted
+}
+
+/// Asserts each of `files` is listed as read, with `format`.
+fn assert_read(linted: &Linted, files: &[(&str, &str)]) {
+    let read = linted.read();
+    for (file, format) in files {
+        assert!(read.iter().any(|(p, f)| p == file && f == format), "{file} not read as {format}; read: {read:#?}");
+    }
+}
+
+fn snapshot(name: &str, linted: &Linted) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/corpus"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, linted.summary()));
+}
+
+#[test]
+fn rails_new_with_kamal_and_solid_queue_is_quiet() {
+    let linted = lint("rails8-kamal");
+    assert_read(
+        &linted,
+        &[("config/deploy.yml", "Kamal deploy.yml"), ("config/puma.rb", "puma.rb"), ("config/database.yml", "Rails database.yml")],
+    );
+    // The generated app is sound: 3 Puma threads against pools of 5, Solid Queue's 3
+    // threads + 2 within its queue database's pool, kamal-proxy probing Rails' /up,
+    // and no request timeout to order (puma has none).
+    assert_eq!(linted.exit, 0, "{}", linted.summary());
+    assert!(linted.problems().is_empty(), "{:?}\n{}", linted.problems(), linted.summary());
+    snapshot("rails8-kamal", &linted);
+}
+
+#[test]
+fn sidekiq_compose_app_lists_memcached_and_one_shot_services() {
+    let linted = lint("sidekiq-compose");
+    assert_read(
+        &linted,
+        &[("docker-compose.yml", "docker-compose"), (".env", "env file"), ("config/puma.rb", "puma.rb"), ("config/database.yml", "Rails database.yml")],
+    );
+    let ignored = linted.notes("import-ignored").join("\n");
+    // memcached, the migration and the profile-only console are listed, not counted.
+    assert!(ignored.contains("compose service `cache`: runs memcached, which headroom does not model"), "{ignored}");
+    assert!(ignored.contains("compose service `migrate`: runs `bundle exec rails db:migrate` once and exits"), "{ignored}");
+    assert!(ignored.contains("compose service `console`: started only with `--profile tools`"), "{ignored}");
+    let summary = linted.summary();
+    for service in ["`cache`", "`migrate`", "`console`"] {
+        assert!(
+            !linted.findings().iter().any(|f| f["severity"] != "info" && f["message"].as_str().unwrap_or_default().contains(service)),
+            "{service} is not a client: {summary}"
+        );
+    }
+    snapshot("sidekiq-compose", &linted);
+}
+
+#[test]
+fn celery_redis_compose_app_orders_the_sync_workers_timeout() {
+    let linted = lint("celery-redis");
+    assert_read(&linted, &[("docker-compose.yml", "docker-compose"), (".env", "env file"), ("nginx/default.conf", "nginx")]);
+    // gunicorn's default sync workers are killed at --timeout 120, after nginx has
+    // answered 504 at 60s.
+    assert!(linted.problems().contains(&"timeout-order".to_string()), "{}", linted.summary());
+    let ignored = linted.notes("import-ignored").join("\n");
+    assert!(ignored.contains("compose service `flower`: runs Flower (a Celery monitor), which headroom does not model"), "{ignored}");
+    assert_eq!(linted.exit, 0, "warnings only: {}", linted.summary());
+    snapshot("celery-redis", &linted);
+}
+
+#[test]
+fn compose_with_many_anchors_and_defaulted_images_is_read() {
+    let linted = lint("compose-anchors");
+    assert_read(&linted, &[("docker-compose.yml", "docker-compose")]);
+    let text = std::fs::read_to_string(corpus("compose-anchors").join("docker-compose.yml")).unwrap();
+    assert!(text.matches('*').count() > 140, "the fixture shares its settings through many aliases");
+    // Every service is read: the anchors expand, `${VAR:-default}` images resolve to
+    // their defaults, and the one-shot `init` is listed, not counted.
+    let assumed = linted.notes("import-assumed").join("\n");
+    assert!(assumed.contains("image of `postgres` is `postgres:16-alpine`"), "{assumed}");
+    assert!(assumed.contains("image of `worker-cleanup` is `ghcr.io/acme/tracker:24.11.0`"), "{assumed}");
+    let ignored = linted.notes("import-ignored").join("\n");
+    assert!(ignored.contains("compose service `init`: runs `python manage.py migrate --noinput` once and exits"), "{ignored}");
+    assert!(ignored.contains("$METRICS_IMAGE"), "{ignored}");
+    snapshot("compose-anchors", &linted);
+}

@@ -135,8 +135,18 @@ fn sidekiq_compose_app_lists_memcached_and_one_shot_services() {
     let linted = lint("sidekiq-compose");
     assert_read(
         &linted,
-        &[("docker-compose.yml", "docker-compose"), (".env", "env file"), ("config/puma.rb", "puma.rb"), ("config/database.yml", "Rails database.yml")],
+        &[
+            ("docker-compose.yml", "docker-compose"),
+            (".env", "env file"),
+            ("config/puma.rb", "puma.rb"),
+            ("config/database.yml", "Rails database.yml"),
+            ("config/sidekiq.yml", "sidekiq.yml"),
+        ],
     );
+    // Sidekiq loads config/sidekiq.yml: 25 jobs at once against a pool of
+    // RAILS_MAX_THREADS = 5 from .env.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    assert_eq!(linted.problems(), ["app-pool-below-concurrency", "redis-maxmemory-headroom"], "{}", linted.summary());
     let ignored = linted.notes("import-ignored").join("\n");
     // memcached, the migration and the profile-only console are listed, not counted.
     assert!(ignored.contains("compose service `cache`: runs memcached, which headroom does not model"), "{ignored}");

@@ -95,7 +95,7 @@ impl AppPoolBelowConcurrency {
             }
             let Some(client) = plan.service(&edge.from) else { return };
             let noun = process_noun(client.kind);
-            let singular = noun.trim_end_matches('s');
+            let singular = super::process_noun_one(client.kind);
             let cite = if edge.pool.is_default() { format!("{pool_path} not set; {}", edge.pool.cite()) } else { pool_path.to_string() };
             let pool_text = match database {
                 Some(db) => format!("{per_process} for its `{db}` database ({cite}; Rails keeps one pool per database)"),

@@ -8,6 +8,10 @@
 //! - A Redis Cluster of 3 masters with a replica each forms from the rendered
 //!   `cluster-init` command, which resolves the nodes' names to addresses at run time
 //!   (`redis-cli --cluster create` refuses host names); a second run leaves it alone.
+//!   The nodes require the password compose fills in from `CACHE_PASSWORD`; every
+//!   redis-cli here (and the one-shot) gets it as compose gives it, `REDISCLI_AUTH`.
+//! - A standalone redis with its password from the environment answers a client that
+//!   has it and refuses one without, also from another address than loopback's.
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
@@ -51,7 +55,7 @@ fn free_port(hosts: &[Ipv4Addr], bus: bool) -> u16 {
 }
 
 /// Renders a spec and returns docker-compose's own reading of the compose file.
-fn rendered_compose(spec: &str, out: &Path) -> serde_json::Value {
+fn rendered_compose(spec: &str, out: &Path, env: &[(String, String)]) -> serde_json::Value {
     let analysis = analyze_text("capacity.yaml", spec).unwrap_or_else(|f| panic!("spec does not load: {:#?}", f.diagnostics));
     let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
     let artifacts = targets::render_all(&ctx, &[]).unwrap_or_else(|e| panic!("render: {e:?}"));
@@ -61,7 +65,19 @@ fn rendered_compose(spec: &str, out: &Path) -> serde_json::Value {
         fs::write(&path, &a.text).unwrap();
     }
     let compose = artifacts.iter().find(|a| a.target == "compose").expect("a compose file");
-    compose_resolved(&out.join(&compose.path), &[])
+    compose_resolved(&out.join(&compose.path), env)
+}
+
+/// A password with characters a shell, a URL or a config file would mangle.
+const PASSWORD: &str = "s3cr$t pass'\"word#;";
+
+fn password_env() -> Vec<(String, String)> {
+    vec![("CACHE_PASSWORD".to_string(), PASSWORD.to_string())]
+}
+
+/// The environment compose gives one service (its `environment:` as resolved).
+fn environment(service: &serde_json::Value) -> Vec<(String, String)> {
+    service["environment"].as_object().map_or_else(Vec::new, |env| env.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
 }
 
 fn argv(service: &serde_json::Value) -> Vec<String> {
@@ -93,8 +109,15 @@ fn start_redis(command: &[String], host: Ipv4Addr, dir: &Path, servers: &mut Ser
     servers.0.push(child);
 }
 
+/// redis-cli as a client with the password (REDISCLI_AUTH, as compose hands it over).
 fn redis_cli(host: Ipv4Addr, port: u16, args: &[&str]) -> String {
-    let out = run(Command::new("redis-cli").args(["-h", &host.to_string(), "-p", &port.to_string()]).args(args));
+    let out = run(Command::new("redis-cli").args(["-h", &host.to_string(), "-p", &port.to_string()]).args(args).env("REDISCLI_AUTH", PASSWORD));
+    text(&out).replace('\r', "")
+}
+
+/// redis-cli as a client without a password.
+fn redis_cli_anonymous(host: Ipv4Addr, port: u16, args: &[&str]) -> String {
+    let out = run(Command::new("redis-cli").args(["-h", &host.to_string(), "-p", &port.to_string()]).args(args).env_remove("REDISCLI_AUTH"));
     text(&out).replace('\r', "")
 }
 
@@ -117,7 +140,7 @@ fn a_three_master_cluster_forms_from_the_rendered_files() {
         "version: 1\nname: live\nservices:\n  cache: {{ kind: redis, mode: cluster, masters: 3, replicas_per_master: 1, port: {port}, maxmemory: 64mb, maxmemory_policy: allkeys-lru }}\ndeploy:\n  compose: {{}}\n"
     );
     let dir = tempfile::tempdir().unwrap();
-    let compose = rendered_compose(&spec, &dir.path().join("out"));
+    let compose = rendered_compose(&spec, &dir.path().join("out"), &password_env());
 
     let mut servers = Servers::default();
     let mut names_file = String::new();
@@ -135,7 +158,13 @@ fn a_three_master_cluster_forms_from_the_rendered_files() {
     // The rendered one-shot, as compose would run it, with the nodes' names resolvable.
     let init = argv(&compose["cache-cluster-init"]);
     let create = || {
-        run(Command::new(&init[0]).args(&init[1..]).env("LD_PRELOAD", nss_wrapper()).env("NSS_WRAPPER_HOSTS", &names).stdin(Stdio::null()))
+        run(Command::new(&init[0])
+            .args(&init[1..])
+            .env_remove("REDISCLI_AUTH")
+            .envs(environment(&compose["cache-cluster-init"]))
+            .env("LD_PRELOAD", nss_wrapper())
+            .env("NSS_WRAPPER_HOSTS", &names)
+            .stdin(Stdio::null()))
     };
     let first = create();
     assert!(first.status.success(), "the rendered cluster-init failed:\n{}", text(&first));
@@ -143,6 +172,8 @@ fn a_three_master_cluster_forms_from_the_rendered_files() {
     for host in &hosts {
         assert!(shown.contains(&format!("{host}:{port}")), "cluster-init did not use the resolved address of {host}:\n{shown}");
     }
+
+    assert!(redis_cli_anonymous(hosts[0], port, &["ping"]).contains("NOAUTH"), "a node answers a client without the password");
 
     wait_for("cluster_state:ok", Duration::from_secs(30), || redis_cli(hosts[0], port, &["cluster", "info"]).contains("cluster_state:ok"));
     let info = redis_cli(hosts[0], port, &["cluster", "info"]);
@@ -168,4 +199,47 @@ fn a_three_master_cluster_forms_from_the_rendered_files() {
     assert!(again.status.success() && text(&again).contains("already formed"), "second cluster-init:\n{}", text(&again));
     assert!(redis_cli(hosts[0], port, &["cluster", "info"]).contains("cluster_known_nodes:6"));
     eprintln!("cluster formed on {hosts:?} port {port}:\n{nodes}");
+}
+
+#[test]
+fn the_password_from_the_environment_lets_clients_in_and_keeps_others_out() {
+    require_program("redis-server");
+    require_program("redis-cli");
+    // The machine's own non-loopback address, when it has one: protected mode and the
+    // password are about clients that do not come from loopback.
+    let outside: Option<Ipv4Addr> = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.split_whitespace().find_map(|a| a.parse::<Ipv4Addr>().ok().filter(|ip| !ip.is_loopback())));
+    let mut hosts = vec![Ipv4Addr::new(127, 0, 0, 21)];
+    hosts.extend(outside);
+    let port = free_port(&hosts, false);
+    let spec = format!(
+        "version: 1\nname: live\nservices:\n  web: {{ kind: gunicorn, uses: {{ cache: {{ pool: 4 }} }} }}\n  cache: {{ kind: redis, port: {port}, maxmemory: 16mb }}\ndeploy:\n  compose: {{}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let compose = rendered_compose(&spec, &dir.path().join("out"), &password_env());
+    // The client gets the password's variable by reference, with the same value.
+    assert!(environment(&compose["web"]).contains(&("CACHE_PASSWORD".to_string(), PASSWORD.to_string())), "{}", compose["web"]);
+    let command = argv(&compose["cache"]);
+    assert!(command.windows(2).any(|w| w[0] == "--protected-mode" && w[1] == "yes"), "{command:?}");
+    let mut servers = Servers::default();
+    // Listen on every address (as in a container), then reach it through each.
+    let mut args = command.clone();
+    let at = args.iter().position(|a| a == "--bind").unwrap();
+    for (i, host) in hosts.iter().enumerate().skip(1) {
+        args.insert(at + 1 + i, host.to_string());
+    }
+    start_redis(&args, hosts[0], &dir.path().join("cache"), &mut servers);
+    wait_for("redis answers with the password", Duration::from_secs(10), || redis_cli(hosts[0], port, &["ping"]).trim() == "PONG");
+    for host in &hosts {
+        assert_eq!(redis_cli(*host, port, &["ping"]).trim(), "PONG", "with the password through {host}");
+        let refused = redis_cli_anonymous(*host, port, &["set", "k", "v"]);
+        assert!(refused.contains("NOAUTH"), "without the password through {host}: {refused}");
+        let wrong = run(Command::new("redis-cli").args(["-h", &host.to_string(), "-p", &port.to_string(), "ping"]).env("REDISCLI_AUTH", "guess"));
+        assert!(!text(&wrong).contains("PONG"), "a wrong password through {host}: {}", text(&wrong));
+    }
+    assert_eq!(redis_cli(hosts[0], port, &["get", "k"]).trim(), "", "the refused write changed nothing");
 }

@@ -585,3 +585,43 @@ fn railway_start_command_binds_port_in_a_shell_and_in_exec_form() {
         assert!(check.status.success(), "{what}: gunicorn refuses {argv:?}:\n{}", text(&check));
     }
 }
+
+/// A Kamal redis accessory's `cmd` goes through two shells: the host's (Kamal runs
+/// `docker run ... IMAGE CMD` over SSH) and the container's `sh -c`, which reads the
+/// password from the secret Kamal put in the container's environment and hands over to
+/// the image's entrypoint. Run through both for real (with an entrypoint that prints
+/// what it gets), the server receives the rendered flags plus the password, verbatim,
+/// however hostile it is; the host's environment, which lacks it, changes nothing.
+#[test]
+fn kamal_redis_accessory_gets_its_password_from_the_container_environment() {
+    let r = render(&repo().join("examples/rails-kamal/capacity.yaml"));
+    let analysis = analyze_file(&repo().join("examples/rails-kamal/capacity.yaml")).unwrap();
+    let deploy = r.of("kamal").next().expect("a deploy.yml");
+    let parsed: serde_json::Value = serde_saphyr::from_str(&deploy.text).expect("deploy.yml is YAML");
+    let accessories = parsed["accessories"].as_object().expect("accessories");
+    let (name, redis) = accessories.iter().find(|(_, a)| a["image"].as_str().is_some_and(|i| i.starts_with("redis"))).expect("a redis accessory");
+    let service = analysis.plan.service(name).unwrap();
+    let secret = targets::redis::password_secret(service).expect("the redis has a password secret");
+    assert!(redis["env"]["secret"].as_array().unwrap().iter().any(|s| s == secret), "the accessory gets {secret} by name: {redis}");
+    let cmd = redis["cmd"].as_str().expect("a cmd");
+    assert!(!cmd.contains("protected-mode no"), "{cmd}");
+
+    let bin = tempfile::tempdir().unwrap();
+    let entrypoint = bin.path().join("docker-entrypoint.sh");
+    fs::write(&entrypoint, "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done\n").unwrap();
+    fs::set_permissions(&entrypoint, fs::Permissions::from_mode(0o755)).unwrap();
+    let password = "p@ss w'o\"rd $HOME `id` \\ ;#";
+    // The host's shell: KAMAL runs the line there; the container's shell is `sh -c` inside it.
+    let out = run(Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+        .env(secret, password));
+    assert!(out.status.success(), "{}", text(&out));
+    let words = out.stdout.strip_suffix(b"\0").unwrap_or(&out.stdout);
+    let argv: Vec<String> = words.split(|b| *b == 0).map(|w| String::from_utf8(w.to_vec()).unwrap()).collect();
+    let mut expected = targets::redis::server_args(service);
+    expected.extend(["--requirepass".to_string(), password.to_string(), "--masterauth".to_string(), password.to_string()]);
+    assert_eq!(argv, expected, "the entrypoint gets the server's flags and the password verbatim");
+    assert!(!deploy.text.contains(password));
+}

@@ -613,6 +613,23 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                 }
             }
         }
+        if let Service::Redis(redis) = service {
+            match &redis.password {
+                Some(crate::spec::RedisPassword::Enabled(true)) => add(
+                    format!("{base}/password"),
+                    "redis `password: true` names no secret".into(),
+                    "give the name of the secret that holds the password (password: CACHE_PASSWORD), or false for none".into(),
+                    false,
+                ),
+                Some(crate::spec::RedisPassword::Secret(secret)) if !is_env_name(secret) => add(
+                    format!("{base}/password"),
+                    format!("redis password `{}` is not a secret name: it names the environment variable that holds the password, never the password itself", secret.escape_debug()),
+                    "a secret name: letters, digits and `_`, not starting with a digit (CACHE_PASSWORD)".into(),
+                    false,
+                ),
+                _ => {}
+            }
+        }
         if let Service::Nginx(nginx) = service {
             for (upstream_name, upstream) in &nginx.upstreams {
                 let up = format!("{base}/upstreams/{}", yaml::escape_segment(upstream_name));
@@ -821,4 +838,10 @@ pub fn safe_host(host: &str) -> bool {
 
 fn valid_identifier(name: &str) -> bool {
     !name.is_empty() && name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// An environment variable name as shells, compose and Kamal take it: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

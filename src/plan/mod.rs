@@ -404,6 +404,12 @@ pub struct RedisPlan {
     pub replicas_per_master: u64,
     /// Connections every client may open, summed.
     pub demand: u64,
+    /// Name of the secret holding the default user's password (None: no
+    /// authentication, or an external redis that names none).
+    pub password: Option<Sourced<String>>,
+    /// Why the server is reachable from other hosts (a Kamal accessory's published
+    /// port, clients on other machines, a host bind), when it is.
+    pub reachable_from: Vec<String>,
 }
 
 /// A Qdrant deployment: its nodes, ports and collections, and the memory each node

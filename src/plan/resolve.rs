@@ -175,6 +175,8 @@ pub fn resolve(spec: &Spec) -> Plan {
         }
     }
 
+    redis_auth(spec, &mut services, &edges, containerized);
+
     let mut placed: std::collections::HashMap<&str, Vec<&ServicePlan>> = std::collections::HashMap::new();
     for service in &services {
         if let Some(machine) = &service.machine {
@@ -600,6 +602,13 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 masters: redis.masters.map(|m| Sourced::spec(m, p("masters"))),
                 replicas_per_master: redis.replicas_per_master.unwrap_or(1),
                 demand: 0,
+                password: match &redis.password {
+                    Some(spec::RedisPassword::Secret(secret)) => Some(Sourced::spec(secret.clone(), p("password"))),
+                    Some(spec::RedisPassword::Enabled(_)) => None,
+                    None if redis.external == Some(true) => None,
+                    None => Some(Sourced::default(default_redis_secret(name), p("password"), "<SERVICE>_PASSWORD")),
+                },
+                reachable_from: Vec::new(),
             });
             let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::REDIS_PORT, "Redis port 6379");
             let backlog = match &detail {
@@ -935,4 +944,59 @@ pub fn db_connections_for_apps(plan: &Plan) -> u64 {
         total = total.saturating_add(reachable.min(pg.usable_connections));
     }
     total
+}
+
+/// The default secret name of a redis service's password: `cache` -> `CACHE_PASSWORD`.
+pub fn default_redis_secret(service: &str) -> String {
+    let mut out: String = service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out.push_str("_PASSWORD");
+    out
+}
+
+/// Redis authentication across the deployment: the password's secret reaches the
+/// server and every client by name; a server without one records why other hosts
+/// can reach it (for `redis-no-auth`).
+fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], containerized: bool) {
+    let kamal = spec.deploy.as_ref().is_some_and(|d| d.kamal.is_some());
+    let machine_of: std::collections::HashMap<String, Option<String>> = services.iter().map(|s| (s.name.clone(), s.machine.clone())).collect();
+    let mut grants: Vec<(String, String)> = Vec::new();
+    for service in services.iter_mut() {
+        let Detail::Redis(redis) = &mut service.detail else { continue };
+        let clients = edges.iter().filter(|e| e.to == service.name);
+        if let Some(secret) = &redis.password {
+            grants.extend(clients.map(|e| (e.from.clone(), secret.value.clone())));
+            if !service.external {
+                grants.push((service.name.clone(), secret.value.clone()));
+            }
+            continue;
+        }
+        if service.external {
+            continue;
+        }
+        if let Some(machine) = &service.machine {
+            if kamal {
+                redis.reachable_from.push(format!("it is a Kamal accessory: Kamal publishes port {} on the address of machine group `{machine}`", service.port.value));
+            }
+            for edge in clients {
+                if let Some(Some(client_machine)) = machine_of.get(&edge.from)
+                    && client_machine != machine
+                {
+                    redis.reachable_from.push(format!("service `{}` on machine group `{client_machine}` connects to it from another host", edge.from));
+                }
+            }
+        }
+        if !containerized {
+            redis.reachable_from.push("it runs on a host, not in a container: redis.conf binds every interface (bind 0.0.0.0)".into());
+        }
+    }
+    for (client, secret) in grants {
+        if let Some(service) = services.iter_mut().find(|s| s.name == client)
+            && !service.env_secret.contains(&secret)
+        {
+            service.env_secret.push(secret);
+        }
+    }
 }

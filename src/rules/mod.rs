@@ -159,6 +159,7 @@ mod redis_overcommit;
 mod postgres_memory;
 mod health_check_missing;
 mod sysctl_in_container;
+mod redis_no_auth;
 mod kamal_proxy_ssl_hosts;
 mod qdrant_memory;
 mod qdrant_replication;
@@ -196,6 +197,7 @@ pub static REGISTRY: &[&dyn Rule] = &[
     &postgres_memory::PostgresMemory,
     &health_check_missing::HealthCheckMissing,
     &sysctl_in_container::SysctlInContainer,
+    &redis_no_auth::RedisNoAuth,
     &kamal_proxy_ssl_hosts::KamalProxySslHosts,
     &qdrant_memory::QdrantMemory,
     &qdrant_replication::QdrantReplication,

@@ -874,6 +874,25 @@ pub struct Redis {
     /// Cluster mode: replicas per master (default 1).
     #[serde(default)]
     pub replicas_per_master: Option<u64>,
+    /// Name of the secret (environment variable) holding the password of Redis'
+    /// default user; never the password itself. The server gets `--requirepass` from
+    /// that variable at start (replicas and sentinels authenticate with it too) and
+    /// every client service gets the variable by name. Default `<SERVICE>_PASSWORD`
+    /// (`cache` -> `CACHE_PASSWORD`); `false` runs without authentication, which
+    /// needs `protected-mode no` and is only safe on a container network nothing
+    /// else reaches (rule `redis-no-auth`). An external redis has no default.
+    #[serde(default)]
+    pub password: Option<RedisPassword>,
+}
+
+/// The secret holding a redis password, or `false` for none.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RedisPassword {
+    /// Name of the secret (environment variable) holding the password.
+    Secret(String),
+    /// `false`: no authentication (`true` is refused: name the secret instead).
+    Enabled(bool),
 }
 
 /// Distance function a collection compares vectors with (Qdrant `distance`).

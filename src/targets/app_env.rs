@@ -319,7 +319,9 @@ services:
         // Sidekiq's redis pool defaults to concurrency + 5.
         assert_eq!(envs[3], pairs(&[("RAILS_MAX_THREADS", "10"), ("DATABASE_POOL", "12"), ("REDIS_POOL_SIZE", "15")]));
         assert!(artifacts[0].text.contains("# pgbouncer (services.web.uses.pgbouncer, django): 4 per process"), "{}", artifacts[0].text);
-        assert!(!artifacts[0].text.contains("secrets"), "no secrets line without secrets");
+        // The redis passwords reach their clients by name only.
+        assert!(artifacts[0].text.contains("REDIS_PASSWORD") && artifacts[0].text.contains("CACHE_PASSWORD"), "{}", artifacts[0].text);
+        assert!(!artifacts[1].text.contains("secrets"), "no secrets line without secrets");
     }
 
     #[test]

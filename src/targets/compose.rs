@@ -595,7 +595,7 @@ fn compose_service(
         Detail::Redis(r) => match &instance.role {
             Role::RedisSentinel { .. } => {
                 svc.volumes.push(config_mount(&redis::sentinel_path(ctx, service), SENTINEL_CONF));
-                svc.command_list = sentinel_command();
+                svc.command_list = sentinel_command(service);
                 svc.depends_on = vec![kv(service.name.clone(), "service_healthy")];
             }
             Role::ClusterInit => {
@@ -616,6 +616,8 @@ fn compose_service(
                     argv.extend(["--replicaof".into(), service.name.clone(), port.to_string()]);
                 }
                 svc.command_list = argv.iter().map(|a| compose_literal(a)).collect();
+                // The password by reference: compose fills `${NAME}` from its environment.
+                svc.command_list.extend(redis::auth_args(service, |name| format!("${{{name}}}")));
                 let volume = format!("{}-data", instance.name);
                 svc.volumes.push(format!("{volume}:/data"));
                 volumes.push(volume);
@@ -680,6 +682,13 @@ fn compose_service(
         }
         for name in &secrets {
             put(name, format!("${{{name}}}"), &format!("{env_path}.secret"), &mut env)?;
+        }
+    }
+    if let Some(secret) = redis::password_secret(service) {
+        match instance.role {
+            // redis-cli (health checks, cluster creation) reads the password from REDISCLI_AUTH.
+            Role::RedisSentinel { .. } => put(secret, format!("${{{secret}}}"), &env_path, &mut env)?,
+            _ => put("REDISCLI_AUTH", format!("${{{secret}}}"), &env_path, &mut env)?,
         }
     }
     svc.environment = env;
@@ -759,8 +768,11 @@ pub fn postgres_user(ctx: &Context<'_>, service: &ServicePlan) -> Option<String>
 /// the command copies it to a writable place first.
 const SENTINEL_CONF: &str = "/usr/local/etc/redis/sentinel.conf";
 
-fn sentinel_command() -> Vec<String> {
-    vec!["sh".into(), "-c".into(), format!("cp {SENTINEL_CONF} /tmp/sentinel.conf && exec redis-server /tmp/sentinel.conf --sentinel")]
+fn sentinel_command(service: &ServicePlan) -> Vec<String> {
+    // The master's password as `--sentinel auth-pass` from the container's
+    // environment (`$$` is compose's literal `$`): sentinel.conf never holds it.
+    let auth = redis::password_secret(service).map_or(String::new(), |secret| format!(" --sentinel auth-pass {} \"$${secret}\"", service.name));
+    vec!["sh".into(), "-c".into(), format!("cp {SENTINEL_CONF} /tmp/sentinel.conf && exec redis-server /tmp/sentinel.conf --sentinel{auth}")]
 }
 
 #[cfg(test)]

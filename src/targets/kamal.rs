@@ -666,9 +666,18 @@ fn accessory(ctx: &Context<'_>, kamal_path: &str, service: &ServicePlan) -> Resu
                 )));
             }
             directories.push("data:/data".to_string());
+            let server = shell_line(&redis::server_args(service));
+            // Kamal hands `cmd` to the host's shell: the password variable must expand
+            // in the container (which has the secret in its env), so it is quoted for a
+            // shell started there, which hands over to the image's entrypoint (it drops
+            // root for the redis user, as it does for a plain `redis-server` command).
+            let cmd = match redis::auth_args(service, |name| format!("\"${name}\"")) {
+                auth if auth.is_empty() => server,
+                auth => shell_line(&["sh".into(), "-c".into(), format!("exec docker-entrypoint.sh {server} {}", auth.join(" "))]),
+            };
             (
                 service.image.clone().unwrap_or_else(|| super::compose::REDIS_IMAGE.into()),
-                Some(shell_line(&redis::server_args(service))),
+                Some(cmd),
                 env_for(ctx, service, Vec::new(), &[], None)?,
             )
         }

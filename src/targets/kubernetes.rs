@@ -430,6 +430,12 @@ impl Builder<'_> {
         }
         container.args = self.args(service, &mut comments).iter().map(|a| literal(a)).collect();
         container.env = self.env(service).into_iter().map(|e| EnvVar { value: literal(&e.value), ..e }).collect();
+        if let Some(secret) = redis::password_secret(service) {
+            // Not passed through `literal`: Kubernetes expands $(NAME) from the secret's
+            // env var (listed above), so the password is referenced, never written.
+            container.args.extend(redis::auth_args(service, |name| format!("$({name})")));
+            container.env.push(EnvVar { name: "REDISCLI_AUTH".into(), value: format!("$({secret})"), secret: None, field: None });
+        }
         if let Detail::Qdrant(q) = &service.detail {
             self.qdrant_node(service, q, &mut container, &mut comments, notes);
         }

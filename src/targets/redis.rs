@@ -85,6 +85,28 @@ pub fn server_args(service: &ServicePlan) -> Vec<String> {
     args
 }
 
+/// The arguments that give the server its password from the environment, by
+/// reference: `reference` spells the variable the way the caller's format expands it
+/// (`${NAME}` in compose, `$(NAME)` in Kubernetes, `"$NAME"` in a shell). `--masterauth`
+/// too, so replicas (and a master demoted by a failover) authenticate to their master.
+pub fn auth_args(service: &ServicePlan, reference: impl Fn(&str) -> String) -> Vec<String> {
+    match &service.detail {
+        Detail::Redis(RedisPlan { password: Some(secret), .. }) => {
+            let value = reference(&secret.value);
+            vec!["--requirepass".into(), value.clone(), "--masterauth".into(), value]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The secret holding a redis service's password, if it has one.
+pub fn password_secret(service: &ServicePlan) -> Option<&str> {
+    match &service.detail {
+        Detail::Redis(RedisPlan { password: Some(secret), .. }) => Some(&secret.value),
+        _ => None,
+    }
+}
+
 /// The shell script that creates a Redis Cluster from its nodes' host names, once.
 /// `redis-cli --cluster create` takes IP addresses only (CLUSTER MEET refuses a name:
 /// `ERR Invalid node address specified`), and container addresses are known only at
@@ -137,6 +159,8 @@ struct SentinelContext {
     down_after_ms: u64,
     failover_timeout_ms: u64,
     parallel_syncs: u64,
+    /// Secret holding the master's password (sentinel gets it as `--sentinel auth-pass`).
+    auth_secret: Option<String>,
 }
 
 
@@ -155,7 +179,18 @@ pub fn directives(service: &ServicePlan) -> Vec<Directive> {
     };
     push("bind", &["0.0.0.0"], Some("every interface of the container; keep the port on a private network".into()));
     push("port", &[&service.port.value.to_string()], None);
-    push("protected-mode", &["no"], Some("no password is configured; other containers must reach it".into()));
+    match &redis.password {
+        Some(secret) => push(
+            "protected-mode",
+            &["yes"],
+            Some(format!(
+                "clients authenticate with the password in secret {} ({}), given at start as --requirepass and --masterauth: a config file cannot read the environment",
+                secret.value,
+                secret.cite()
+            )),
+        ),
+        None => push("protected-mode", &["no"], Some(format!("{}.password is false: no password, so only the network keeps other clients out", service.path))),
+    }
     push("tcp-backlog", &[&service.backlog.as_ref().map_or(redis.tcp_backlog.value, |b| b.value).to_string()], Some(redis.tcp_backlog.cite()));
     let clients_note = if redis.effective_maxclients.value < redis.maxclients.value {
         format!("{}; Redis lowers it to {} ({})", redis.maxclients.cite(), redis.effective_maxclients.value, redis.effective_maxclients.cite())
@@ -208,6 +243,7 @@ fn sentinel(service: &ServicePlan, redis: &RedisPlan, master_host: String) -> Op
         down_after_ms: SENTINEL_DOWN_AFTER_MS,
         failover_timeout_ms: SENTINEL_FAILOVER_TIMEOUT_MS,
         parallel_syncs: SENTINEL_PARALLEL_SYNCS,
+        auth_secret: redis.password.as_ref().map(|p| p.value.clone()),
     })
 }
 
@@ -242,7 +278,7 @@ mod tests {
             [
                 "bind 0.0.0.0",
                 "port 6379",
-                "protected-mode no",
+                "protected-mode yes",
                 "tcp-backlog 511",
                 "maxclients 20000",
                 "maxmemory 8gb",
@@ -252,6 +288,22 @@ mod tests {
                 "dir /data",
             ]
         );
+    }
+
+    #[test]
+    fn password_by_reference_or_protected_mode_off_when_disabled() {
+        let a = render("maxmemory: 1gb");
+        assert!(a[0].text.contains("protected-mode yes"), "{}", a[0].text);
+        assert!(a[0].text.contains("secret CACHE_PASSWORD (services.cache.password not set; default: <SERVICE>_PASSWORD)"), "{}", a[0].text);
+        assert!(!lines(&a[0].text).iter().any(|l| l.starts_with("requirepass")), "the password is given at start, never written: {}", a[0].text);
+        let analysis = analyze("password: QUEUE_SECRET");
+        let service = analysis.plan.service("cache").unwrap();
+        assert_eq!(auth_args(service, |n| format!("${{{n}}}")), ["--requirepass", "${QUEUE_SECRET}", "--masterauth", "${QUEUE_SECRET}"]);
+        assert_eq!(password_secret(service), Some("QUEUE_SECRET"));
+        let a = render("password: false");
+        assert!(lines(&a[0].text).contains(&"protected-mode no"), "{}", a[0].text);
+        let analysis = analyze("password: false");
+        assert!(auth_args(analysis.plan.service("cache").unwrap(), |n| n.to_string()).is_empty());
     }
 
     #[test]

@@ -167,22 +167,22 @@ enum Command {
         spec: PathBuf,
         /// PostgreSQL URL (`postgresql://user:password@host:5432/db`), or `SERVICE=URL`
         /// when the spec has several; repeatable.
-        #[arg(long, value_name = "URL", env = "HEADROOM_POSTGRES_URL", value_delimiter = ' ')]
+        #[arg(long, value_name = "URL", env = "HEADROOM_POSTGRES_URL", hide_env_values = true, value_delimiter = ' ')]
         postgres: Vec<String>,
         /// PgBouncer admin console URL (database `pgbouncer`, a user in admin_users or
         /// stats_users); repeatable.
-        #[arg(long, value_name = "URL", env = "HEADROOM_PGBOUNCER_URL", value_delimiter = ' ')]
+        #[arg(long, value_name = "URL", env = "HEADROOM_PGBOUNCER_URL", hide_env_values = true, value_delimiter = ' ')]
         pgbouncer: Vec<String>,
         /// Redis or Valkey URL (`redis://:password@host:6379`); repeatable.
-        #[arg(long, value_name = "URL", env = "HEADROOM_REDIS_URL", value_delimiter = ' ')]
+        #[arg(long, value_name = "URL", env = "HEADROOM_REDIS_URL", hide_env_values = true, value_delimiter = ' ')]
         redis: Vec<String>,
         /// nginx stub_status URL (`http://host/nginx-status`); repeatable.
-        #[arg(long, value_name = "URL", env = "HEADROOM_NGINX_STATUS_URL", value_delimiter = ' ')]
+        #[arg(long, value_name = "URL", env = "HEADROOM_NGINX_STATUS_URL", hide_env_values = true, value_delimiter = ' ')]
         nginx_status: Vec<String>,
         /// Seconds between the two samples a rate is computed from.
         #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
         interval: f64,
-        /// Observe again every SECONDS until interrupted.
+        /// Observe again every SECONDS until interrupted (or until stdout is closed).
         #[arg(long, value_name = "SECONDS")]
         watch: Option<f64>,
         /// Output format (human or json).
@@ -289,9 +289,13 @@ fn color_for(choice: ColorChoice, stream: &impl IsTerminal) -> bool {
 }
 
 fn out(text: &str) {
+    let _ = written(text);
+}
+
+/// Writes to stdout; false when it cannot be written (a closed pipe).
+fn written(text: &str) -> bool {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_ok()
 }
 
 fn run(cli: Cli) -> u8 {
@@ -383,16 +387,20 @@ fn observe(spec: &Path, endpoints: &crate::observe::Endpoints, interval: f64, wa
         Err(code) => return code,
     };
     let seconds = |s: f64| std::time::Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero());
-    let (Some(interval), Some(pause)) = (seconds(interval), watch.map_or(Some(std::time::Duration::ZERO), |w| seconds(w))) else {
+    let (Some(interval), Some(pause)) = (seconds(interval), watch.map_or(Some(std::time::Duration::ZERO), seconds)) else {
         eprintln!("error: --interval and --watch take a positive number of seconds");
         return EXIT_ERROR;
     };
     loop {
         let code = match crate::observe::observe(&analysis.plan, endpoints, interval) {
             Ok(observation) => {
-                match format {
-                    PlanFormat::Json => out(&observation.to_json()),
-                    PlanFormat::Human => out(&observation.to_text()),
+                let text = match format {
+                    PlanFormat::Json => observation.to_json(),
+                    PlanFormat::Human => observation.to_text(),
+                };
+                if !written(&text) {
+                    // The reader is gone (`observe --watch 5 | head`): stop watching.
+                    return EXIT_ERROR;
                 }
                 if observation.past() { EXIT_FINDINGS } else { EXIT_CLEAN }
             }

@@ -20,7 +20,7 @@
 
 mod live_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use live_support::*;
@@ -31,10 +31,6 @@ const WINDOW: f64 = 8.0;
 const BACKOFF: Duration = Duration::from_millis(100);
 const PASSWORD: &str = "live-secret";
 const TOLERANCE: f64 = 0.10;
-
-fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures/live").join(format!("{name}.yaml"))
-}
 
 /// The plan's bottleneck throughput (rps) for a spec.
 fn predicted_rps(spec: &Path) -> f64 {
@@ -75,11 +71,6 @@ fn start_app(rendered: &Path, dir: &Path, database_url: &str) -> App {
     App { _nginx: nginx, _gunicorn: gunicorn, port }
 }
 
-fn create_app_role(pg: &Postgres) {
-    pg.psql(&format!("CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'"));
-    pg.psql("CREATE DATABASE app OWNER app");
-}
-
 #[test]
 fn direct_clients_fit_at_usable_connections_and_fail_one_past_it() {
     let _serial = serial();
@@ -90,7 +81,7 @@ fn direct_clients_fit_at_usable_connections_and_fail_one_past_it() {
     let spec = fixture("direct-fits");
     let rendered = render(&spec, &dir.path().join("fits"));
     pg.start(&rendered.join("postgres/db.conf"));
-    create_app_role(&pg);
+    pg.create_app(PASSWORD);
     assert_eq!(pg.psql("SHOW max_connections").trim(), "11");
     let run = {
         let app = start_app(&rendered, &dir.path().join("fits"), &pg.url("app", PASSWORD, "app"));
@@ -145,7 +136,7 @@ fn behind_pgbouncer_one_connection_too_many_queues_then_times_out() {
     assert!(message.contains("clients queue (cl_waiting) and fail after query_wait_timeout"), "{message}");
     let rendered = render(&spec, &dir.path().join("r"));
     pg.start(&rendered.join("postgres/db.conf"));
-    create_app_role(&pg);
+    pg.create_app(PASSWORD);
     let (mut bouncer, bouncer_port) = start_pgbouncer(&rendered.join("pgbouncer/pgbouncer.ini"), dir.path(), pg.port, &[("app", PASSWORD), ("postgres", PASSWORD)]);
     let url = format!("postgresql://app:{PASSWORD}@127.0.0.1:{bouncer_port}/app");
     let app = start_app(&rendered, dir.path(), &url);
@@ -220,7 +211,7 @@ fn observe_reads_the_stack_beside_the_plan_and_fails_past_a_budget() {
     let spec = fixture("direct-fits");
     let rendered = render(&spec, &dir.path().join("r"));
     pg.start(&rendered.join("postgres/db.conf"));
-    create_app_role(&pg);
+    pg.create_app(PASSWORD);
     let (_redis, redis_port) = start_redis(&rendered.join("redis/cache.conf"), dir.path());
     let app = start_app(&rendered, dir.path(), &pg.url("app", PASSWORD, "app"));
     let secret = "observe-secret-7";

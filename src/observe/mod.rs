@@ -133,36 +133,99 @@ impl Observation {
     }
 }
 
-/// A URL with its password replaced, for messages.
+/// A URL with its password replaced, for messages: the one in the user info and a
+/// `password=` query parameter (libpq URLs accept both).
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let (authority, tail) = match rest.find(['/', '?']) {
         Some(at) => rest.split_at(at),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
             let hidden = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
-            format!("{scheme}://{hidden}@{host}{tail}")
+            format!("{hidden}@{host}")
         }
-        None => url.to_string(),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The passwords in a URL (user info, `password=` parameter), as written and
+/// percent-decoded, so error texts can be scrubbed of them.
+fn passwords(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
+    let (authority, query) = match rest.split_once('?') {
+        Some((before, query)) => (before.split('/').next().unwrap_or(""), query),
+        None => (rest.split('/').next().unwrap_or(""), ""),
+    };
+    let mut found: Vec<String> = authority.rsplit_once('@').and_then(|(userinfo, _)| userinfo.split_once(':')).map(|(_, p)| p.to_string()).into_iter().collect();
+    found.extend(query.split('&').filter_map(|param| param.split_once('=')).filter(|(key, _)| key.eq_ignore_ascii_case("password")).map(|(_, p)| p.to_string()));
+    let decoded: Vec<String> = found.iter().map(|p| percent_decode(p)).collect();
+    found.extend(decoded);
+    found.retain(|p| !p.is_empty());
+    // Longest first, so a password that contains another is replaced whole.
+    found.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    found.dedup();
+    found
+}
+
+/// `%40` -> `@`; a malformed escape stays as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The password in a URL, so error texts can be scrubbed of it.
-fn password(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, p)| p.to_string()).filter(|p| !p.is_empty())
-}
-
-/// An error about an endpoint, with its password removed.
+/// An error about an endpoint, with its passwords removed.
 pub fn scrub(message: &str, url: &str) -> String {
-    match password(url) {
-        Some(p) => message.replace(&p, "***"),
-        None => message.to_string(),
+    passwords(url).iter().fold(message.to_string(), |text, p| text.replace(p.as_str(), "***"))
+}
+
+/// The URL schemes each kind of endpoint takes. Anything else (a libpq
+/// `host=... password=...` string, a bare host) is refused without being echoed: it
+/// may hold a password the redaction would not recognise.
+fn check_scheme(kind: Kind, url: &str) -> Result<(), String> {
+    let (flag, schemes, example): (&str, &[&str], &str) = match kind {
+        Kind::Postgres => ("--postgres", &["postgres", "postgresql"], "postgresql://user:password@host:5432/db"),
+        Kind::Pgbouncer => ("--pgbouncer", &["postgres", "postgresql"], "postgresql://user:password@host:6432/pgbouncer"),
+        Kind::Redis => ("--redis", &["redis", "rediss", "valkey", "valkeys", "redis+unix", "unix"], "redis://:password@host:6379"),
+        _ => ("--nginx-status", &["http", "https"], "http://host/nginx-status"),
+    };
+    match url.split_once("://") {
+        Some((scheme, _)) if schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) => Ok(()),
+        Some((scheme, _)) if !scheme.contains(['@', ' ', '=', ':', '/']) => {
+            Err(format!("{flag} takes a {} URL, not `{scheme}://...` (for example {example})", schemes.join(" / ")))
+        }
+        _ => Err(format!("{flag} takes a URL such as {example} (the value given is not one; it is not printed, as it may hold a password)")),
     }
 }
 
@@ -170,12 +233,14 @@ pub fn scrub(message: &str, url: &str) -> String {
 fn match_service<'a>(plan: &'a Plan, kind: Kind, given: &'a str) -> Result<(&'a ServicePlan, &'a str), String> {
     let candidates: Vec<&ServicePlan> = plan.services.iter().filter(|s| s.kind == kind).collect();
     if let Some((name, url)) = given.split_once('=').filter(|(name, url)| url.contains("://") && !name.contains("://") && !name.contains('/')) {
+        check_scheme(kind, url)?;
         return candidates
             .into_iter()
             .find(|s| s.name == name)
             .map(|s| (s, url))
             .ok_or_else(|| format!("the spec has no {} service `{name}`", kind.as_str()));
     }
+    check_scheme(kind, given)?;
     match candidates.as_slice() {
         [one] => Ok((one, given)),
         [] => Err(format!("the spec has no {} service to compare {} with", kind.as_str(), redact(given))),
@@ -188,9 +253,9 @@ fn match_service<'a>(plan: &'a Plan, kind: Kind, given: &'a str) -> Result<(&'a 
     }
 }
 
-/// The reading's threshold test: past `share` of a budget.
-fn budget(source: &'static str, service: &ServicePlan, what: &str, live: f64, allowed: f64, share: f64, expected: Option<f64>, plan: String) -> Reading {
-    let threshold = share * allowed;
+/// The reading's threshold test: past `THRESHOLD` of a budget.
+fn budget(source: &'static str, service: &ServicePlan, what: &str, live: f64, allowed: f64, expected: Option<f64>, plan: String) -> Reading {
+    let threshold = THRESHOLD * allowed;
     Reading { source, service: service.name.clone(), what: what.into(), live, allowed: Some(allowed), threshold: Some(threshold), expected, past: live > threshold, plan }
 }
 
@@ -256,7 +321,6 @@ pub fn observe(plan: &Plan, endpoints: &Endpoints, interval: Duration) -> Result
             "client connections",
             live.client_connections as f64,
             usable,
-            THRESHOLD,
             Some(p.demand as f64),
             format!(
                 "pg_stat_activity client backends vs usable connections {} = max_connections {} - superuser_reserved_connections {} - reserved_connections {}; the plan expects up to {} (every pool full)",
@@ -301,7 +365,6 @@ pub fn observe(plan: &Plan, endpoints: &Endpoints, interval: Duration) -> Result
             "client connections",
             clients,
             b.max_client_conn.value as f64,
-            THRESHOLD,
             Some(b.client_demand as f64 / replicas),
             format!("cl_active + cl_waiting (SHOW POOLS) vs max_client_conn {}; the plan's clients open {} in all", b.max_client_conn.value, b.client_demand),
         ));
@@ -364,7 +427,6 @@ pub fn observe(plan: &Plan, endpoints: &Endpoints, interval: Duration) -> Result
             "connected clients",
             live.connected_clients as f64,
             r.effective_maxclients.value as f64,
-            THRESHOLD,
             Some(r.demand as f64 / replicas),
             format!("connected_clients (INFO) vs maxclients {}; the plan's clients open {}", r.effective_maxclients.value, r.demand),
         ));
@@ -386,7 +448,6 @@ pub fn observe(plan: &Plan, endpoints: &Endpoints, interval: Duration) -> Result
                 "used memory (bytes)",
                 live.used_memory as f64,
                 maxmemory.value as f64,
-                THRESHOLD,
                 None,
                 format!("used_memory vs maxmemory {} bytes", maxmemory.value),
             ));
@@ -410,7 +471,6 @@ pub fn observe(plan: &Plan, endpoints: &Endpoints, interval: Duration) -> Result
             "client connections",
             status.active as f64,
             clients,
-            THRESHOLD,
             at_rate(service_time).map(|v| (v * 100.0).round() / 100.0),
             format!(
                 "Active connections (stub_status) vs worker_processes {} x worker_connections {} / 2 per proxied request; the plan expects {rate_text} x service_time in flight",
@@ -452,6 +512,26 @@ mod tests {
         assert_eq!(redact("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
         assert_eq!(redact("http://127.0.0.1/nginx-status"), "http://127.0.0.1/nginx-status");
         assert_eq!(scrub("login failed for s3cret", "postgresql://app:s3cret@h/db"), "login failed for ***");
+        // libpq's query parameter, and a percent-encoded password as the server sees it.
+        assert_eq!(redact("postgresql://h:5432/db?sslmode=disable&password=s3cret&user=app"), "postgresql://h:5432/db?sslmode=disable&password=***&user=app");
+        assert_eq!(redact("postgresql://h?password=s3cret"), "postgresql://h?password=***");
+        assert_eq!(scrub("bad p@ss and p%40ss", "postgresql://app:p%40ss@h/db"), "bad *** and ***");
+        assert_eq!(scrub("x s3cret", "postgresql://h/db?password=s3cret"), "x ***");
+        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+    }
+
+    #[test]
+    fn endpoints_that_are_not_urls_are_refused_unprinted() {
+        let analysis = crate::analysis::analyze_text("capacity.yaml", "version: 1\nname: t\nservices:\n  db: { kind: postgres }\n  cache: { kind: redis }\n").unwrap();
+        let plan = &analysis.plan;
+        for given in ["host=h password=s3cret", "password=s3cret", "db=host=h password=s3cret", "app:s3cret@h:5432"] {
+            let error = match_service(plan, Kind::Postgres, given).unwrap_err();
+            assert!(error.contains("--postgres takes a URL") && !error.contains("s3cret"), "{error}");
+        }
+        let error = match_service(plan, Kind::Redis, "mysql://u:s3cret@h").unwrap_err();
+        assert!(error.contains("not `mysql://...`") && !error.contains("s3cret"), "{error}");
+        assert!(match_service(plan, Kind::Redis, "rediss://:pw@h:6380").is_ok());
+        assert!(match_service(plan, Kind::Postgres, "db=postgres://h/db").is_ok());
     }
 
     #[test]

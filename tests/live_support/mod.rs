@@ -16,6 +16,11 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A spec of `tests/fixtures/live/`.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/live").join(format!("{name}.yaml"))
+}
+
 /// One live test at a time in this process: their throughput is measured.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -213,6 +218,12 @@ impl Postgres {
     /// psql as the superuser; rows as `|`-separated text.
     pub fn psql(&self, sql: &str) -> String {
         psql(self.port, "postgres", "postgres", None, sql)
+    }
+
+    /// The application's role and database, both `app`.
+    pub fn create_app(&self, password: &str) {
+        self.psql(&format!("CREATE ROLE app LOGIN PASSWORD '{password}'"));
+        self.psql("CREATE DATABASE app OWNER app");
     }
 
     pub fn url(&self, user: &str, password: &str, db: &str) -> String {

@@ -10,6 +10,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod fs_support;
+use fs_support::copy_dir;
+
 fn headroom(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_headroom")).args(args).env("NO_COLOR", "1").output().expect("headroom runs")
 }
@@ -189,18 +192,6 @@ fn same_rules_after_import(dir: &str, flags: &[&str], lint_rules: &BTreeSet<Stri
     assert_eq!(&check_rules, lint_rules, "check of the imported spec vs lint of the files\n{}", std::fs::read_to_string(&spec).unwrap());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 #[test]
 fn nothing_readable_exits_2() {

@@ -13,6 +13,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod fs_support;
+use fs_support::copy_dir;
+
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus").join(name)
 }
@@ -84,7 +87,12 @@ impl Linted {
 /// Lints a corpus fixture; asserts no panic, exit 0 or 1, and that every finding with
 /// a file points into the fixture.
 fn lint(name: &str) -> Linted {
-    let dir = corpus(name).display().to_string();
+    lint_at(&corpus(name))
+}
+
+fn lint_at(path: &Path) -> Linted {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+    let dir = path.display().to_string();
     let out = headroom(&["lint", &dir, "--format", "json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
@@ -120,7 +128,13 @@ fn rails_new_with_kamal_and_solid_queue_is_quiet() {
     let linted = lint("rails8-kamal");
     assert_read(
         &linted,
-        &[("config/deploy.yml", "Kamal deploy.yml"), ("config/puma.rb", "puma.rb"), ("config/database.yml", "Rails database.yml")],
+        &[
+            ("config/deploy.yml", "Kamal deploy.yml"),
+            ("config/puma.rb", "puma.rb"),
+            ("config/database.yml", "Rails database.yml"),
+            ("config/queue.yml", "Solid Queue queue.yml"),
+            ("config/routes.rb", "Rails routes.rb"),
+        ],
     );
     // The generated app is sound: 3 Puma threads against pools of 5, Solid Queue's 3
     // threads + 2 within its queue database's pool, kamal-proxy probing Rails' /up,
@@ -190,4 +204,30 @@ fn compose_with_many_anchors_and_defaulted_images_is_read() {
     assert!(ignored.contains("compose service `init`: runs `python manage.py migrate --noinput` once and exits"), "{ignored}");
     assert!(ignored.contains("$METRICS_IMAGE"), "{ignored}");
     snapshot("compose-anchors", &linted);
+}
+
+
+#[test]
+fn rails_health_route_comes_from_routes_rb() {
+    // The generated route becomes the app's health check path, at the route's line.
+    let dir = corpus("rails8-kamal").display().to_string();
+    let out = headroom(&["import", &dir, "-o", "-"]);
+    let spec = String::from_utf8_lossy(&out.stdout);
+    assert!(spec.contains("path: /up"), "{spec}");
+
+    // Without it, kamal-proxy's default probe gets a 404: said at config/routes.rb.
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("rails8-kamal");
+    copy_dir(&corpus("rails8-kamal"), &app);
+    std::fs::write(app.join("config/routes.rb"), "Rails.application.routes.draw do\n  root \"invoices#index\"\nend\n").unwrap();
+    let linted = lint_at(&app);
+    let notes = linted.notes("import-assumed").join("\n");
+    assert!(notes.contains("config/routes.rb has no route to `rails/health#show`: kamal-proxy probes GET /up"), "{notes}");
+    let note = linted.findings().into_iter().find(|f| f["message"].as_str().unwrap_or_default().contains("no route to `rails/health#show`")).unwrap();
+    assert!(note["file"].as_str().unwrap().ends_with("config/routes.rb"), "{note:#}");
+
+    // A route elsewhere than /up: kamal-proxy still probes /up.
+    std::fs::write(app.join("config/routes.rb"), "Rails.application.routes.draw do\n  get \"healthz\" => \"rails/health#show\"\nend\n").unwrap();
+    let notes = lint_at(&app).notes("import-assumed").join("\n");
+    assert!(notes.contains("Rails' health check is served at `/healthz`, but kamal-proxy probes its default GET /up"), "{notes}");
 }

@@ -73,6 +73,9 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let primary = k.roles();
     k.proxy(primary.as_deref());
     k.traefik(primary.as_deref());
+    if let Some(service) = &primary {
+        super::rails_routes::read_for_kamal(k.builder, &k.project, service);
+    }
     for (name, labels, pointer) in std::mem::take(&mut k.labels) {
         k.traefik_labels(&name, &labels, &pointer);
     }

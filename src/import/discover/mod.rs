@@ -9,6 +9,7 @@ pub mod detect;
 pub mod dockerfile;
 pub mod kamal;
 pub mod kubernetes;
+pub mod rails_routes;
 pub mod railway;
 
 use std::path::{Path, PathBuf};

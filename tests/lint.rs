@@ -298,3 +298,52 @@ fn every_file_read_is_listed_with_its_format_and_skipped_ones_with_why() {
     assert!(text.contains("read 4 files:") && text.contains("config/puma.rb (puma.rb)"), "{text}");
     assert!(text.contains("skipped 2 files:"), "{text}");
 }
+
+/// A redis.conf that turns protected mode off without a password is reported by
+/// `redis-no-auth` at that line; a `requirepass` (or the default user's ACL password)
+/// becomes a secret NAME in the imported spec, and the password itself never leaves
+/// the file.
+#[test]
+fn redis_without_auth_is_reported_and_a_password_is_kept_as_a_secret_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = tmp.path().join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::write(open.join("redis.conf"), "bind 0.0.0.0\nport 6379\nprotected-mode no\nmaxmemory 1gb\nmaxmemory-policy allkeys-lru\n").unwrap();
+    let dir = open.display().to_string();
+    let out = headroom(&["lint", &dir, "--format", "json"]);
+    assert_eq!(code(&out), 1);
+    let report = json(&out);
+    assert_eq!(lines_of(&located(&report, "redis-no-auth", &dir), "redis.conf"), [3]);
+
+    for (name, conf) in [
+        ("requirepass", "bind 0.0.0.0\nprotected-mode no\nrequirepass \"hunter2-s3cret\"\nmaxmemory 1gb\nmaxmemory-policy allkeys-lru\n"),
+        ("acl", "bind 0.0.0.0\nprotected-mode no\nuser default on >hunter2-s3cret ~* +@all\nmaxmemory 1gb\nmaxmemory-policy allkeys-lru\n"),
+    ] {
+        let closed = tmp.path().join(name);
+        std::fs::create_dir_all(&closed).unwrap();
+        std::fs::write(closed.join("redis.conf"), conf).unwrap();
+        let dir = closed.display().to_string();
+        let report = json(&headroom(&["lint", &dir, "--format", "json"]));
+        assert!(!rules(&report).contains("redis-no-auth"), "{name}: {:#}", report["findings"]);
+        let spec = closed.join("capacity.yaml");
+        let out = headroom(&["import", &dir, "-o", &spec.display().to_string()]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(&spec).unwrap();
+        assert!(text.contains("password: REDIS_PASSWORD"), "{name}: the password is kept as a secret name:\n{text}");
+        assert!(!text.contains("hunter2"), "{name}: the password itself is not copied:\n{text}");
+    }
+
+    // `--requirepass ${NAME}` (compose fills it in) already names the secret.
+    let compose = tmp.path().join("compose");
+    std::fs::create_dir_all(&compose).unwrap();
+    std::fs::write(
+        compose.join("docker-compose.yml"),
+        "services:\n  cache:\n    image: redis:7-alpine\n    command: redis-server --maxmemory 1gb --maxmemory-policy allkeys-lru --requirepass ${CACHE_SECRET}\n",
+    )
+    .unwrap();
+    let spec = compose.join("capacity.yaml");
+    let out = headroom(&["import", &compose.display().to_string(), "-o", &spec.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(text.contains("password: CACHE_SECRET"), "{text}");
+}

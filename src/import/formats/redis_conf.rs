@@ -229,6 +229,47 @@ pub fn apply_directive(builder: &mut ImportBuilder, service: &str, key: &str, ar
                 builder.set(&path("persistence"), json!(if none { "none" } else { "rdb" }), file, bytes.clone());
             }
         }
+        // Authentication: the spec keeps the name of the secret that must hold the
+        // password, never the password (which stays where it is).
+        "requirepass" => {
+            if let Some(v) = one(builder) {
+                if v.is_empty() {
+                    if builder.get(&path("password")).is_some_and(Value::is_string) {
+                        remove_key(builder, service, "password");
+                    }
+                } else {
+                    keep_password_reference(builder, service, file, bytes.clone());
+                }
+            }
+        }
+        // The default user's ACL (`user default on >secret ~* +@all`): a password or
+        // `off` closes anonymous access; `nopass` opens it. Other users leave the
+        // default user as it is.
+        "user" if args.first().is_some_and(|u| *u == "default") => {
+            let rules = &args[1..];
+            let opens = rules.contains(&"nopass") && !rules.contains(&"off");
+            let closes = rules.contains(&"off") || rules.iter().any(|r| r.starts_with('>') || r.starts_with('#'));
+            if closes && !opens {
+                keep_password_reference(builder, service, file, bytes.clone());
+            } else if opens && builder.get(&path("password")).is_some_and(Value::is_string) {
+                remove_key(builder, service, "password");
+            }
+        }
+        "protected-mode" => {
+            if let Some(v) = one(builder) {
+                match yes_no(&v) {
+                    // Off without a password: only the network keeps clients out.
+                    Some(false) if !builder.get(&path("password")).is_some_and(Value::is_string) => builder.set(&path("password"), json!(false), file, bytes.clone()),
+                    Some(false) => {}
+                    Some(true) => {
+                        if builder.get(&path("password")) == Some(&json!(false)) {
+                            remove_key(builder, service, "password");
+                        }
+                    }
+                    None => reject(builder, "expected yes or no", "write yes or no"),
+                }
+            }
+        }
         "cluster-enabled" => {
             if let Some(v) = one(builder) {
                 match yes_no(&v) {
@@ -245,6 +286,24 @@ pub fn apply_directive(builder: &mut ImportBuilder, service: &str, key: &str, ar
         _ => return false,
     }
     true
+}
+
+/// A password written in the file (requirepass, an ACL `>password`): the spec names the
+/// secret that should hold it (`<SERVICE>_PASSWORD`); the value is not copied.
+fn keep_password_reference(builder: &mut ImportBuilder, service: &str, file: FileId, bytes: Range<usize>) {
+    let secret = crate::plan::resolve::default_redis_secret(service);
+    set_password_secret(builder, service, &secret, file, bytes.clone());
+    builder.assumed_at(
+        file,
+        bytes,
+        format!("redis `{service}` requires a password; the spec names the secret {secret} for it, never the value"),
+        format!("move the password out of this file into the secret {secret} (rendered files pass it as --requirepass by reference)"),
+    );
+}
+
+/// Records that a redis service's password comes from the secret `secret`.
+pub fn set_password_secret(builder: &mut ImportBuilder, service: &str, secret: &str, file: FileId, bytes: Range<usize>) {
+    builder.set(&p(&["services", service, "password"]), json!(secret), file, bytes);
 }
 
 struct State {

@@ -33,6 +33,14 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
         if key == "sentinel" {
             continue;
         }
+        // `--requirepass "$REDIS_PASSWORD"`: the variable is the secret's name.
+        if key == "requirepass"
+            && let [value] = args.as_slice()
+            && let Some(name) = env_reference(value)
+        {
+            redis_conf::set_password_secret(cx.builder, cx.service, name, cx.file, bytes);
+            continue;
+        }
         let mut resolved = Vec::new();
         let mut unknown = false;
         for a in &args {
@@ -55,4 +63,12 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
             _ => cx.ignored(bytes, format!("redis directive `{key}` is not modelled")),
         }
     }
+}
+
+/// `$NAME` or `${NAME}` alone (also compose's escaped `$$NAME`, which the container's
+/// shell expands): the name of the variable.
+fn env_reference(word: &str) -> Option<&str> {
+    let word = word.strip_prefix('$').filter(|w| w.starts_with('$')).unwrap_or(word);
+    let name = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')).or_else(|| word.strip_prefix('$'))?;
+    crate::load::is_env_name(name).then_some(name)
 }

@@ -27,6 +27,14 @@ pub enum Kind {
     SidekiqYml,
     /// Solid Queue's config/queue.yml.
     QueueYml,
+    /// A Procfile (Heroku, Dokku, foreman): `name: command` process types.
+    Procfile,
+    /// An ini file with a `[uwsgi]` section.
+    UwsgiIni,
+    /// config/unicorn.rb, unicorn.conf.rb.
+    UnicornRb,
+    /// config/resque-pool.yml.
+    ResquePool,
     Unknown,
 }
 
@@ -50,6 +58,10 @@ impl Kind {
             Kind::Kubernetes => "Kubernetes manifests",
             Kind::SidekiqYml => "sidekiq.yml",
             Kind::QueueYml => "Solid Queue queue.yml",
+            Kind::Procfile => "Procfile",
+            Kind::UwsgiIni => "uWSGI ini",
+            Kind::UnicornRb => "unicorn.rb",
+            Kind::ResquePool => "resque-pool.yml",
             Kind::Unknown => "unknown",
         }
     }
@@ -59,9 +71,9 @@ impl Kind {
 pub fn order(kind: &Kind) -> u8 {
     match kind {
         Kind::Compose | Kind::Kamal | Kind::Kubernetes => 0,
-        Kind::Railway => 1,
+        Kind::Railway | Kind::Procfile => 1,
         // After every file that names services and databases.
-        Kind::AppEnv | Kind::SidekiqYml | Kind::QueueYml => 3,
+        Kind::AppEnv | Kind::SidekiqYml | Kind::QueueYml | Kind::ResquePool => 3,
         _ => 2,
     }
 }
@@ -110,6 +122,9 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     if name == "railway.toml" {
         return Some(Kind::Railway);
     }
+    if name == "procfile" || name.starts_with("procfile.") {
+        return Some(Kind::Procfile);
+    }
     if name.ends_with(".env") && name.len() > 4 && parent_named(path, "env") {
         return Some(Kind::AppEnv);
     }
@@ -124,6 +139,12 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     }
     if (name == "queue.yml" || name == "solid_queue.yml") && parent_named(path, "config") {
         return Some(Kind::QueueYml);
+    }
+    if name == "unicorn.rb" || name == "unicorn.conf.rb" || (name.ends_with(".rb") && parent_named(path, "unicorn")) {
+        return Some(Kind::UnicornRb);
+    }
+    if name == "resque-pool.yml" || name == "resque_pool.yml" || name == "resque-pool.yaml" {
+        return Some(Kind::ResquePool);
     }
     if name == "puma.rb" || (name.ends_with(".rb") && parent_named(path, "puma")) {
         return Some(Kind::PumaRb);
@@ -188,6 +209,9 @@ fn by_content(path: &Path, ext: &str, text: &str) -> Kind {
     let first_word = |l: &str| l.split(|c: char| c.is_whitespace() || c == '=').next().unwrap_or("").to_ascii_lowercase();
     if lines.iter().any(|l| l.eq_ignore_ascii_case("[pgbouncer]")) {
         return Kind::Pgbouncer;
+    }
+    if ext == "ini" && lines.iter().any(|l| l.eq_ignore_ascii_case("[uwsgi]")) {
+        return Kind::UwsgiIni;
     }
     if ext != "conf" {
         return Kind::Unknown;
@@ -363,6 +387,11 @@ mod tests {
         assert_eq!(k("compose.yaml", ""), Kind::Compose);
         assert_eq!(k("config/database.yml", ""), Kind::RailsDatabase);
         assert_eq!(k("config/puma.rb", ""), Kind::PumaRb);
+        assert_eq!(k("Procfile", ""), Kind::Procfile);
+        assert_eq!(k("config/unicorn.rb", ""), Kind::UnicornRb);
+        assert_eq!(k("config/resque-pool.yml", ""), Kind::ResquePool);
+        assert_eq!(k("deploy/uwsgi.ini", "; app server\n[uwsgi]\nprocesses = 4\n"), Kind::UwsgiIni);
+        assert_eq!(k("setup.ini", "[metadata]\nname = x\n"), Kind::Unknown);
         assert_eq!(k("gunicorn.conf.py", ""), Kind::GunicornPy);
         assert_eq!(k("gunicorn_config.py", ""), Kind::GunicornPy);
         assert_eq!(k("pgbouncer/pgbouncer.ini", ""), Kind::Pgbouncer);

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod dockerfile;
 pub mod kamal;
 pub mod kubernetes;
+pub mod procfile;
 pub mod rails_routes;
 pub mod railway;
 
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::formats::{nginx, pgbouncer_ini, pgconf, redis_conf, sysctl_conf};
-use super::interpret::{app_env, gunicorn, jobs, puma, rails_db};
+use super::interpret::{app_env, gunicorn, jobs, puma, rails_db, resque, uwsgi};
 use super::shared::facts::Facts;
 use super::{FileId, ImportBuilder, UNPARSABLE};
 use crate::diag::{Diagnostic, Severity};
@@ -40,6 +41,10 @@ pub fn reader(kind: detect::Kind) -> Option<Reader> {
         Kind::Kamal => kamal::read,
         Kind::Kubernetes => kubernetes::read,
         Kind::Railway => railway::read,
+        Kind::Procfile => procfile::read,
+        Kind::UwsgiIni => uwsgi::read,
+        Kind::UnicornRb => puma::read_unicorn,
+        Kind::ResquePool => resque::read,
         Kind::AppEnv => app_env::read,
         Kind::Nginx => nginx::read,
         Kind::Pgbouncer => pgbouncer_ini::read_pgbouncer,

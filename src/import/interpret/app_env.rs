@@ -35,7 +35,7 @@ fn pool_var(name: &str) -> Option<(Target, &'static str)> {
         "DB_MAX_OVERFLOW" | "DATABASE_MAX_OVERFLOW" => (Target::Db, "max_overflow"),
         "DB_POOL_MIN" | "DATABASE_POOL_MIN" | "DB_POOL_MIN_SIZE" => (Target::Db, "min"),
         "REDIS_POOL_SIZE" | "REDIS_MAX_CONNECTIONS" => (Target::Redis, "pool"),
-        "CONN_MAX_AGE" => (Target::Db, "conn_max_age"),
+        "CONN_MAX_AGE" | "DB_CONN_MAX_AGE" | "DATABASE_CONN_MAX_AGE" => (Target::Db, "conn_max_age"),
         n if n.ends_with("_POOL_SIZE") => (Target::Named, "pool"),
         _ => return None,
     })
@@ -236,6 +236,9 @@ pub fn app_env_key(kind: &str, name: &str) -> Option<(&'static str, &'static str
         ("gunicorn", "GUNICORN_WORKER_CLASS") => ("worker_class", "a variable the app's gunicorn config reads"),
         ("gunicorn", "GUNICORN_KEEPALIVE") => ("keepalive", "a variable the app's gunicorn config reads"),
         ("gunicorn", "GUNICORN_MAX_REQUESTS") => ("max_requests", "a variable the app's gunicorn config reads"),
+        ("gunicorn", "UWSGI_PROCESSES" | "UWSGI_WORKERS") => ("workers", "uWSGI's `processes` option from the environment"),
+        ("gunicorn", "UWSGI_THREADS") => ("threads", "uWSGI's `threads` option from the environment"),
+        ("gunicorn", "UWSGI_HARAKIRI") => ("timeout", "uWSGI's `harakiri` option from the environment"),
         ("puma", "WEB_CONCURRENCY") => ("workers", "puma's default worker count"),
         ("puma", "RAILS_MAX_THREADS" | "PUMA_MAX_THREADS" | "MAX_THREADS") => ("threads", "the thread count Rails' puma.rb reads"),
         ("puma", "RAILS_MIN_THREADS" | "PUMA_MIN_THREADS" | "MIN_THREADS") => ("min_threads", "the minimum thread count Rails' puma.rb reads"),

@@ -4,6 +4,7 @@
 //! into the spec as the values of one service.
 
 pub mod app_env;
+pub mod asgi;
 pub mod gunicorn;
 pub mod images;
 pub mod jobs;
@@ -12,6 +13,8 @@ pub mod postgres;
 pub mod puma;
 pub mod rails_db;
 pub mod redis;
+pub mod resque;
+pub mod uwsgi;
 pub mod unmodelled;
 
 use std::ops::Range;
@@ -74,6 +77,7 @@ impl Process {
 /// command runs, when headroom models it.
 pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'static str> {
     let command_file = process.command_file.unwrap_or(process.file);
+    gunicorn_cmd_args(builder, process);
     let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, command_file, &process.variables));
     let kind = program.filter(|k| *k != "sentinel").or(process.kind);
     if let Some(kind) = kind {
@@ -83,6 +87,29 @@ pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'stati
     app_env::apply_environment(builder, &process.service, &kind, &process.env, &process.variables);
     builder.environments.entry(process.service.clone()).or_default().extend(process.resolved_env());
     program
+}
+
+/// `GUNICORN_CMD_ARGS` in the environment of a gunicorn process: flags gunicorn
+/// reads as if written before the command line's own (which win over them), and
+/// which win over gunicorn.conf.py.
+fn gunicorn_cmd_args(builder: &mut ImportBuilder, process: &Process) {
+    let by_command = process.command.as_deref().and_then(classify_program).map(|(p, _)| p);
+    if by_command.or(process.kind) != Some("gunicorn") {
+        return;
+    }
+    let env = process.resolved_env();
+    let Some(var) = env.iter().rev().find(|v| v.name == "GUNICORN_CMD_ARGS") else { return };
+    let Some(value) = var.value.clone() else { return };
+    let file_text = builder.sources.get(var.file).map(|s| s.text.clone()).unwrap_or_default();
+    let (words, error) = words_in(&file_text, &var.bytes, &value);
+    if let Some(e) = error {
+        builder.ignored(var.file, e.bytes, format!("GUNICORN_CMD_ARGS: {}; read up to it", e.message));
+    }
+    if !builder.ensure_kind(&process.service, "gunicorn", process.file, process.declared.clone()) {
+        return;
+    }
+    let mut cx = Cx { builder, service: &process.service, file: var.file, vars: &process.variables };
+    gunicorn::flags(&mut cx, &words);
 }
 
 /// The environment a service's processes see, as the files set it (compose
@@ -119,12 +146,29 @@ pub fn facts_for(builder: &ImportBuilder, service: &str) -> Facts {
     facts
 }
 
-/// The program a command runs, by its words: one of `gunicorn`, `puma`, `redis`,
-/// `sentinel`, `postgres`, `pgbouncer`, `nginx`, `sidekiq`, `celery`, `rq`,
-/// `solid_queue`; and the index of its first argument. Wrappers (`exec`, `env
-/// VAR=x`, `bundle exec`, `python -m`, `uv run`, `tini --`, entrypoint scripts,
-/// `thrust`) are looked through.
+/// The kind of service a command runs, by its words: one of `gunicorn`, `puma`,
+/// `redis`, `sentinel`, `postgres`, `pgbouncer`, `nginx`, `sidekiq`, `celery`, `rq`,
+/// `solid_queue`, `worker`; and the index of its first argument. Wrappers (`exec`,
+/// `env VAR=x`, `bundle exec`, `python -m`, `uv run`, `tini --`, entrypoint
+/// scripts, `thrust`) are looked through. Servers of the same shape as a kind are
+/// that kind (uWSGI and uvicorn are gunicorn-shaped, unicorn puma-shaped).
 pub fn classify(words: &[Word]) -> Option<(&'static str, usize)> {
+    classify_program(words).map(|(program, i)| (kind_of_program(program), i))
+}
+
+/// The spec kind a program is modelled as.
+fn kind_of_program(program: &'static str) -> &'static str {
+    match program {
+        "uwsgi" | "uvicorn" | "hypercorn" | "daphne" | "granian" => "gunicorn",
+        "unicorn" => "puma",
+        "resque" => "worker",
+        other => other,
+    }
+}
+
+/// The program a command runs (`uwsgi`, `uvicorn`, ... as well as the kinds), and the
+/// index of its first argument.
+fn classify_program(words: &[Word]) -> Option<(&'static str, usize)> {
     for segment in segments(words) {
         if let Some((kind, i)) = classify_segment(segment) {
             return Some((kind, i + segment_offset(words, segment)));
@@ -153,6 +197,10 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
                 let module = words.get(i + 2).map(|(m, _)| m.as_str());
                 return match module {
                     Some("gunicorn") => Some(("gunicorn", i + 3)),
+                    Some("uvicorn") => Some(("uvicorn", i + 3)),
+                    Some("hypercorn") => Some(("hypercorn", i + 3)),
+                    Some("daphne") => Some(("daphne", i + 3)),
+                    Some("granian") => Some(("granian", i + 3)),
                     Some("celery") => celery(words, i + 3),
                     Some("rq") if words.get(i + 3).is_some_and(|(s, _)| s == "worker") => Some(("rq", i + 4)),
                     _ => None,
@@ -162,6 +210,14 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
         }
         return match b {
             "gunicorn" => Some(("gunicorn", i + 1)),
+            "uwsgi" => Some(("uwsgi", i + 1)),
+            "uvicorn" => Some(("uvicorn", i + 1)),
+            "hypercorn" => Some(("hypercorn", i + 1)),
+            "daphne" => Some(("daphne", i + 1)),
+            "granian" => Some(("granian", i + 1)),
+            "unicorn" | "unicorn_rails" => Some(("unicorn", i + 1)),
+            "resque-pool" => Some(("resque", i + 1)),
+            "rake" | "rails" if matches!(next, Some("resque:work" | "resque:workers")) => Some(("resque", i + 2)),
             "puma" => Some(("puma", i + 1)),
             "rails" if matches!(next, Some("server" | "s")) => Some(("puma", i + 2)),
             "rails" if matches!(next, Some("solid_queue:start")) => Some(("solid_queue", i + 2)),
@@ -205,7 +261,8 @@ pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[Word],
         }
         return apply_command(builder, service, &inner, file, vars);
     }
-    let (kind, start) = classify(words)?;
+    let (program, start) = classify_program(words)?;
+    let kind = kind_of_program(program);
     let head = words[..start].last().map_or(0..0, |(_, r)| r.clone());
     let end = words[start..].iter().position(|(w, _)| matches!(w.as_str(), ";" | "&&" | "||" | "|" | "&")).map_or(words.len(), |p| start + p);
     let args = strip_redirects(&words[start..end]);
@@ -221,8 +278,12 @@ pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[Word],
         return Some(kind);
     }
     let mut cx = Cx { builder, service, file, vars };
-    match kind {
+    match program {
         "gunicorn" => gunicorn::flags(&mut cx, &args),
+        "uwsgi" => uwsgi::flags(&mut cx, &args, head),
+        "uvicorn" | "hypercorn" | "daphne" | "granian" => asgi::flags(&mut cx, program, &args, head),
+        "unicorn" => puma::unicorn_flags(&mut cx, &args, head),
+        "resque" => resque::flags(&mut cx, &args, head),
         "puma" => puma::flags(&mut cx, &args, words[..start].iter().any(|(w, _)| base(w) == "rails")),
         "redis" | "sentinel" => redis::flags(&mut cx, &args),
         "postgres" => postgres::flags(&mut cx, &args),

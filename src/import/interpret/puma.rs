@@ -1,6 +1,8 @@
 //! puma and `rails server`: command-line flags, and config/puma.rb (`workers`,
 //! `threads`, `port`, `bind`, `preload_app!`, `worker_timeout`, with `ENV.fetch`
-//! defaults followed through local variables).
+//! defaults followed through local variables). Unicorn too, as a puma service of
+//! one thread per worker: its flags and config/unicorn.rb (`worker_processes`,
+//! `listen`, `preload_app`).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -272,26 +274,131 @@ impl Puma<'_> {
 /// Reads a puma.rb (workers, threads, ENV.fetch defaults), evaluated as it runs: in
 /// the environment the service's files set, conditionals decided, hooks skipped.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
+    read_ruby_config(builder, file, false);
+}
+
+/// Reads puma.rb or a unicorn config into the puma service that owns it.
+fn read_ruby_config(builder: &mut ImportBuilder, file: FileId, unicorn: bool) {
     let Some(text) = builder.sources.get(file).map(|s| s.text.clone()) else { return };
+    let what = if unicorn { "unicorn config" } else { "puma.rb" };
     let fallback = builder.default_service(&["puma"], "web");
     let service = builder.owner_of(file, &fallback);
     let head = 0..text.find('\n').unwrap_or(text.len()).min(text.len());
     if !builder.ensure_kind(&service, "puma", file, head.clone()) {
         let kind = builder.kind_of_service(&service).unwrap_or_default();
-        builder.ignored(file, head, format!("puma.rb for `{service}`, which is a {kind} service; not read"));
+        builder.ignored(file, head, format!("{what} for `{service}`, which is a {kind} service; not read"));
         return;
     }
-    builder.mark(&format!("services.{service}"), file, head);
+    builder.mark(&format!("services.{service}"), file, head.clone());
     let env = super::service_env(builder, &service);
     let facts = super::facts_for(builder, &service);
     let cx = Context { env: &env, facts: &facts };
-    let mut puma = Puma { builder, file, service };
+    let mut puma = Puma { builder, file, service: service.clone() };
     let mut vars = HashMap::new();
     walk(&text, &cx, &mut vars, &mut |step, vars| match step {
+        Step::Statement { text, bytes, assumed, .. } if unicorn => puma.unicorn_statement(&text, &bytes, &assumed, vars, &cx),
         Step::Statement { text, bytes, assumed, undecided } => puma.statement(&text, &bytes, &assumed, undecided.as_ref(), vars, &cx),
-        Step::Skipped { bytes, what, why } => puma.builder.ignored(file, bytes, format!("puma.rb `{what}` not applied: {why}")),
-        Step::Unclosed { bytes, what } => puma.builder.unparsable(file, bytes, format!("puma.rb: `{what}` has no matching `end`"), "close the block with `end`"),
+        Step::Skipped { bytes, what: stmt, why } => puma.builder.ignored(file, bytes, format!("{what} `{stmt}` not applied: {why}")),
+        Step::Unclosed { bytes, what: stmt } => puma.builder.unparsable(file, bytes, format!("{what}: `{stmt}` has no matching `end`"), "close the block with `end`"),
     });
+    if unicorn {
+        one_thread(builder, &service, file, head);
+    }
+}
+
+/// Applies `unicorn -c config/unicorn.rb -p 8080 -E production` (or `unicorn_rails`):
+/// a unicorn worker serves one request at a time.
+pub(super) fn unicorn_flags(cx: &mut Cx<'_>, words: &[Word], head: Range<usize>) {
+    let args = parse_args(words, |f| matches!(f, "-c" | "--config-file" | "-p" | "--port" | "-l" | "--listen" | "-E" | "--env" | "-o" | "--host" | "-I" | "--include" | "-r" | "--require"));
+    for arg in args {
+        let opt = match arg {
+            Arg::Positional((w, r)) => {
+                cx.set("app", json!(w), r);
+                continue;
+            }
+            Arg::Opt(o) => o,
+        };
+        match opt.flag.as_str() {
+            "-p" | "--port" => cx.number("port", &opt),
+            "-l" | "--listen" => {
+                if let Some(text) = cx.value(&opt) {
+                    cx.port_of_bind(&opt, &text);
+                }
+            }
+            "-c" | "--config-file" => {
+                let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
+                cx.ignored(opt.bytes.clone(), format!("unicorn reads settings from `{}`; pass that file to headroom to read them too", shown.escape_debug()));
+            }
+            flag => cx.ignored(opt.bytes.clone(), format!("unicorn `{flag}` does not change capacity")),
+        }
+    }
+    one_thread(cx.builder, cx.service, cx.file, head);
+}
+
+/// A unicorn worker is a process of one thread; unicorn forks at least one.
+fn one_thread(builder: &mut ImportBuilder, service: &str, file: FileId, at: Range<usize>) {
+    for (key, value) in [("threads", 1), ("min_threads", 1)] {
+        let path = format!("services.{service}.{key}");
+        if builder.get(&path).is_none() {
+            builder.set(&path, json!(value), file, at.clone());
+        }
+    }
+    let workers = format!("services.{service}.workers");
+    if builder.get(&workers).is_none() {
+        builder.set(&workers, json!(1), file, at.clone());
+    }
+    let note = format!("unicorn of `{service}` is modelled as puma workers of one thread each");
+    if !builder.diagnostics.iter().any(|d| d.message.contains(&note)) {
+        builder.assumed_at(file, at, note, "`import` writes it as puma; render's puma files would replace unicorn");
+    }
+}
+
+impl Puma<'_> {
+    fn unicorn_statement(&mut self, text: &str, bytes: &Range<usize>, assumed: &[String], vars: &HashMap<String, Evaluated>, cx: &Context<'_>) {
+        let (name, rest) = call(text.trim());
+        let args = split_args(rest);
+        match name {
+            "worker_processes" => {
+                if let Some(mut e) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)) {
+                    e.assumed.extend(assumed.iter().cloned());
+                    self.set_number("workers", &e, bytes, 1);
+                }
+            }
+            "listen" => {
+                let Some(e) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)) else { return };
+                match e.value {
+                    RValue::Int(port) => self.set_number("port", &Evaluated { value: RValue::Int(port), ..e }, bytes, 1),
+                    RValue::Str(addr) if addr.starts_with('/') || addr.starts_with("unix:") => self.builder.ignored(self.file, bytes.clone(), "unicorn listens on a unix socket (a proxy in front connects to it); no TCP port"),
+                    RValue::Str(addr) => match addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+                        Some(p) => {
+                            self.put("port", json!(p), bytes);
+                        }
+                        None => self.builder.ignored(self.file, bytes.clone(), format!("unicorn listen `{}` has no port", addr.escape_debug())),
+                    },
+                    _ => self.builder.ignored(self.file, bytes.clone(), "unicorn `listen` of something else than a port or address"),
+                }
+                if let Some(backlog) = args.iter().find_map(|a| a.trim().strip_prefix("backlog:").or_else(|| a.trim().strip_prefix(":backlog =>")))
+                    && let Some(e) = self.eval(backlog.trim(), bytes, "backlog", vars, cx)
+                {
+                    self.set_number("backlog", &e, bytes, 1);
+                }
+            }
+            "preload_app" => {
+                if let Some(RValue::Bool(on)) = args.first().and_then(|a| self.eval(a, bytes, name, vars, cx)).map(|e| e.value) {
+                    self.put("preload", json!(on), bytes);
+                }
+            }
+            "timeout" => self.builder.ignored(self.file, bytes.clone(), "unicorn `timeout` kills a worker whose request runs longer: a request timeout the puma model does not compare with the proxy's"),
+            "before_fork" | "after_fork" | "after_worker_ready" | "before_exec" => {}
+            _ => self.builder.ignored(self.file, bytes.clone(), format!("unicorn `{}` does not change capacity", name.escape_debug())),
+        }
+    }
+}
+
+/// Reads a unicorn config (config/unicorn.rb, unicorn.conf.rb) into the service that
+/// runs unicorn, evaluated as it runs (as puma.rb is).
+pub fn read_unicorn(builder: &mut ImportBuilder, file: FileId) {
+    read_ruby_config(builder, file, true);
 }
 
 #[cfg(test)]
@@ -475,5 +582,18 @@ plugin :tmp_restart
         let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert!(notes.iter().any(|n| n.contains("`if File.exist?") && n.contains("cannot be decided")), "{notes:?}");
         assert!(notes.iter().any(|n| n.contains("applies only if `some_flag`") && n.contains("read as if it does")), "{notes:?}");
+    }
+
+    #[test]
+    fn unicorn_config_is_one_thread_per_worker() {
+        let mut b = ImportBuilder::new("t");
+        let text = "worker_processes Integer(ENV[\"WEB_CONCURRENCY\"] || 3)\ntimeout 15\npreload_app true\nlisten 8080, backlog: 64\nbefore_fork do |server, worker|\n  defined?(ActiveRecord::Base) and ActiveRecord::Base.connection.disconnect!\nend\n";
+        let id = b.add_source(SourceFile::new("/x/config/unicorn.rb", text.to_string()));
+        read_unicorn(&mut b, id);
+        let web = &b.value["services"]["web"];
+        assert_eq!((web["kind"].clone(), web["workers"].clone(), web["threads"].clone(), web["port"].clone(), web["backlog"].clone(), web["preload"].clone()), (json!("puma"), json!(3), json!(1), json!(8080), json!(64), json!(true)));
+        let notes: Vec<String> = b.diagnostics.iter().map(|d| d.message.clone()).collect();
+        assert!(notes.iter().any(|n| n.contains("WEB_CONCURRENCY")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("unicorn `timeout`")), "{notes:?}");
     }
 }

@@ -20,6 +20,25 @@ pub const MAX_INCLUDED_BYTES: usize = 32 << 20;
 /// Directory entries looked at per glob component.
 const MAX_DIR_ENTRIES: usize = 10_000;
 
+/// The lines of a config file that say something: each trimmed, with the byte offset
+/// where its text starts; blank lines and lines starting with one of `comments` are
+/// left out.
+pub fn meaningful_lines<'t>(text: &'t str, comments: &[char]) -> Vec<(&'t str, usize)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim();
+        if trimmed.is_empty() || trimmed.starts_with(comments) {
+            continue;
+        }
+        out.push((trimmed, start + body.len() - body.trim_start().len()));
+    }
+    out
+}
+
 /// A dotted spec path from plain keys (quoting keys that need it).
 pub fn p(parts: &[&str]) -> String {
     let segments: Vec<spec_path::Segment> = parts.iter().map(|k| spec_path::Segment::Key((*k).to_string())).collect();

@@ -1,7 +1,9 @@
 //! `headroom lint` on a corpus of repositories laid out the way real projects are
 //! (tests/fixtures/corpus/<name>/: a `rails new` 8.x app with Kamal and Solid Queue, a
 //! Sidekiq app with compose and .env, Django with Celery on Redis, a compose file
-//! sharing its settings through many anchors with `${VAR:-default}` images). Each case
+//! sharing its settings through many anchors with `${VAR:-default}` images, a Heroku-
+//! style Procfile Rails app, Django under uWSGI, a Flask app on uvicorn workers started
+//! by an entrypoint script). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -230,4 +232,74 @@ fn rails_health_route_comes_from_routes_rb() {
     std::fs::write(app.join("config/routes.rb"), "Rails.application.routes.draw do\n  get \"healthz\" => \"rails/health#show\"\nend\n").unwrap();
     let notes = lint_at(&app).notes("import-assumed").join("\n");
     assert!(notes.contains("Rails' health check is served at `/healthz`, but kamal-proxy probes its default GET /up"), "{notes}");
+}
+
+#[test]
+fn procfile_rails_app_runs_puma_and_a_sidekiq_past_its_pool() {
+    let linted = lint("procfile-rails");
+    assert_read(
+        &linted,
+        &[
+            ("Procfile", "Procfile"),
+            (".env", "env file"),
+            ("config/puma.rb", "puma.rb"),
+            ("config/database.yml", "Rails database.yml"),
+            ("config/sidekiq.yml", "sidekiq.yml"),
+        ],
+    );
+    // `rails server` is puma (2 workers x 5 threads from .env, pool 5: sound); Sidekiq
+    // loads config/sidekiq.yml: 20 jobs at once against the pool of 5.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    assert_eq!(linted.problems(), ["app-pool-below-concurrency"], "{}", linted.summary());
+    let pool = linted.findings().into_iter().find(|f| f["rule"] == "app-pool-below-concurrency").unwrap();
+    assert!(pool["message"].as_str().unwrap().starts_with("`worker`: each process runs 20 jobs at once"), "{pool:#}");
+    let ignored = linted.notes("import-ignored").join("\n");
+    assert!(ignored.contains("Procfile `release`: runs once per release"), "{ignored}");
+    // The development-only `worker_timeout 3600` does not apply in production.
+    assert!(ignored.contains("puma.rb `worker_timeout` not applied"), "{ignored}");
+    // Only the two steady processes are services (no phantom worker for `rails s`).
+    let assumed = linted.notes("import-assumed").join("\n");
+    assert!(assumed.contains("one process of each Procfile type"), "{assumed}");
+    snapshot("procfile-rails", &linted);
+}
+
+#[test]
+fn django_uwsgi_compose_app_overruns_its_postgres() {
+    let linted = lint("django-uwsgi");
+    assert_read(
+        &linted,
+        &[("docker-compose.yml", "docker-compose"), (".env", "env file"), ("deploy/uwsgi.ini", "uWSGI ini"), ("deploy/nginx.conf", "nginx")],
+    );
+    // uwsgi.ini: $(UWSGI_PROCESSES) = 6 from .env, one thread each, persistent
+    // connections (DB_CONN_MAX_AGE=600): 3 replicas x 6 = 18 against 20 - 3 reserved.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    assert!(linted.problems().contains(&"postgres-connections-exhausted".to_string()), "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap();
+    assert!(budget["message"].as_str().unwrap().contains("web 3 replicas x 6 workers x 1 (one per thread, Django persistent) = 18"), "{budget:#}");
+    // valkey-server's --maxmemory is read: no unbounded-redis warning.
+    assert!(!linted.problems().contains(&"redis-maxmemory-headroom".to_string()), "{}", linted.summary());
+    // harakiri 50s is below nginx's 60s: nothing to order. The [local] section is not read.
+    assert!(!linted.problems().contains(&"timeout-order".to_string()), "{}", linted.summary());
+    assert!(!linted.summary().contains("py-autoreload"), "{}", linted.summary());
+    let ignored = linted.notes("import-ignored").join("\n");
+    assert!(ignored.contains("compose service `migrate`: runs `python manage.py migrate --noinput` once and exits"), "{ignored}");
+    assert!(!ignored.contains("pass that file to headroom"), "the mounted uwsgi.ini is read: {ignored}");
+    snapshot("django-uwsgi", &linted);
+}
+
+#[test]
+fn flask_on_uvicorn_workers_started_by_an_entrypoint_script() {
+    let linted = lint("flask-uvicorn");
+    assert_read(&linted, &[("docker-compose.yml", "docker-compose"), ("Dockerfile", "Dockerfile"), ("docker-entrypoint.sh", "entrypoint script")]);
+    // The image's ENTRYPOINT script execs uvicorn with --workers "${WEB_CONCURRENCY:-2}",
+    // which the container's environment sets to 4; each worker admits 40 requests
+    // (--limit-concurrency) against SQLAlchemy's 10 + 20 connections, and 3 replicas
+    // x 4 workers x 30 = 360 exceed PostgreSQL's default 100.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    assert_eq!(linted.problems(), ["app-pool-below-concurrency", "postgres-connections-exhausted"], "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap();
+    assert!(budget["message"].as_str().unwrap().contains("api 3 replicas x 4 workers x (10 pool + 20 overflow) = 360"), "{budget:#}");
+    let assumed = linted.notes("import-assumed").join("\n");
+    assert!(assumed.contains("uvicorn of `api` is modelled as a gunicorn service"), "{assumed}");
+    snapshot("flask-uvicorn", &linted);
 }

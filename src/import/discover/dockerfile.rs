@@ -59,6 +59,9 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
 
 /// Reads a file of the build context once, as a source of the run.
 fn read(builder: &mut ImportBuilder, path: &Path, format: &str) -> Option<FileId> {
+    // `dir/./Dockerfile` (a build context of `.`) is named `dir/Dockerfile`.
+    let path: PathBuf = path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    let path = path.as_path();
     if let Some(id) = builder.sources.iter().position(|s| s.path == path) {
         return Some(id);
     }

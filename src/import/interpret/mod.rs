@@ -78,7 +78,16 @@ impl Process {
 pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'static str> {
     let command_file = process.command_file.unwrap_or(process.file);
     gunicorn_cmd_args(builder, process);
-    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, command_file, &process.variables));
+    // A command from the image (its Dockerfile's CMD, an entrypoint script) is run by
+    // a shell inside the container: `$VAR` there is the container's environment.
+    let in_container;
+    let variables = if process.command_file.is_some() {
+        in_container = process.variables.with(process.resolved_env());
+        &in_container
+    } else {
+        &process.variables
+    };
+    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, command_file, variables));
     let kind = program.filter(|k| *k != "sentinel").or(process.kind);
     if let Some(kind) = kind {
         builder.ensure_kind(&process.service, kind, process.file, process.declared.clone());
@@ -222,14 +231,14 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
             "rails" if matches!(next, Some("server" | "s")) => Some(("puma", i + 2)),
             "rails" if matches!(next, Some("solid_queue:start")) => Some(("solid_queue", i + 2)),
             "jobs" if w.contains("bin/") => Some(("solid_queue", i + 1)),
-            "redis-server" => {
+            "redis-server" | "valkey-server" | "keydb-server" => {
                 if words[i + 1..].iter().any(|(a, _)| a == "--sentinel") {
                     Some(("sentinel", i + 1))
                 } else {
                     Some(("redis", i + 1))
                 }
             }
-            "redis-sentinel" => Some(("sentinel", i + 1)),
+            "redis-sentinel" | "valkey-sentinel" => Some(("sentinel", i + 1)),
             "postgres" | "postmaster" => Some(("postgres", i + 1)),
             "pgbouncer" => Some(("pgbouncer", i + 1)),
             "nginx" => Some(("nginx", i + 1)),
@@ -518,6 +527,10 @@ mod tests {
         assert_eq!(b.value["services"]["web"]["port"], 6380);
         let (_, kind) = (0, classify(&shell_words("redis-sentinel /etc/sentinel.conf")));
         assert_eq!(kind.map(|k| k.0), Some("sentinel"));
+        let b = run("valkey-server --maxmemory 256mb --maxmemory-policy allkeys-lru");
+        assert_eq!(b.value["services"]["web"]["kind"], "redis");
+        assert_eq!(b.value["services"]["web"]["maxmemory"], "256MiB", "{:#}", b.value);
+        assert_eq!(classify(&shell_words("valkey-sentinel /etc/sentinel.conf")).map(|k| k.0), Some("sentinel"));
     }
 
     #[test]

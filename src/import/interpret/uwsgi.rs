@@ -66,12 +66,21 @@ fn option(cx: &mut Cx<'_>, key: &str, opt: &Opt, facts_cpus: Option<u64>) -> Opt
         ),
         "ini" | "yaml" | "json" | "xml" => {
             let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-            cx.ignored(opt.bytes.clone(), format!("uWSGI reads `{}`; pass that file to headroom to read it too", shown.escape_debug()));
+            if !mounted_here(cx, &shown) {
+                cx.ignored(opt.bytes.clone(), format!("uWSGI reads `{}`; pass that file to headroom to read it too", shown.escape_debug()));
+            }
         }
         k if QUIET.contains(&k) => {}
         k => cx.ignored(opt.bytes.clone(), format!("uWSGI `{k}` does not change capacity")),
     }
     None
+}
+
+/// Whether the deployment mounts a file of this name from the files read into this
+/// service (then it is read as the service's config, and needs no note).
+fn mounted_here(cx: &Cx<'_>, path: &str) -> bool {
+    let name = std::path::Path::new(path).file_name();
+    cx.builder.owners.iter().any(|(host, owner)| owner == cx.service && host.file_name() == name)
 }
 
 /// A whole number option; `%k` is the machine's CPU count.
@@ -120,7 +129,11 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word], head: Range<usize>) {
                 let key = opt.flag.trim_start_matches('-').to_string();
                 env.extend(option(cx, &key, &opt, cpus));
             }
-            Arg::Positional((w, r)) if w.ends_with(".ini") => cx.ignored(r, format!("uWSGI reads `{}`; pass that file to headroom to read it too", w.escape_debug())),
+            Arg::Positional((w, r)) if w.ends_with(".ini") => {
+                if !mounted_here(cx, &w) {
+                    cx.ignored(r, format!("uWSGI reads `{}`; pass that file to headroom to read it too", w.escape_debug()));
+                }
+            }
             Arg::Positional((w, r)) => cx.ignored(r, format!("uWSGI argument `{}` does not change capacity", w.escape_debug())),
         }
     }
@@ -153,6 +166,10 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         return;
     }
     builder.mark(&format!("services.{service}"), file, head.clone());
+    // The command's `--ini` note asked for this file: it is read now.
+    if let Some(name) = builder.sources[file].path.file_name().and_then(|n| n.to_str()).map(str::to_string) {
+        builder.diagnostics.retain(|d| !(d.message.contains("uWSGI reads `") && d.message.contains(&format!("{name}`; pass that file"))));
+    }
     builder.assumed_at(file, head.clone(), format!("uWSGI of `{service}` is modelled as a gunicorn service of the same processes, threads, harakiri and listen queue"), "`import` writes it as gunicorn; render's gunicorn files would replace uWSGI");
     let env = super::service_env(builder, &service);
     let vars = Variables::default();

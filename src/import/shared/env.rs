@@ -94,6 +94,13 @@ impl Variables {
     pub fn is_empty(&self) -> bool {
         self.vars.is_empty()
     }
+
+    /// These variables with `more` set after them (so `more` wins).
+    pub fn with(&self, more: Vec<EnvVar>) -> Variables {
+        let mut vars = self.vars.clone();
+        vars.extend(more);
+        Variables { vars }
+    }
 }
 
 /// A value with its `$VAR` references resolved.

@@ -631,7 +631,11 @@ fn check_only(only: &[String]) -> Result<(), u8> {
 
 /// Loads the spec and renders its artifacts; refuses while `check` has errors unless
 /// `force`. Returns the artifacts or the exit code to stop with.
-fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: bool) -> Result<Vec<crate::targets::Artifact>, u8> {
+/// The rendered artifacts of a spec, and the paths its `deploy.keep` says render must
+/// never write.
+type Rendered = (Vec<crate::targets::Artifact>, Vec<String>);
+
+fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: bool) -> Result<Rendered, u8> {
     check_only(only)?;
     let analysis = match analysis::analyze_file(spec) {
         Ok(a) => a,
@@ -652,13 +656,39 @@ fn artifacts_for(spec: &Path, root: &Path, only: &[String], force: bool, color: 
     }
     let spec_file = spec.file_name().map_or_else(|| "capacity.yaml".to_string(), crate::targets::escape::file_name);
     let ctx = crate::targets::Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file, existing_root: Some(root) };
-    crate::targets::render_all(&ctx, only).map_err(|errors| {
+    let artifacts = crate::targets::render_all(&ctx, only).map_err(|errors| {
         for e in errors {
             eprintln!("error: cannot render {e}");
         }
         eprintln!("nothing was written");
         EXIT_ERROR
-    })
+    })?;
+    Ok((artifacts, analysis.loaded.spec.deploy.as_ref().map(|d| d.keep.clone()).unwrap_or_default()))
+}
+
+/// A relative path as `deploy.keep` and artifacts write it (`./a//b` -> `a/b`).
+fn normal_relative(path: &str) -> String {
+    path.split('/').filter(|part| !part.is_empty() && *part != ".").collect::<Vec<_>>().join("/")
+}
+
+/// Takes out the artifacts `deploy.keep` protects when rendering into the spec's own
+/// directory (elsewhere, nothing of the repo can be overwritten), saying so on stderr.
+fn leave_kept(artifacts: Vec<crate::targets::Artifact>, keep: &[String], root: &Path, spec: &Path) -> Vec<crate::targets::Artifact> {
+    let same_dir = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
+    if keep.is_empty() || !same_dir(root, &spec_dir(spec)) {
+        return artifacts;
+    }
+    let kept: Vec<String> = keep.iter().map(|k| normal_relative(k)).collect();
+    let (left, written): (Vec<_>, Vec<_>) = artifacts.into_iter().partition(|a| kept.contains(&normal_relative(&a.path)));
+    for a in &left {
+        eprintln!(
+            "note: {} is in deploy.keep of {}: headroom read it but does not own it (it holds what the spec does not model), so render leaves it as it is; `headroom diff {}` shows what would change",
+            root.join(&a.path).display(),
+            spec.display(),
+            spec.display()
+        );
+    }
+    written
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -666,10 +696,11 @@ fn render(spec: &Path, out_dir: Option<&Path>, force: bool, only: &[String], std
     let root = out_dir.map_or_else(|| spec_dir(spec), Path::to_path_buf);
     // --check writes nothing, so it compares even while `check` has findings (those are
     // `headroom check`'s to report).
-    let artifacts = match artifacts_for(spec, &root, only, force || check, color) {
+    let (artifacts, keep) = match artifacts_for(spec, &root, only, force || check, color) {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let artifacts = if stdout { artifacts } else { leave_kept(artifacts, &keep, &root, spec) };
     if stdout {
         let mut text = String::new();
         for a in &artifacts {
@@ -756,7 +787,7 @@ fn report_blocked(blocked: &[&crate::output::FileDiff], root: &Path, spec: &Path
 fn diff(spec: &Path, against: Option<&Path>, format: PlanFormat, only: &[String], color: bool) -> u8 {
     use crate::output::Status;
     let root = against.map_or_else(|| spec_dir(spec), Path::to_path_buf);
-    let artifacts = match artifacts_for(spec, &root, only, true, color) {
+    let (artifacts, _) = match artifacts_for(spec, &root, only, true, color) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -828,14 +859,22 @@ fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: boo
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(report::render(Format::Human, &input, color_for_stderr(color)).as_bytes());
     };
-    let Some(imported) = &outcome.imported else {
+    let Some(imported) = outcome.imported else {
         report_to_stderr(&outcome.diagnostics);
         eprintln!("error: no spec written: the files above could not be read into one");
         return EXIT_ERROR;
     };
     report_to_stderr(&notes);
     report_to_stderr(&problems);
-    let text = crate::import::to_yaml(imported, &outcome.diagnostics);
+    let mut imported = imported;
+    // The files read stay the user's: render into the spec's directory leaves them alone.
+    let spec_dir = match out_path.parent() {
+        Some(p) if out_path != Path::new("-") && !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let foreign = crate::import::foreign_files(&imported.sources, &spec_dir, args.options().overlay.as_deref());
+    crate::import::keep_files(&mut imported, foreign);
+    let text = crate::import::to_yaml(&imported, &outcome.diagnostics);
     let written = if problems.is_empty() { EXIT_CLEAN } else { EXIT_FINDINGS };
     if out_path == Path::new("-") {
         out(&text);

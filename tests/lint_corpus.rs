@@ -303,3 +303,49 @@ fn flask_on_uvicorn_workers_started_by_an_entrypoint_script() {
     assert!(assumed.contains("uvicorn of `api` is modelled as a gunicorn service"), "{assumed}");
     snapshot("flask-uvicorn", &linted);
 }
+
+/// Runs `import` then `render --force` in a copy of a fixture; returns the copy.
+fn import_and_render(name: &str, tmp: &Path) -> (PathBuf, String) {
+    let app = tmp.join(name);
+    copy_dir(&corpus(name), &app);
+    let spec = app.join("capacity.yaml").display().to_string();
+    let imported = headroom(&["import", &app.display().to_string(), "-o", &spec]);
+    assert!(imported.status.code().is_some_and(|c| c == 0 || c == 1), "{}", String::from_utf8_lossy(&imported.stderr));
+    let rendered = headroom(&["render", &spec, "--force", "--color", "never"]);
+    let stderr = String::from_utf8_lossy(&rendered.stderr).to_string();
+    assert_eq!(rendered.status.code(), Some(0), "{stderr}{}", String::from_utf8_lossy(&rendered.stdout));
+    (app, stderr)
+}
+
+#[test]
+fn import_then_render_leaves_the_repositorys_own_files_alone() {
+    // The compose file holds bind mounts, env_file, memcached, a one-shot migration and
+    // a profile-only console; puma.rb holds hooks and plugins: none is in the spec, so
+    // the imported spec lists them in deploy.keep and render never replaces them.
+    let tmp = tempfile::tempdir().unwrap();
+    let (app, stderr) = import_and_render("sidekiq-compose", tmp.path());
+    let spec = std::fs::read_to_string(app.join("capacity.yaml")).unwrap();
+    let keep = "  keep:\n  - .env\n  - config/database.yml\n  - config/puma.rb\n  - config/sidekiq.yml\n  - docker-compose.yml\n";
+    assert!(spec.contains(keep), "{spec}");
+    for file in ["docker-compose.yml", "config/puma.rb", ".env"] {
+        let original = std::fs::read(corpus("sidekiq-compose").join(file)).unwrap();
+        assert_eq!(std::fs::read(app.join(file)).unwrap(), original, "{file} was rewritten");
+    }
+    assert!(stderr.contains("docker-compose.yml is in deploy.keep"), "{stderr}");
+    // What the repository did not have is written.
+    assert!(app.join("env/sidekiq.env").exists());
+
+    // Kamal: deploy.yml keeps RAILS_MASTER_KEY, the storage volume, the aliases.
+    let (app, _) = import_and_render("rails8-kamal", tmp.path());
+    for file in ["config/deploy.yml", "config/puma.rb", "config/database.yml"] {
+        let original = std::fs::read(corpus("rails8-kamal").join(file)).unwrap();
+        assert_eq!(std::fs::read(app.join(file)).unwrap(), original, "{file} was rewritten");
+    }
+
+    // Rendered somewhere else, nothing of the repository can be overwritten: all written.
+    let out = tmp.path().join("rendered");
+    let spec = app.join("capacity.yaml").display().to_string();
+    let rendered = headroom(&["render", &spec, "--force", "-o", &out.display().to_string()]);
+    assert_eq!(rendered.status.code(), Some(0), "{}", String::from_utf8_lossy(&rendered.stderr));
+    assert!(out.join("config/deploy.yml").exists());
+}

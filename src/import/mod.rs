@@ -305,6 +305,41 @@ fn apply_overlay(builder: &mut ImportBuilder, path: &Path) {
     }
 }
 
+/// The files read that headroom did not write (no headroom-sha256 seal), relative to
+/// `spec_dir` where the spec will live: what `deploy.keep` lists, so `render` never
+/// replaces the volumes, env_file, entrypoints, secrets, plugins and hooks they hold
+/// with what the spec models. The overlay, stdin and files outside `spec_dir` are left
+/// out.
+pub fn foreign_files(sources: &[SourceFile], spec_dir: &Path, overlay: Option<&Path>) -> Vec<String> {
+    let Ok(dir) = spec_dir.canonicalize() else { return Vec::new() };
+    let overlay = overlay.and_then(|o| o.canonicalize().ok());
+    let mut kept: Vec<String> = sources
+        .iter()
+        .filter(|s| crate::targets::seal::ownership(&s.text) == crate::targets::seal::Owner::Foreign)
+        .filter_map(|s| s.path.canonicalize().ok())
+        .filter(|p| overlay.as_ref() != Some(p))
+        .filter_map(|p| p.strip_prefix(&dir).ok().map(|r| r.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")))
+        .filter(|r| !r.is_empty())
+        .collect();
+    kept.sort();
+    kept.dedup();
+    kept
+}
+
+/// Sets `deploy.keep` of the imported spec to `files` (nothing when empty).
+pub fn keep_files(imported: &mut ImportedSpec, files: Vec<String>) {
+    if files.is_empty() {
+        return;
+    }
+    if let Some(root) = imported.value.as_object_mut() {
+        let deploy = root.entry("deploy").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(deploy) = deploy.as_object_mut() {
+            deploy.insert("keep".into(), Value::from(files.clone()));
+        }
+    }
+    imported.spec.deploy.get_or_insert_with(Default::default).keep = files;
+}
+
 /// The imported spec as capacity.yaml text: modeline, where it came from, what was
 /// assumed, then the spec.
 pub fn to_yaml(imported: &ImportedSpec, notes: &[Diagnostic]) -> String {

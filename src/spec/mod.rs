@@ -1060,6 +1060,13 @@ pub struct Deploy {
     /// (`nginx: nginx/load-balancer.conf`).
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Files of the repo, relative to the spec, that headroom read but does not own
+    /// (`headroom import` lists the ones it did not write): they hold what the spec
+    /// does not model (volumes, bind mounts, env_file, entrypoints, secret names, puma
+    /// plugins and hooks), so `render` into the spec's directory never writes them, even
+    /// with --force; `headroom diff` still shows what render would change there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
 }
 
 /// docker-compose rendering.

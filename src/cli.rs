@@ -232,6 +232,11 @@ struct ImportArgs {
     /// database behind DATABASE_URL), so the connection budget can be checked.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=262_143))]
     db_max_connections: Option<u64>,
+    /// The Kamal destination to read (`kamal deploy -d NAME`): config/deploy.NAME.yml
+    /// merged over config/deploy.yml. Without it, `lint` checks each destination
+    /// found as its own deployment.
+    #[arg(long, value_name = "NAME")]
+    destination: Option<String>,
 }
 
 impl ImportArgs {
@@ -241,6 +246,7 @@ impl ImportArgs {
             overlay: self.overlay.clone(),
             app_env: self.app_env.clone(),
             cpus: self.cpus,
+            destination: self.destination.clone(),
             db_max_connections: self.db_max_connections,
             load: crate::import::LoadFlags {
                 rps: self.rps,
@@ -831,20 +837,64 @@ fn subject_of(paths: &[PathBuf]) -> String {
 /// `lint`: exit 2 only when nothing at all could be read into a model; a file that
 /// cannot be parsed is an error finding among the others (exit 1).
 fn lint(paths: &[PathBuf], args: &ImportArgs, format: Format, strict: bool, color: bool) -> u8 {
-    let outcome = crate::import::import(paths, &args.options());
-    let mut diagnostics = outcome.diagnostics.clone();
+    let options = args.options();
+    let outcome = crate::import::import(paths, &options);
+    if options.destination.is_none() && !outcome.kamal_destinations.is_empty() {
+        return lint_destinations(paths, &options, &outcome.kamal_destinations, format, strict, color);
+    }
+    let (findings, nothing_read) = lint_findings(&outcome);
+    let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: &findings, files: &outcome.files };
+    out(&report::render(format, &input, color));
+    if nothing_read { EXIT_ERROR } else { exit_for(&findings, strict) }
+}
+
+/// The rules' findings on what was read, then what could not be read or was assumed;
+/// and whether nothing at all could be read.
+fn lint_findings(outcome: &crate::import::ImportOutcome) -> (Vec<crate::diag::Diagnostic>, bool) {
     let mut findings = Vec::new();
     if let Some(imported) = &outcome.imported {
         let plan = crate::plan::resolve(&imported.spec);
         findings = crate::rules::check(&plan);
         analysis::locate_all(imported, &mut findings);
     }
-    // Findings first (the point of linting), then what could not be read or was assumed.
-    findings.append(&mut diagnostics);
-    let input = ReportInput { sources: outcome.sources.iter().collect(), subject: subject_of(paths), diagnostics: &findings, files: &outcome.files };
-    out(&report::render(format, &input, color));
+    findings.extend(outcome.diagnostics.iter().cloned());
     let nothing_read = outcome.imported.as_ref().is_none_or(|i| i.spec.services.is_empty() && i.spec.machines.is_empty() && outcome.diagnostics.iter().any(|d| d.severity == Severity::Error));
-    if nothing_read { EXIT_ERROR } else { exit_for(&findings, strict) }
+    (findings, nothing_read)
+}
+
+/// `lint` of a Kamal config with destination files: each destination is its own
+/// deployment (deploy.<destination>.yml merged over deploy.yml, as `kamal deploy -d`
+/// does), linted on its own; findings and files say which destination they are of.
+fn lint_destinations(paths: &[PathBuf], options: &crate::import::ImportOptions, destinations: &[String], format: Format, strict: bool, color: bool) -> u8 {
+    let mut outcomes = Vec::new();
+    for destination in destinations {
+        let options = crate::import::ImportOptions { destination: Some(destination.clone()), ..options.clone() };
+        outcomes.push((destination.clone(), crate::import::import(paths, &options)));
+    }
+    let mut findings = Vec::new();
+    let mut files = Vec::new();
+    let mut all_empty = true;
+    for (destination, outcome) in &outcomes {
+        let (mut found, nothing_read) = lint_findings(outcome);
+        all_empty &= nothing_read;
+        for f in &mut found {
+            f.message = format!("destination `{destination}`: {}", f.message);
+        }
+        findings.extend(found);
+        files.extend(outcome.files.iter().cloned().map(|mut f| {
+            f.deployment = Some(format!("destination {destination}"));
+            f
+        }));
+    }
+    let mut sources: Vec<&crate::source::SourceFile> = Vec::new();
+    for source in outcomes.iter().flat_map(|(_, o)| o.sources.iter()) {
+        if !sources.iter().any(|s| s.path == source.path) {
+            sources.push(source);
+        }
+    }
+    let input = ReportInput { sources, subject: subject_of(paths), diagnostics: &findings, files: &files };
+    out(&report::render(format, &input, color));
+    if all_empty { EXIT_ERROR } else { exit_for(&findings, strict) }
 }
 
 fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: bool) -> u8 {

@@ -349,3 +349,34 @@ fn import_then_render_leaves_the_repositorys_own_files_alone() {
     assert_eq!(rendered.status.code(), Some(0), "{}", String::from_utf8_lossy(&rendered.stderr));
     assert!(out.join("config/deploy.yml").exists());
 }
+
+#[test]
+fn kamal_destinations_are_linted_one_by_one() {
+    let linted = lint("kamal-destinations");
+    // Each destination is deploy.<destination>.yml merged over deploy.yml, as
+    // `kamal deploy -d` does, and every file read says which one it was read for.
+    let files = linted.report["files"].as_array().unwrap();
+    for (file, destination) in [("config/deploy.staging.yml", "destination staging"), ("config/deploy.production.yml", "destination production")] {
+        assert!(
+            files.iter().any(|f| linted.relative(f["path"].as_str().unwrap()) == file && f["format"] == "Kamal destination" && f["deployment"] == destination),
+            "{file} not read for {destination}: {files:#?}"
+        );
+    }
+    // Staging's RAILS_MAX_THREADS: 10 overrides the shared 5: ten puma threads against
+    // database.yml's pool of 5, in staging only.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let problems: Vec<&Value> = linted.findings().into_iter().filter(|f| f["severity"] != "info").collect();
+    assert_eq!(problems.len(), 1, "{}", linted.summary());
+    assert_eq!(problems[0]["rule"], "app-pool-below-concurrency");
+    assert!(problems[0]["message"].as_str().unwrap().starts_with("destination `staging`: `web`: each worker runs 10 threads"), "{:#}", problems[0]);
+    // The threads come from the destination file's line.
+    let threads = linted.findings().into_iter().find(|f| f["rule"] == "app-pool-below-concurrency").unwrap();
+    assert!(threads["file"].as_str().unwrap().ends_with("config/database.yml"), "{threads:#}");
+    let slots = &threads["related"][0]["span"];
+    assert!(slots["file"].as_str().unwrap().ends_with("config/deploy.staging.yml") && slots["line"] == 13, "{threads:#}");
+    // One destination at a time: --destination production reads only that one.
+    let dir = corpus("kamal-destinations").display().to_string();
+    let out = headroom(&["lint", &dir, "--destination", "production", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    snapshot("kamal-destinations", &linted);
+}

@@ -65,6 +65,13 @@ pub struct ImportBuilder {
     pub host_aliases: HashMap<String, String>,
     /// Kubernetes manifest files taken so far, read together once every file is in.
     pub manifests: Vec<FileId>,
+    /// Byte ranges from `offset` on in file `from` that belong to file `to` (at the
+    /// range minus `offset`): how one document merged from two files (a Kamal
+    /// destination over deploy.yml) keeps each value's own file: (from, offset, to).
+    pub redirects: Vec<(FileId, usize, FileId)>,
+    /// Kamal destination files found beside a deploy.yml (`production` for
+    /// config/deploy.production.yml), sorted.
+    pub kamal_destinations: Vec<String>,
     /// Services the files declare that headroom lists but does not model (memcached, a
     /// Node front end, a one-shot migration), by host name -> why: a proxy that sends
     /// to one of them is not pointing at an app server.
@@ -120,6 +127,7 @@ impl ImportBuilder {
     /// Sets the value at a dotted spec path (`services.lb.worker_connections`),
     /// creating mappings on the way, and records where it came from.
     pub fn set(&mut self, path: &str, value: Value, file: FileId, bytes: Range<usize>) {
+        let (file, bytes) = self.real(file, bytes);
         let pointer = spec_path::to_pointer(path);
         let mut node = &mut self.value;
         let segments: Vec<spec_path::Segment> = spec_path::parse(path);
@@ -161,6 +169,7 @@ impl ImportBuilder {
 
     /// Records where a mapping (a service, an upstream) was declared, without a value.
     pub fn mark(&mut self, path: &str, file: FileId, bytes: Range<usize>) {
+        let (file, bytes) = self.real(file, bytes);
         self.origins.entry(spec_path::to_pointer(path)).or_insert(Origin { file, bytes });
     }
 
@@ -254,7 +263,16 @@ impl ImportBuilder {
         self.value.get("services").and_then(|s| s.get(name)).is_some()
     }
 
+    /// The file and bytes a (file, bytes) pair stands for, through `redirects`.
+    pub fn real(&self, file: FileId, bytes: Range<usize>) -> (FileId, Range<usize>) {
+        match self.redirects.iter().find(|(from, offset, _)| *from == file && bytes.start >= *offset) {
+            Some((_, offset, to)) => (*to, bytes.start - offset..bytes.end.saturating_sub(*offset).max(bytes.start - offset)),
+            None => (file, bytes),
+        }
+    }
+
     fn diagnostic(&mut self, rule: &str, severity: Severity, file: FileId, bytes: Range<usize>, message: String, hint: Option<String>) {
+        let (file, bytes) = self.real(file, bytes);
         let span = self.sources.get(file).map(|s| load::make_span(s, bytes));
         let mut d = Diagnostic::new(rule, severity, "", message).at(span);
         d.fix = hint;
@@ -275,6 +293,7 @@ impl ImportBuilder {
 
     /// A note that a value was assumed, located where the assumption applies.
     pub fn assumed_at(&mut self, file: FileId, bytes: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+        let (file, bytes) = self.real(file, bytes);
         let span = self.sources.get(file).map(|s| load::make_span(s, bytes));
         let mut d = Diagnostic::new(ASSUMED, Severity::Info, "", format!("assumed: {}", message.into())).at(span);
         d.fix = Some(hint.into());

@@ -94,6 +94,8 @@ pub struct ImportOptions {
     pub cpus: Option<u64>,
     /// `max_connections` of a database the files do not describe.
     pub db_max_connections: Option<u64>,
+    /// The Kamal destination to read (`deploy.<destination>.yml` over deploy.yml).
+    pub destination: Option<String>,
 }
 
 impl ImportOptions {
@@ -104,6 +106,7 @@ impl ImportOptions {
             facts.app_env = self.app_env.clone();
         }
         facts.db_max_connections = self.db_max_connections;
+        facts.destination = self.destination.clone();
         if let Some(cpus) = self.cpus {
             facts.cpus = cpus;
             facts.cpus_known = true;
@@ -124,6 +127,8 @@ pub struct ImportOutcome {
     pub sources: Vec<SourceFile>,
     /// Every file read, with its format, and every file skipped, with why.
     pub files: Vec<crate::report::FileRead>,
+    /// Kamal destinations found beside a deploy.yml (each its own deployment).
+    pub kamal_destinations: Vec<String>,
 }
 
 /// Merges `overlay` into `base`: the overlay fills what the files leave out; where
@@ -183,6 +188,7 @@ pub fn import(paths: &[PathBuf], options: &ImportOptions) -> ImportOutcome {
         builder.assumed("no service was found in the files given", "pass config files or a directory holding them");
     }
     let files = builder.files();
+    let kamal_destinations = builder.kamal_destinations.clone();
     let ImportBuilder { sources, mut value, origins, mut diagnostics, .. } = builder;
     let locate = |pointer: &str, _key_only: bool| -> Option<Span> {
         let mut p = pointer.to_string();
@@ -197,7 +203,7 @@ pub fn import(paths: &[PathBuf], options: &ImportOptions) -> ImportOutcome {
         }
     };
     let imported = validate_dropping(&mut value, &locate, &mut diagnostics).map(|spec| ImportedSpec { sources: sources.clone(), origins, value, spec });
-    ImportOutcome { imported, diagnostics, sources, files }
+    ImportOutcome { imported, diagnostics, sources, files, kamal_destinations }
 }
 
 /// Rounds of dropping invalid values before the spec is given up on.

@@ -69,6 +69,12 @@ impl SpanMap {
         }
     }
 
+    /// Takes the spans of `other` over these, pointer by pointer: the spans of a
+    /// document merged over this one.
+    pub fn overlay(&mut self, other: SpanMap) {
+        self.entries.extend(other.entries);
+    }
+
     fn insert(&mut self, pointer: String, spans: NodeSpans) {
         self.entries.insert(pointer, spans);
     }

@@ -29,6 +29,8 @@ pub enum Kind {
     QueueYml,
     /// A Procfile (Heroku, Dokku, foreman): `name: command` process types.
     Procfile,
+    /// A Kamal destination file (`deploy.production.yml` beside `deploy.yml`).
+    KamalDestination,
     /// An ini file with a `[uwsgi]` section.
     UwsgiIni,
     /// config/unicorn.rb, unicorn.conf.rb.
@@ -59,6 +61,7 @@ impl Kind {
             Kind::SidekiqYml => "sidekiq.yml",
             Kind::QueueYml => "Solid Queue queue.yml",
             Kind::Procfile => "Procfile",
+            Kind::KamalDestination => "Kamal destination",
             Kind::UwsgiIni => "uWSGI ini",
             Kind::UnicornRb => "unicorn.rb",
             Kind::ResquePool => "resque-pool.yml",
@@ -71,7 +74,7 @@ impl Kind {
 pub fn order(kind: &Kind) -> u8 {
     match kind {
         Kind::Compose | Kind::Kamal | Kind::Kubernetes => 0,
-        Kind::Railway | Kind::Procfile => 1,
+        Kind::Railway | Kind::Procfile | Kind::KamalDestination => 1,
         // After every file that names services and databases.
         Kind::AppEnv | Kind::SidekiqYml | Kind::QueueYml | Kind::ResquePool => 3,
         _ => 2,
@@ -121,6 +124,9 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     let stem_ext = |prefix: &str, exts: &[&str]| name.starts_with(prefix) && exts.iter().any(|e| name.ends_with(e));
     if name == "railway.toml" {
         return Some(Kind::Railway);
+    }
+    if super::kamal::destination_of("deploy", name).is_some() && path.parent().is_some_and(|d| d.join("deploy.yml").is_file() || d.join("deploy.yaml").is_file()) {
+        return Some(Kind::KamalDestination);
     }
     if name == "procfile" || name.starts_with("procfile.") {
         return Some(Kind::Procfile);

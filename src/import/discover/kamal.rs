@@ -54,13 +54,18 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         builder.ignored(file, tag.bytes.clone(), format!("ERB `{}` in deploy.yml: its value is not known here", tag.code.escape_debug()));
     }
     let stripped = SourceFile::new(source.path.clone(), text);
-    let (root, spans) = match yaml::parse_foreign(&stripped) {
+    let (mut root, mut spans) = match yaml::parse_foreign(&stripped) {
         Ok(p) => p,
         Err(e) => {
             builder.unparsable(file, e.span, format!("deploy.yml: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into()));
             return;
         }
     };
+    builder.kamal_destinations = destinations_beside(&source.path);
+    if let Some(destination) = builder.facts.destination.clone() {
+        let offset = source.text.len().max(stripped.text.len()) + 1;
+        merge_destination(builder, file, &source.path, &destination, offset, &mut root, &mut spans);
+    }
     if !root.is_object() {
         builder.unparsable(file, 0..0, "deploy.yml is not a mapping", "Kamal's deploy.yml starts with `service:`, `image:` and `servers:`");
         return;
@@ -81,6 +86,97 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     }
     k.accessories();
     k.edges();
+}
+
+/// Destination files beside a Kamal config (`deploy.production.yml` beside
+/// `deploy.yml`): their names, sorted.
+pub fn destinations_beside(config: &Path) -> Vec<String> {
+    let (Some(dir), Some(stem)) = (config.parent(), config.file_stem().and_then(|s| s.to_str())) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter_map(|name| destination_of(stem, &name))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `production` for `deploy.production.yml` of the config stem `deploy`.
+pub fn destination_of(stem: &str, file_name: &str) -> Option<String> {
+    let rest = file_name.strip_prefix(stem)?.strip_prefix('.')?;
+    let name = rest.strip_suffix(".yml").or_else(|| rest.strip_suffix(".yaml"))?;
+    (!name.is_empty() && !name.contains('.')).then(|| name.to_string())
+}
+
+/// Kamal's merge of a destination file over the config: mappings merge key by key,
+/// anything else (a list of hosts) is replaced.
+fn deep_merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) if existing.is_object() && value.is_object() => deep_merge(existing, value),
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+/// Reads `<stem>.<destination>.yml` beside the config and merges it over `root`, its
+/// spans placed from `offset` on (redirected to its own file), as `kamal deploy -d`
+/// does.
+fn merge_destination(builder: &mut ImportBuilder, file: FileId, config: &Path, destination: &str, offset: usize, root: &mut Value, spans: &mut SpanMap) {
+    let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("deploy");
+    let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
+    let candidates = [dir.join(format!("{stem}.{destination}.yml")), dir.join(format!("{stem}.{destination}.yaml"))];
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        builder.ignored(file, 0..0, format!("Kamal destination `{destination}`: no {} beside it; deploy.yml read alone", candidates[0].display()));
+        return;
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        builder.ignored(file, 0..0, format!("Kamal destination file {} cannot be read", path.display()));
+        return;
+    };
+    let id = builder.add_source(SourceFile::new(path, text.clone()));
+    builder.read_as(id, "Kamal destination");
+    let none = |_: &str| None;
+    let facts = builder.facts.clone();
+    let (stripped, tags) = erb::strip_erb(&text, &crate::import::shared::ruby::Context { env: &none, facts: &facts });
+    for tag in tags.iter().filter(|t| t.output) {
+        builder.ignored(id, tag.bytes.clone(), format!("ERB `{}` in the destination file: its value is not known here", tag.code.escape_debug()));
+    }
+    match yaml::parse_foreign(&SourceFile::new(path, stripped)) {
+        Ok((over, mut over_spans)) => {
+            if !over.is_object() {
+                builder.unparsable(id, 0..0, "a Kamal destination file is not a mapping", "write the keys that differ from deploy.yml (servers:, env:, proxy:)");
+                return;
+            }
+            over_spans.shift(offset);
+            deep_merge(root, over);
+            spans.overlay(over_spans);
+            builder.redirects.push((file, offset, id));
+        }
+        Err(e) => builder.unparsable(id, e.span, format!("Kamal destination file: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into())),
+    }
+}
+
+/// A Kamal destination file found on its own: read with its deploy.yml when that
+/// destination is linted, else listed as a deployment of its own.
+pub fn read_destination(builder: &mut ImportBuilder, file: FileId) {
+    let path = builder.sources[file].path.clone();
+    let already = builder.sources.iter().enumerate().any(|(id, s)| id != file && s.path == path);
+    if already {
+        return;
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let destination = destination_of("deploy", name).unwrap_or_else(|| name.to_string());
+    builder.skip(path, format!("Kamal destination `{destination}`: linted on its own, merged over deploy.yml (`headroom lint --destination {destination}`)"));
 }
 
 impl Kamal<'_> {
@@ -990,5 +1086,35 @@ traefik:
         for odd in ["servers: 3", "- a", "service: x\nimage: y\nservers:\n  web: {hosts: {a: 1}}\naccessories: 3\n", "\u{0}", "servers:\n  web:\n    hosts:\n      - \"a b;c\"\n"] {
             let _ = read_text(odd);
         }
+    }
+
+    #[test]
+    fn a_destination_merges_over_deploy_yml_and_keeps_its_own_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&config).unwrap();
+        let base = "service: app\nimage: acme/app\nservers:\n  web:\n    - 10.0.0.1\n    - 10.0.0.2\nenv:\n  clear:\n    WEB_CONCURRENCY: 2\n    RAILS_MAX_THREADS: 5\n";
+        let staging = "# staging\nservers:\n  web:\n    - 10.0.9.1\nenv:\n  clear:\n    RAILS_MAX_THREADS: 12\n";
+        std::fs::write(config.join("deploy.yml"), base).unwrap();
+        std::fs::write(config.join("deploy.staging.yml"), staging).unwrap();
+        std::fs::write(config.join("deploy.production.yml"), "servers:\n  web: [10.0.0.3]\n").unwrap();
+        assert_eq!(destinations_beside(&config.join("deploy.yml")), ["production", "staging"]);
+        assert_eq!(destination_of("deploy", "deploy.staging.yml").as_deref(), Some("staging"));
+        assert_eq!(destination_of("deploy", "deploy.yml"), None);
+        assert_eq!(destination_of("deploy", "deploy.a.b.yml"), None);
+        let mut b = ImportBuilder::new("t");
+        b.facts.destination = Some("staging".into());
+        let id = b.add_source(SourceFile::new(config.join("deploy.yml"), base.to_string()));
+        read(&mut b, id);
+        let web = &b.value["services"]["web"];
+        // Mappings merge key by key; the hosts list is replaced.
+        assert_eq!((web["threads"].clone(), web["workers"].clone()), (json!(12), json!(2)), "{:#}", b.value);
+        assert_eq!(web.get("replicas").and_then(Value::as_u64).unwrap_or(1), 1, "{:#}", b.value);
+        let o = &b.origins["/services/web/threads"];
+        assert!(b.sources[o.file].path.ends_with("deploy.staging.yml"));
+        assert_eq!(b.sources[o.file].line_col(o.bytes.start).line, 7);
+        let o = &b.origins["/services/web/workers"];
+        assert!(b.sources[o.file].path.ends_with("config/deploy.yml"));
+        assert_eq!(b.sources[o.file].line_col(o.bytes.start).line, 9);
     }
 }

@@ -42,6 +42,7 @@ pub fn reader(kind: detect::Kind) -> Option<Reader> {
         Kind::Kubernetes => kubernetes::read,
         Kind::Railway => railway::read,
         Kind::Procfile => procfile::read,
+        Kind::KamalDestination => kamal::read_destination,
         Kind::UwsgiIni => uwsgi::read,
         Kind::UnicornRb => puma::read_unicorn,
         Kind::ResquePool => resque::read,

@@ -13,11 +13,14 @@ pub struct Facts {
     pub cpus_known: bool,
     /// `max_connections` of a database no file describes (`--db-max-connections`).
     pub db_max_connections: Option<u64>,
+    /// The Kamal destination deployed (`kamal deploy -d NAME`): config/deploy.NAME.yml
+    /// is merged over config/deploy.yml.
+    pub destination: Option<String>,
 }
 
 impl Default for Facts {
     fn default() -> Self {
-        Facts { app_env: "production".into(), cpus: ASSUMED_CPUS, cpus_known: false, db_max_connections: None }
+        Facts { app_env: "production".into(), cpus: ASSUMED_CPUS, cpus_known: false, db_max_connections: None, destination: None }
     }
 }
 

@@ -31,6 +31,8 @@ pub enum Kind {
     Procfile,
     /// A Kamal destination file (`deploy.production.yml` beside `deploy.yml`).
     KamalDestination,
+    /// NGINX Unit's JSON configuration (`listeners` and `applications`).
+    NginxUnit,
     /// An ini file with a `[uwsgi]` section.
     UwsgiIni,
     /// config/unicorn.rb, unicorn.conf.rb.
@@ -62,6 +64,7 @@ impl Kind {
             Kind::QueueYml => "Solid Queue queue.yml",
             Kind::Procfile => "Procfile",
             Kind::KamalDestination => "Kamal destination",
+            Kind::NginxUnit => "NGINX Unit config",
             Kind::UwsgiIni => "uWSGI ini",
             Kind::UnicornRb => "unicorn.rb",
             Kind::ResquePool => "resque-pool.yml",
@@ -74,7 +77,7 @@ impl Kind {
 pub fn order(kind: &Kind) -> u8 {
     match kind {
         Kind::Compose | Kind::Kamal | Kind::Kubernetes => 0,
-        Kind::Railway | Kind::Procfile | Kind::KamalDestination => 1,
+        Kind::Railway | Kind::Procfile | Kind::KamalDestination | Kind::NginxUnit => 1,
         // After every file that names services and databases.
         Kind::AppEnv | Kind::SidekiqYml | Kind::QueueYml | Kind::ResquePool => 3,
         _ => 2,
@@ -102,7 +105,7 @@ pub fn kind_of(path: &Path, text: Option<&str>) -> Kind {
         return kind;
     }
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    if !matches!(ext, "yml" | "yaml" | "conf" | "ini" | "cfg" | "cnf") {
+    if !matches!(ext, "yml" | "yaml" | "conf" | "ini" | "cfg" | "cnf" | "json") {
         return Kind::Unknown;
     }
     let sniffed;
@@ -210,6 +213,9 @@ fn content_lines(text: &str) -> impl Iterator<Item = &str> {
 fn by_content(path: &Path, ext: &str, text: &str) -> Kind {
     if matches!(ext, "yml" | "yaml") {
         return yaml_kind(text);
+    }
+    if ext == "json" {
+        return if super::nginx_unit::is_unit_config(text) { Kind::NginxUnit } else { Kind::Unknown };
     }
     let lines: Vec<&str> = content_lines(text).take(5_000).collect();
     let first_word = |l: &str| l.split(|c: char| c.is_whitespace() || c == '=').next().unwrap_or("").to_ascii_lowercase();
@@ -398,6 +404,8 @@ mod tests {
         assert_eq!(k("config/resque-pool.yml", ""), Kind::ResquePool);
         assert_eq!(k("deploy/uwsgi.ini", "; app server\n[uwsgi]\nprocesses = 4\n"), Kind::UwsgiIni);
         assert_eq!(k("setup.ini", "[metadata]\nname = x\n"), Kind::Unknown);
+        assert_eq!(k("unit/config.json", "{\"listeners\": {}, \"applications\": {}}"), Kind::NginxUnit);
+        assert_eq!(k("package.json", "{\"name\": \"app\"}"), Kind::Unknown);
         assert_eq!(k("gunicorn.conf.py", ""), Kind::GunicornPy);
         assert_eq!(k("gunicorn_config.py", ""), Kind::GunicornPy);
         assert_eq!(k("pgbouncer/pgbouncer.ini", ""), Kind::Pgbouncer);

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod dockerfile;
 pub mod kamal;
 pub mod kubernetes;
+pub mod nginx_unit;
 pub mod procfile;
 pub mod rails_routes;
 pub mod railway;
@@ -42,6 +43,7 @@ pub fn reader(kind: detect::Kind) -> Option<Reader> {
         Kind::Kubernetes => kubernetes::read,
         Kind::Railway => railway::read,
         Kind::Procfile => procfile::read,
+        Kind::NginxUnit => nginx_unit::read,
         Kind::KamalDestination => kamal::read_destination,
         Kind::UwsgiIni => uwsgi::read,
         Kind::UnicornRb => puma::read_unicorn,

@@ -581,4 +581,19 @@ mod tests {
         assert_eq!(interpolate("$$HOME", &Variables::default()).text.as_deref(), Some("$HOME"));
     }
 
+
+    #[test]
+    fn gunicorn_cmd_args_sit_under_the_command_line() {
+        let text = "GUNICORN_CMD_ARGS=--workers 8 --threads 4 --timeout 60\ngunicorn --workers 3 app.wsgi\n";
+        let (mut b, id) = builder_with(text);
+        let env = crate::import::shared::env::parse_env_file(&text[..text.find('\n').unwrap() + 1], id);
+        let words: Vec<Word> = shell_words(&text[text.find('\n').unwrap() + 1..]).into_iter().map(|(w, r)| (w, r.start + text.find('\n').unwrap() + 1..r.end + text.find('\n').unwrap() + 1)).collect();
+        let p = Process { service: "web".into(), file: id, declared: 0..3, command: Some(words), command_file: None, kind: None, env, variables: Variables::default() };
+        process(&mut b, &p);
+        let web = &b.value["services"]["web"];
+        assert_eq!((web["workers"].clone(), web["threads"].clone(), web["timeout"].clone()), (json!(3), json!(4), json!("60s")), "{web:#}");
+        let o = &b.origins["/services/web/threads"];
+        assert_eq!(&text[o.bytes.clone()], "--threads 4");
+        assert!(b.set_by_flag("services.web.threads").is_some(), "GUNICORN_CMD_ARGS win over gunicorn.conf.py");
+    }
 }

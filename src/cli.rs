@@ -837,6 +837,14 @@ fn subject_of(paths: &[PathBuf]) -> String {
 /// `lint`: exit 2 only when nothing at all could be read into a model; a file that
 /// cannot be parsed is an error finding among the others (exit 1).
 fn lint(paths: &[PathBuf], args: &ImportArgs, format: Format, strict: bool, color: bool) -> u8 {
+    // A directory holding several deployments (compose or Kamal configs in separate
+    // folders) is linted as each of them, never merged into one system.
+    if let [dir] = paths
+        && dir.is_dir()
+        && let Some((deployments, skipped)) = crate::import::discover::deployments::split(dir)
+    {
+        return lint_deployments(paths, &deployments, skipped, args, format, strict, color);
+    }
     let options = args.options();
     let outcome = crate::import::import(paths, &options);
     if options.destination.is_none() && !outcome.kamal_destinations.is_empty() {
@@ -866,28 +874,66 @@ fn lint_findings(outcome: &crate::import::ImportOutcome) -> (Vec<crate::diag::Di
 /// deployment (deploy.<destination>.yml merged over deploy.yml, as `kamal deploy -d`
 /// does), linted on its own; findings and files say which destination they are of.
 fn lint_destinations(paths: &[PathBuf], options: &crate::import::ImportOptions, destinations: &[String], format: Format, strict: bool, color: bool) -> u8 {
-    let mut outcomes = Vec::new();
-    for destination in destinations {
-        let options = crate::import::ImportOptions { destination: Some(destination.clone()), ..options.clone() };
-        outcomes.push((destination.clone(), crate::import::import(paths, &options)));
-    }
+    let parts: Vec<LintPart> = destinations
+        .iter()
+        .map(|destination| {
+            let options = crate::import::ImportOptions { destination: Some(destination.clone()), ..options.clone() };
+            LintPart { prefix: format!("destination `{destination}`"), deployment: format!("destination {destination}"), outcome: crate::import::import(paths, &options) }
+        })
+        .collect();
+    report_parts(paths, &parts, Vec::new(), format, strict, color)
+}
+
+/// `lint` of a directory holding alternatives in separate folders: each folder is its
+/// own deployment (with the files no such folder holds), linted on its own.
+#[allow(clippy::too_many_arguments)]
+fn lint_deployments(
+    paths: &[PathBuf],
+    deployments: &[crate::import::discover::deployments::Deployment],
+    skipped: crate::import::discover::deployments::Skipped,
+    args: &ImportArgs,
+    format: Format,
+    strict: bool,
+    color: bool,
+) -> u8 {
+    let parts: Vec<LintPart> = deployments
+        .iter()
+        .map(|d| LintPart { prefix: format!("deployment `{}`", d.name), deployment: d.name.clone(), outcome: crate::import::import(&d.files, &args.options()) })
+        .collect();
+    let skipped = skipped.into_iter().map(|(path, why)| crate::report::FileRead { path: path.display().to_string(), format: None, skipped: Some(why), deployment: None }).collect();
+    report_parts(paths, &parts, skipped, format, strict, color)
+}
+
+/// One deployment of a lint run that found several.
+struct LintPart {
+    /// Put before each of its findings (``destination `prod` ``).
+    prefix: String,
+    /// Named on each file it read.
+    deployment: String,
+    outcome: crate::import::ImportOutcome,
+}
+
+/// Reports several deployments together: every finding says which deployment it is
+/// of, every file read which deployment read it. Exit 2 only when none read anything.
+fn report_parts(paths: &[PathBuf], parts: &[LintPart], skipped: Vec<crate::report::FileRead>, format: Format, strict: bool, color: bool) -> u8 {
     let mut findings = Vec::new();
     let mut files = Vec::new();
     let mut all_empty = true;
-    for (destination, outcome) in &outcomes {
-        let (mut found, nothing_read) = lint_findings(outcome);
+    for part in parts {
+        let (mut found, nothing_read) = lint_findings(&part.outcome);
         all_empty &= nothing_read;
         for f in &mut found {
-            f.message = format!("destination `{destination}`: {}", f.message);
+            f.message = format!("{}: {}", part.prefix, f.message);
         }
         findings.extend(found);
-        files.extend(outcome.files.iter().cloned().map(|mut f| {
-            f.deployment = Some(format!("destination {destination}"));
+        files.extend(part.outcome.files.iter().cloned().map(|mut f| {
+            f.deployment = Some(part.deployment.clone());
             f
         }));
     }
+    files.extend(skipped);
     let mut sources: Vec<&crate::source::SourceFile> = Vec::new();
-    for source in outcomes.iter().flat_map(|(_, o)| o.sources.iter()) {
+    for source in parts.iter().flat_map(|p| p.outcome.sources.iter()) {
         if !sources.iter().any(|s| s.path == source.path) {
             sources.push(source);
         }

@@ -380,3 +380,34 @@ fn kamal_destinations_are_linted_one_by_one() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     snapshot("kamal-destinations", &linted);
 }
+
+#[test]
+fn variants_in_separate_folders_are_linted_as_separate_deployments() {
+    // Two ways to run the same app, each with its own database: one folder's workers
+    // never count against the other folder's PostgreSQL.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("variants");
+    let compose = |workers: u32, replicas: u32, max_connections: u32| {
+        format!(
+            "services:\n  web:\n    image: acme/app\n    command: gunicorn app.wsgi --workers {workers} --bind 0.0.0.0:8000\n    deploy:\n      replicas: {replicas}\n    environment:\n      DATABASE_URL: postgres://app:app@db:5432/app\n      CONN_MAX_AGE: \"60\"\n  db:\n    image: postgres:16\n    command: postgres -c max_connections={max_connections}\n"
+        )
+    };
+    for (folder, text) in [("deploy/small", compose(8, 1, 10)), ("deploy/large", compose(16, 4, 200))] {
+        std::fs::create_dir_all(dir.join(folder)).unwrap();
+        std::fs::write(dir.join(folder).join("docker-compose.yml"), text).unwrap();
+    }
+    let linted = lint_at(&dir);
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let exhausted: Vec<&str> = linted.findings().into_iter().filter(|f| f["rule"] == "postgres-connections-exhausted").map(|f| f["message"].as_str().unwrap()).collect();
+    // 8 connections against 10 - 3 reserved in the small variant; 64 of 197 in the large.
+    assert_eq!(exhausted.len(), 1, "{exhausted:#?}");
+    assert!(exhausted[0].starts_with("deployment `deploy/small`: "), "{}", exhausted[0]);
+    assert!(!linted.summary().contains("already described by another file"), "{}", linted.summary());
+    let files = linted.report["files"].as_array().unwrap();
+    for folder in ["deploy/small", "deploy/large"] {
+        assert!(
+            files.iter().any(|f| f["path"].as_str().unwrap().ends_with(&format!("{folder}/docker-compose.yml")) && f["deployment"] == folder),
+            "{files:#?}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! claims are read on their own.
 
 pub mod compose;
+pub mod deployments;
 pub mod detect;
 pub mod dockerfile;
 pub mod kamal;

@@ -14,15 +14,18 @@
 //! - pgbouncer.ini: PgBouncer 1.18 and 1.24 started in the foreground, no ERROR/FATAL;
 //! - redis.conf / sentinel.conf: Redis 7.0, Redis 8.0 and Valkey 8.1 load them;
 //! - sysctl files: every key under /proc/sys with a value of its shape;
-//! - gunicorn.conf.py, puma.rb and the compose file: gunicorn's strict load and
-//!   --check-config, puma's DSL, docker-compose config, on a sample of the cases (each
-//!   costs a Python or Ruby start).
+//! - gunicorn.conf.py, puma.rb, the compose file and Kamal's deploy.yml: gunicorn's
+//!   strict load and --check-config, puma's DSL, docker-compose config, Kamal 2.12's
+//!   own validation (`kamal-validate --resolve-secrets`), on every case (each costs a
+//!   Python or Ruby start; HEADROOM_GENERATED_SAMPLED limits them to the first N).
 //!
-//! Left out until the fixes in those areas land (see the BOARD): Kamal deploy.yml
-//! (its own validator, and the kamal-proxy-ssl-hosts rule), `env.clear` values with
-//! control characters (compose/Kamal escaping), Redis reachable without auth checks.
+//! Redis authentication is drawn too (the default secret, a named one, `false`), and
+//! `env.clear` values carry `$` (compose interpolation), ASCII control characters (not
+//! with Kamal, whose load refuses them), C1 characters and Unicode line separators.
 //!
-//! 128 cases by default (HEADROOM_GENERATED_CASES): about 5 minutes here, 900 files.
+//! 128 cases by default (HEADROOM_GENERATED_CASES): about 1000 files; 10 minutes on
+//! this 2-core machine under the load of other builds (render 8 s, oldest end 32 s,
+//! newest end 51 s, the Python/Ruby checks 487 s).
 //! A spec that does not load or render is shrunk by proptest and its seed kept in
 //! tests/generated.proptest-regressions (run first next time); a file a program refuses
 //! is reported with its case's spec (JSON, which is YAML) and the files are kept.
@@ -41,9 +44,11 @@ use serde_json::{Map, Value, json};
 
 /// Cases per run (HEADROOM_GENERATED_CASES overrides).
 const CASES: u32 = 128;
-/// Cases whose app-server and compose files also go through Python/Ruby (each costs
-/// about half a second).
-const SAMPLED: usize = 24;
+/// Cases whose app-server, compose and Kamal files also go through Python/Ruby (each
+/// costs about half a second): all of them unless HEADROOM_GENERATED_SAMPLED says fewer.
+fn sampled() -> usize {
+    std::env::var("HEADROOM_GENERATED_SAMPLED").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX)
+}
 
 /// Choices drawn from a list of numbers: 0 everywhere is the simplest spec, so proptest
 /// shrinks a failure toward the fewest services and the plainest values.
@@ -85,8 +90,13 @@ impl Dice<'_> {
 /// Names that are valid yet unusual: digits first, dashes and underscores, 63 chars.
 const NAMES: &[&str] = &["web", "api", "0", "a-b", "x_y", "9lives", "svc-with-a-rather-long-name-made-of-many-words-up-to-sixty-thre", "db2", "q"];
 /// Strings for free-text fields that reach files: quotes, unicode, shell and YAML syntax.
-/// (`$` is left out until compose doubles it, see the module comment.)
 const HOSTILE_TEXT: &[&str] = &["plain", "with space", "quote\"s", "it's", "uni ✓ é 漢", "back\\slash", "semi;colon", "#hash", "a: b", "- dash", "{brace}", "[list]", "`tick`", "%percent", "*star", "&amp"];
+/// Env values with `$`, which compose would interpolate unless doubled.
+const DOLLAR_TEXT: &[&str] = &["$HOME", "a$b", "$$", "5$", "$1", "${", "$(id)", "x#y$"];
+/// Env values with ASCII control characters (not for Kamal: it refuses or rewrites them).
+const CONTROL_TEXT: &[&str] = &["tab\there", "two\nlines", "del\u{7f}x", "esc\u{1b}[31m", "cr\rlf", "${VAR}", "#{ruby}", "bell\u{7}"];
+/// Env values with C1 characters and Unicode line separators (NEL, U+2028/2029).
+const WIDE_TEXT: &[&str] = &["nel\u{85}x", "ls\u{2028}ps\u{2029}", "csi\u{9b}31m", "ü\u{a0}nbsp"];
 /// Spec file names (the header of every file names it).
 const FILE_NAMES: &[&str] = &["capacity.yaml", "x\nimport os; os.system('id')\n#.yaml", "a\r\nlisten 81;.yaml", "b\u{85}c\u{2028}d\u{2029}.yaml", "e\u{7f}\u{9b}\u{1b}[31m.yaml", "f;g=1 [pgbouncer] } {.yaml", "\"quoted\".yaml"];
 
@@ -107,18 +117,18 @@ fn duration(d: &mut Dice<'_>, lo: u64, hi: u64) -> Value {
     match d.pick(3) {
         0 => json!(secs),
         1 => json!(format!("{secs}s")),
-        _ if secs % 60 == 0 && secs > 0 => json!(format!("{}m", secs / 60)),
+        _ if secs.is_multiple_of(60) && secs > 0 => json!(format!("{}m", secs / 60)),
         _ => json!(format!("{secs}s")),
     }
 }
 
 fn size(bytes: u64) -> Value {
     const K: u64 = 1024;
-    if bytes % (K * K * K) == 0 {
+    if bytes.is_multiple_of(K * K * K) {
         json!(format!("{}GiB", bytes / (K * K * K)))
-    } else if bytes % (K * K) == 0 {
+    } else if bytes.is_multiple_of(K * K) {
         json!(format!("{}MiB", bytes / (K * K)))
-    } else if bytes % K == 0 {
+    } else if bytes.is_multiple_of(K) {
         json!(format!("{}KiB", bytes / K))
     } else {
         json!(bytes)
@@ -130,12 +140,16 @@ fn build(d: &mut Dice<'_>) -> Value {
     let mut taken = BTreeSet::new();
     let mut services = Map::new();
     let mut machines = Map::new();
-    let machine_names: Vec<String> = (0..d.pick(3)).map(|i| format!("m{i}")).collect();
+    // Kamal deploys to hosts: every machine lists its addresses, IPs (accessories
+    // publish their ports on one), and every role is placed.
+    let kamal = d.chance(40);
+    let machine_names: Vec<String> = (0..d.pick(3).max(usize::from(kamal))).map(|i| format!("m{i}")).collect();
     for m in &machine_names {
         let count = d.num(1, 3);
         let mut machine = json!({ "count": count, "cpus": d.num(1, 64), "memory": size(d.num(1, 64) << 30) });
-        if d.chance(50) {
-            let addresses: Vec<String> = (0..count).map(|i| if d.chance(50) { format!("10.0.{}.{}", d.pick(255), i + 1) } else { format!("{m}-host{i}.internal") }).collect();
+        if kamal || d.chance(50) {
+            let addresses: Vec<String> =
+                (0..count).map(|i| if kamal || d.chance(50) { format!("10.0.{}.{}", d.pick(255), i + 1) } else { format!("{m}-host{i}.internal") }).collect();
             machine["addresses"] = json!(addresses);
         }
         if d.chance(40) {
@@ -147,7 +161,8 @@ fn build(d: &mut Dice<'_>) -> Value {
         machines.insert(m.clone(), machine);
     }
     let place = |d: &mut Dice<'_>, s: &mut Value| {
-        if !machine_names.is_empty() && d.chance(50) {
+        let role = ["gunicorn", "puma", "sidekiq", "celery", "solid_queue", "rq", "worker"].contains(&s["kind"].as_str().unwrap_or(""));
+        if !machine_names.is_empty() && ((kamal && role) || d.chance(50)) {
             s["machine"] = json!(machine_names[d.pick(machine_names.len())]);
         }
     };
@@ -266,6 +281,12 @@ fn build(d: &mut Dice<'_>) -> Value {
             s["tcp_backlog"] = json!(d.num(1, 2_147_483_647));
         }
         s["persistence"] = json!(d.from(&["none", "rdb", "aof"]));
+        // Authentication: the default secret, a named one, or none.
+        match d.pick(3) {
+            0 => {}
+            1 => s["password"] = json!(d.from(&["REDIS_SECRET", "_x9", "CACHE_PASSWORD", "a"])),
+            _ => s["password"] = json!(false),
+        }
         place(d, &mut s);
         services.insert(name.clone(), s);
         redises.push(name);
@@ -460,15 +481,48 @@ fn build(d: &mut Dice<'_>) -> Value {
     if d.chance(20) {
         deploy.insert("files".into(), json!({ "nginx": "conf/front.conf" }));
     }
+    if kamal {
+        let registry = match d.pick(3) {
+            0 => json!({ "server": "ghcr.io", "username": "KAMAL_REGISTRY_USERNAME", "password": "KAMAL_REGISTRY_PASSWORD" }),
+            1 => json!({ "server": "localhost:5555" }),
+            _ => json!({ "username": "DOCKER_USER", "password": "DOCKER_TOKEN" }),
+        };
+        let mut k = json!({ "image": d.from(&["ghcr.io/acme/app", "registry.example.com:5000/team/app", "app"]), "registry": registry });
+        if d.chance(40) {
+            k["service"] = json!(d.from(&["shop", "a_b", "x-1", "0"]));
+        }
+        match d.pick(4) {
+            0 => {}
+            1 => k["proxy"] = json!({ "host": "app.example.com", "ssl": false, "response_timeout": duration(d, 1, 600) }),
+            2 => k["proxy"] = json!({ "host": "app.example.com", "ssl": true, "certificate_pem": "CERTIFICATE_PEM", "private_key_pem": "PRIVATE_KEY_PEM" }),
+            _ => k["proxy"] = json!({ "host": "xn--bcher-kva.example" }),
+        }
+        if d.chance(30) {
+            k["arch"] = json!(d.from(&["amd64", "arm64"]));
+        }
+        deploy.insert("kamal".into(), k);
+    }
     if !deploy.is_empty() {
         spec["deploy"] = Value::Object(deploy);
     }
-    // Free text that reaches files: env values (names only: values with control
-    // characters are left out, see the module comment).
-    if d.chance(50)
+    // Free text that reaches files: env values, with `$` (compose interpolates it) and
+    // control characters (escaped per format; Kamal would change what the container
+    // receives, so load refuses those there and they are drawn without Kamal only).
+    if d.chance(60)
         && let Some(first) = apps.first()
     {
-        spec["services"][first]["env"] = json!({ "clear": { "GREETING": d.from(HOSTILE_TEXT) }, "secret": ["DATABASE_URL"] });
+        let mut clear = Map::new();
+        clear.insert("GREETING".into(), json!(d.from(HOSTILE_TEXT)));
+        if d.chance(70) {
+            clear.insert("PRICE".into(), json!(d.from(DOLLAR_TEXT)));
+        }
+        if !kamal && d.chance(70) {
+            clear.insert("BANNER".into(), json!(d.from(CONTROL_TEXT)));
+        }
+        if d.chance(50) {
+            clear.insert("WIDE".into(), json!(d.from(WIDE_TEXT)));
+        }
+        spec["services"][first]["env"] = json!({ "clear": clear, "secret": ["DATABASE_URL"] });
     }
     spec
 }
@@ -500,6 +554,12 @@ fn trixie_tool() -> PathBuf {
         .flatten()
         .find(|p| p.is_file())
         .expect("shared/tools/trixie-root not found beside the repository: the newest end cannot be checked (set HEADROOM_TRIXIE_TOOL)")
+}
+
+fn kamal_validate() -> PathBuf {
+    let shared = std::env::var_os("HEADROOM_SHARED").map(PathBuf::from);
+    let candidates = [shared.map(|s| s.join("tools/kamal-validate")), Some(repo().join("../shared/tools/kamal-validate")), Some(repo().join("../../shared/tools/kamal-validate"))];
+    candidates.into_iter().flatten().find(|p| p.is_file()).expect("tools/kamal-validate not found: set HEADROOM_SHARED to the directory holding it")
 }
 
 fn trixie_root() -> PathBuf {
@@ -678,13 +738,14 @@ fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut 
 /// The checks that cost a Python or Ruby start, on a sample of the cases.
 fn check_sampled(cases: &[Case], failures: &mut Vec<String>) {
     let mut runs = Vec::new();
-    for (ci, case) in cases.iter().enumerate().take(SAMPLED) {
+    for (ci, case) in cases.iter().enumerate().take(sampled()) {
         for (kind, file, _) in &case.files {
             let path = case.dir.join(file).display().to_string();
             let args: Vec<String> = match *kind {
                 "gunicorn" => vec!["gunicorn.sh".into(), path],
                 "puma" => vec!["puma_check".into(), path],
                 "compose" => vec!["compose.sh".into(), path],
+                "kamal" => vec!["kamal-validate".into(), path],
                 "sysctl" => vec!["sysctl.sh".into(), path],
                 _ => continue,
             };
@@ -692,7 +753,7 @@ fn check_sampled(cases: &[Case], failures: &mut Vec<String>) {
         }
     }
     // sysctl files of every case (a short Python run each).
-    for (ci, case) in cases.iter().enumerate().skip(SAMPLED) {
+    for (ci, case) in cases.iter().enumerate().skip(sampled()) {
         for (kind, file, _) in &case.files {
             if *kind == "sysctl" {
                 runs.push((ci, vec!["sysctl.sh".into(), case.dir.join(file).display().to_string()]));
@@ -710,6 +771,8 @@ fn check_sampled(cases: &[Case], failures: &mut Vec<String>) {
                     let validators = repo().join("tests/validators");
                     let out = if args[0] == "puma_check" {
                         Command::new("ruby").arg(validators.join("puma_check.rb")).arg(&args[1]).output()
+                    } else if args[0] == "kamal-validate" {
+                        Command::new(kamal_validate()).arg("--resolve-secrets").arg(&args[1]).output()
                     } else {
                         Command::new("bash").arg(validators.join(&args[0])).arg(&args[1]).output()
                     }
@@ -742,9 +805,20 @@ fn newest_only(ctx: &Context<'_>, a: &targets::Artifact) -> bool {
     })
 }
 
+/// A spec as YAML: JSON, with the characters YAML does not allow raw in a stream (DEL,
+/// C1) and the Unicode line separators written as `\uXXXX` escapes, which YAML's
+/// double-quoted strings read like JSON's.
+fn yaml_text(spec: &Value) -> String {
+    serde_json::to_string_pretty(spec)
+        .unwrap()
+        .chars()
+        .map(|c| if ('\u{7f}'..='\u{9f}').contains(&c) || c == '\u{2028}' || c == '\u{2029}' { format!("\\u{:04x}", c as u32) } else { c.to_string() })
+        .collect()
+}
+
 /// Loads and renders one generated spec into `dir`; the spec must load and render.
 fn render_case(spec: &Value, file_name: &str, dir: &Path) -> Result<Case, String> {
-    let text = serde_json::to_string_pretty(spec).unwrap();
+    let text = yaml_text(spec);
     let analysis = analyze_text(file_name, &text).map_err(|f| format!("a generated spec does not load: {:#?}\n{text}", f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()))?;
     let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: file_name.into(), existing_root: None };
     let artifacts = targets::render_all(&ctx, &[]).map_err(|e| format!("a generated spec that loads does not render: {e:?}\n{text}"))?;
@@ -762,6 +836,7 @@ fn render_case(spec: &Value, file_name: &str, dir: &Path) -> Result<Case, String
             "gunicorn" => "gunicorn",
             "puma" => "puma",
             "compose" => "compose",
+            "kamal" => "kamal",
             "sysctl" if a.path.ends_with(".conf") => "sysctl",
             _ => continue,
         };
@@ -822,12 +897,16 @@ fn every_generated_spec_that_loads_renders_files_its_programs_accept_on_both_end
     let kinds: BTreeSet<&str> = cases.iter().flat_map(|c| c.files.iter().map(|f| f.0)).collect();
     let pinned = cases.iter().flat_map(|c| &c.files).filter(|f| f.2).count();
     assert!(pinned > 0, "no generated case pinned a version with a gated setting");
-    for kind in ["nginx", "postgres", "pgbouncer", "redis", "sentinel", "gunicorn", "puma", "compose", "sysctl"] {
+    for kind in ["nginx", "postgres", "pgbouncer", "redis", "sentinel", "gunicorn", "puma", "compose", "kamal", "sysctl"] {
         assert!(kinds.contains(kind), "no generated case rendered a {kind} file: the generator is too narrow");
     }
     if !failures.is_empty() {
         let kept = work.keep();
         panic!("{} of {files} checks failed (files kept in {}):\n\n{}", failures.len(), kept.display(), failures.join("\n\n"));
     }
-    eprintln!("{} generated specs, {files} rendered files checked on both ends in {:.0?}", cases.len(), started.elapsed());
+    let mut per_kind = std::collections::BTreeMap::new();
+    for f in cases.iter().flat_map(|c| &c.files) {
+        *per_kind.entry(f.0).or_insert(0) += 1;
+    }
+    eprintln!("{} generated specs, {files} rendered files checked on both ends in {:.0?}: {per_kind:?}", cases.len(), started.elapsed());
 }

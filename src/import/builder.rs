@@ -69,6 +69,10 @@ pub struct ImportBuilder {
     /// range minus `offset`): how one document merged from two files (a Kamal
     /// destination over deploy.yml) keeps each value's own file: (from, offset, to).
     pub redirects: Vec<(FileId, usize, FileId)>,
+    /// The program each service's command runs, when it names one (`uwsgi` for a
+    /// gunicorn-shaped service): a uwsgi.ini is not applied to a service that runs
+    /// gunicorn.
+    pub programs: HashMap<String, &'static str>,
     /// Kamal destination files found beside a deploy.yml (`production` for
     /// config/deploy.production.yml), sorted.
     pub kamal_destinations: Vec<String>,

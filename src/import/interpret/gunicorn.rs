@@ -129,6 +129,10 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         builder.ignored(file, head, format!("gunicorn config for `{service}`, which is a {kind} service; not read"));
         return;
     }
+    if let Some(program) = builder.programs.get(&service).filter(|p| **p != "gunicorn") {
+        builder.ignored(file, head, format!("gunicorn config for `{service}`, whose command runs {program}, not gunicorn; not applied"));
+        return;
+    }
     builder.mark(&format!("services.{service}"), file, head);
     let env = super::service_env(builder, &service);
     let facts = super::facts_for(builder, &service);

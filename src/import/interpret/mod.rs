@@ -193,7 +193,7 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
         let b = base(w);
         let next = words.get(i + 1).map(|(n, _)| n.as_str());
         let is_assignment = w.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit()));
-        if is_assignment || matches!(b, "exec" | "env" | "nice" | "tini" | "dumb-init" | "--" | "ddtrace-run" | "opentelemetry-instrument" | "thrust" | "chpst") || b.ends_with("entrypoint.sh") || b == "entrypoint" {
+        if is_assignment || matches!(b, "exec" | "env" | "nice" | "tini" | "dumb-init" | "--" | "ddtrace-run" | "opentelemetry-instrument" | "thrust" | "chpst") || b.ends_with("entrypoint.sh") || b == "entrypoint" || is_buildpack_wrapper(b) {
             i += 1;
             continue;
         }
@@ -252,6 +252,12 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
     None
 }
 
+/// Heroku buildpack scripts that start a sidecar (nginx, PgBouncer) and then run the
+/// app command given after them: `bin/start-nginx bundle exec puma ...`.
+fn is_buildpack_wrapper(program: &str) -> bool {
+    matches!(program, "start-nginx" | "start-nginx-solo" | "start-nginx-debug" | "start-pgbouncer" | "start-pgbouncer-stunnel")
+}
+
 fn celery(words: &[Word], from: usize) -> Option<(&'static str, usize)> {
     words[from.min(words.len())..].iter().any(|(w, _)| w == "worker").then_some(("celery", from))
 }
@@ -272,6 +278,7 @@ pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[Word],
     }
     let (program, start) = classify_program(words)?;
     let kind = kind_of_program(program);
+    builder.programs.insert(service.to_string(), program);
     let head = words[..start].last().map_or(0..0, |(_, r)| r.clone());
     let end = words[start..].iter().position(|(w, _)| matches!(w.as_str(), ";" | "&&" | "||" | "|" | "&")).map_or(words.len(), |p| start + p);
     let args = strip_redirects(&words[start..end]);
@@ -551,6 +558,8 @@ mod tests {
         assert_eq!(b.value["services"]["web"]["concurrency"], 12);
         assert_eq!(classify(&shell_words("bin/jobs")).map(|k| k.0), Some("solid_queue"));
         assert_eq!(classify(&shell_words("python manage.py runserver")), None);
+        assert_eq!(classify(&shell_words("bin/start-nginx bundle exec puma -C config/puma.rb")).map(|k| k.0), Some("puma"));
+        assert_eq!(classify(&shell_words("bin/start-pgbouncer gunicorn app:app")).map(|k| k.0), Some("gunicorn"));
     }
 
     #[test]

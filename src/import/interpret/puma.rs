@@ -289,6 +289,11 @@ fn read_ruby_config(builder: &mut ImportBuilder, file: FileId, unicorn: bool) {
         builder.ignored(file, head, format!("{what} for `{service}`, which is a {kind} service; not read"));
         return;
     }
+    let runs = if unicorn { "unicorn" } else { "puma" };
+    if let Some(program) = builder.programs.get(&service).filter(|p| **p != runs) {
+        builder.ignored(file, head, format!("{what} for `{service}`, whose command runs {program}, not {runs}; not applied"));
+        return;
+    }
     builder.mark(&format!("services.{service}"), file, head.clone());
     let env = super::service_env(builder, &service);
     let facts = super::facts_for(builder, &service);

@@ -160,6 +160,10 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let service = builder.owner_of(file, &fallback);
     let lines = section_lines(&text, "uwsgi");
     let head = lines.first().map_or(0..0, |l| l.2.clone());
+    if let Some(program) = builder.programs.get(&service).filter(|p| **p != "uwsgi") {
+        builder.ignored(file, head, format!("uWSGI ini for `{service}`, whose command runs {program}, not uwsgi; not applied"));
+        return;
+    }
     if !builder.ensure_kind(&service, "gunicorn", file, head.clone()) {
         let kind = builder.kind_of_service(&service).unwrap_or_default();
         builder.ignored(file, head, format!("uWSGI ini for `{service}`, which is a {kind} service; not read"));
@@ -294,5 +298,17 @@ mod tests {
         apply_command(&mut b, "web", &shell_words(cmd), id, &Variables::default());
         assert_eq!(b.value["services"]["web"]["timeout"], "0s");
         assert_eq!(b.value["services"]["web"]["worker_class"], "gthread");
+    }
+
+    #[test]
+    fn an_ini_beside_a_gunicorn_command_is_not_applied() {
+        let mut b = ImportBuilder::new("t");
+        let cmd = "gunicorn --workers 4 app.wsgi";
+        let id = b.add_source(SourceFile::new("cmd", cmd.to_string()));
+        apply_command(&mut b, "web", &shell_words(cmd), id, &Variables::default());
+        let ini = b.add_source(SourceFile::new("/x/uwsgi.ini", "[uwsgi]\nprocesses = 16\n".to_string()));
+        read(&mut b, ini);
+        assert_eq!(b.value["services"]["web"]["workers"], 4);
+        assert!(notes(&b).iter().any(|n| n.contains("whose command runs gunicorn")), "{:?}", notes(&b));
     }
 }

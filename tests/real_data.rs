@@ -8,6 +8,11 @@
 //! the sentinel's quorum). A missing program or validator fails the test: install
 //! them with `.ci/install-validators`.
 //!
+//! Both version ends: every example is checked on the host's programs (Debian 12:
+//! nginx 1.22, PostgreSQL 15, PgBouncer 1.18, Redis 7.0) and on those of the Debian 13
+//! root that `../shared/tools/trixie-root` builds (nginx 1.26, PostgreSQL 17, PgBouncer
+//! 1.24, Redis 8.0 and Valkey 8.1), through the validators' HEADROOM_END=newest.
+//!
 //! Version-gated settings: the test machine has PostgreSQL 15 and PgBouncer 1.18
 //! (Debian bookworm), and both reject a parameter they do not know. A file rendered
 //! for a newer server is first run as rendered and must be rejected for exactly the
@@ -60,21 +65,62 @@ impl Run {
     }
 }
 
-fn validator(script: &str, args: &[&Path]) -> Run {
+/// Which programs check the files: the host's (oldest) or the Debian 13 root's (newest).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum End {
+    Oldest,
+    Newest,
+}
+
+impl End {
+    fn name(self) -> &'static str {
+        match self {
+            End::Oldest => "oldest",
+            End::Newest => "newest",
+        }
+    }
+}
+
+fn trixie_tool() -> PathBuf {
+    let shared = std::env::var_os("HEADROOM_SHARED").map(|s| PathBuf::from(s).join("tools/trixie-root"));
+    let candidates = [std::env::var_os("HEADROOM_TRIXIE_TOOL").map(PathBuf::from), shared, Some(root().join("../shared/tools/trixie-root")), Some(root().join("../../shared/tools/trixie-root"))];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .expect("shared/tools/trixie-root not found: the newest end cannot be checked (set HEADROOM_SHARED or HEADROOM_TRIXIE_TOOL)")
+}
+
+/// The Debian 13 root (built on first use).
+fn trixie_root() -> PathBuf {
+    let out = Command::new(trixie_tool()).stdin(Stdio::null()).output().expect("trixie-root runs");
+    assert!(out.status.success(), "trixie-root could not build its root: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn validator(end: End, script: &str, args: &[&Path]) -> Run {
+    validator_with(end, script, args, &[])
+}
+
+fn validator_with(end: End, script: &str, args: &[&Path], env: &[(&str, &str)]) -> Run {
     let path = root().join("tests/validators").join(script);
     assert!(path.is_file(), "validator {} is missing", path.display());
     let out = Command::new("bash")
         .arg(&path)
         .args(args)
+        .env("HEADROOM_END", end.name())
+        .env("HEADROOM_TRIXIE_TOOL", trixie_tool())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
     Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
 }
 
-/// The major version of the newest installed PostgreSQL (what lib.sh runs).
-fn installed_postgres() -> u64 {
-    std::fs::read_dir("/usr/lib/postgresql")
+/// The major version of the newest installed PostgreSQL (what lib.sh runs) under `prefix`
+/// (`/` for the host, the Debian 13 root for the newest end).
+fn installed_postgres(prefix: &Path) -> u64 {
+    std::fs::read_dir(prefix.join("usr/lib/postgresql"))
         .ok()
         .into_iter()
         .flatten()
@@ -85,9 +131,13 @@ fn installed_postgres() -> u64 {
         .expect("PostgreSQL is not installed under /usr/lib/postgresql: run .ci/install-validators")
 }
 
-/// (major, minor) of the installed pgbouncer.
-fn installed_pgbouncer() -> (u32, u32) {
-    let out = Command::new("pgbouncer").arg("--version").output().expect("pgbouncer is not installed: run .ci/install-validators");
+/// (major, minor) of the pgbouncer an end runs.
+fn installed_pgbouncer(end: End) -> (u32, u32) {
+    let out = match end {
+        End::Oldest => Command::new("pgbouncer").arg("--version").output(),
+        End::Newest => Command::new(trixie_tool()).args(["run", "pgbouncer", "--version"]).stdin(Stdio::null()).output(),
+    }
+    .expect("pgbouncer is not installed: run .ci/install-validators");
     let text = String::from_utf8_lossy(&out.stdout);
     let version = text.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_string();
     headroom::plan::resolve::parse_version(&version).unwrap_or_else(|| panic!("cannot read the pgbouncer version from {text:?}"))
@@ -112,6 +162,7 @@ fn differs_only_by(original: &str, copy: &str, gated: &str) -> Result<(), String
 }
 
 struct Example<'a> {
+    end: End,
     name: String,
     dir: PathBuf,
     plan: &'a Plan,
@@ -123,7 +174,7 @@ struct Example<'a> {
 
 impl<'a> Example<'a> {
     fn fail(&mut self, what: String) {
-        self.failures.push(format!("[{}] {what}", self.name));
+        self.failures.push(format!("[{} on the {} end] {what}", self.name, self.end.name()));
     }
     fn file(&self, path: &str) -> PathBuf {
         self.dir.join(path)
@@ -178,7 +229,7 @@ fn check_nginx(ex: &mut Example<'_>) {
                 ex.fail(format!("{path}: upstream {} has {servers} server lines, the plan {}", u.name, u.servers.len()));
             }
         }
-        let run = validator("nginx.sh", &[&ex.file(&path)]);
+        let run = validator(ex.end, "nginx.sh", &[&ex.file(&path)]);
         ex.checked += 1;
         if !run.ok {
             ex.fail(format!("nginx rejected {path}\n{}\n{text}", run.describe()));
@@ -199,7 +250,7 @@ fn check_postgres(ex: &mut Example<'_>, installed: u64) {
         let mut settings = targets::postgres::settings(pg);
         if pg.version.value > installed {
             // As rendered: rejected for reserved_connections alone.
-            let run = validator("postgres.sh", &[&file]);
+            let run = validator(ex.end, "postgres.sh", &[&file]);
             ex.checked += 1;
             let unknown: Vec<&str> = run.stderr.lines().filter(|l| l.contains("unrecognized configuration parameter")).collect();
             let only_gated = !unknown.is_empty() && unknown.iter().all(|l| l.contains("\"reserved_connections\""));
@@ -221,7 +272,7 @@ fn check_postgres(ex: &mut Example<'_>, installed: u64) {
                 ex.fail(format!("{path}: {e}"));
             }
         }
-        let run = validator("postgres.sh", &[&file]);
+        let run = validator(ex.end, "postgres.sh", &[&file]);
         ex.checked += 1;
         if !run.ok {
             ex.fail(format!("postgres rejected {}\n{}\n{original}", file.display(), run.describe()));
@@ -261,7 +312,7 @@ fn check_pgbouncer(ex: &mut Example<'_>, installed: (u32, u32)) {
         }
         let mut file = ex.file(&path);
         if pgb.max_prepared_statements.is_some() && installed < (1, 21) {
-            let run = validator("pgbouncer.sh", &[&file]);
+            let run = validator(ex.end, "pgbouncer.sh", &[&file]);
             ex.checked += 1;
             let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
             let only_gated = run.stderr.contains("unknown parameter: pgbouncer/max_prepared_statements")
@@ -286,7 +337,7 @@ fn check_pgbouncer(ex: &mut Example<'_>, installed: (u32, u32)) {
                 ex.fail(format!("{path}: {e}"));
             }
         }
-        let run = validator("pgbouncer.sh", &[&file]);
+        let run = validator(ex.end, "pgbouncer.sh", &[&file]);
         ex.checked += 1;
         if !run.ok || !run.stdout.contains("select 1 via pgbouncer") {
             ex.fail(format!("pgbouncer rejected {}\n{}\n{original}", file.display(), run.describe()));
@@ -302,7 +353,16 @@ fn check_redis(ex: &mut Example<'_>) {
             ex.fail(format!("no redis.conf rendered for `{}` at {path}", service.name));
             continue;
         }
-        let run = validator("redis.sh", &[&ex.file(&path)]);
+        // The newest end has Valkey 8.1 beside Redis 8.0: both read the same file.
+        if ex.end == End::Newest {
+            let run = validator_with(ex.end, "redis.sh", &[&ex.file(&path)], &[("HEADROOM_REDIS", "valkey-server")]);
+            ex.checked += 1;
+            if !run.ok {
+                let text = ex.artifact(&path).unwrap().text.clone();
+                ex.fail(format!("valkey-server rejected {path}\n{}\n{text}", run.describe()));
+            }
+        }
+        let run = validator(ex.end, "redis.sh", &[&ex.file(&path)]);
         ex.checked += 1;
         if !run.ok {
             let text = ex.artifact(&path).unwrap().text.clone();
@@ -329,7 +389,7 @@ fn check_redis(ex: &mut Example<'_>) {
             }
         }
         // The same settings as command-line arguments (compose/Kamal `command:`).
-        match redis_with_args(&targets::redis::server_args(service), &ex.dir.join(format!("args-{}", service.name))) {
+        match redis_with_args(ex.end, &targets::redis::server_args(service), &format!("{}-args-{}", ex.name, service.name)) {
             Ok(maxmemory) if maxmemory == r.maxmemory.as_ref().map_or(0, |m| m.value).to_string() => {}
             Ok(other) => ex.fail(format!("redis-server {:?}: CONFIG GET maxmemory = {other}", targets::redis::server_args(service))),
             Err(e) => ex.fail(format!("redis-server {:?}: {e}", targets::redis::server_args(service))),
@@ -342,7 +402,7 @@ fn check_redis(ex: &mut Example<'_>) {
                 ex.fail(format!("no sentinel.conf rendered for `{}` at {path}", service.name));
                 continue;
             }
-            let run = validator("redis-sentinel.sh", &[&ex.file(&path)]);
+            let run = validator(ex.end, "redis-sentinel.sh", &[&ex.file(&path)]);
             ex.checked += 1;
             let want = format!("quorum={}", q.value);
             if !run.ok || !run.stdout.lines().any(|l| l.starts_with(&format!("master {} = ", service.name)) && l.ends_with(&want)) {
@@ -352,19 +412,36 @@ fn check_redis(ex: &mut Example<'_>) {
     }
 }
 
-/// Starts redis-server with `args` (its `--dir` pointed at a temp dir, listening on a
-/// unix socket only) and returns what `CONFIG GET maxmemory` says.
-fn redis_with_args(args: &[String], tmp: &Path) -> Result<String, String> {
-    std::fs::create_dir_all(tmp).map_err(|e| e.to_string())?;
+/// Starts the end's redis-server with `args` (its `--dir` pointed at a temp dir,
+/// listening on a unix socket only) and returns what `CONFIG GET maxmemory` says. On
+/// the newest end the temp dir is inside the Debian 13 root, named by its path there.
+fn redis_with_args(end: End, args: &[String], label: &str) -> Result<String, String> {
+    let base = match end {
+        End::Oldest => std::env::temp_dir(),
+        End::Newest => trixie_root().join("tmp"),
+    };
+    let dir = tempfile::Builder::new().prefix(&format!("headroom-{label}-")).tempdir_in(&base).map_err(|e| e.to_string())?;
+    let tmp = dir.path();
+    let seen = |p: &Path| match end {
+        End::Oldest => p.display().to_string(),
+        End::Newest => Path::new("/").join(p.strip_prefix(base.parent().unwrap()).unwrap()).display().to_string(),
+    };
     let mut args: Vec<String> = args[1..].to_vec();
     if let Some(at) = args.iter().position(|a| a == "--dir") {
-        args[at + 1] = tmp.display().to_string();
+        args[at + 1] = seen(tmp);
     }
     let sock = tmp.join("redis.sock");
-    let mut child = Command::new("redis-server")
+    let mut command = match end {
+        End::Oldest => Command::new("redis-server"),
+        End::Newest => {
+            let mut c = Command::new(trixie_tool());
+            c.args(["run", "redis-server"]);
+            c
+        }
+    };
+    let mut child = command
         .args(&args)
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&sock)
+        .args(["--port", "0", "--unixsocket", &seen(&sock)])
         .args(["--daemonize", "no", "--logfile", ""])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -390,6 +467,8 @@ fn redis_with_args(args: &[String], tmp: &Path) -> Result<String, String> {
     if child.try_wait().ok().flatten().is_none() {
         std::thread::sleep(Duration::from_millis(300));
         if child.try_wait().ok().flatten().is_none() {
+            // In the root the server is a descendant of trixie-root's process: stop those first.
+            kill_descendants(child.id());
             let _ = child.kill();
         }
     }
@@ -397,7 +476,16 @@ fn redis_with_args(args: &[String], tmp: &Path) -> Result<String, String> {
     result.map_err(|e| format!("{e}\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-fn check_example(spec_path: &Path, postgres: u64, pgbouncer: (u32, u32)) -> (usize, Vec<String>) {
+/// Stops every process started under `pid` (by PID, deepest first).
+fn kill_descendants(pid: u32) {
+    let out = Command::new("pgrep").args(["-P", &pid.to_string()]).output();
+    for child in out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+        kill_descendants(child);
+        let _ = Command::new("kill").arg(child.to_string()).status();
+    }
+}
+
+fn check_example(end: End, spec_path: &Path, postgres: u64, pgbouncer: (u32, u32)) -> (usize, Vec<String>) {
     let name = spec_path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
     let analysis = match analyze_file(spec_path) {
         Ok(a) => a,
@@ -413,9 +501,9 @@ fn check_example(spec_path: &Path, postgres: u64, pgbouncer: (u32, u32)) -> (usi
             targets::TARGETS.iter().filter_map(|t| t.render(&ctx).ok()).flatten().collect()
         }
     };
-    let tmp = tempfile::Builder::new().prefix(&format!("headroom-real-{name}-")).tempdir().unwrap();
+    let tmp = tempfile::Builder::new().prefix(&format!("headroom-real-{name}-{}-", end.name())).tempdir().unwrap();
     write_artifacts(tmp.path(), &artifacts);
-    let mut ex = Example { name, dir: tmp.path().to_path_buf(), plan: &analysis.plan, ctx, artifacts, failures: render_errors, checked: 0 };
+    let mut ex = Example { end, name, dir: tmp.path().to_path_buf(), plan: &analysis.plan, ctx, artifacts, failures: render_errors, checked: 0 };
     check_nginx(&mut ex);
     check_postgres(&mut ex, postgres);
     check_pgbouncer(&mut ex, pgbouncer);
@@ -436,16 +524,20 @@ fn every_example_is_accepted_by_the_real_programs() {
         let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
         assert!(found, "{program} is not installed: run .ci/install-validators");
     }
-    let postgres = installed_postgres();
-    let pgbouncer = installed_pgbouncer();
+    let ends = [
+        (End::Oldest, installed_postgres(Path::new("/")), installed_pgbouncer(End::Oldest)),
+        (End::Newest, installed_postgres(&trixie_root()), installed_pgbouncer(End::Newest)),
+    ];
+    assert!(ends[1].1 > ends[0].1 && ends[1].2 > ends[0].2, "the two ends run different versions: {ends:?}");
     let results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = specs.iter().map(|p| s.spawn(move || check_example(p, postgres, pgbouncer))).collect();
+        let handles: Vec<_> = ends.iter().flat_map(|&(end, postgres, pgbouncer)| specs.iter().map(move |p| (end, p, postgres, pgbouncer))).map(|(end, p, postgres, pgbouncer)| s.spawn(move || check_example(end, p, postgres, pgbouncer))).collect();
         handles.into_iter().map(|h| h.join().expect("example thread")).collect()
     });
     let checked: usize = results.iter().map(|r| r.0).sum();
     let failures: Vec<String> = results.into_iter().flat_map(|r| r.1).collect();
     assert!(failures.is_empty(), "{} failure(s):\n\n{}", failures.len(), failures.join("\n\n"));
-    // nginx 2, postgres 6 (+5 rejected as rendered), pgbouncer 3 (+3), redis 4 x 2, sentinel 1
-    assert!(checked >= 20, "only {checked} real-program runs");
-    eprintln!("{checked} real-program runs over {} examples", specs.len());
+    // Per end: nginx 2, postgres 6 (+5 rejected as rendered on the oldest), pgbouncer 3
+    // (+3), redis 4 x 2 (+4 valkey on the newest), sentinel 1.
+    assert!(checked >= 40, "only {checked} real-program runs");
+    eprintln!("{checked} real-program runs over {} examples on both ends", specs.len());
 }

@@ -187,6 +187,11 @@ fn celery_redis_compose_app_orders_the_sync_workers_timeout() {
     assert!(linted.problems().contains(&"timeout-order".to_string()), "{}", linted.summary());
     let ignored = linted.notes("import-ignored").join("\n");
     assert!(ignored.contains("compose service `flower`: runs Flower (a Celery monitor), which headroom does not model"), "{ignored}");
+    // The TLS variant beside the mounted config is not merged into the running nginx
+    // (its 300s proxy_read_timeout would hide the 504s).
+    let files = linted.report["files"].as_array().unwrap();
+    let tls = files.iter().find(|f| f["path"].as_str().unwrap().ends_with("nginx/default_tls.conf")).expect("listed");
+    assert_eq!(tls["skipped"], "an alternative nginx config: `nginx` mounts default.conf and not this file", "{tls:#}");
     assert_eq!(linted.exit, 0, "warnings only: {}", linted.summary());
     snapshot("celery-redis", &linted);
 }

@@ -534,12 +534,36 @@ fn load_tree(b: &mut ImportBuilder, file: FileId) -> Vec<Directive> {
     }
 }
 
+/// The config a service mounts instead of this one, when no service mounts this file
+/// (as a file or inside a mounted folder) and the service it would be read into mounts
+/// another nginx config: `nginx_TLS.conf` beside the mounted `nginx.conf` is a variant
+/// someone switches to, not more settings of the running nginx.
+fn unmounted_alternative(builder: &ImportBuilder, file: FileId, owner: &str) -> Option<PathBuf> {
+    if builder.file_owners.contains_key(&file) || builder.conventional_owner(file).is_some() {
+        return None;
+    }
+    let path = std::fs::canonicalize(&builder.sources.get(file)?.path).ok()?;
+    if builder.owners.keys().any(|mounted| path.starts_with(mounted)) {
+        return None;
+    }
+    let looks_like_nginx = |p: &Path| {
+        p.extension().is_some_and(|e| e == "conf") && p.components().any(|c| c.as_os_str().to_string_lossy().to_ascii_lowercase().contains("nginx"))
+    };
+    builder.owners.iter().filter(|(p, service)| service.as_str() == owner && p.is_file() && looks_like_nginx(p)).map(|(p, _)| p.clone()).min()
+}
+
 /// Reads an nginx config into the nginx service that owns the file.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
     if file >= builder.sources.len() || already_read(builder, file) || reject_binary(builder, file) {
         return;
     }
     let owner = builder.owner_of(file, "nginx");
+    if let Some(mounted) = unmounted_alternative(builder, file, &owner) {
+        let path = builder.sources[file].path.clone();
+        let shown = path.canonicalize().ok().and_then(|p| p.parent().and_then(|dir| mounted.strip_prefix(dir).ok()).map(Path::to_path_buf)).unwrap_or(mounted);
+        builder.skip(path, format!("an alternative nginx config: `{owner}` mounts {} and not this file", shown.display()));
+        return;
+    }
     let tree = load_tree(builder, file);
     let first = tree.first().map_or(0..0, |d| d.head());
     let svc = match ensure_service(builder, &owner, "nginx", file, first.clone()) {

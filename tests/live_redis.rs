@@ -12,6 +12,8 @@
 //!   redis-cli here (and the one-shot) gets it as compose gives it, `REDISCLI_AUTH`.
 //! - A standalone redis with its password from the environment answers a client that
 //!   has it and refuses one without, also from another address than loopback's.
+//! - A sentinel authenticates to its master with the password (`auth-pass` from the
+//!   environment); without it, it cannot.
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener};
@@ -242,4 +244,73 @@ fn the_password_from_the_environment_lets_clients_in_and_keeps_others_out() {
         assert!(!text(&wrong).contains("PONG"), "a wrong password through {host}: {}", text(&wrong));
     }
     assert_eq!(redis_cli(hosts[0], port, &["get", "k"]).trim(), "", "the refused write changed nothing");
+}
+
+/// Starts the rendered sentinel command (its `sh -c` line, with the container's paths
+/// replaced by the test's and a free port) with `env`.
+fn start_sentinel(command: &[String], conf: &Path, dir: &Path, host: Ipv4Addr, port: u16, env: &[(String, String)], hosts_file: &Path) -> Child {
+    assert_eq!(&command[..2], ["sh", "-c"], "{command:?}");
+    fs::create_dir_all(dir).unwrap();
+    let line = command[2]
+        .replace("/usr/local/etc/redis/sentinel.conf", &conf.display().to_string())
+        .replace("/tmp/sentinel.conf", &dir.join("sentinel.conf").display().to_string());
+    let line = format!("{line} --port {port} --bind {host} --dir {} --logfile {}", dir.display(), dir.join("sentinel.log").display());
+    Command::new("sh")
+        .args(["-c", &line])
+        .env_remove("REDISCLI_AUTH")
+        .envs(env.iter().cloned())
+        .env("LD_PRELOAD", nss_wrapper())
+        .env("NSS_WRAPPER_HOSTS", hosts_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sentinel starts")
+}
+
+/// Sentinel mode: the rendered sentinel authenticates to a master that requires the
+/// password (`--sentinel auth-pass` from the environment): the master lists the
+/// sentinel's named connection. The same sentinel without the password never gets to
+/// name it (NOAUTH), so the check can fail.
+#[test]
+fn the_sentinel_authenticates_to_its_master_with_the_password_from_the_environment() {
+    require_program("redis-server");
+    require_program("redis-cli");
+    let (master_host, sentinel_host) = (Ipv4Addr::new(127, 0, 0, 31), Ipv4Addr::new(127, 0, 0, 32));
+    let port = free_port(&[master_host], false);
+    let sentinel_port = free_port(&[sentinel_host], false);
+    let spec = format!("version: 1\nname: live\nservices:\n  cache: {{ kind: redis, mode: sentinel, sentinels: 3, port: {port}, maxmemory: 16mb }}\ndeploy:\n  compose: {{}}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let compose = rendered_compose(&spec, &out, &password_env());
+    let mut servers = Servers::default();
+    start_redis(&argv(&compose["cache"]), master_host, &dir.path().join("master"), &mut servers);
+    wait_for("the master answers", Duration::from_secs(10), || redis_cli(master_host, port, &["ping"]).trim() == "PONG");
+    let hosts = dir.path().join("hosts");
+    fs::write(&hosts, format!("{master_host} cache\n")).unwrap();
+    let conf = out.join("redis/cache-sentinel.conf");
+    let sentinel = argv(&compose["cache-sentinel-1"]);
+    assert!(sentinel[2].contains("auth-pass cache \"$CACHE_PASSWORD\""), "{sentinel:?}");
+    let named = || redis_cli(master_host, port, &["client", "list"]).lines().any(|l| l.contains("name=sentinel-"));
+
+    // Without the password (the variable empty): refused, never named.
+    let mut env = environment(&compose["cache-sentinel-1"]);
+    let without: Vec<(String, String)> = env.iter().map(|(k, _)| (k.clone(), String::new())).collect();
+    servers.0.push(start_sentinel(&sentinel, &conf, &dir.path().join("s0"), sentinel_host, sentinel_port, &without, &hosts));
+    wait_for("the sentinel without the password is up", Duration::from_secs(10), || {
+        redis_cli_anonymous(sentinel_host, sentinel_port, &["ping"]).trim() == "PONG"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!named(), "a sentinel without the password got in:\n{}", redis_cli(master_host, port, &["client", "list"]));
+    let mut first = servers.0.pop().unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+
+    // With it: the master soon lists the sentinel's connection by name.
+    assert!(env.iter().any(|(_, v)| v == PASSWORD), "the sentinel gets the password from compose: {env:?}");
+    env.retain(|(k, _)| k != "REDISCLI_AUTH");
+    servers.0.push(start_sentinel(&sentinel, &conf, &dir.path().join("s1"), sentinel_host, sentinel_port, &env, &hosts));
+    wait_for("the master lists the authenticated sentinel", Duration::from_secs(15), named);
+    let master = redis_cli_anonymous(sentinel_host, sentinel_port, &["sentinel", "master", "cache"]);
+    assert!(master.contains("master") && !master.contains("disconnected"), "{master}");
 }

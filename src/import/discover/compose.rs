@@ -134,6 +134,14 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             entry.words_file = Some(default.file);
             words = Some(default.words);
         }
+        // `command: worker` handed to an entrypoint script that dispatches on it.
+        if let Some((arg, _)) = words.as_ref().filter(|w| entry.words_file.is_none() && interpret::classify(w).is_none()).and_then(|w| w.first()).cloned()
+            && let Some((context, dockerfile)) = build_context(&dir, &entry.def)
+            && let Some(branch) = dockerfile::dispatched_command(builder, &context, &dockerfile, &arg)
+        {
+            entry.words_file = Some(branch.file);
+            words = Some(branch.words);
+        }
         entry.role = classify(entry, words.as_deref(), services);
         entry.words = words;
     }

@@ -44,6 +44,15 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
         && let Some(path) = find_in_context(context, script)
         && let Some(script_id) = read(builder, &path, "entrypoint script")
     {
+        // A dispatcher (`case "$1" in web) exec puma ...`) runs the branch CMD names.
+        if let Some((arg, _)) = cmd.as_ref().and_then(|c| c.first())
+            && let Some(inner) = dispatch_branch(&builder.sources[script_id].text, arg)
+        {
+            return Some(DefaultCommand { words: inner, file: script_id });
+        }
+        if is_dispatcher(&builder.sources[script_id].text) {
+            return None;
+        }
         match script_command(&builder.sources[script_id].text) {
             Script::HandsOver => {}
             Script::Runs(inner) => {
@@ -55,6 +64,80 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
     }
     words.extend(cmd.unwrap_or_default());
     (!words.is_empty()).then_some(DefaultCommand { words, file: id })
+}
+
+/// The command a deployment's argument (`command: worker`) runs through the image's
+/// entrypoint script, when that script dispatches on its first argument.
+pub fn dispatched_command(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path, arg: &str) -> Option<DefaultCommand> {
+    let id = read(builder, dockerfile, "Dockerfile")?;
+    let text = builder.sources[id].text.clone();
+    let mut entrypoint: Option<Vec<Word>> = None;
+    for (instruction, args, range) in instructions(&text) {
+        match instruction.as_str() {
+            "FROM" => entrypoint = None,
+            "ENTRYPOINT" => entrypoint = Some(command_words(&text, &args, range)),
+            _ => {}
+        }
+    }
+    let (script, _) = entrypoint?.first()?.clone();
+    let path = find_in_context(context, &script)?;
+    let script_id = read(builder, &path, "entrypoint script")?;
+    let words = dispatch_branch(&builder.sources[script_id].text, arg)?;
+    Some(DefaultCommand { words, file: script_id })
+}
+
+/// Whether a script chooses what to run by its first argument.
+fn is_dispatcher(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim();
+        (t.starts_with("case ") && (t.contains("$1") || t.contains("${1}") || t.contains("$@") || t.contains("${@}"))) || ((t.starts_with("if ") || t.starts_with("elif ")) && (t.contains("\"$1\"") || t.contains("\"${1}\"")))
+    })
+}
+
+/// The server command of the branch a dispatcher script takes for `arg`: the first
+/// line that runs a program headroom models after `arg)` (a `case` label, also in a
+/// `a|b)` list) or after `if [ "$1" = "arg" ]` / `elif ...`, up to the branch's end.
+fn dispatch_branch(text: &str, arg: &str) -> Option<Vec<Word>> {
+    if !is_dispatcher(text) || arg.is_empty() || arg.starts_with('-') {
+        return None;
+    }
+    let lines = logical_lines(text);
+    let is_label = |t: &str| {
+        let Some(label) = t.split(')').next().filter(|_| t.contains(')') && !t.starts_with('#')) else { return false };
+        label.split('|').any(|l| l.trim().trim_matches(['"', '\'']) == arg)
+    };
+    let is_test = |t: &str| (t.starts_with("if ") || t.starts_with("elif ")) && (t.contains(&format!("\"{arg}\"")) || t.contains(&format!("'{arg}'")) || t.contains(&format!("= {arg} ")) || t.contains(&format!("== {arg} ")));
+    let start = lines.iter().position(|(s, e)| {
+        let t = text[*s..*e].trim();
+        is_label(t) || is_test(t)
+    })?;
+    for (s, e) in lines.iter().skip(start) {
+        let line = &text[*s..*e];
+        let t = line.trim();
+        let (first, rest) = if (*s, *e) == lines[start] {
+            // `web) exec puma ...` on the label's own line.
+            match t.split_once(')') {
+                Some((_, after)) if is_label(t) => (false, after.trim()),
+                _ => (true, ""),
+            }
+        } else {
+            (false, t)
+        };
+        if first || rest.is_empty() {
+            continue;
+        }
+        if rest.starts_with(";;") || rest == "fi" || rest.starts_with("elif ") || rest == "else" || rest == "esac" {
+            return None;
+        }
+        let body = rest.trim_end_matches(";;").trim();
+        let body = body.strip_prefix("exec ").unwrap_or(body);
+        let at = s + line.find(body).unwrap_or(0);
+        let (words, _) = argv::words_in(text, &(at..at + body.len()), body);
+        if crate::import::interpret::classify(&words).is_some() {
+            return Some(words);
+        }
+    }
+    None
 }
 
 /// Reads a file of the build context once, as a source of the run.
@@ -247,5 +330,28 @@ mod tests {
             let mut b = ImportBuilder::new("t");
             let _ = default_command(&mut b, dir.path(), &df);
         }
+    }
+
+    #[test]
+    fn dispatcher_scripts_run_the_branch_of_their_argument() {
+        let case = "#!/bin/sh\nset -e\ncase \"$1\" in\n  worker)\n    exec bundle exec sidekiq -C config/sidekiq.yml\n    ;;\n  web|server)\n    bundle exec rails db:migrate\n    exec bundle exec puma -C config/puma.rb\n    ;;\n  *)\n    exec \"$@\"\n    ;;\nesac\n";
+        let words = |w: Option<Vec<Word>>| w.map(|w| w.into_iter().map(|(w, _)| w).collect::<Vec<_>>().join(" "));
+        assert_eq!(words(dispatch_branch(case, "web")).as_deref(), Some("bundle exec puma -C config/puma.rb"));
+        assert_eq!(words(dispatch_branch(case, "worker")).as_deref(), Some("bundle exec sidekiq -C config/sidekiq.yml"));
+        assert_eq!(dispatch_branch(case, "console"), None);
+        let iffy = "#!/bin/sh\nif [ \"$1\" = \"worker\" ]; then\n  exec celery -A app worker -c 4\nelif [ \"$1\" = \"web\" ]; then\n  exec gunicorn app.wsgi -w 3\nelse\n  exec \"$@\"\nfi\n";
+        assert_eq!(words(dispatch_branch(iffy, "web")).as_deref(), Some("gunicorn app.wsgi -w 3"));
+        assert_eq!(words(dispatch_branch(iffy, "worker")).as_deref(), Some("celery -A app worker -c 4"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        std::fs::write(&df, "FROM ruby:3.3\nENTRYPOINT [\"./entrypoint.sh\"]\nCMD [\"web\"]\n").unwrap();
+        std::fs::write(dir.path().join("entrypoint.sh"), case).unwrap();
+        let mut b = ImportBuilder::new("t");
+        let c = default_command(&mut b, dir.path(), &df).expect("the CMD's branch");
+        assert_eq!(crate::import::interpret::classify(&c.words).map(|k| k.0), Some("puma"));
+        assert_eq!(b.sources[c.file].line_col(c.words[0].1.start).line, 9);
+        let c = dispatched_command(&mut b, dir.path(), &df, "worker").expect("the worker branch");
+        assert_eq!(crate::import::interpret::classify(&c.words).map(|k| k.0), Some("sidekiq"));
     }
 }

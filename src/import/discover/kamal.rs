@@ -348,6 +348,13 @@ impl Kamal<'_> {
             command_file = Some(default.file);
             words = Some(default.words);
         }
+        // `cmd: worker` handed to an entrypoint script that dispatches on it.
+        if let Some((arg, _)) = words.as_ref().filter(|w| cmd.is_some() && interpret::classify(w).is_none()).and_then(|w| w.first()).cloned()
+            && let Some(branch) = self.image_command(Some(&arg))
+        {
+            command_file = Some(branch.file);
+            words = Some(branch.words);
+        }
         let program = words.as_deref().and_then(interpret::classify).map(|(k, _)| k);
         let known = self.builder.kind_of_service(name);
         let (fallback, declared) = match (&cmd, program) {
@@ -427,12 +434,21 @@ impl Kamal<'_> {
     /// The command of the image Kamal builds (`builder.dockerfile` in
     /// `builder.context`, by default the project's Dockerfile).
     fn default_command(&mut self) -> Option<dockerfile::DefaultCommand> {
+        self.image_command(None)
+    }
+
+    /// The image's default command, or (with `arg`) the branch its entrypoint script
+    /// runs for that argument.
+    fn image_command(&mut self, arg: Option<&str>) -> Option<dockerfile::DefaultCommand> {
         let context = self.project.join(self.root.pointer("/builder/context").and_then(Value::as_str).unwrap_or("."));
         let file = self.root.pointer("/builder/dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile");
         if file.contains("..") || file.starts_with('/') {
             return None;
         }
-        dockerfile::default_command(self.builder, &context, &context.join(file))
+        match arg {
+            Some(arg) => dockerfile::dispatched_command(self.builder, &context, &context.join(file), arg),
+            None => dockerfile::default_command(self.builder, &context, &context.join(file)),
+        }
     }
 
     fn words(&mut self, pointer: &str, cmd: &str) -> Vec<Word> {
@@ -1116,5 +1132,25 @@ traefik:
         let o = &b.origins["/services/web/workers"];
         assert!(b.sources[o.file].path.ends_with("config/deploy.yml"));
         assert_eq!(b.sources[o.file].line_col(o.bytes.start).line, 9);
+    }
+
+    #[test]
+    fn a_role_cmd_picks_the_branch_of_the_entrypoint_script() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM ruby:3.3\nENTRYPOINT [\"bin/entrypoint\"]\nCMD [\"web\"]\n").unwrap();
+        std::fs::write(dir.path().join("bin/entrypoint"), "#!/bin/sh\nif [ \"$1\" = \"worker\" ]; then\n  exec bundle exec sidekiq -c 15\nelif [ \"$1\" = \"web\" ]; then\n  exec bundle exec puma -t 5:5\nfi\nexec \"$@\"\n").unwrap();
+        let text = "service: app\nimage: acme/app\nservers:\n  web:\n    - 10.0.0.1\n  jobs:\n    hosts:\n      - 10.0.0.2\n    cmd: worker\n";
+        let path = dir.path().join("config/deploy.yml");
+        std::fs::write(&path, text).unwrap();
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new(&path, text.to_string()));
+        read(&mut b, id);
+        let s = &b.value["services"];
+        assert_eq!((s["jobs"]["kind"].clone(), s["jobs"]["concurrency"].clone()), (json!("sidekiq"), json!(15)), "{s:#}");
+        assert_eq!((s["web"]["kind"].clone(), s["web"]["threads"].clone()), (json!("puma"), json!(5)), "{s:#}");
+        let o = &b.origins["/services/jobs/concurrency"];
+        assert!(b.sources[o.file].path.ends_with("bin/entrypoint"));
     }
 }

@@ -41,6 +41,10 @@ const KNOWN_IMAGES: &[(&str, &str)] = &[
     ("grafana", "Grafana"),
     ("prometheus", "Prometheus"),
     ("localstack", "LocalStack"),
+    ("sentry", "Sentry (`sentry run web/worker/cron`; its servers' sizes are in sentry.conf.py)"),
+    ("snuba", "Snuba (Sentry's event store service)"),
+    ("relay", "Sentry Relay"),
+    ("symbolicator", "Symbolicator"),
 ];
 
 /// Programs headroom does not model, by the command's first program word.
@@ -55,6 +59,7 @@ const KNOWN_PROGRAMS: &[(&str, &str)] = &[
     ("next", "Node.js"),
     ("bun", "Bun"),
     ("deno", "Deno"),
+    ("sentry", "Sentry (`sentry run web/worker/cron`; its servers' sizes are in sentry.conf.py)"),
 ];
 
 /// Words that only wrap the program that runs.
@@ -112,6 +117,8 @@ mod tests {
         assert_eq!(image("mher/flower:2.0"), Some("Flower (a Celery monitor)"));
         assert_eq!(image("node:22-alpine"), Some("Node.js"));
         assert_eq!(image("ghcr.io/acme/app:1.2"), None);
+        assert_eq!(image("getsentry/sentry:24.5.0").map(|w| w.starts_with("Sentry")), Some(true));
+        assert_eq!(program(&words("sentry run web")).map(|w| w.starts_with("Sentry")), Some(true));
         assert_eq!(image("postgres:16"), None);
         assert_eq!(program(&words("memcached -m 256")), Some("memcached"));
         assert_eq!(program(&words("celery --broker=redis://redis:6379/0 flower --port=5555")), Some("Flower (a Celery monitor)"));

@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(&b.sources[o.file].text[o.bytes.clone()], "-c ${SIDEKIQ_CONCURRENCY:-10}");
         let n = notes(&b);
         assert!(n.iter().any(|m| m.contains("`release`") && m.contains("once per release")), "{n:?}");
-        assert!(n.iter().any(|m| m.contains("`cron` runs `sentry run cron`")), "{n:?}");
+        assert!(n.iter().any(|m| m.contains("`cron` runs Sentry") && m.contains("not counted")), "{n:?}");
         assert!(n.iter().any(|m| m.contains("formation")), "{n:?}");
         let b = read_in(dir.path(), "web: npm start\nmigrate: bundle exec rails db:migrate\n");
         assert!(b.value.get("services").and_then(|s| s.as_object()).is_none_or(|s| s.is_empty()), "{:#}", b.value);

@@ -251,10 +251,31 @@ pub fn app_env_key(kind: &str, name: &str) -> Option<(&'static str, &'static str
     })
 }
 
+/// Whether a server program reads an app-server variable the kind it is modelled as
+/// reads (gunicorn and uvicorn read WEB_CONCURRENCY; uWSGI, hypercorn, daphne and
+/// granian do not; unicorn reads neither WEB_CONCURRENCY nor thread counts).
+fn reads_variable(program: &str, name: &str) -> bool {
+    match program {
+        "uwsgi" => name.starts_with("UWSGI_") || !matches!(name, "WEB_CONCURRENCY") && !name.starts_with("GUNICORN_"),
+        "hypercorn" | "daphne" | "granian" => !matches!(name, "WEB_CONCURRENCY") && !name.starts_with("GUNICORN_") && !name.starts_with("UWSGI_"),
+        "uvicorn" => !name.starts_with("GUNICORN_") && !name.starts_with("UWSGI_"),
+        "unicorn" => !matches!(name, "WEB_CONCURRENCY" | "RAILS_MAX_THREADS" | "PUMA_MAX_THREADS" | "MAX_THREADS" | "RAILS_MIN_THREADS" | "PUMA_MIN_THREADS" | "MIN_THREADS"),
+        "gunicorn" => !name.starts_with("UWSGI_"),
+        _ => true,
+    }
+}
+
 /// Applies an app-server variable (`WEB_CONCURRENCY=4`) to a service when the command
 /// or config did not set that key. True when the variable means something here.
 pub fn apply_app_env(builder: &mut ImportBuilder, service: &str, kind: &str, name: &str, value: &str, file: FileId, bytes: Range<usize>) -> bool {
     let Some((key, how)) = app_env_key(kind, name) else { return false };
+    // A server of the kind's shape that does not read the variable itself (hypercorn
+    // has no WEB_CONCURRENCY; a unicorn worker has one thread whatever
+    // RAILS_MAX_THREADS says).
+    if let Some(program) = builder.programs.get(service).copied().filter(|p| !reads_variable(p, name)) {
+        builder.ignored(file, bytes, format!("{name}: {program} does not read it; `{key}` of `{service}` is not taken from it"));
+        return true;
+    }
     let path = format!("services.{service}.{key}");
     if builder.get(&path).is_some() {
         return true;

@@ -127,4 +127,19 @@ mod tests {
         let web = run("python -m uvicorn main:app --workers 2");
         assert_eq!(web["workers"], 2);
     }
+
+    #[test]
+    fn web_concurrency_reaches_only_the_servers_that_read_it() {
+        use crate::import::interpret::{Process, process};
+        for (cmd, workers) in [("uvicorn main:app", Some(4)), ("hypercorn main:app", None), ("granian --interface asgi main:app", None)] {
+            let text = format!("WEB_CONCURRENCY=4\n{cmd}\n");
+            let mut b = ImportBuilder::new("t");
+            let id = b.add_source(SourceFile::new("x", text.clone()));
+            let env = crate::import::shared::env::parse_env_file("WEB_CONCURRENCY=4\n", id);
+            let start = text.find('\n').unwrap() + 1;
+            let words = shell_words(cmd).into_iter().map(|(w, r)| (w, r.start + start..r.end + start)).collect();
+            process(&mut b, &Process { service: "web".into(), file: id, declared: 0..1, command: Some(words), command_file: None, kind: None, env, variables: Variables::default() });
+            assert_eq!(b.value["services"]["web"]["workers"].as_u64(), workers, "{cmd}: {:#}", b.value);
+        }
+    }
 }

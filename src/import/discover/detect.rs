@@ -128,7 +128,9 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     if name == "railway.toml" {
         return Some(Kind::Railway);
     }
-    if super::kamal::destination_of("deploy", name).is_some() && path.parent().is_some_and(|d| d.join("deploy.yml").is_file() || d.join("deploy.yaml").is_file()) {
+    // Only beside a Kamal config: a `deploy.staging.yml` GitHub workflow is not one.
+    let kamal_beside = |dir: &Path| ["deploy.yml", "deploy.yaml"].iter().any(|n| dir.join(n).is_file() && kind_of(&dir.join(n), None) == Kind::Kamal);
+    if super::kamal::destination_of("deploy", name).is_some() && path.parent().is_some_and(kamal_beside) {
         return Some(Kind::KamalDestination);
     }
     if name == "procfile" || name.starts_with("procfile.") {

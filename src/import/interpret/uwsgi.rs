@@ -138,7 +138,16 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word], head: Range<usize>) {
         }
     }
     apply_env(cx, &env);
+    say_modelled(cx.builder, cx.service, cx.file, head.clone());
     defaults(cx, head);
+}
+
+/// Says (once per service) how uWSGI is modelled.
+fn say_modelled(builder: &mut ImportBuilder, service: &str, file: FileId, at: Range<usize>) {
+    let note = format!("uWSGI of `{service}` is modelled as a gunicorn service of the same processes, threads, harakiri and listen queue");
+    if !builder.diagnostics.iter().any(|d| d.message.ends_with(&note)) {
+        builder.assumed_at(file, at, note, "`import` writes it as gunicorn; render's gunicorn files would replace uWSGI");
+    }
 }
 
 /// The app environment set by `env =` lines, applied as the process environment.
@@ -174,7 +183,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     if let Some(name) = builder.sources[file].path.file_name().and_then(|n| n.to_str()).map(str::to_string) {
         builder.diagnostics.retain(|d| !(d.message.contains("uWSGI reads `") && d.message.contains(&format!("{name}`; pass that file"))));
     }
-    builder.assumed_at(file, head.clone(), format!("uWSGI of `{service}` is modelled as a gunicorn service of the same processes, threads, harakiri and listen queue"), "`import` writes it as gunicorn; render's gunicorn files would replace uWSGI");
+    say_modelled(builder, &service, file, head.clone());
     let env = super::service_env(builder, &service);
     let vars = Variables::default();
     let mut cx = Cx { builder, service: &service, file, vars: &vars };
@@ -291,6 +300,7 @@ mod tests {
         assert_eq!((web["kind"].clone(), web["workers"].clone(), web["timeout"].clone(), web["port"].clone()), (json!("gunicorn"), json!(2), json!("30s"), json!(9090)));
         assert_eq!(web["worker_class"], "sync");
         assert!(notes(&b).iter().any(|m| m.contains("%k")), "{:?}", notes(&b));
+        assert_eq!(notes(&b).iter().filter(|m| m.contains("modelled as a gunicorn service")).count(), 1, "{:?}", notes(&b));
         // Without harakiri a request is never cut short.
         let mut b = ImportBuilder::new("t");
         let cmd = "uwsgi --socket 0.0.0.0:3031 --module app:app --processes 3 --threads 2";

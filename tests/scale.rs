@@ -35,11 +35,22 @@ fn one_back(old: Option<&Value>, new: &Value) -> Option<Value> {
 /// Checks a proposal: it fits, and it is locally minimal.
 fn assert_fits_and_minimal(loaded: &Loaded, target: Target, context: &str) {
     let outcome = scale::search(loaded, target).expect("the search runs");
-    let Outcome::Fits(proposal) = outcome else { return };
+    let proposal = match outcome {
+        Outcome::Fits(p) => p,
+        // A wall names a finding that still blocks at the target.
+        Outcome::Wall(wall) => {
+            assert!(scale::blocks(&wall.finding) && !wall.message.is_empty(), "{context}: a wall without a blocking finding");
+            return;
+        }
+    };
     let problems = blocking(&proposal.text);
     assert!(problems.is_empty(), "{context}: the proposal still fails:\n{}\n{}", problems.join("\n"), proposal.text);
     let reloaded = load_text(&proposal.text);
     assert!(scale::same_spec(&reloaded.value, &proposal), "{context}: the text does not hold the proposal");
+    // What was checked above is the spec at the target load, not at today's.
+    let target_value = scale::with_target(&loaded.value, target).expect("a load");
+    let rps = |v: &Value| v.pointer("/load/rps").and_then(Value::as_f64);
+    assert_eq!(rps(&reloaded.value), rps(&target_value), "{context}: the proposal is not at the target load");
     for (pointer, old, new) in &proposal.settings {
         if pointer.starts_with("/load/") {
             continue;
@@ -155,4 +166,24 @@ fn the_diff_keeps_comments_and_inserts_in_the_files_style() {
     }
     assert!(proposal.text.contains("  rps: 400   # today"), "{}", proposal.text);
     assert!(blocking(&proposal.text).is_empty());
+}
+
+#[test]
+fn an_autoscaled_service_grows_its_autoscale_max() {
+    let text = "version: 1\nname: t\nload:\n  rps: 50\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: sync\n    workers: 3\n    resources: { cpus: 1 }\n    autoscale: { min: 2, max: 4 }   # HPA\n";
+    let loaded = load_text(text);
+    let Outcome::Fits(proposal) = scale::search(&loaded, Target::Rps(400.0)).expect("runs") else { panic!("fits") };
+    // 400 rps x 0.1 s / 0.75 = 53.3 slots of 3 per replica: 18 replicas at most.
+    let changed: Vec<&str> = proposal.settings.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(changed, ["/load/rps", "/services/web/autoscale/max"], "{}", proposal.text);
+    assert!(proposal.text.contains("autoscale: { min: 2, max: 18 }   # HPA"), "{}", proposal.text);
+    assert!(blocking(&proposal.text).is_empty());
+}
+
+#[test]
+fn users_scale_the_rps_in_proportion() {
+    let text = "version: 1\nname: t\nload:\n  rps: 80\n  concurrent_users: 200\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    resources: { cpus: 1 }\n";
+    let value = scale::with_target(&load_text(text).value, Target::Users(1000)).expect("a load");
+    assert_eq!(value.pointer("/load/rps").and_then(Value::as_f64), Some(400.0));
+    assert_eq!(value.pointer("/load/concurrent_users").and_then(Value::as_u64), Some(1000));
 }

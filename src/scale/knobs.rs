@@ -6,7 +6,9 @@
 //!    Redis `maxclients` and `nofile`, nginx `worker_connections` /
 //!    `worker_rlimit_nofile` / `max_conns`, `somaxconn`, rate-limit zones;
 //! 1. concurrency inside a process (threads, gevent worker_connections) up to a
-//!    ceiling, and PostgreSQL `max_connections` while its memory holds them;
+//!    ceiling, and PostgreSQL `max_connections` while its memory holds them (with
+//!    its memory unknown, up to PGTune's figure for its workload: see
+//!    `unknown_memory_connections`);
 //! 2. processes per replica (workers) within the replica's CPUs;
 //! 3. replicas (or the autoscaler's `max`);
 //! 4. machines (a group's `count`): hardware, last.
@@ -16,8 +18,8 @@
 
 use crate::diag::Diagnostic;
 use crate::load::path::{self, Segment};
-use crate::plan::{Detail, Kind, Plan, ServicePlan, Sourced};
-use crate::spec::WorkerClass;
+use crate::plan::{Detail, Kind, Plan, PostgresPlan, ServicePlan, Sourced};
+use crate::spec::{WorkerClass, Workload};
 
 /// Which way a knob moves away from what the user wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub struct Knob {
     /// Several settings moved as one, in proportion to what the user wrote (pointer,
     /// weight): the knob's value is their sum, each gets its share, at least 1.
     pub shares: Vec<(String, u64)>,
+    /// Settings that move along with this one (pointer, value when the knob is at
+    /// `current`, divisor): each rises by the knob's rise / divisor. PostgreSQL's
+    /// max_connections carries its poolers' pool sizes, which alone cannot pass it.
+    pub follows: Vec<(String, u64, u64)>,
 }
 
 /// Most threads per gunicorn gthread worker `scale` proposes: past a few threads a
@@ -69,12 +75,37 @@ pub const MAX_CONNECTIONS: u64 = 262_143;
 /// Largest fd limit tried.
 pub const MAX_NOFILE: u64 = 1_048_576;
 
+/// How far `scale` raises PostgreSQL's max_connections when its memory is unknown:
+/// PGTune's max_connections for the workload (web 200, oltp 300, dw 40, mixed 100),
+/// or what is written when that is more. Each connection may take work_mem x 2 in
+/// sorts and hashes; without the memory, the postgres-memory rule cannot say how many
+/// fit, and PGTune's figures are the largest commonly sized for that use. Past it,
+/// `scale` names the wall: give the memory, or put PgBouncer in front.
+pub fn unknown_memory_connections(workload: Workload) -> u64 {
+    match workload {
+        Workload::Web => 200,
+        Workload::Oltp => 300,
+        Workload::Dw => 40,
+        Workload::Mixed => 100,
+    }
+}
+
+/// The max_connections knob of a postgres: up to PostgreSQL's maximum while its memory
+/// rule can check it, else up to `unknown_memory_connections`.
+fn max_connections_knob(pg: &PostgresPlan) -> Knob {
+    let limit = match pg.tuning {
+        Some(_) => MAX_CONNECTIONS,
+        None => unknown_memory_connections(pg.workload).max(pg.max_connections.value),
+    };
+    knob(&pg.max_connections, Direction::Up, limit, 1)
+}
+
 fn pointer(path: &str) -> String {
     path::to_pointer(path)
 }
 
 fn knob(value: &Sourced<u64>, direction: Direction, limit: u64, cost: u8) -> Knob {
-    Knob { pointer: pointer(value.path()), current: value.value, direction, limit, cost, unit: Unit::Count, shares: Vec::new() }
+    Knob { pointer: pointer(value.path()), current: value.value, direction, limit, cost, unit: Unit::Count, shares: Vec::new(), follows: Vec::new() }
 }
 
 /// The service a finding's path names (`services.NAME...`).
@@ -162,7 +193,17 @@ fn database_reach(plan: &Plan) -> Vec<Knob> {
     }
     for postgres in plan.of_kind(Kind::Postgres) {
         if let Detail::Postgres(pg) = &postgres.detail {
-            knobs.push(knob(&pg.max_connections, Direction::Up, MAX_CONNECTIONS, 1));
+            let mut raise = max_connections_knob(pg);
+            // A pooler already at what the database accepts gets nothing from more
+            // max_connections alone: its pool grows with it.
+            for (_, pgb) in plan.poolers_of(&postgres.name) {
+                let pools = pgb.pools.max(1);
+                raise.follows.push((pointer(pgb.default_pool_size.path()), pgb.default_pool_size.value, pools));
+                if pgb.max_db_connections.value > 0 {
+                    raise.follows.push((pointer(pgb.max_db_connections.path()), pgb.max_db_connections.value, 1));
+                }
+            }
+            knobs.push(raise);
         }
     }
     knobs
@@ -173,7 +214,7 @@ fn database_reach(plan: &Plan) -> Vec<Knob> {
 fn postgres_room(plan: &Plan, postgres: &ServicePlan) -> Vec<Knob> {
     let mut knobs = Vec::new();
     if let Detail::Postgres(pg) = &postgres.detail {
-        knobs.push(knob(&pg.max_connections, Direction::Up, MAX_CONNECTIONS, 1));
+        knobs.push(max_connections_knob(pg));
     }
     for (_, pgb) in plan.poolers_of(&postgres.name) {
         let per_db = match pgb.max_db_connections.value {
@@ -277,6 +318,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
             cost: 0,
             unit: Unit::Count,
             shares: Vec::new(),
+            follows: Vec::new(),
         }],
         "workers-over-cpus" => match service.map(|s| &s.detail) {
             Some(Detail::Gunicorn(g)) => vec![knob(&g.workers, Direction::Down, 1, 0)],
@@ -305,6 +347,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
                         cost: 0,
                         unit: Unit::Count,
                         shares,
+                        follows: Vec::new(),
                     });
                 }
                 k
@@ -320,6 +363,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
                 cost: 4,
                 unit: Unit::Count,
                 shares: Vec::new(),
+            follows: Vec::new(),
             }],
             None => Vec::new(),
         },
@@ -331,6 +375,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
             cost: 0,
             unit: Unit::Mebibytes,
             shares: Vec::new(),
+            follows: Vec::new(),
         }],
         _ => Vec::new(),
     };

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::load::{self, Loaded};
-use crate::plan::{self, Plan};
+use crate::plan::{self, Detail, Plan};
 use knobs::{Knob, Unit};
 
 /// The new load to plan for.
@@ -131,6 +131,9 @@ fn blocking(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
 
 /// Sets a knob's number in the spec value, creating the mappings on the way.
 fn set(value: &mut Value, knob: &Knob, n: u64) {
+    for (pointer, from, divisor) in &knob.follows {
+        set_pointer(value, pointer, Value::from(from.saturating_add(n.saturating_sub(knob.current) / (*divisor).max(1))));
+    }
     if !knob.shares.is_empty() {
         for (pointer, share) in shares_of(knob, n) {
             set_pointer(value, &pointer, Value::from(share));
@@ -292,7 +295,16 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
 /// Walks every changed knob back toward what the user wrote while the spec still fits.
 fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) -> Proposal {
     let mut seen = HashSet::new();
-    let knobs: Vec<Knob> = touched.into_iter().filter(|k| seen.insert(k.pointer.clone())).collect();
+    // Settings that followed a knob are walked back on their own, as the knob is.
+    let mut expanded = Vec::new();
+    for mut knob in touched {
+        for (pointer, _, _) in std::mem::take(&mut knob.follows) {
+            let written = loaded.value.pointer(&pointer).and_then(Value::as_u64).unwrap_or(0);
+            expanded.push(Knob { pointer, current: written, direction: knobs::Direction::Up, limit: knobs::MAX_CONNECTIONS, cost: knob.cost, unit: Unit::Count, shares: Vec::new(), follows: Vec::new() });
+        }
+        expanded.push(knob);
+    }
+    let knobs: Vec<Knob> = expanded.into_iter().filter(|k| seen.insert(k.pointer.clone())).collect();
     let fits = |s: &mut Search, v: &Value| s.eval(v).is_some_and(|(_, d)| blocking(&d).is_empty());
     for _pass in 0..8 {
         let mut moved = false;
@@ -327,7 +339,9 @@ fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) 
 
 /// Every setting a knob writes.
 fn knob_pointers(knob: &Knob) -> Vec<String> {
-    if knob.shares.is_empty() { vec![knob.pointer.clone()] } else { knob.shares.iter().map(|(p, _)| p.clone()).collect() }
+    let mut pointers = if knob.shares.is_empty() { vec![knob.pointer.clone()] } else { knob.shares.iter().map(|(p, _)| p.clone()).collect() };
+    pointers.extend(knob.follows.iter().map(|(p, _, _)| p.clone()));
+    pointers
 }
 
 /// `value` with the setting at `pointer` as the user wrote it (or left out).
@@ -450,7 +464,31 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
     if reasons.is_empty() {
         message.push_str("; no setting scale may change clears this");
     }
+    if hardware.is_none() && DATABASE_BUDGETS.contains(&finding.rule.as_str()) {
+        hardware = unknown_memory_wall(plan);
+    }
     Wall { message, hardware, finding: finding.clone() }
+}
+
+/// Findings about what reaches a PostgreSQL.
+const DATABASE_BUDGETS: &[&str] = &["postgres-connections-exhausted", "pgbouncer-server-pool", "deploy-overlap-exhausts-postgres", "db-pool-below-load", "app-pool-below-concurrency"];
+
+/// A PostgreSQL whose memory is unknown holds at most PGTune's connections as far as
+/// `scale` goes: the way past it is to say its memory or to pool in front of it.
+fn unknown_memory_wall(plan: &Plan) -> Option<String> {
+    plan.services.iter().find_map(|s| match &s.detail {
+        Detail::Postgres(pg) if pg.tuning.is_none() && !s.external => {
+            let cap = knobs::unknown_memory_connections(pg.workload).max(pg.max_connections.value);
+            let pooled = plan.poolers_of(&s.name).next().is_some();
+            Some(format!(
+                "PostgreSQL `{}` has no memory given, so scale raises its max_connections to at most {cap} (PGTune's figure for its workload); give {}.resources.memory so the memory rule can size more{}",
+                s.name,
+                s.path,
+                if pooled { "" } else { ", or put PgBouncer in transaction mode in front of it" }
+            ))
+        }
+        _ => None,
+    })
 }
 
 fn gib(bytes: f64) -> String {

@@ -217,9 +217,11 @@ pub enum Detail {
     Puma(PumaPlan),
     Job(JobPlan),
     Nginx(NginxPlan),
-    Pgbouncer(PgbouncerPlan),
+    // Boxed: the two largest plans, so a `Detail` (one per service) is not the size
+    // of its largest variant for every kind.
+    Pgbouncer(Box<PgbouncerPlan>),
     Postgres(PostgresPlan),
-    Redis(RedisPlan),
+    Redis(Box<RedisPlan>),
     Qdrant(QdrantPlan),
 }
 
@@ -668,7 +670,7 @@ impl Plan {
         self.index.poolers_of.get(name).map_or(NONE, Vec::as_slice).iter().filter_map(|&i| {
             let service = &self.services[i];
             match &service.detail {
-                Detail::Pgbouncer(p) => Some((service, p)),
+                Detail::Pgbouncer(p) => Some((service, &**p)),
                 _ => None,
             }
         })

@@ -502,7 +502,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
             } else {
                 Some(Sourced::or_default(pgb.max_prepared_statements, p("max_prepared_statements"), d::PGBOUNCER_MAX_PREPARED_STATEMENTS_1_24, "PgBouncer 1.24 max_prepared_statements = 200"))
             };
-            let detail = Detail::Pgbouncer(PgbouncerPlan {
+            let detail = Detail::Pgbouncer(Box::new(PgbouncerPlan {
                 version,
                 pool_mode,
                 max_client_conn: Sourced::or_default(pgb.max_client_conn, p("max_client_conn"), d::PGBOUNCER_MAX_CLIENT_CONN, "PgBouncer max_client_conn = 100"),
@@ -524,7 +524,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 pools: 0,
                 server_connections: Sourced::derived(0, p("server_connections"), "not resolved"),
                 client_demand: 0,
-            });
+            }));
             let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::PGBOUNCER_PORT, "PgBouncer listen_port = 6432");
             let backlog = Sourced::or_default(pgb.listen_backlog, p("listen_backlog"), d::PGBOUNCER_LISTEN_BACKLOG, "PgBouncer listen_backlog = 128");
             (Kind::Pgbouncer, one("processes", "one process"), one("slots", "n/a"), port, Some(backlog), detail)
@@ -581,7 +581,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
             let policy = Sourced::or_default(redis.maxmemory_policy.clone(), p("maxmemory_policy"), d::REDIS_POLICY.to_string(), "Redis maxmemory-policy = noeviction");
             let usage = redis.usage.unwrap_or(if policy.value == "noeviction" { spec::RedisUsage::Store } else { spec::RedisUsage::Cache });
             let mode = redis.mode.unwrap_or(spec::RedisMode::Standalone);
-            let detail = Detail::Redis(RedisPlan {
+            let detail = Detail::Redis(Box::new(RedisPlan {
                 mode,
                 maxmemory: redis.maxmemory.map(|m| Sourced::spec(m.bytes(), p("maxmemory"))),
                 maxmemory_policy: policy,
@@ -609,7 +609,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                     None => Some(Sourced::default(default_redis_secret(name), p("password"), "<SERVICE>_PASSWORD")),
                 },
                 reachable_from: Vec::new(),
-            });
+            }));
             let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::REDIS_PORT, "Redis port 6379");
             let backlog = match &detail {
                 Detail::Redis(r) => Some(r.tcp_backlog.clone()),

@@ -90,19 +90,19 @@ pub fn server_args(service: &ServicePlan) -> Vec<String> {
 /// (`${NAME}` in compose, `$(NAME)` in Kubernetes, `"$NAME"` in a shell). `--masterauth`
 /// too, so replicas (and a master demoted by a failover) authenticate to their master.
 pub fn auth_args(service: &ServicePlan, reference: impl Fn(&str) -> String) -> Vec<String> {
-    match &service.detail {
-        Detail::Redis(RedisPlan { password: Some(secret), .. }) => {
-            let value = reference(&secret.value);
+    match password_secret(service) {
+        Some(secret) => {
+            let value = reference(secret);
             vec!["--requirepass".into(), value.clone(), "--masterauth".into(), value]
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     }
 }
 
 /// The secret holding a redis service's password, if it has one.
 pub fn password_secret(service: &ServicePlan) -> Option<&str> {
     match &service.detail {
-        Detail::Redis(RedisPlan { password: Some(secret), .. }) => Some(&secret.value),
+        Detail::Redis(redis) => redis.password.as_ref().map(|secret| secret.value.as_str()),
         _ => None,
     }
 }

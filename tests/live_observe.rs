@@ -317,3 +317,34 @@ fn observe_never_prints_a_password() {
     assert_eq!(code, 2, "a Redis that requires a password was read without one: {text}");
     let _ = cli(&["-a", secret, "--no-auth-warning", "CONFIG", "SET", "requirepass", ""]);
 }
+
+#[test]
+fn observe_fails_past_redis_memory_budget() {
+    let _serial = serial();
+    let dir = temp_dir("observe-redis-memory");
+    let spec = fixture("direct-fits");
+    let rendered = render(&spec, &dir.path().join("r"));
+    let (_redis, port) = start_redis(&rendered.join("redis/cache.conf"), dir.path());
+    let redis = vec!["--redis".to_string(), format!("redis://127.0.0.1:{port}")];
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().unwrap();
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let used_memory = || -> f64 { cli(&["INFO", "memory"]).lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap() };
+
+    let (code, empty, stderr) = observe(&spec, &redis);
+    assert_eq!(code, 0, "{empty}\n{stderr}");
+    assert_eq!(reading(&empty, "redis", "used memory (bytes)")["allowed"], 67108864.0, "maxmemory 64MiB");
+
+    // 56 values of 1 MiB: past 80% of maxmemory (allkeys-lru keeps it under 64 MiB).
+    cli(&["EVAL", "for i = 1, 56 do redis.call('SET', 'fill:' .. i, string.rep('x', 1048576)) end return 1", "0"]);
+    let before = used_memory();
+    let (code, full, stderr) = observe(&spec, &redis);
+    let after = used_memory();
+    assert_eq!(code, 1, "{before} bytes of 64 MiB is past 80%: {full}\n{stderr}");
+    assert!(past(&full, "redis", "used memory (bytes)"), "{full}");
+    let live_bytes = live(&full, "redis", "used memory (bytes)");
+    assert!(live_bytes >= before.min(after) * 0.99 && live_bytes <= before.max(after) * 1.01, "observe read {live_bytes} bytes, INFO {before} then {after}");
+    assert!(live_bytes > 0.8 * 67108864.0);
+}

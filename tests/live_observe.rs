@@ -348,3 +348,44 @@ fn observe_fails_past_redis_memory_budget() {
     assert!(live_bytes >= before.min(after) * 0.99 && live_bytes <= before.max(after) * 1.01, "observe read {live_bytes} bytes, INFO {before} then {after}");
     assert!(live_bytes > 0.8 * 67108864.0);
 }
+
+#[test]
+fn observe_fails_when_nginx_serves_more_than_the_planned_rate() {
+    let _serial = serial();
+    let dir = temp_dir("observe-nginx-rate");
+    let spec = fixture("direct-fits");
+    let rendered = render(&spec, &dir.path().join("r"));
+    let (_nginx, port) = start_nginx(&rendered, dir.path(), free_port());
+    let status = vec!["--nginx-status".to_string(), format!("http://127.0.0.1:{port}/nginx-status"), "--interval".into(), "1".into()];
+
+    // Two clients asking for the status page every 10 ms: about 200 requests per second,
+    // far more than the plan's rate (the page needs no upstream).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert!(get(port, "/nginx-status").is_some_and(|(s, _)| s == 200));
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (code, busy, stderr) = observe(&spec, &status);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let generated = sent.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let rate = reading(&busy, "nginx", "requests/s");
+    eprintln!("observe saw {} rps past the planned {} ({generated:.0} rps sent)", rate["live"], rate["threshold"]);
+    assert_eq!(code, 1, "{busy}\n{stderr}");
+    assert!(rate["past"] == true && rate["live"].as_f64().unwrap() > rate["threshold"].as_f64().unwrap(), "{busy}");
+    assert_eq!(rate["threshold"], headroom_json(&["plan"], &spec)["capacity"]["planned_rps"], "the threshold is the plan's rate");
+    // The count between the samples is the clients' requests (and the samples' own).
+    assert!(rate["live"].as_f64().unwrap() <= generated * 1.5 + 5.0, "observe saw {} rps, {generated:.0} rps were sent", rate["live"]);
+}

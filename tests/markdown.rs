@@ -100,10 +100,12 @@ fn assert_mermaid_parses(diagrams: &[(String, String)]) {
 
 /// Whether Mermaid's parser accepts every diagram, and what it said.
 fn mermaid_parse(diagrams: &[(String, String)]) -> (bool, String) {
-    let bundle = std::env::var_os("HEADROOM_MERMAID_JS").map(PathBuf::from).unwrap_or_else(|| {
+    // Where .ci/install-validators puts it (HEADROOM_MERMAID_DIR there too).
+    let dir = std::env::var_os("HEADROOM_MERMAID_DIR").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
-        home.join(".cache/headroom/mermaid-11.17.2/mermaid.min.js")
+        home.join(".cache/headroom/mermaid-11.17.2")
     });
+    let bundle = dir.join("mermaid.min.js");
     assert!(bundle.exists(), "Mermaid's parser is not installed at {} (run `bash .ci/install-validators`)", bundle.display());
     let dir = tempfile::tempdir().expect("temp dir");
     let mut files = Vec::new();

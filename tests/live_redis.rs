@@ -244,6 +244,23 @@ fn the_password_from_the_environment_lets_clients_in_and_keeps_others_out() {
         assert!(!text(&wrong).contains("PONG"), "a wrong password through {host}: {}", text(&wrong));
     }
     assert_eq!(redis_cli(hosts[0], port, &["get", "k"]).trim(), "", "the refused write changed nothing");
+
+    // The rendered health check passes only for a client that holds the password: a
+    // NOAUTH or WRONGPASS reply is unhealthy, although `redis-cli ping` exits 0 on it.
+    let test = &compose["cache"]["healthcheck"]["test"];
+    assert_eq!(test[0], "CMD-SHELL", "{test}");
+    let probe = test[1].as_str().unwrap().replacen("redis-cli", &format!("redis-cli -h {}", hosts[0]), 1);
+    let health = |auth: Option<&str>| {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &probe]).env_remove("REDISCLI_AUTH");
+        if let Some(auth) = auth {
+            sh.env("REDISCLI_AUTH", auth);
+        }
+        sh.status().unwrap().success()
+    };
+    assert!(health(Some(PASSWORD)), "the health check fails with the password: {probe}");
+    assert!(!health(Some("guess")), "the health check passes with a wrong password: {probe}");
+    assert!(!health(None), "the health check passes without the password: {probe}");
 }
 
 /// Starts the rendered sentinel command (its `sh -c` line, with the container's paths

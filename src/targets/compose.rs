@@ -322,6 +322,12 @@ fn health_timing(service: &ServicePlan, test: Vec<String>) -> Healthcheck {
     }
 }
 
+/// A shell command that succeeds only when the redis (or sentinel) on `port` answers
+/// PONG, as the container's own client (REDISCLI_AUTH in its environment) sees it.
+pub(crate) fn redis_ping(port: impl std::fmt::Display) -> String {
+    format!("redis-cli -p {port} ping | grep -q PONG")
+}
+
 /// The health check of one compose service, when its kind has one.
 fn healthcheck(service: &ServicePlan, role: &Role) -> Option<Healthcheck> {
     let port = service.port.value.to_string();
@@ -333,8 +339,10 @@ fn healthcheck(service: &ServicePlan, role: &Role) -> Option<Healthcheck> {
         }
         Kind::Redis => match role {
             Role::ClusterInit => return None,
-            Role::RedisSentinel { .. } => vec!["CMD".into(), "redis-cli".into(), "-p".into(), SENTINEL_PORT.to_string(), "ping".into()],
-            _ => vec!["CMD".into(), "redis-cli".into(), "-p".into(), port, "ping".into()],
+            // `redis-cli ping` exits 0 on a NOAUTH or WRONGPASS reply too: only a PONG
+            // means this redis serves the clients that hold the password.
+            Role::RedisSentinel { .. } => vec!["CMD-SHELL".into(), redis_ping(SENTINEL_PORT)],
+            _ => vec!["CMD-SHELL".into(), redis_ping(service.port.value)],
         },
         Kind::Postgres | Kind::Pgbouncer => vec!["CMD".into(), "pg_isready".into(), "-h".into(), "127.0.0.1".into(), "-p".into(), port],
         // The image has bash but no curl: ask /readyz over bash's /dev/tcp.

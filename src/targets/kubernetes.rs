@@ -783,7 +783,7 @@ fn probes(service: &ServicePlan) -> Vec<Probe> {
         Kind::Nginx => (Some(nginx::HEALTH_PATH.into()), Vec::new(), "http".into()),
         Kind::Pgbouncer => (None, Vec::new(), "pgbouncer".into()),
         Kind::Postgres => (None, vec!["pg_isready".into(), "-h".into(), "127.0.0.1".into(), "-p".into(), port], String::new()),
-        Kind::Redis => (None, vec!["redis-cli".into(), "-p".into(), port, "ping".into()], String::new()),
+        Kind::Redis => (None, vec!["sh".into(), "-c".into(), super::compose::redis_ping(&port)], String::new()),
         // Ready once it serves (and, in a cluster, has joined consensus).
         Kind::Qdrant => (Some("/readyz".into()), Vec::new(), "http".into()),
         _ => return Vec::new(),

@@ -1,7 +1,7 @@
 """Prints what docker-compose 1.29 itself makes of a compose file, as JSON: per
 service the environment (after interpolation and `$$` unescaping), the build
-context (an absolute path once resolved against the file's folder), the command
-and each volume as [source, target]. Run with /usr/bin/python3 (Debian's
+context (an absolute path once resolved against the file's folder), the command,
+the health check and each volume as [source, target]. Run with /usr/bin/python3 (Debian's
 docker-compose package provides `compose`), from anywhere:
 
     compose_resolved.py path/to/docker-compose.yml
@@ -27,6 +27,7 @@ def main(path):
             "environment": service.get("environment") or {},
             "build": (service.get("build") or {}).get("context"),
             "command": service.get("command"),
+            "healthcheck": service.get("healthcheck"),
             "volumes": [[v.external, v.internal] for v in service.get("volumes", [])],
         }
     json.dump(out, sys.stdout, ensure_ascii=True, indent=1, sort_keys=True)

@@ -80,6 +80,11 @@ pub struct ImportBuilder {
     /// Node front end, a one-shot migration), by host name -> why: a proxy that sends
     /// to one of them is not pointing at an app server.
     pub unmodelled: HashMap<String, String>,
+    /// Config files a command line names (`puma -C config/puma.rb`): where it names
+    /// one, the path, and the note to give if that file is not among the files read.
+    /// Settled by `settle_named_configs` once every file is in, since the command is
+    /// often read before the file it names.
+    pub named_configs: Vec<(FileId, Range<usize>, String, String)>,
 }
 
 impl ImportBuilder {
@@ -288,6 +293,21 @@ impl ImportBuilder {
         self.diagnostic(IGNORED, Severity::Info, file, bytes, format!("ignored: {}", what.into()), None);
     }
 
+    /// A config file named on a command line; noted as not read unless it is among the
+    /// files read by the end of the run.
+    pub fn config_named(&mut self, file: FileId, bytes: Range<usize>, path: &str, note: String) {
+        self.named_configs.push((file, bytes, path.to_string(), note));
+    }
+
+    /// Gives the note of each named config file that no file read stands for.
+    pub fn settle_named_configs(&mut self) {
+        for (file, bytes, path, note) in std::mem::take(&mut self.named_configs) {
+            if !self.sources.iter().any(|source| stands_for(&source.path, &path)) {
+                self.ignored(file, bytes, note);
+            }
+        }
+    }
+
     /// A value the files do not say, and the default headroom used instead.
     pub fn assumed(&mut self, message: impl Into<String>, hint: impl Into<String>) {
         let mut d = Diagnostic::new(ASSUMED, Severity::Info, "", format!("assumed: {}", message.into()));
@@ -345,5 +365,36 @@ impl ImportBuilder {
     /// other files are still read.
     pub fn unparsable(&mut self, file: FileId, bytes: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
         self.diagnostic(UNPARSABLE, Severity::Error, file, bytes, message.into(), Some(hint.into()));
+    }
+}
+
+/// Whether the file read at `read` is the one a command names as `named`: the same
+/// trailing path, where an absolute name inside a container (`/app/config/puma.rb`)
+/// may drop its leading folders down to the file and its folder (`config/puma.rb`).
+fn stands_for(read: &std::path::Path, named: &str) -> bool {
+    use std::path::{Component, Path};
+    let parts: Vec<&std::ffi::OsStr> = Path::new(named)
+        .components()
+        .filter_map(|c| if let Component::Normal(part) = c { Some(part) } else { None })
+        .collect();
+    let shortest = parts.len().min(2);
+    (shortest.max(1)..=parts.len()).rev().any(|n| read.ends_with(parts[parts.len() - n..].iter().collect::<PathBuf>()))
+}
+
+#[cfg(test)]
+mod named_config_tests {
+    use super::stands_for;
+    use std::path::Path;
+
+    #[test]
+    fn a_named_config_matches_the_file_read_by_its_trailing_path() {
+        let read = Path::new("/repo/app/config/puma.rb");
+        assert!(stands_for(read, "config/puma.rb"));
+        assert!(stands_for(read, "./config/puma.rb"));
+        assert!(stands_for(read, "/rails/config/puma.rb"));
+        assert!(!stands_for(read, "config/puma/production.rb"));
+        assert!(!stands_for(read, "/etc/puma.rb"));
+        assert!(stands_for(Path::new("/repo/gunicorn.conf.py"), "gunicorn.conf.py"));
+        assert!(!stands_for(read, ""));
     }
 }

@@ -102,6 +102,7 @@ pub fn read_paths_with(paths: &[PathBuf], name: &str, facts: Facts) -> ImportBui
     }
     kubernetes::finish(&mut builder);
     jobs::finish(&mut builder);
+    builder.settle_named_configs();
     place_on_compose_host(&mut builder);
     builder
 }
@@ -201,5 +202,27 @@ pub fn read_file(builder: &mut ImportBuilder, path: &Path) {
             let shown = path.display().to_string();
             builder.ignored(id, 0..0, format!("{shown}: not a format headroom reads (Kubernetes manifests, nginx, pgbouncer.ini, postgresql.conf, redis.conf, docker-compose, Kamal deploy.yml, gunicorn.conf.py, puma.rb, database.yml, sysctl, railway.toml)"));
         }
+    }
+}
+
+#[cfg(test)]
+mod named_config_tests {
+    use super::read_paths;
+
+    fn notes(dir: &std::path::Path) -> Vec<String> {
+        read_paths(&[dir.to_path_buf()], "t").diagnostics.iter().map(|d| d.message.clone()).collect()
+    }
+
+    #[test]
+    fn a_config_named_on_the_command_line_is_noted_only_when_it_was_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Procfile"), "web: bundle exec puma -C config/puma.rb
+").unwrap();
+        let unread = |n: &Vec<String>| n.iter().any(|m| m.contains("puma reads settings from `config/puma.rb`"));
+        assert!(unread(&notes(dir.path())), "{:?}", notes(dir.path()));
+        std::fs::create_dir(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join("config/puma.rb"), "threads 5, 5\nworkers 2\n").unwrap();
+        let n = notes(dir.path());
+        assert!(!unread(&n), "{n:?}");
     }
 }

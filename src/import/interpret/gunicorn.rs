@@ -88,7 +88,8 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
             }
             "--config" | "-c" => {
                 let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-                cx.ignored(opt.bytes.clone(), format!("gunicorn reads settings from `{}`; pass that file to headroom to read them too (command-line flags win over it)", shown.escape_debug()));
+                let note = format!("gunicorn reads settings from `{}`; pass that file to headroom to read them too (command-line flags win over it)", shown.escape_debug());
+                cx.builder.config_named(cx.file, opt.bytes.clone(), &shown, note);
             }
             flag => cx.ignored(opt.bytes.clone(), format!("gunicorn `{flag}` does not change capacity")),
         }

@@ -54,7 +54,8 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word], rails: bool) {
             "--preload" => cx.set("preload", json!(true), opt.bytes.clone()),
             "-C" | "--config" => {
                 let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-                cx.ignored(opt.bytes.clone(), format!("puma reads settings from `{}`; pass that file to headroom to read them too", shown.escape_debug()));
+                let note = format!("puma reads settings from `{}`; pass that file to headroom to read them too", shown.escape_debug());
+                cx.builder.config_named(cx.file, opt.bytes.clone(), &shown, note);
             }
             flag => cx.ignored(opt.bytes.clone(), format!("{} `{flag}` does not change capacity", if rails { "rails server" } else { "puma" })),
         }
@@ -332,7 +333,8 @@ pub(super) fn unicorn_flags(cx: &mut Cx<'_>, words: &[Word], head: Range<usize>)
             }
             "-c" | "--config-file" => {
                 let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-                cx.ignored(opt.bytes.clone(), format!("unicorn reads settings from `{}`; pass that file to headroom to read them too", shown.escape_debug()));
+                let note = format!("unicorn reads settings from `{}`; pass that file to headroom to read them too", shown.escape_debug());
+                cx.builder.config_named(cx.file, opt.bytes.clone(), &shown, note);
             }
             flag => cx.ignored(opt.bytes.clone(), format!("unicorn `{flag}` does not change capacity")),
         }

@@ -206,7 +206,9 @@ fn slot_noun(client: &ServicePlan) -> (&'static str, &'static str) {
             WorkerClass::Sync => ("request", "sync worker"),
             WorkerClass::Gthread => ("threads", "gthread threads"),
             WorkerClass::Gevent => ("greenlets", "gevent worker_connections"),
-            WorkerClass::Uvicorn => ("requests", "counted as gunicorn worker_connections, which UvicornWorker does not enforce: its concurrency is unbounded"),
+            // One class for two servers: gunicorn's UvicornWorker has no cap, standalone
+            // uvicorn caps at --limit-concurrency (503 past it); the message holds for both.
+            WorkerClass::Uvicorn => ("requests", "worker_connections: uvicorn's --limit-concurrency, past which it answers 503; under gunicorn's UvicornWorker an estimate, since that worker sets no cap"),
         },
         (_, Kind::Puma) => ("threads", "puma max threads"),
         (_, Kind::Sidekiq) => ("jobs", "sidekiq concurrency"),

@@ -962,10 +962,16 @@ pub fn default_redis_secret(service: &str) -> String {
 fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], containerized: bool) {
     let kamal = spec.deploy.as_ref().is_some_and(|d| d.kamal.is_some());
     let machine_of: std::collections::HashMap<String, Option<String>> = services.iter().map(|s| (s.name.clone(), s.machine.clone())).collect();
+    // Indexed once: a scan of every edge per redis, or of every service per grant,
+    // makes a spec with many redis services quadratic.
+    let mut edges_into: std::collections::HashMap<&str, Vec<&Edge>> = std::collections::HashMap::new();
+    for edge in edges {
+        edges_into.entry(edge.to.as_str()).or_default().push(edge);
+    }
     let mut grants: Vec<(String, String)> = Vec::new();
     for service in services.iter_mut() {
         let Detail::Redis(redis) = &mut service.detail else { continue };
-        let clients = edges.iter().filter(|e| e.to == service.name);
+        let clients = edges_into.get(service.name.as_str()).into_iter().flatten().copied();
         if let Some(secret) = &redis.password {
             grants.extend(clients.map(|e| (e.from.clone(), secret.value.clone())));
             if !service.external {
@@ -992,8 +998,9 @@ fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], contain
             redis.reachable_from.push("it runs on a host, not in a container: redis.conf binds every interface (bind 0.0.0.0)".into());
         }
     }
+    let position: std::collections::HashMap<String, usize> = services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
     for (client, secret) in grants {
-        if let Some(service) = services.iter_mut().find(|s| s.name == client)
+        if let Some(service) = position.get(&client).map(|&i| &mut services[i])
             && !service.env_secret.contains(&secret)
         {
             service.env_secret.push(secret);

@@ -141,7 +141,12 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             continue;
         }
         // DATABASE_URL is merged over the primary (or only) database's settings.
-        let url = cfg.get("url").and_then(Value::as_str).map(|u| (u.to_string(), kv_span(&spans, &format!("{}/url", c.pointer)))).or_else(|| {
+        let url = cfg.get("url").and_then(Value::as_str).map(|u| {
+            let bytes = kv_span(&spans, &format!("{}/url", c.pointer));
+            // `url: <%= ENV["DATABASE_URL"] %>`: the URL is longer than its tag, so the
+            // stripped text holds a placeholder; the tag's value is the URL.
+            (evaluated_text(&tags, &bytes).unwrap_or_else(|| u.to_string()), bytes)
+        }).or_else(|| {
             (pools.is_empty()).then(|| database_url.clone().map(|u| (u, kv_span(&spans, &c.pointer)))).flatten()
         });
         let scheme = url.as_ref().and_then(|(u, _)| u.split_once("://").map(|(s, _)| s.to_ascii_lowercase()));
@@ -219,6 +224,15 @@ struct DbPool {
     host: Option<String>,
     /// Its connection comes from DATABASE_URL in the environment.
     via_url: bool,
+}
+
+/// The text an output ERB tag within `bytes` evaluated to, when it is a string.
+fn evaluated_text(tags: &[Erb], bytes: &Range<usize>) -> Option<String> {
+    let tag = tags.iter().find(|t| t.output && t.bytes.start < bytes.end && t.bytes.end > bytes.start)?;
+    match &tag.value.as_ref()?.value {
+        crate::import::shared::ruby::RValue::Str(text) if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    }
 }
 
 /// The value of `name` in a URL's query (`?pool=10&sslmode=require`).
@@ -401,6 +415,15 @@ production:
         let s = &b.value["services"];
         assert_eq!(s["web"]["uses"]["main-db"]["pool"], 3);
         assert_eq!((s["main-db"]["external"].clone(), s["main-db"]["max_connections"].clone()), (json!(true), json!(50)));
+        // `url: <%= ENV["DATABASE_URL"] %>` (the Procfile/Heroku shape): the URL is the
+        // tag's value, longer than the tag, and still names the host.
+        let (mut b, id) = builder("production:\n  adapter: postgresql\n  pool: 5\n  url: <%= ENV[\"DATABASE_URL\"] %>\n");
+        b.set("services.web.kind", json!("puma"), id, 0..0);
+        b.set("services.web.env.clear.DATABASE_URL", json!("postgres://shop@shop-db.internal:5432/shop_production?pool=7"), id, 0..0);
+        read(&mut b, id);
+        let s = &b.value["services"];
+        assert_eq!(s["web"]["uses"]["shop-db"]["pool"], 7, "{s:#}");
+        assert_eq!(s["shop-db"]["external"], json!(true));
         // Other adapters are not modelled.
         let (mut b, id) = builder("production:\n  adapter: sqlite3\n  pool: 5\n");
         read(&mut b, id);

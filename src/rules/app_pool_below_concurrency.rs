@@ -1,6 +1,6 @@
 //! Rule `app-pool-below-concurrency`.
 
-use super::{Check, finding, process_noun};
+use super::{Check, finding};
 use crate::diag::Diagnostic;
 use crate::plan::{Detail, Edge, Kind, Plan, ServicePlan, mul};
 use crate::spec::{Framework, WorkerClass};
@@ -94,7 +94,6 @@ impl AppPoolBelowConcurrency {
                 return;
             }
             let Some(client) = plan.service(&edge.from) else { return };
-            let noun = process_noun(client.kind);
             let singular = super::process_noun_one(client.kind);
             let cite = if edge.pool.is_default() { format!("{pool_path} not set; {}", edge.pool.cite()) } else { pool_path.to_string() };
             let pool_text = match database {
@@ -117,19 +116,19 @@ impl AppPoolBelowConcurrency {
                 format!("raise the `{db}` pool to >= {slots} ({pool_path}), which makes {raised} connections to `{}` in all", edge.to)
             } else if edge.max_overflow > 0 {
                 format!(
-                    "raise pool + max_overflow to >= {slots} (e.g. pool {} at {}), which makes {} replicas x {} {noun} x {slots} = {raised} connections to `{}`",
+                    "raise pool + max_overflow to >= {slots} (e.g. pool {} at {}), which makes {} x {} x {slots} = {raised} connections to `{}`",
                     slots.saturating_sub(edge.max_overflow),
                     pool_path,
-                    edge.replicas,
-                    edge.processes,
+                    super::plural(edge.replicas, "replica"),
+                    super::plural(edge.processes, singular),
                     edge.to,
                 )
             } else {
                 format!(
-                    "raise pool to >= {slots} ({}), which makes {} replicas x {} {noun} x {slots} = {raised} connections to `{}`",
+                    "raise pool to >= {slots} ({}), which makes {} x {} x {slots} = {raised} connections to `{}`",
                     pool_path,
-                    edge.replicas,
-                    edge.processes,
+                    super::plural(edge.replicas, "replica"),
+                    super::plural(edge.processes, singular),
                     edge.to,
                 )
             };
@@ -291,7 +290,7 @@ services:
         assert!(d.message.contains("PoolError: connection pool exhausted"), "{}", d.message);
         let fix = d.fix.as_deref().unwrap();
         assert!(fix.contains("raise pool to >= 100"), "{fix}");
-        assert!(fix.contains("1 replicas x 4 workers x 100 = 400"), "{fix}");
+        assert!(fix.contains("1 replica x 4 workers x 100 = 400"), "{fix}");
         assert!(fix.contains("postgres `db` still fits: 400 <= 497"), "{fix}");
         assert!(fix.contains("lower worker_connections to 20"), "{fix}");
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{detect, dockerfile};
 use crate::import::interpret::{self, Process, images, unmodelled};
 use crate::import::shared::argv::{self, Word};
-use crate::import::shared::env::{EnvVar, Variables, interpolate, read_env_file};
+use crate::import::shared::env::{self, EnvVar, Variables, interpolate, read_env_file};
 use crate::import::shared::names::{numbered, service_name};
 use crate::import::shared::units;
 use crate::import::shared::urls::{url_host, url_path};
@@ -924,8 +924,8 @@ impl Compose<'_> {
         let mut via: Vec<(String, FileId, Range<usize>, String)> = Vec::new();
         for var in &env {
             let Some(raw) = &var.value else { continue };
-            let Some(role) = host_var(&var.name, kind == "pgbouncer") else { continue };
-            let host = if role.url { url_host(raw) } else { Some(raw.trim().to_string()) };
+            let Some(url) = env::host_variable(&var.name, kind == "pgbouncer") else { continue };
+            let host = if url { url_host(raw) } else { Some(raw.trim().to_string()) };
             let Some(host) = host else { continue };
             let resolved = interpolate(&host, self.vars);
             let Some(host) = resolved.text else {
@@ -947,7 +947,7 @@ impl Compose<'_> {
                 self.edge(name, &target, var.file, var.bytes.clone());
                 via.push((target.clone(), var.file, var.bytes.clone(), var.name.clone()));
             }
-            if role.url
+            if url
                 && target_kind != "redis"
                 && let Some(q) = raw.split_once('?').map(|(_, q)| q)
                 && q.split('&').any(|kv| kv == "prepared_statements=false")
@@ -1093,18 +1093,6 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
             collect_files(&entry.path(), depth + 1, out);
         }
     }
-}
-
-struct HostVar {
-    url: bool,
-}
-
-/// Variables that name the host a service connects to.
-fn host_var(name: &str, pooler: bool) -> Option<HostVar> {
-    let url = matches!(name, "DATABASE_URL" | "DB_URL" | "POSTGRES_URL" | "REDIS_URL" | "CACHE_URL" | "CELERY_BROKER_URL" | "BROKER_URL" | "CELERY_RESULT_BACKEND" | "REDIS_CACHE_URL" | "RQ_REDIS_URL" | "SIDEKIQ_REDIS_URL" | "REDIS_TLS_URL" | "CACHE_REDIS_URL" | "SESSION_REDIS_URL" | "VALKEY_URL");
-    let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST" | "VALKEY_HOST")
-        || (pooler && matches!(name, "DATABASES_HOST" | "POSTGRESQL_HOST"));
-    (url || host).then_some(HostVar { url })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::detect;
 use crate::import::formats::{pgbouncer_ini, pgconf};
 use crate::import::interpret::{self, Process, app_env, images};
 use crate::import::shared::argv::Word;
-use crate::import::shared::env::EnvVar;
+use crate::import::shared::env::{self, EnvVar};
 use crate::import::shared::names::service_name;
 use crate::import::shared::urls::url_host;
 use crate::import::shared::yaml::{key_span, kv_span, scalar, value_span};
@@ -579,7 +579,7 @@ impl Reader<'_> {
                 }
             }
             for var in &env {
-                let Some(url) = host_variable(&var.name, kind == "pgbouncer") else { continue };
+                let Some(url) = env::host_variable(&var.name, kind == "pgbouncer") else { continue };
                 let Some(raw) = &var.value else {
                     // From a Secret: the host is not in the manifests. The one service of
                     // the kind it names is taken, with a note.
@@ -641,7 +641,7 @@ impl Reader<'_> {
         }
         for (i, entry) in o.get(&format!("{c}/env")).as_array().cloned().unwrap_or_default().iter().enumerate() {
             let Some(name) = entry.get("name").and_then(Value::as_str) else { continue };
-            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') || app_env::is_managed(name) || host_variable(name, false).is_some() {
+            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') || app_env::is_managed(name) || env::host_variable(name, false).is_some() {
                 continue;
             }
             let at = format!("{c}/env/{i}");
@@ -808,14 +808,6 @@ impl Reader<'_> {
 
 fn is_app_or_job(kind: &str) -> bool {
     matches!(kind, "gunicorn" | "puma" | "sidekiq" | "celery" | "solid_queue" | "rq" | "worker")
-}
-
-/// Variables naming the host a process connects to: (name, whether its value is a URL).
-fn host_variable(name: &str, pooler: bool) -> Option<bool> {
-    let url = matches!(name, "DATABASE_URL" | "DB_URL" | "POSTGRES_URL" | "REDIS_URL" | "CACHE_URL" | "CELERY_BROKER_URL" | "BROKER_URL" | "CELERY_RESULT_BACKEND" | "REDIS_CACHE_URL" | "RQ_REDIS_URL" | "SIDEKIQ_REDIS_URL");
-    let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST")
-        || (pooler && matches!(name, "DATABASES_HOST" | "POSTGRESQL_HOST"));
-    (url || host).then_some(url)
 }
 
 /// `$(VAR)` references as the kubelet expands them: a variable defined earlier is

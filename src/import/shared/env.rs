@@ -133,6 +133,20 @@ pub fn interpolate(value: &str, vars: &Variables) -> Interpolated {
     result
 }
 
+/// Whether a variable names the host a process connects to (a database, pooler or
+/// redis), and if so whether its value is a URL (`DATABASE_URL`) rather than a bare
+/// host (`DB_HOST`). `pooler`: the process is a PgBouncer, whose images also read
+/// `DATABASES_HOST` / `POSTGRESQL_HOST`.
+pub fn host_variable(name: &str, pooler: bool) -> Option<bool> {
+    let url = matches!(
+        name,
+        "DATABASE_URL" | "DB_URL" | "POSTGRES_URL" | "REDIS_URL" | "CACHE_URL" | "CELERY_BROKER_URL" | "BROKER_URL" | "CELERY_RESULT_BACKEND" | "REDIS_CACHE_URL" | "RQ_REDIS_URL" | "SIDEKIQ_REDIS_URL" | "REDIS_TLS_URL" | "CACHE_REDIS_URL" | "SESSION_REDIS_URL" | "VALKEY_URL"
+    );
+    let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST" | "VALKEY_HOST")
+        || (pooler && matches!(name, "DATABASES_HOST" | "POSTGRESQL_HOST"));
+    (url || host).then_some(url)
+}
+
 /// Nesting of `${A:-${B:-...}}` followed at most.
 const MAX_NESTING: usize = 8;
 
@@ -243,6 +257,16 @@ fn braced(inner: &str, vars: &Variables, result: &mut Interpolated, depth: usize
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn connection_variables_name_a_host_or_a_url() {
+        assert_eq!(super::host_variable("VALKEY_URL", false), Some(true));
+        assert_eq!(super::host_variable("DB_HOST", false), Some(false));
+        assert_eq!(super::host_variable("POSTGRESQL_HOST", false), None);
+        assert_eq!(super::host_variable("POSTGRESQL_HOST", true), Some(false));
+        assert_eq!(super::host_variable("SECRET_KEY_BASE", false), None);
+    }
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Variables {

@@ -3,7 +3,7 @@
 //! Sidekiq app with compose and .env, Django with Celery on Redis, a compose file
 //! sharing its settings through many anchors with `${VAR:-default}` images, a Heroku-
 //! style Procfile Rails app, Django under uWSGI, a Flask app on uvicorn workers started
-//! by an entrypoint script). Each case
+//! by an entrypoint script, a Django app whose image starts NGINX Unit). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -290,6 +290,32 @@ fn django_uwsgi_compose_app_overruns_its_postgres() {
     assert!(ignored.contains("compose service `migrate`: runs `python manage.py migrate --noinput` once and exits"), "{ignored}");
     assert!(!ignored.contains("pass that file to headroom"), "the mounted uwsgi.ini is read: {ignored}");
     snapshot("django-uwsgi", &linted);
+}
+
+#[test]
+fn compose_service_whose_image_starts_nginx_unit_keeps_its_environment_and_connections() {
+    let linted = lint("django-unit-compose");
+    assert_read(
+        &linted,
+        &[("docker-compose.yml", "docker-compose"), ("env/inventory.env", "env file"), ("docker/unit.json", "NGINX Unit config")],
+    );
+    // The compose `inventory` service runs the image's Unit application of the same
+    // name: one service, Unit's 6 processes x 2 threads with the compose env_file's
+    // database, plus the django-rq worker: 13 connections against 15 - 3 reserved.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    let message = budget["message"].as_str().unwrap();
+    assert!(message.contains("inventory 1 replica x 6 workers x 2") && message.contains("inventory-worker 1 replica x 1 process"), "{message}");
+    let summary = linted.summary();
+    assert!(!summary.contains("is not a kind headroom models"), "{summary}");
+    assert!(!summary.contains("runs a program headroom does not model"), "rqworker is an rq worker: {summary}");
+    // Both Redis servers are connections of the app: the queue and the cache.
+    let assumed = linted.notes("import-assumed").join("\n");
+    assert!(assumed.contains("`inventory` connects to `queue` (REDIS_HOST)") && assumed.contains("`inventory` connects to `cache` (REDIS_CACHE_HOST)"), "{assumed}");
+    // The listener reaches the app through its route: only the status listener is noted.
+    let ignored = linted.notes("import-ignored").join("\n");
+    assert!(!ignored.contains("0.0.0.0:8080") && ignored.contains("127.0.0.1:8081"), "{ignored}");
+    snapshot("django-unit-compose", &linted);
 }
 
 #[test]

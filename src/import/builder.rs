@@ -85,6 +85,13 @@ pub struct ImportBuilder {
     /// Settled by `settle_named_configs` once every file is in, since the command is
     /// often read before the file it names.
     pub named_configs: Vec<(FileId, Range<usize>, String, String)>,
+    /// Applications an in-image config among the files to read starts (NGINX Unit's
+    /// `applications`), known before any file is read: app name -> (the kind it is
+    /// modelled as, the config's path). A compose service of that name, or one that
+    /// runs `unitd`, is that application's service.
+    pub in_image_apps: std::collections::BTreeMap<String, (&'static str, PathBuf)>,
+    /// The deployment service that runs each in-image application, by app name.
+    pub in_image_owners: HashMap<String, String>,
 }
 
 impl ImportBuilder {

@@ -143,6 +143,24 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             words = Some(branch.words);
         }
         entry.role = classify(entry, words.as_deref(), services);
+        let unknown = match &entry.role {
+            Role::Service("worker") => true,
+            Role::Skip(_) => entry.def.is_object() && not_a_steady_client(&entry.def, None, entry.def.get("image").and_then(Value::as_str), words.as_deref(), services).is_none(),
+            _ => false,
+        };
+        if unknown
+            && let Some((app, kind, config)) = in_image_app(entry, words.as_deref(), &builder.in_image_apps)
+        {
+            let shown = config.display().to_string();
+            builder.assumed_at(
+                file,
+                entry.key.clone(),
+                format!("compose service `{}` runs NGINX Unit's application `{app}` ({shown}), the config its image starts: read as a {kind} service with this entry's environment, replicas and connections", entry.name),
+                "if the image starts something else, describe the service in an --overlay",
+            );
+            builder.in_image_owners.insert(app, service_name(&entry.name));
+            entry.role = Role::Service(kind);
+        }
         entry.words = words;
     }
     let groups = group(builder, file, &entries);
@@ -324,6 +342,24 @@ fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>
             (None, Some(_)) => "it runs the command of its Dockerfile, which headroom does not read; give it a `command:` or describe it in an --overlay".to_string(),
             (None, None) => "no image or command".to_string(),
         }),
+    }
+}
+
+/// The in-image application (an NGINX Unit app) a service runs when neither its image
+/// nor its command is a kind headroom models: the app of the service's own name, or
+/// the only app when the service runs Unit itself (`unitd`, an `nginx/unit` image).
+fn in_image_app(entry: &Entry, words: Option<&[Word]>, apps: &BTreeMap<String, (&'static str, PathBuf)>) -> Option<(String, &'static str, PathBuf)> {
+    if let Some((kind, config)) = apps.get(&entry.name) {
+        return Some((entry.name.clone(), kind, config.clone()));
+    }
+    let runs_unit = words.and_then(|w| w.first()).is_some_and(|(w, _)| w.rsplit('/').next() == Some("unitd"))
+        || entry.def.get("image").and_then(Value::as_str).is_some_and(|i| {
+            let repo = images::image_repo(i);
+            repo == "unit" || repo.ends_with("/unit")
+        });
+    match apps.iter().collect::<Vec<_>>().as_slice() {
+        [(app, (kind, config))] if runs_unit => Some(((*app).clone(), kind, config.clone())),
+        _ => None,
     }
 }
 
@@ -915,7 +951,10 @@ impl Compose<'_> {
         if !client {
             return;
         }
-        let env = self.envs.get(&entry.name).cloned().unwrap_or_default();
+        let mut env = self.envs.get(&entry.name).cloned().unwrap_or_default();
+        // The app's main Redis (REDIS_URL, REDIS_HOST) before a cache's (REDIS_CACHE_HOST),
+        // whatever order the env file lists them in: pool settings are the main one's.
+        env.sort_by_key(|v| v.name.contains("CACHE"));
         let targets: &[&str] = if kind == "pgbouncer" { &["postgres"] } else { &["postgres", "pgbouncer", "redis"] };
         // Hosts from the environment.
         let mut db: Option<String> = None;
@@ -938,6 +977,14 @@ impl Compose<'_> {
                 continue;
             }
             let slot = if target_kind == "redis" { &mut redis } else { &mut db };
+            // A second Redis (a cache beside the queue) is a connection of its own.
+            if target_kind == "redis" && slot.as_ref().is_some_and(|s| *s != target) {
+                if !via.iter().any(|(t, ..)| *t == target) {
+                    self.edge(name, &target, var.file, var.bytes.clone());
+                    via.push((target.clone(), var.file, var.bytes.clone(), var.name.clone()));
+                }
+                continue;
+            }
             if slot.as_ref().is_some_and(|s| *s != target) {
                 self.builder.ignored(var.file, var.bytes.clone(), format!("{} names `{target}`; `{name}` already connects to `{}`", var.name, slot.clone().unwrap_or_default()));
                 continue;

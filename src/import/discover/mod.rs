@@ -92,6 +92,7 @@ pub fn read_paths_with(paths: &[PathBuf], name: &str, facts: Facts) -> ImportBui
     files.dedup();
     // Compose and Kamal first: they name the services the other files configure.
     files.sort_by_key(|f| detect::order(&detect::kind_of(f, None)));
+    find_in_image_apps(&mut builder, &files);
     for file in files {
         // Manifests name services, as compose and Kamal files do: they are read
         // before any config file that a service of theirs owns.
@@ -105,6 +106,21 @@ pub fn read_paths_with(paths: &[PathBuf], name: &str, facts: Facts) -> ImportBui
     builder.settle_named_configs();
     place_on_compose_host(&mut builder);
     builder
+}
+
+/// The applications the in-image configs among `files` start (an NGINX Unit
+/// config.json copied into the image), so the compose reader knows which of its
+/// services runs one before the config itself is read.
+fn find_in_image_apps(builder: &mut ImportBuilder, files: &[PathBuf]) {
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "json")) {
+        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        if text.len() > load::yaml::MAX_INPUT_BYTES || detect::kind_of(file, Some(&text)) != detect::Kind::NginxUnit {
+            continue;
+        }
+        for (app, kind) in nginx_unit::applications(&text) {
+            builder.in_image_apps.entry(app).or_insert((kind, file.clone()));
+        }
+    }
 }
 
 /// A compose file runs on one Docker host: when the files describe exactly one machine

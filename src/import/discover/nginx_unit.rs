@@ -30,9 +30,15 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         let pointer = format!("/listeners/{}", escape_segment(address));
         let pass = listener.get("pass").and_then(Value::as_str).unwrap_or("");
         let port = address.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-        match (pass.strip_prefix("applications/"), port) {
-            (Some(app), Some(port)) => ports.push((app.split('/').next().unwrap_or(app).to_string(), port, pointer)),
-            _ => builder.ignored(file, key_span(&spans, &pointer), format!("Unit listener `{}` passes to `{}`, not straight to an application; its port is not mapped", address.escape_debug(), pass.escape_debug())),
+        // A listener passing to routes reaches the application its routes pass to
+        // (static files are served by Unit itself).
+        let app = pass.strip_prefix("applications/").map(|a| a.split('/').next().unwrap_or(a).to_string()).or_else(|| match route_apps(&root, pass).as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        });
+        match (app, port) {
+            (Some(app), Some(port)) => ports.push((app, port, pointer)),
+            _ => builder.ignored(file, key_span(&spans, &pointer), format!("Unit listener `{}` passes to `{}`, which leads to no single application; its port is not mapped", address.escape_debug(), pass.escape_debug())),
         }
     }
     let Some(apps) = root.get("applications").and_then(Value::as_object) else {
@@ -42,16 +48,14 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     for (name, app) in apps {
         let pointer = format!("/applications/{}", escape_segment(name));
         let declared = key_span(&spans, &pointer);
-        let language = app.get("type").and_then(Value::as_str).unwrap_or("").split_whitespace().next().unwrap_or("").to_string();
-        let kind = match language.as_str() {
-            "python" => "gunicorn",
-            "ruby" => "puma",
-            other => {
-                builder.ignored(file, declared, format!("Unit application `{name}` of type `{other}`: not a program headroom models; not counted"));
-                continue;
-            }
+        let Some(kind) = app_kind(app) else {
+            let language = app.get("type").and_then(Value::as_str).unwrap_or("").split_whitespace().next().unwrap_or("");
+            builder.ignored(file, declared, format!("Unit application `{name}` of type `{language}`: not a program headroom models; not counted"));
+            continue;
         };
-        let service = service_name(name);
+        // A compose service whose image starts this application (NetBox's `netbox`
+        // runs Unit from docker/nginx-unit.json) is this application's service.
+        let service = builder.in_image_owners.get(name).cloned().unwrap_or_else(|| service_name(name));
         let env: Vec<EnvVar> = app
             .get("environment")
             .and_then(Value::as_object)
@@ -108,6 +112,49 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             interpret::app_env::apply_pools(builder, &service, db.as_ref().map(|d| d.0.as_str()), redis.as_ref().map(|r| r.0.as_str()), &env);
         }
         builder.assumed_at(file, declared, format!("NGINX Unit application `{name}` is modelled as a {kind} service of the same processes and threads"), format!("`import` writes it as {kind}; render's {kind} files would replace Unit's"));
+    }
+}
+
+/// The applications the steps of a route (`routes/main`, or `routes` when the routes
+/// are one list) pass to, each once.
+fn route_apps(root: &Value, pass: &str) -> Vec<String> {
+    let routes = root.get("routes");
+    let steps = match pass.strip_prefix("routes") {
+        Some("") => routes.and_then(Value::as_array),
+        Some(name) => name.strip_prefix('/').and_then(|n| routes.and_then(|r| r.get(n))).and_then(Value::as_array),
+        None => None,
+    };
+    let mut apps: Vec<String> = Vec::new();
+    for step in steps.into_iter().flatten() {
+        if let Some(app) = step.get("action").and_then(|a| a.get("pass")).and_then(Value::as_str).and_then(|p| p.strip_prefix("applications/")) {
+            let app = app.split('/').next().unwrap_or(app).to_string();
+            if !apps.contains(&app) {
+                apps.push(app);
+            }
+        }
+    }
+    apps
+}
+
+/// The applications of a Unit configuration headroom models, with the kind each is
+/// modelled as (Python apps as gunicorn, Ruby apps as puma); empty when the text is
+/// not a Unit config.
+pub fn applications(text: &str) -> Vec<(String, &'static str)> {
+    let Ok(root) = serde_json::from_str::<Value>(text) else { return Vec::new() };
+    root.get("applications")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, app)| app_kind(app).map(|k| (name.clone(), k)))
+        .collect()
+}
+
+/// The kind an application is modelled as, by its `type` (`python 3.12`).
+fn app_kind(app: &Value) -> Option<&'static str> {
+    match app.get("type").and_then(Value::as_str).unwrap_or("").split_whitespace().next().unwrap_or("") {
+        "python" => Some("gunicorn"),
+        "ruby" => Some("puma"),
+        _ => None,
     }
 }
 

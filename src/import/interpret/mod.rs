@@ -202,6 +202,10 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
                 i += 2;
                 continue;
             }
+            // django-rq's worker: `python manage.py rqworker default`.
+            (p, Some(script)) if p.starts_with("python") && script.ends_with("manage.py") && words.get(i + 2).is_some_and(|(c, _)| c == "rqworker") => {
+                return Some(("rq", i + 3));
+            }
             (p, Some("-m")) if p.starts_with("python") => {
                 let module = words.get(i + 2).map(|(m, _)| m.as_str());
                 return match module {

@@ -142,7 +142,7 @@ pub fn host_variable(name: &str, pooler: bool) -> Option<bool> {
         name,
         "DATABASE_URL" | "DB_URL" | "POSTGRES_URL" | "REDIS_URL" | "CACHE_URL" | "CELERY_BROKER_URL" | "BROKER_URL" | "CELERY_RESULT_BACKEND" | "REDIS_CACHE_URL" | "RQ_REDIS_URL" | "SIDEKIQ_REDIS_URL" | "REDIS_TLS_URL" | "CACHE_REDIS_URL" | "SESSION_REDIS_URL" | "VALKEY_URL"
     );
-    let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST" | "VALKEY_HOST")
+    let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST" | "VALKEY_HOST" | "REDIS_CACHE_HOST")
         || (pooler && matches!(name, "DATABASES_HOST" | "POSTGRESQL_HOST"));
     (url || host).then_some(url)
 }

@@ -249,27 +249,54 @@ enum Script {
 }
 
 /// The last `exec` of a script that runs a program headroom models, or its hand-over
-/// to the CMD.
+/// to the CMD; without either, the last line that runs such a program in the
+/// foreground (`./bin/rails db:prepare` then `./bin/rails server`: the script waits
+/// on the server as its last step).
 fn script_command(text: &str) -> Script {
     let mut found = Script::Unknown;
+    let mut last_foreground: Option<Vec<Word>> = None;
     for (start, end) in logical_lines(text) {
         let line = &text[start..end];
         let trimmed = line.trim_start();
-        if !trimmed.starts_with("exec ") {
+        let exec = trimmed.starts_with("exec ");
+        let rest_start = start + (line.len() - trimmed.len()) + if exec { "exec ".len() } else { 0 };
+        let rest = text[rest_start..end].trim_end();
+        if exec && matches!(rest.trim_matches('"'), "$@" | "${@}") {
+            found = Script::HandsOver;
             continue;
         }
-        let rest_start = start + (line.len() - trimmed.len()) + "exec ".len();
-        let rest = text[rest_start..end].trim_end();
-        if matches!(rest.trim_matches('"'), "$@" | "${@}") {
-            found = Script::HandsOver;
+        if rest.starts_with('#') || rest.ends_with('&') {
             continue;
         }
         let (words, _) = argv::words_in(text, &(rest_start..rest_start + rest.len()), rest);
         if crate::import::interpret::classify(&words).is_some() {
-            return Script::Runs(words);
+            if exec {
+                return Script::Runs(words);
+            }
+            last_foreground = Some(words);
         }
     }
-    found
+    match (found, last_foreground) {
+        (Script::Unknown, Some(words)) => Script::Runs(words),
+        (found, _) => found,
+    }
+}
+
+/// What a command runs when its program is a script of the repository
+/// (`bundle exec thrust bin/start-app`, `bin/web`): the server the script starts,
+/// with the script as the file its words point into. `dir` is where the command runs.
+pub fn script_run(builder: &mut ImportBuilder, dir: &Path, words: &[Word]) -> Option<DefaultCommand> {
+    let (script, _) = words.iter().find(|(w, _)| w.contains('/') && !w.starts_with('-') && !w.starts_with('/') && !w.contains('='))?;
+    let path = find_in_context(dir, script)?;
+    let head = std::fs::read(&path).ok()?;
+    if !head.starts_with(b"#!") || !head.split(|b| *b == b'\n').next().is_some_and(|l| l.ends_with(b"sh") || l.ends_with(b"bash") || l.ends_with(b"sh -e") || l.ends_with(b"bash -e")) {
+        return None;
+    }
+    let id = read(builder, &path, "script")?;
+    match script_command(&builder.sources[id].text) {
+        Script::Runs(inner) => Some(DefaultCommand { words: inner, file: id }),
+        _ => None,
+    }
 }
 
 /// Byte ranges of a script's lines, a line ending in `\\` joined with the next.

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::dockerfile;
 use crate::import::interpret::{self, Process, unmodelled};
 use crate::import::shared::argv;
 use crate::import::shared::conf::meaningful_lines;
@@ -73,13 +74,19 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             builder.ignored(file, whole, format!("Procfile `{}` runs `{task}` once and exits: a one-shot task, not a steady client of the databases", line.name));
             continue;
         }
-        if interpret::classify(&words).is_none() && argv::shell_script(&words).is_none() {
+        // A script of the repository (`thrust bin/start-app`): the server it starts.
+        let script = if interpret::classify(&words).is_none() && argv::shell_script(&words).is_none() { dockerfile::script_run(builder, &dir, &words) } else { None };
+        if interpret::classify(&words).is_none() && argv::shell_script(&words).is_none() && script.is_none() {
             let what = unmodelled::program(&words).map_or_else(|| format!("`{}`", line.command.escape_debug()), |p| format!("{p} (`{}`)", line.command.escape_debug()));
             builder.ignored(file, whole, format!("Procfile `{}` runs {what}, a program headroom does not model; not counted", line.name));
             continue;
         }
         let service = service_name(&line.name);
-        let process = Process { service: service.clone(), file, declared: line.name_bytes.clone(), command: Some(words), command_file: None, kind: None, env: env.clone(), variables: variables.clone() };
+        let (command, command_file) = match script {
+            Some(run) => (run.words, Some(run.file)),
+            None => (words, None),
+        };
+        let process = Process { service: service.clone(), file, declared: line.name_bytes.clone(), command: Some(command), command_file, kind: None, env: env.clone(), variables: variables.clone() };
         match interpret::process(builder, &process) {
             Some(_) if builder.kind_of_service(&service).is_some() => {
                 builder.mark(&format!("services.{service}"), file, line.name_bytes.clone());
@@ -144,5 +151,18 @@ mod tests {
         let web = &b.value["services"]["web"];
         assert_eq!((web["kind"].clone(), web["workers"].clone(), web["threads"].clone()), (serde_json::json!("gunicorn"), serde_json::json!(5), serde_json::json!(4)));
         assert!(b.sources.iter().any(|s| s.path.ends_with(".env")));
+    }
+
+    #[test]
+    fn a_script_of_the_repository_runs_the_server_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/start-app"), "#!/bin/bash -e\n\nrm -f tmp/pids/server.pid\n./bin/rails db:prepare\n./bin/rails server\n").unwrap();
+        std::fs::write(dir.path().join("bin/jobs-later"), "#!/bin/sh\nbundle exec sidekiq &\necho started\n").unwrap();
+        let b = read_in(dir.path(), "web: bundle exec thrust bin/start-app\nlater: bin/jobs-later\n");
+        assert_eq!(b.value["services"]["web"]["kind"], "puma");
+        assert!(b.sources.iter().any(|s| s.path.ends_with("bin/start-app")));
+        // A server started in the background is not what the script waits on.
+        assert!(b.value["services"].get("later").is_none(), "{:#}", b.value);
     }
 }

@@ -14,7 +14,10 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
     let args = parse_args(words, |f| matches!(f, "-u" | "--user"));
     for arg in args {
         match arg {
-            Arg::Positional((w, r)) => cx.ignored(r, format!("pgbouncer reads `{}`; pass that file to headroom to read it too", w.escape_debug())),
+            Arg::Positional((w, r)) => {
+                let note = format!("pgbouncer reads `{}`; pass that file to headroom to read it too", w.escape_debug());
+                cx.builder.config_named(cx.file, r, &w, note);
+            }
             Arg::Opt(o) => {
                 if !matches!(o.flag.as_str(), "-d" | "--daemon" | "-q" | "--quiet" | "-v" | "--verbose" | "-R" | "--reboot") {
                     cx.ignored(o.bytes.clone(), format!("pgbouncer `{}` does not change capacity", o.flag));

@@ -12,7 +12,8 @@ pub(super) fn flags(cx: &mut Cx<'_>, words: &[Word]) {
     if let Some((w, r)) = words.first()
         && !w.starts_with("--")
     {
-        cx.ignored(r.clone(), format!("redis reads `{}`; pass that file to headroom to read it too (command-line directives win over it)", w.escape_debug()));
+        let note = format!("redis reads `{}`; pass that file to headroom to read it too (command-line directives win over it)", w.escape_debug());
+        cx.builder.config_named(cx.file, r.clone(), w, note);
         i = 1;
     }
     while i < words.len() {

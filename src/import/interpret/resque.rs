@@ -10,9 +10,12 @@ use serde_json::{Value, json};
 
 use super::Cx;
 use crate::import::shared::argv::Word;
+use crate::import::shared::erb::strip_erb;
+use crate::import::shared::ruby::Context;
 use crate::import::shared::yaml::kv_span;
 use crate::import::{FileId, ImportBuilder};
 use crate::load::yaml::{self, escape_segment};
+use crate::source::SourceFile;
 
 /// A resque process serves one job at a time (it forks a child per job).
 pub(super) fn flags(cx: &mut Cx<'_>, _words: &[Word], head: Range<usize>) {
@@ -25,7 +28,21 @@ pub(super) fn flags(cx: &mut Cx<'_>, _words: &[Word], head: Range<usize>) {
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file).cloned() else { return };
     let text = source.text.clone();
-    let (root, spans) = match yaml::parse_foreign(&source) {
+    let service = builder.owner_of(file, &builder.default_service(&["worker"], "resque"));
+    let head = 0..text.find('\n').unwrap_or(text.len());
+    // resque-pool evaluates the file as ERB (`default: <%= … %>`) in the environment
+    // of the process that runs it.
+    let env = super::service_env(builder, &service);
+    let facts = super::facts_for(builder, &service);
+    let (evaluated, tags) = strip_erb(&text, &Context { env: &env, facts: &facts });
+    for tag in &tags {
+        match (&tag.value, &tag.error) {
+            (Some(e), _) if !e.assumed.is_empty() => builder.assumed_at(file, tag.bytes.clone(), format!("resque-pool.yml `{}` rests on: {}", tag.code, e.assumed.join("; ")), "pass --cpus / --env if these differ where resque-pool runs"),
+            (None, Some(why)) if tag.output => builder.ignored(file, tag.bytes.clone(), format!("ERB `{}`: {why} cannot be evaluated here", tag.code)),
+            _ => {}
+        }
+    }
+    let (root, spans) = match yaml::parse_foreign(&SourceFile::new(source.path.clone(), evaluated)) {
         Ok(parsed) => parsed,
         Err(e) => {
             builder.unparsable(file, 0..0, format!("resque-pool.yml: {}", e.message), "fix the YAML syntax");
@@ -36,8 +53,6 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         builder.ignored(file, 0..0, "resque-pool.yml is not a mapping of queues to worker counts");
         return;
     };
-    let service = builder.owner_of(file, &builder.default_service(&["worker"], "resque"));
-    let head = 0..text.find('\n').unwrap_or(text.len());
     if !builder.ensure_kind(&service, "worker", file, head.clone()) {
         let kind = builder.kind_of_service(&service).unwrap_or_default();
         builder.ignored(file, head, format!("resque-pool.yml for `{service}`, which is a {kind} service; not read"));
@@ -81,7 +96,6 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceFile;
 
     #[test]
     fn environment_section_merges_over_the_top_level() {
@@ -91,5 +105,15 @@ mod tests {
         read(&mut b, id);
         let s = &b.value["services"]["resque"];
         assert_eq!((s["kind"].clone(), s["processes"].clone(), s["concurrency"].clone()), (json!("worker"), json!(6), json!(1)));
+    }
+
+    #[test]
+    fn erb_counts_are_evaluated_with_the_cpus_of_the_run() {
+        let mut b = ImportBuilder::new("t");
+        let text = "default: <%= (Concurrent.processor_count * 0.5).ceil %>\n";
+        let id = b.add_source(SourceFile::new("/x/config/resque-pool.yml", text.to_string()));
+        read(&mut b, id);
+        assert_eq!(b.value["services"]["resque"]["processes"], json!(1));
+        assert!(b.diagnostics.iter().any(|d| d.message.contains("2 CPUs")), "{:?}", b.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>());
     }
 }

@@ -11,6 +11,9 @@ pub use super::facts::{ASSUMED_CPUS, Facts};
 #[derive(Clone, Debug, PartialEq)]
 pub enum RValue {
     Int(i64),
+    /// A decimal number (`Concurrent.processor_count * 0.5`), made whole by
+    /// `.ceil` / `.floor` / `.round` / `.to_i`.
+    Float(f64),
     Str(String),
     Sym(String),
     Bool(bool),
@@ -27,17 +30,28 @@ impl RValue {
                 let end = t.char_indices().find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+')))).map_or(t.len(), |(i, _)| i);
                 Some(t[..end].parse().unwrap_or(0))
             }
+            RValue::Float(f) if f.is_finite() => Some(f.trunc() as i64),
             RValue::Nil => Some(0),
             _ => None,
         }
     }
 
-    /// An integer, also from a numeric string (`"5"`).
+    /// An integer, also from a numeric string (`"5"`) or a whole decimal (`2.0`).
     pub fn as_int(&self) -> Option<i64> {
         match self {
             RValue::Int(i) => Some(*i),
+            RValue::Float(f) if f.is_finite() && f.fract() == 0.0 => Some(*f as i64),
             RValue::Str(s) => s.trim().parse().ok(),
             _ => None,
+        }
+    }
+
+    /// A number for arithmetic and comparisons: integers, decimals, numeric strings.
+    fn as_number(&self) -> Option<f64> {
+        match self {
+            RValue::Float(f) => Some(*f),
+            RValue::Str(s) => s.trim().parse().ok(),
+            other => other.as_int().map(|i| i as f64),
         }
     }
 
@@ -50,6 +64,7 @@ impl RValue {
         match self {
             RValue::Str(s) | RValue::Sym(s) => Some(s.clone()),
             RValue::Int(i) => Some(i.to_string()),
+            RValue::Float(f) => Some(format!("{f:?}")),
             RValue::Bool(b) => Some(b.to_string()),
             RValue::Nil => Some(String::new()),
             RValue::Array(_) => None,
@@ -85,6 +100,7 @@ pub struct Context<'a> {
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
     Int(i64),
+    Float(f64),
     Str(String, bool),
     Ident(String),
     Punct(&'static str),
@@ -107,7 +123,13 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             }
             let digits: String = chars[start..i].iter().filter(|c| **c != '_').collect();
             if i < chars.len() && chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
-                return Err("a decimal number".into());
+                i += 1;
+                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
+                    i += 1;
+                }
+                let decimal: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+                out.push(Tok::Float(decimal.parse().map_err(|_| "a malformed decimal number".to_string())?));
+                continue;
             }
             out.push(Tok::Int(digits.parse().map_err(|_| "a number too large".to_string())?));
             continue;
@@ -236,10 +258,58 @@ impl Parser<'_> {
         if !self.eat("?") {
             return Ok(cond);
         }
-        let yes = self.expr()?;
+        let taken = cond.truthy();
+        let yes = self.branch(taken)?;
         self.expect(":")?;
-        let no = self.expr()?;
-        Ok(if cond.truthy() { yes } else { no })
+        let no = self.branch(!taken)?;
+        Ok(if taken { yes } else { no })
+    }
+
+    /// One branch of a conditional: a branch that does not run leaves no trace in
+    /// the defaults and facts the value rests on.
+    fn branch(&mut self, taken: bool) -> Result<RValue, String> {
+        let marks = (self.defaulted.len(), self.from_env.len(), self.assumed.len());
+        let v = self.expr()?;
+        if !taken {
+            self.defaulted.truncate(marks.0);
+            self.from_env.truncate(marks.1);
+            self.assumed.truncate(marks.2);
+        }
+        Ok(v)
+    }
+
+    /// `if c [then] a elsif d b else e end` (and `unless`) used as a value, as in
+    /// `ENV.fetch("X") { if production then 10 else 3 end }`: the newlines between
+    /// its parts are gone once tokenized, so each part is one expression.
+    fn conditional(&mut self, negate: bool) -> Result<RValue, String> {
+        let mut result: Option<RValue> = None;
+        let mut decided = false;
+        loop {
+            let holds = self.expr()?.truthy() != negate;
+            self.eat_word("then");
+            let taken = !decided && holds;
+            let v = self.branch(taken)?;
+            if taken {
+                result = Some(v);
+                decided = true;
+            }
+            if self.eat_word("elsif") {
+                if negate {
+                    return Err("`unless … elsif`".into());
+                }
+                continue;
+            }
+            if self.eat_word("else") {
+                let v = self.branch(!decided)?;
+                if !decided {
+                    result = Some(v);
+                }
+            }
+            if !self.eat_word("end") {
+                return Err("`end` expected".into());
+            }
+            return Ok(result.unwrap_or(RValue::Nil));
+        }
     }
 
     fn or(&mut self) -> Result<RValue, String> {
@@ -280,7 +350,7 @@ impl Parser<'_> {
             "==" => same(&left, &right),
             "!=" => !same(&left, &right),
             _ => {
-                let (Some(a), Some(b)) = (left.as_int(), right.as_int()) else { return Err(format!("`{op}` of non-numbers")) };
+                let (Some(a), Some(b)) = (left.as_number(), right.as_number()) else { return Err(format!("`{op}` of non-numbers")) };
                 match op {
                     ">=" => a >= b,
                     "<=" => a <= b,
@@ -370,6 +440,7 @@ impl Parser<'_> {
         self.pos += 1;
         match tok {
             Tok::Int(i) => Ok(RValue::Int(i)),
+            Tok::Float(f) => Ok(RValue::Float(f)),
             Tok::Str(_, true) => Err("a string with #{…} interpolation".into()),
             Tok::Str(s, false) => Ok(RValue::Str(s)),
             Tok::Punct("(") => {
@@ -394,6 +465,7 @@ impl Parser<'_> {
             }
             Tok::Ident(name) => match name.as_str() {
                 "nil" => Ok(RValue::Nil),
+                "if" | "unless" => self.conditional(name == "unless"),
                 "true" => Ok(RValue::Bool(true)),
                 "false" => Ok(RValue::Bool(false)),
                 "Integer" | "String" => {
@@ -402,7 +474,9 @@ impl Parser<'_> {
                     if name == "String" {
                         return Ok(RValue::Str(v.text().unwrap_or_default()));
                     }
-                    v.as_int().map(RValue::Int).ok_or_else(|| "Integer() of a non-number".to_string())
+                    // `Integer(3.5)` is 3: a decimal is truncated.
+                    let whole = if let RValue::Float(_) = v { v.to_i() } else { v.as_int() };
+                    whole.map(RValue::Int).ok_or_else(|| "Integer() of a non-number".to_string())
                 }
                 "ENV" => self.env_access(),
                 "Etc::nprocessors" => Ok(self.cpus("Etc.nprocessors")),
@@ -472,14 +546,17 @@ impl Parser<'_> {
         if method != "fetch" {
             return Err(format!("ENV.{method}"));
         }
-        self.expect("(")?;
+        // `ENV.fetch("X", d)`, or without parentheses: `ENV.fetch "X", d`.
+        let parenthesized = self.eat("(");
         let Some(Tok::Str(name, false)) = self.peek().cloned() else { return Err("ENV.fetch of a non-literal".into()) };
         self.pos += 1;
         let mut default = None;
         if self.eat(",") {
             default = Some(self.expr()?);
         }
-        self.expect(")")?;
+        if parenthesized {
+            self.expect(")")?;
+        }
         if self.eat("{") {
             // `{ |key| default }` or `{ default }`
             if self.eat("|") {
@@ -508,13 +585,29 @@ impl Parser<'_> {
 
 /// Ruby `==` for the values the evaluator knows (`"5" == 5` is false in Ruby).
 fn same(a: &RValue, b: &RValue) -> bool {
-    a == b
+    match (a, b) {
+        (RValue::Float(_), RValue::Int(_) | RValue::Float(_)) | (RValue::Int(_), RValue::Float(_)) => a.as_number() == b.as_number(),
+        _ => a == b,
+    }
 }
 
 fn method(v: RValue, m: &str, args: &[RValue]) -> Result<RValue, String> {
     let int = |r: Option<i64>| r.map(RValue::Int).ok_or_else(|| format!("`.{m}` of a non-number"));
     Ok(match m {
-        "to_i" => int(v.to_i())?,
+        "to_i" | "truncate" => int(v.to_i())?,
+        "to_f" => RValue::Float(v.as_number().ok_or("`.to_f` of a non-number")?),
+        "ceil" | "floor" | "round" => {
+            let x = v.as_number().ok_or_else(|| format!("`.{m}` of a non-number"))?;
+            let whole = match m {
+                "ceil" => x.ceil(),
+                "floor" => x.floor(),
+                _ => x.round(),
+            };
+            if !whole.is_finite() || whole.abs() > i64::MAX as f64 {
+                return Err("arithmetic overflow".into());
+            }
+            RValue::Int(whole as i64)
+        }
         "to_s" => RValue::Str(v.text().ok_or("`.to_s` of an array")?),
         "to_sym" => RValue::Sym(v.text().ok_or("`.to_sym` of an array")?),
         "presence" => match &v {
@@ -552,6 +645,18 @@ fn method(v: RValue, m: &str, args: &[RValue]) -> Result<RValue, String> {
 }
 
 fn arith(a: &RValue, b: &RValue, op: &str) -> Result<RValue, String> {
+    if matches!(a, RValue::Float(_)) || matches!(b, RValue::Float(_)) {
+        let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else { return Err(format!("`{op}` of non-numbers")) };
+        let r = match op {
+            "+" => x + y,
+            "-" => x - y,
+            "*" => x * y,
+            "/" if y != 0.0 => x / y,
+            "%" if y != 0.0 => x.rem_euclid(y),
+            _ => return Err("division by zero".into()),
+        };
+        return if r.is_finite() { Ok(RValue::Float(r)) } else { Err("arithmetic overflow".into()) };
+    }
     let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else { return Err(format!("`{op}` of non-numbers")) };
     let r = match op {
         "+" => x.checked_add(y),
@@ -926,4 +1031,51 @@ fn split_modifier(t: &str) -> (&str, Option<(&'static str, &str)>) {
         }
     }
     (t, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(expr: &str, env: &EnvLookup<'_>, facts: &Facts) -> Result<Evaluated, String> {
+        eval(expr, &HashMap::new(), &Context { env, facts })
+    }
+
+    #[test]
+    fn decimals_are_made_whole_by_ceil_floor_round() {
+        let facts = Facts { cpus: 3, cpus_known: true, ..Facts::default() };
+        let none = |_: &str| None;
+        assert_eq!(run("(Concurrent.processor_count * 0.666).ceil", &none, &facts).unwrap().value, RValue::Int(2));
+        assert_eq!(run("(Concurrent.processor_count * 0.5).floor", &none, &facts).unwrap().value, RValue::Int(1));
+        assert_eq!(run("(2.5).round", &none, &facts).unwrap().value, RValue::Int(3));
+        assert_eq!(run("Integer(7 / 2.0)", &none, &facts).unwrap().value, RValue::Int(3));
+        assert_eq!(run("(7 / 2.0).to_i", &none, &facts).unwrap().value, RValue::Int(3));
+        assert_eq!(run("2.0 == 2", &none, &facts).unwrap().value, RValue::Bool(true));
+        assert!(run("1.5 / 0", &none, &facts).is_err());
+    }
+
+    #[test]
+    fn if_as_a_value_takes_the_branch_that_runs_and_only_its_facts() {
+        let facts = Facts::default();
+        let none = |_: &str| None;
+        let block = r#"ENV.fetch("PUMA_WORKERS") { if ENV.fetch("RAILS_ENV") == "production" Etc.nprocessors else 2 end }"#;
+        let e = run(block, &none, &facts).unwrap();
+        assert_eq!(e.value, RValue::Int(2));
+        assert!(e.assumed.iter().any(|a| a.contains("CPUs")), "{:?}", e.assumed);
+        let staging = Facts { app_env: "staging".into(), ..Facts::default() };
+        let e = run(block, &none, &staging).unwrap();
+        assert_eq!(e.value, RValue::Int(2));
+        assert!(!e.assumed.iter().any(|a| a.contains("CPUs")), "the branch that does not run adds no fact: {:?}", e.assumed);
+        assert_eq!(run("if false then 1 elsif true then 2 else 3 end", &none, &facts).unwrap().value, RValue::Int(2));
+        assert_eq!(run("unless true then 1 end", &none, &facts).unwrap().value, RValue::Nil);
+        assert!(run("if true 1", &none, &facts).is_err());
+    }
+
+    #[test]
+    fn env_fetch_without_parentheses() {
+        let facts = Facts::default();
+        let env = |k: &str| (k == "DB_PORT").then(|| "6432".to_string());
+        assert_eq!(run(r#"ENV.fetch "DB_HOST", "127.0.0.1""#, &env, &facts).unwrap().value, RValue::Str("127.0.0.1".into()));
+        assert_eq!(run(r#"ENV.fetch "DB_PORT", 5432"#, &env, &facts).unwrap().value, RValue::Str("6432".into()));
+    }
 }

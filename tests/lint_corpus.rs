@@ -3,7 +3,8 @@
 //! Sidekiq app with compose and .env, Django with Celery on Redis, a compose file
 //! sharing its settings through many anchors with `${VAR:-default}` images, a Heroku-
 //! style Procfile Rails app, Django under uWSGI, a Flask app on uvicorn workers started
-//! by an entrypoint script, a Django app whose image starts NGINX Unit). Each case
+//! by an entrypoint script, a Django app whose image starts NGINX Unit, one image whose
+//! entrypoint's shell functions pick the role). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -316,6 +317,30 @@ fn compose_service_whose_image_starts_nginx_unit_keeps_its_environment_and_conne
     let ignored = linted.notes("import-ignored").join("\n");
     assert!(!ignored.contains("0.0.0.0:8080") && ignored.contains("127.0.0.1:8081"), "{ignored}");
     snapshot("django-unit-compose", &linted);
+}
+
+#[test]
+fn one_image_whose_entrypoint_functions_pick_the_role() {
+    let linted = lint("flask-rq-dispatcher");
+    assert_read(
+        &linted,
+        &[("docker-compose.yml", "docker-compose"), (".env", "env file"), ("Dockerfile", "Dockerfile"), ("bin/docker-entrypoint", "entrypoint script"), ("redis.conf", "redis.conf")],
+    );
+    // `command: server` runs the entrypoint's `server` function: gunicorn with
+    // -w${LEDGER_WEB_WORKERS:-4} = 6 from .env; `worker` runs `manage.py rq worker`
+    // (2 replicas); the app's own LEDGER_DATABASE_URL names postgres: 9 > 10 - 3.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    let message = budget["message"].as_str().unwrap();
+    assert!(message.contains("server 1 replica x 6 workers") && message.contains("worker 2 replicas x 1 process"), "{message}");
+    let summary = linted.summary();
+    // The healthcheck's $HEALTHCHECK_* come from .env; the redis.conf mounted where
+    // valkey-server reads it is the file read (its maxmemory counts).
+    assert!(!summary.contains("is not a duration") && !summary.contains("not a whole number"), "{summary}");
+    assert!(!summary.contains("pass that file to headroom"), "{summary}");
+    assert!(!linted.problems().contains(&"redis-maxmemory-headroom".to_string()), "{summary}");
+    assert!(linted.notes("import-ignored").join("\n").contains("compose service `files`: runs SeaweedFS"), "{summary}");
+    snapshot("flask-rq-dispatcher", &linted);
 }
 
 #[test]

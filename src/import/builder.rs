@@ -92,6 +92,10 @@ pub struct ImportBuilder {
     pub in_image_apps: std::collections::BTreeMap<String, (&'static str, PathBuf)>,
     /// The deployment service that runs each in-image application, by app name.
     pub in_image_owners: HashMap<String, String>,
+    /// Files bind-mounted into containers: the path a container sees -> the file's
+    /// canonical path here (a command naming `/usr/local/etc/redis/redis.conf` reads
+    /// the mounted ./redis.conf).
+    pub mounted_at: HashMap<String, PathBuf>,
 }
 
 impl ImportBuilder {
@@ -309,7 +313,9 @@ impl ImportBuilder {
     /// Gives the note of each named config file that no file read stands for.
     pub fn settle_named_configs(&mut self) {
         for (file, bytes, path, note) in std::mem::take(&mut self.named_configs) {
-            if !self.sources.iter().any(|source| stands_for(&source.path, &path)) {
+            let mounted = self.mounted_at.get(&path);
+            let read = |source: &SourceFile| stands_for(&source.path, &path) || mounted.is_some_and(|m| std::fs::canonicalize(&source.path).is_ok_and(|c| c == *m));
+            if !self.sources.iter().any(read) {
                 self.ignored(file, bytes, note);
             }
         }

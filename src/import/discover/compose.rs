@@ -664,16 +664,18 @@ impl Compose<'_> {
                 self.set(name, "health.path", json!(path), self.span(&format!("{p}/test")));
             }
         }
+        // Compose substitutes `$HEALTHCHECK_INTERVAL` from .env in these too.
+        let substituted = |v: String| if v.contains('$') { interpolate(&v, self.vars).text.unwrap_or(v) } else { v };
         for key in ["interval", "timeout", "start_period"] {
             let pointer = format!("{p}/{key}");
-            if let Some(v) = h.get(key).and_then(scalar) {
+            if let Some(v) = h.get(key).and_then(scalar).map(substituted) {
                 match units::go_duration(&v) {
                     Some(d) => self.set(name, &format!("health.{key}"), json!(d), self.span(&pointer)),
                     None => self.builder.ignored(self.file, self.span(&pointer), format!("healthcheck {key} `{}` is not a duration", v.escape_debug())),
                 }
             }
         }
-        if let Some(r) = h.get("retries").and_then(scalar) {
+        if let Some(r) = h.get("retries").and_then(scalar).map(substituted) {
             match r.parse::<u32>() {
                 Ok(n) => self.set(name, "health.retries", json!(n), self.span(&format!("{p}/retries"))),
                 Err(_) => self.builder.ignored(self.file, self.span(&format!("{p}/retries")), "healthcheck retries is not a whole number"),
@@ -748,26 +750,27 @@ impl Compose<'_> {
     fn mounts(&mut self, name: &str, kind: &'static str, entry: &Entry) {
         let Some(Value::Array(items)) = entry.def.get("volumes") else { return };
         for item in items {
-            let source = match item {
+            let (source, target) = match item {
                 Value::String(s) => {
                     let parts: Vec<&str> = s.split(':').collect();
                     if parts.len() < 2 {
                         continue;
                     }
-                    parts[0].to_string()
+                    (parts[0].to_string(), parts[1].to_string())
                 }
                 Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => match m.get("source").and_then(Value::as_str) {
-                    Some(s) => s.to_string(),
+                    Some(s) => (s.to_string(), m.get("target").and_then(Value::as_str).unwrap_or("").to_string()),
                     None => continue,
                 },
                 _ => continue,
             };
-            self.own(&source, name, kind);
+            self.own(&source, &target, name, kind);
         }
     }
 
-    /// Records `source` (relative to the compose file) as belonging to `owner`.
-    fn own(&mut self, source: &str, owner: &str, kind: &'static str) {
+    /// Records `source` (relative to the compose file) as belonging to `owner`, and
+    /// where in the container each of its files is seen (`target`).
+    fn own(&mut self, source: &str, target: &str, owner: &str, kind: &'static str) {
         if !(source.starts_with('.') || source.starts_with('/')) || source.contains('$') {
             return;
         }
@@ -775,11 +778,18 @@ impl Compose<'_> {
         let Ok(canonical) = std::fs::canonicalize(&host) else { return };
         let mut files = Vec::new();
         if canonical.is_file() {
-            files.push(canonical);
+            files.push(canonical.clone());
         } else if canonical.is_dir() {
             collect_files(&canonical, 0, &mut files);
         }
         for f in files {
+            if target.starts_with('/') {
+                let seen_at = match f.strip_prefix(&canonical) {
+                    Ok(rel) if !rel.as_os_str().is_empty() => Path::new(target).join(rel),
+                    _ => PathBuf::from(target),
+                };
+                self.builder.mounted_at.insert(seen_at.display().to_string(), f.clone());
+            }
             let file_kind = detect::kind_of(&f, None);
             if file_kind_matches(kind, file_kind)
                 && let Some(rel) = relative_to(&f, self.dir)

@@ -136,6 +136,45 @@ fn dispatch_branch(text: &str, arg: &str) -> Option<Vec<Word>> {
         if crate::import::interpret::classify(&words).is_some() {
             return Some(words);
         }
+        // `server)` calling a shell function `server() { ... exec gunicorn ... }`.
+        if let [(name, _)] = words.as_slice()
+            && let Some(inner) = function_command(text, &lines, name)
+        {
+            return Some(inner);
+        }
+    }
+    None
+}
+
+/// The command a shell function of the script runs (`server() {` ... `exec gunicorn
+/// ...` ... `}`): its first line that starts a program headroom knows.
+fn function_command(text: &str, lines: &[(usize, usize)], name: &str) -> Option<Vec<Word>> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return None;
+    }
+    let opens = |t: &str| {
+        let t = t.strip_prefix("function ").unwrap_or(t).trim_start();
+        t.strip_prefix(name).is_some_and(|rest| {
+            let rest = rest.trim_start();
+            rest.starts_with("()") || (t != rest && rest.starts_with('{'))
+        })
+    };
+    let start = lines.iter().position(|(s, e)| opens(text[*s..*e].trim()))?;
+    for (s, e) in lines.iter().skip(start + 1) {
+        let line = &text[*s..*e];
+        let t = line.trim();
+        if line.starts_with('}') {
+            return None;
+        }
+        let body = t.strip_prefix("exec ").unwrap_or(t);
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let at = s + line.find(body).unwrap_or(0);
+        let (words, _) = argv::words_in(text, &(at..at + body.len()), body);
+        if crate::import::interpret::classify(&words).is_some() {
+            return Some(words);
+        }
     }
     None
 }
@@ -369,6 +408,33 @@ mod tests {
         let iffy = "#!/bin/sh\nif [ \"$1\" = \"worker\" ]; then\n  exec celery -A app worker -c 4\nelif [ \"$1\" = \"web\" ]; then\n  exec gunicorn app.wsgi -w 3\nelse\n  exec \"$@\"\nfi\n";
         assert_eq!(words(dispatch_branch(iffy, "web")).as_deref(), Some("gunicorn app.wsgi -w 3"));
         assert_eq!(words(dispatch_branch(iffy, "worker")).as_deref(), Some("celery -A app worker -c 4"));
+        // A branch that calls a shell function of the script runs that function's server.
+        let functions = "#!/bin/bash
+server() {
+  TIMEOUT=${APP_TIMEOUT:-60}
+  exec /usr/local/bin/gunicorn -b 0.0.0.0:5000 -w${APP_WORKERS:-4} app.wsgi:app
+}
+function worker {
+  exec ./manage.py rq worker default
+}
+case \"$1\" in
+  server)
+    shift
+    server
+    ;;
+  worker)
+    shift
+    worker
+    ;;
+  shell)
+    shift
+    missing
+    ;;
+esac
+";
+        assert_eq!(words(dispatch_branch(functions, "server")).as_deref(), Some("/usr/local/bin/gunicorn -b 0.0.0.0:5000 -w${APP_WORKERS:-4} app.wsgi:app"));
+        assert_eq!(words(dispatch_branch(functions, "worker")).as_deref(), Some("./manage.py rq worker default"));
+        assert_eq!(dispatch_branch(functions, "shell"), None);
 
         let dir = tempfile::tempdir().unwrap();
         let df = dir.path().join("Dockerfile");

@@ -197,15 +197,26 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
             i += 1;
             continue;
         }
+        // `watchmedo auto-restart --patterns=*.py -- ./manage.py rq worker`: the command after `--`.
+        if b == "watchmedo"
+            && let Some(dashes) = words[i..].iter().position(|(x, _)| x == "--")
+        {
+            i += dashes + 1;
+            continue;
+        }
         match (b, next) {
             ("bundle", Some("exec")) | ("uv" | "poetry" | "pipenv" | "pdm" | "hatch", Some("run")) | ("newrelic-admin", Some("run-program")) | ("doppler", Some("run")) => {
                 i += 2;
                 continue;
             }
-            // django-rq's worker: `python manage.py rqworker default`.
-            (p, Some(script)) if p.starts_with("python") && script.ends_with("manage.py") && words.get(i + 2).is_some_and(|(c, _)| c == "rqworker") => {
-                return Some(("rq", i + 3));
+            // `python manage.py ...`: the management command decides.
+            (p, Some(script)) if p.starts_with("python") && script.ends_with("manage.py") => {
+                i += 1;
+                continue;
             }
+            // django-rq's `manage.py rqworker default`, Flask-RQ's `manage.py rq worker`.
+            ("manage.py", Some("rqworker")) => return Some(("rq", i + 2)),
+            ("manage.py", Some("rq")) if words.get(i + 2).is_some_and(|(c, _)| c == "worker") => return Some(("rq", i + 3)),
             (p, Some("-m")) if p.starts_with("python") => {
                 let module = words.get(i + 2).map(|(m, _)| m.as_str());
                 return match module {
@@ -566,6 +577,9 @@ mod tests {
         assert_eq!(b.value["services"]["web"]["concurrency"], 12);
         assert_eq!(classify(&shell_words("bin/jobs")).map(|k| k.0), Some("solid_queue"));
         assert_eq!(classify(&shell_words("python manage.py runserver")), None);
+        for rq in ["/venv/bin/python /app/manage.py rqworker default low", "./manage.py rq worker", "watchmedo auto-restart --recursive -- ./manage.py rq worker $QUEUES"] {
+            assert_eq!(classify(&shell_words(rq)).map(|k| k.0), Some("rq"), "{rq}");
+        }
         assert_eq!(classify(&shell_words("bin/start-nginx bundle exec puma -C config/puma.rb")).map(|k| k.0), Some("puma"));
         assert_eq!(classify(&shell_words("bin/start-pgbouncer gunicorn app:app")).map(|k| k.0), Some("gunicorn"));
     }

@@ -17,6 +17,8 @@ pub fn image(image: &str) -> Option<&'static str> {
 /// model, and what to call them in a note.
 const KNOWN_IMAGES: &[(&str, &str)] = &[
     ("memcached", "memcached"),
+    ("taskbroker", "Sentry's task broker"),
+    ("seaweedfs", "SeaweedFS (object storage)"),
     ("rabbitmq", "RabbitMQ"),
     ("flower", "Flower (a Celery monitor)"),
     ("node", "Node.js"),
@@ -50,6 +52,8 @@ const KNOWN_IMAGES: &[(&str, &str)] = &[
 /// Programs headroom does not model, by the command's first program word.
 const KNOWN_PROGRAMS: &[(&str, &str)] = &[
     ("memcached", "memcached"),
+    ("taskbroker", "Sentry's task broker"),
+    ("seaweedfs", "SeaweedFS (object storage)"),
     ("rabbitmq-server", "RabbitMQ"),
     ("node", "Node.js"),
     ("npm", "Node.js"),

@@ -896,10 +896,24 @@ fn lint_deployments(
     strict: bool,
     color: bool,
 ) -> u8 {
-    let parts: Vec<LintPart> = deployments
-        .iter()
-        .map(|d| LintPart { prefix: format!("deployment `{}`", d.name), deployment: d.name.clone(), outcome: crate::import::import(&d.files, &args.options()) })
-        .collect();
+    let mut parts: Vec<LintPart> = Vec::new();
+    for d in deployments {
+        let options = args.options();
+        let outcome = crate::import::import(&d.files, &options);
+        if options.destination.is_some() || outcome.kamal_destinations.is_empty() {
+            parts.push(LintPart { prefix: format!("deployment `{}`", d.name), deployment: d.name.clone(), outcome });
+            continue;
+        }
+        // A folder whose Kamal config has destinations: each destination on its own.
+        for destination in &outcome.kamal_destinations {
+            let options = crate::import::ImportOptions { destination: Some(destination.clone()), ..options.clone() };
+            parts.push(LintPart {
+                prefix: format!("deployment `{}`, destination `{destination}`", d.name),
+                deployment: format!("{}, destination {destination}", d.name),
+                outcome: crate::import::import(&d.files, &options),
+            });
+        }
+    }
     let skipped = skipped.into_iter().map(|(path, why)| crate::report::FileRead { path: path.display().to_string(), format: None, skipped: Some(why), deployment: None }).collect();
     report_parts(paths, &parts, skipped, format, strict, color)
 }
@@ -919,6 +933,10 @@ fn report_parts(paths: &[PathBuf], parts: &[LintPart], skipped: Vec<crate::repor
     let mut findings = Vec::new();
     let mut files = Vec::new();
     let mut all_empty = true;
+    // A file one part skips (another destination's file) may be read by another part;
+    // a file skipped by several parts is listed once.
+    let read: std::collections::HashSet<&str> = parts.iter().flat_map(|p| p.outcome.files.iter()).filter(|f| f.skipped.is_none()).map(|f| f.path.as_str()).collect();
+    let mut skipped_paths: std::collections::HashSet<String> = std::collections::HashSet::new();
     for part in parts {
         let (mut found, nothing_read) = lint_findings(&part.outcome);
         all_empty &= nothing_read;
@@ -926,12 +944,18 @@ fn report_parts(paths: &[PathBuf], parts: &[LintPart], skipped: Vec<crate::repor
             f.message = format!("{}: {}", part.prefix, f.message);
         }
         findings.extend(found);
-        files.extend(part.outcome.files.iter().cloned().map(|mut f| {
-            f.deployment = Some(part.deployment.clone());
-            f
-        }));
+        for f in &part.outcome.files {
+            if f.skipped.is_some() && (read.contains(f.path.as_str()) || !skipped_paths.insert(f.path.clone())) {
+                continue;
+            }
+            let mut f = f.clone();
+            if f.skipped.is_none() {
+                f.deployment = Some(part.deployment.clone());
+            }
+            files.push(f);
+        }
     }
-    files.extend(skipped);
+    files.extend(skipped.into_iter().filter(|f| !read.contains(f.path.as_str()) && skipped_paths.insert(f.path.clone())));
     let mut sources: Vec<&crate::source::SourceFile> = Vec::new();
     for source in parts.iter().flat_map(|p| p.outcome.sources.iter()) {
         if !sources.iter().any(|s| s.path == source.path) {

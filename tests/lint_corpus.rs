@@ -4,7 +4,8 @@
 //! sharing its settings through many anchors with `${VAR:-default}` images, a Heroku-
 //! style Procfile Rails app, Django under uWSGI, a Flask app on uvicorn workers started
 //! by an entrypoint script, a Django app whose image starts NGINX Unit, one image whose
-//! entrypoint's shell functions pick the role). Each case
+//! entrypoint's shell functions pick the role, a Rails app with a nested Kamal config
+//! and destinations). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -466,4 +467,41 @@ fn variants_in_separate_folders_are_linted_as_separate_deployments() {
             "{files:#?}"
         );
     }
+}
+
+#[test]
+fn kamal_config_of_an_engine_with_destinations_deploys_the_enclosing_app() {
+    // A Rails app whose open-source edition deploys from config/deploy.yml and whose
+    // hosted edition deploys from saas/config/deploy.yml with destinations: each
+    // destination of the nested config is its own deployment, and it runs the
+    // enclosing app's puma.rb and queue.yml (the folder has none of its own).
+    let linted = lint("kamal-engine-destinations");
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let files = linted.report["files"].as_array().unwrap();
+    for destination in ["saas, destination staging", "saas, destination production", "saas, destination beta1"] {
+        for file in ["saas/config/deploy.yml", "saas/config/database.yml", "config/puma.rb", "config/queue.yml"] {
+            assert!(files.iter().any(|f| linted.relative(f["path"].as_str().unwrap()) == file && f["deployment"] == destination), "{file} not read for {destination}: {files:#?}");
+        }
+    }
+    // Staging raises RAILS_MAX_THREADS to 8 against the hosted database.yml's fixed
+    // pool of 5, for each database the web process holds a pool of; production and
+    // the other deployments are within their pools.
+    let problems: Vec<&Value> = linted.findings().into_iter().filter(|f| f["severity"] != "info").collect();
+    assert_eq!(problems.len(), 2, "{}", linted.summary());
+    for (problem, database) in problems.iter().zip(["primary", "queue"]) {
+        let message = problem["message"].as_str().unwrap();
+        assert_eq!(problem["rule"], "app-pool-below-concurrency");
+        assert!(message.starts_with("deployment `saas`, destination `staging`: `web`: each worker runs 8 threads"), "{message}");
+        assert!(message.contains(&format!("5 for its `{database}` database")) && message.contains("all 5 connections checked out"), "{message}");
+    }
+    // A database.yml that includes another file chosen at run time, an ERB-only
+    // destination and an engine's routes are notes, never errors.
+    let ignored = linted.notes("import-ignored");
+    assert!(ignored.iter().any(|n| n.contains("database.yml is written at run time") && n.contains("`config/database.postgresql.yml`, `config/database.sqlite.yml`")), "{ignored:#?}");
+    assert!(ignored.iter().any(|n| n.contains("Kamal destination `beta1` is written by ERB")), "{ignored:#?}");
+    assert!(!linted.summary().contains("no route to `rails/health#show`"), "{}", linted.summary());
+    let skipped: Vec<(String, &str)> = files.iter().filter_map(|f| Some((linted.relative(f["path"].as_str()?), f["skipped"].as_str()?))).collect();
+    assert!(skipped.iter().any(|(p, why)| p == "saas/config/routes.rb" && why.contains("engine")), "{skipped:#?}");
+    assert!(!skipped.iter().any(|(p, _)| p.contains("deploy.")), "destinations are read, not skipped: {skipped:#?}");
+    snapshot("kamal-engine-destinations", &linted);
 }

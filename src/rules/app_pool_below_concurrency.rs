@@ -108,7 +108,7 @@ impl AppPoolBelowConcurrency {
                 edge.from,
                 edge.slots_needing.cite(),
                 edge.to,
-                consequence(edge),
+                consequence(edge, per_process),
             );
 
             let raised = edge.connections.saturating_add(mul(&[edge.replicas, edge.processes, slots - per_process]));
@@ -232,9 +232,9 @@ fn slot_setting(client: &ServicePlan) -> &'static str {
     }
 }
 
-/// What the app does when the pool is empty, by framework.
-fn consequence(edge: &Edge) -> String {
-    let n = edge.per_process.value;
+/// What the app does when the pool of `n` connections (the one database's, where Rails
+/// keeps one per database) is empty, by framework.
+fn consequence(edge: &Edge, n: u64) -> String {
     match edge.framework {
         Framework::Rails => format!(
             "the thread that finds all {n} connections checked out waits checkout_timeout (5s by default) and raises `ActiveRecord::ConnectionTimeoutError: could not obtain a connection from the pool within 5.000 seconds`"

@@ -253,6 +253,10 @@ pub fn edge_arithmetic(plan: &Plan, edge: &crate::plan::Edge) -> String {
         format!("({} pool + {} overflow)", edge.pool.value, edge.max_overflow)
     } else if edge.pool.is_default() {
         format!("{} pool (default: one per slot)", edge.pool.value)
+    } else if edge.database_pools.len() > 1 {
+        // Rails keeps a pool per database of database.yml; those on one server add up.
+        let each = edge.database_pools.iter().map(|(name, pool)| format!("{name} {}", pool.value)).collect::<Vec<_>>().join(" + ");
+        format!("{} pool ({each})", edge.per_process.value)
     } else {
         format!("{} pool", edge.pool.value)
     };

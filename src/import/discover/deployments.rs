@@ -47,6 +47,7 @@ pub fn split(dir: &Path) -> Option<(Vec<Deployment>, Skipped)> {
         return None;
     }
     let defining: Vec<PathBuf> = deployments.iter().flat_map(|(_, d)| d.files.clone()).collect();
+    let mut inherited: Vec<(usize, PathBuf)> = Vec::new();
     for file in found.files.iter().filter(|f| !defining.contains(f) && !is_compose_of_a_root(f, &roots)) {
         // The deepest deployment folder holding the file; a file outside all of them is
         // shared by every deployment (a config/ folder the variants all mount).
@@ -56,6 +57,23 @@ pub fn split(dir: &Path) -> Option<(Vec<Deployment>, Skipped)> {
                 d.files.push(file.clone());
             }
         }
+        if let Some(owner) = owner {
+            inherited.push((owner, file.clone()));
+        }
+    }
+    // A deployment nested in another's folder (`saas/config/deploy.yml` inside a Rails
+    // app) deploys that app: each kind of config file it lacks (puma.rb, queue.yml)
+    // is the enclosing folder's.
+    for (root, d) in deployments.iter_mut() {
+        let kinds: Vec<Kind> = d.files.iter().map(|f| detect::kind_of(f, None)).collect();
+        let mut added: Vec<PathBuf> = Vec::new();
+        for (owner, file) in &inherited {
+            let kind = detect::kind_of(file, None);
+            if *owner != *root && roots[*root].starts_with(&roots[*owner]) && !kinds.contains(&kind) && !added.iter().any(|a| detect::kind_of(a, None) == kind) {
+                added.push(file.clone());
+            }
+        }
+        d.files.extend(added);
     }
     let mut out: Vec<Deployment> = deployments.into_iter().map(|(_, d)| d).filter(|d| !d.files.is_empty()).collect();
     for d in &mut out {
@@ -170,6 +188,24 @@ mod tests {
                 ("docker-compose.mysql.yml".to_string(), vec!["docker-compose.mysql.yml".to_string(), "nginx/nginx.conf".to_string()]),
             ]
         );
+    }
+
+    #[test]
+    fn a_kamal_config_nested_in_an_app_takes_the_app_files_it_lacks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let kamal = "service: app\nimage: acme/app\nservers:\n  web:\n    - 10.0.0.1\n";
+        write(dir, "config/deploy.yml", kamal);
+        write(dir, "config/puma.rb", "threads 3\n");
+        write(dir, "config/database.yml", "production:\n  adapter: sqlite3\n");
+        write(dir, "saas/config/deploy.yml", kamal);
+        write(dir, "saas/config/database.yml", "production:\n  adapter: postgresql\n");
+        let (deployments, _) = split(dir).expect("two Kamal configs");
+        let saas = deployments.iter().find(|d| d.name == "saas").unwrap();
+        let files: Vec<String> = saas.files.iter().map(|f| f.strip_prefix(dir).unwrap().display().to_string()).collect();
+        assert_eq!(files, ["config/puma.rb", "saas/config/database.yml", "saas/config/deploy.yml"]);
+        let root = deployments.iter().find(|d| d.name == ".").unwrap();
+        assert!(!root.files.iter().any(|f| f.starts_with(dir.join("saas"))), "{root:?}");
     }
 
     #[test]

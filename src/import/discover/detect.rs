@@ -142,7 +142,7 @@ fn by_name(path: &Path, name: &str) -> Option<Kind> {
     if stem_ext("docker-compose", &[".yml", ".yaml"]) || stem_ext("compose", &[".yml", ".yaml"]) {
         return Some(Kind::Compose);
     }
-    if name == "database.yml" {
+    if name == "database.yml" || (is_database_variant(name) && parent_named(path, "config")) {
         return Some(Kind::RailsDatabase);
     }
     if name.starts_with("sidekiq") && (name.ends_with(".yml") || name.ends_with(".yaml")) {
@@ -329,8 +329,15 @@ pub fn development_variant(path: &Path) -> Option<&'static str> {
         Some(Kind::Compose) if override_file => Some("a compose override file (merged by `docker compose` on a developer's machine); pass it explicitly to read it"),
         Some(Kind::Compose) if dev => Some("a development, test or CI variant of the compose file; pass it explicitly to read it"),
         _ if name.starts_with("procfile") && dev => Some("a development Procfile; pass it explicitly to read it"),
+        _ if is_database_variant(&name) && path.parent().is_some_and(|d| d.join("database.yml").is_file()) => Some("a variant of database.yml (the one used is chosen at run time); pass it explicitly to read it"),
         _ => None,
     }
+}
+
+/// `database.mysql.yml`, `database.sqlite.yml`: a database.yml for one setup, which a
+/// database.yml beside it may include (`ERB.new(File.read(...))`).
+fn is_database_variant(name: &str) -> bool {
+    name.len() > "database..yml".len() && name.starts_with("database.") && name.ends_with(".yml")
 }
 
 fn detect_name_kind(name: &str) -> Option<Kind> {

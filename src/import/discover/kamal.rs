@@ -154,6 +154,12 @@ fn merge_destination(builder: &mut ImportBuilder, file: FileId, config: &Path, d
     match yaml::parse_foreign(&SourceFile::new(path, stripped)) {
         Ok((over, mut over_spans)) => {
             if !over.is_object() {
+                // Nothing but ERB (`<%= ERB.new(File.read(...)).result %>` including a
+                // shared file): what it writes is only known when Kamal runs it.
+                if over.is_null() || over.as_str().is_some_and(|t| t.chars().all(|c| c == '_' || c.is_whitespace())) {
+                    builder.ignored(id, 0..0, format!("Kamal destination `{destination}` is written by ERB when Kamal runs; its keys are not known here, deploy.yml read alone"));
+                    return;
+                }
                 builder.unparsable(id, 0..0, "a Kamal destination file is not a mapping", "write the keys that differ from deploy.yml (servers:, env:, proxy:)");
                 return;
             }

@@ -16,25 +16,38 @@ const MAX_BYTES: u64 = 1024 * 1024;
 
 /// The path and byte range of the route to Rails' health controller, when present:
 /// `get "up" => "rails/health#show"`, `get "/healthz", to: "rails/health#show"`.
+/// Else a route of its own at `/up` (`get "up", to: proc { [200, {}, ["OK"]] }`), which
+/// answers kamal-proxy's probe as well.
 pub fn health_route(text: &str) -> Option<(String, std::ops::Range<usize>)> {
+    let mut own_up = None;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
         let trimmed = line.trim_start();
-        if !line.contains("rails/health#show") || trimmed.starts_with('#') {
-            continue;
-        }
-        if !trimmed.starts_with("get ") && !trimmed.starts_with("get(") {
+        if trimmed.starts_with('#') || (!trimmed.starts_with("get ") && !trimmed.starts_with("get(")) {
             continue;
         }
         let quoted = trimmed.trim_start_matches("get").trim_start_matches(['(', ' ']);
-        let quote = quoted.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-        let path = quoted[1..].split(quote).next()?;
-        let end = start + line.trim_end().len();
-        return Some((format!("/{}", path.trim_start_matches('/')), start + (line.len() - trimmed.len())..end));
+        let Some(quote) = quoted.chars().next().filter(|c| *c == '"' || *c == '\'') else { continue };
+        let Some(path) = quoted[1..].split(quote).next() else { continue };
+        let route = format!("/{}", path.trim_start_matches('/'));
+        let bytes = start + (line.len() - trimmed.len())..start + line.trim_end().len();
+        if line.contains("rails/health#show") {
+            return Some((route, bytes));
+        }
+        if route == "/up" && own_up.is_none() {
+            own_up = Some((route, bytes));
+        }
     }
-    None
+    own_up
+}
+
+/// Whether a routes.rb draws the routes of an engine (`Fizzy::Saas::Engine.routes.draw`)
+/// rather than the application's: the app that mounts it serves the health check.
+fn draws_an_engine(text: &str) -> bool {
+    let draws = |line: &str| line.split_whitespace().next().is_some_and(|w| w.ends_with(".routes.draw"));
+    text.lines().any(|l| draws(l) && l.contains("Engine.routes.draw")) && !text.lines().any(|l| draws(l) && !l.contains("Engine.routes.draw"))
 }
 
 /// Reads `<project>/config/routes.rb` for the primary role `service` when it runs
@@ -50,6 +63,10 @@ pub fn read_for_kamal(builder: &mut ImportBuilder, project: &Path, service: &str
         return;
     }
     let Ok(text) = std::fs::read_to_string(&path) else { return };
+    if draws_an_engine(&text) {
+        builder.skip(path, "the routes of a Rails engine: the application that mounts it serves the health check".to_string());
+        return;
+    }
     let found = health_route(&text);
     let end = text.len();
     let file = builder.add_source(SourceFile::new(&path, text));
@@ -85,5 +102,15 @@ mod tests {
         // Commented out, or no route at all.
         assert_eq!(health_route("  # get \"up\" => \"rails/health#show\"\n"), None);
         assert_eq!(health_route("Rails.application.routes.draw do\nend\n"), None);
+        // A route of its own at /up answers the probe too.
+        assert_eq!(health_route("  get \"/up\", to: proc { [200, {}, [\"OK\"]] }\n").map(|r| r.0).as_deref(), Some("/up"));
+        assert_eq!(health_route("  get \"/upload\", to: \"files#new\"\n"), None);
+    }
+
+    #[test]
+    fn an_engines_routes_are_not_the_apps() {
+        assert!(draws_an_engine("Fizzy::Saas::Engine.routes.draw do\n  resources :accounts\nend\n"));
+        assert!(!draws_an_engine("Rails.application.routes.draw do\nend\n"));
+        assert!(!draws_an_engine("Rails.application.routes.draw do\n  mount Admin::Engine => \"/admin\"\nend\nAdmin::Engine.routes.draw do\nend\n"));
     }
 }

@@ -64,6 +64,41 @@ fn database_of(builder: &ImportBuilder, service: &str, host: Option<&str>) -> Op
     None
 }
 
+/// The output tag that writes the whole file (`<%= ERB.new(File.read(path)).result %>`,
+/// a dispatcher that includes another database.yml chosen at run time), when the
+/// file holds nothing but ERB and that tag could not be evaluated.
+fn writes_whole_file<'a>(text: &str, tags: &'a [Erb]) -> Option<&'a Erb> {
+    let mut rest = String::with_capacity(text.len());
+    let mut at = 0;
+    for tag in tags {
+        rest.push_str(&text[at..tag.bytes.start.max(at)]);
+        at = tag.bytes.end.max(at);
+    }
+    rest.push_str(&text[at.min(text.len())..]);
+    let only_erb = rest.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    only_erb.then(|| tags.iter().rev().find(|t| t.output && t.error.is_some())).flatten()
+}
+
+/// The database.yml variants beside `path` (`database.mysql.yml`,
+/// `database.sqlite.yml`): what to pass instead, as a sentence.
+fn included_candidates(path: &std::path::Path) -> String {
+    let mut names: Vec<String> = path
+        .parent()
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("database.") && n.ends_with(".yml") && n != "database.yml")
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return "pass the file it includes to headroom to read the pools".into();
+    }
+    let dir = path.parent().and_then(|d| d.file_name()).map(|d| format!("{}/", d.to_string_lossy())).unwrap_or_default();
+    let list = names.iter().map(|n| format!("`{dir}{n}`")).collect::<Vec<_>>().join(", ");
+    format!("pass the one production includes ({list}) beside the directory to read its pools")
+}
+
 /// One database configuration of the environment read.
 struct DbConfig {
     name: String,
@@ -78,9 +113,11 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let env = super::service_env(builder, &env_service);
     let facts = super::facts_for(builder, &env_service);
     let (text, tags) = strip_erb(&source.text, &Context { env: &env, facts: &facts });
+    let whole = writes_whole_file(&source.text, &tags).map(|t| t.bytes.clone());
     for tag in &tags {
         if let Some(why) = &tag.error
             && tag.output
+            && whole.as_ref() != Some(&tag.bytes)
         {
             builder.ignored(file, tag.bytes.clone(), format!("ERB `{}`: {why} cannot be evaluated here", tag.code.escape_debug()));
         }
@@ -94,6 +131,10 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         }
     };
     let Some(envs) = root.as_object() else {
+        if let Some(tag) = writes_whole_file(&source.text, &tags) {
+            builder.ignored(file, tag.bytes.clone(), format!("database.yml is written at run time by `{}`, which cannot be evaluated here; {}", tag.code.escape_debug(), included_candidates(&source.path)));
+            return;
+        }
         builder.unparsable(file, 0..0, "database.yml is not a mapping of environments", "database.yml maps environments (production:) to settings");
         return;
     };
@@ -341,6 +382,22 @@ production:
     fn with_db(b: &mut ImportBuilder, id: FileId) {
         b.set("services.web.kind", json!("puma"), id, 0..0);
         b.set("services.db.kind", json!("postgres"), id, 0..0);
+    }
+
+    #[test]
+    fn a_database_yml_that_includes_another_file_is_noted_with_the_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir(&config).unwrap();
+        std::fs::write(config.join("database.sqlite.yml"), "production:\n  adapter: sqlite3\n").unwrap();
+        std::fs::write(config.join("database.mysql.yml"), "production:\n  adapter: trilogy\n").unwrap();
+        let text = "<%\n  config_path = if App.saas?\n    \"saas/database.yml\"\n  else\n    File.join(\"config\", \"database.#{App.adapter}.yml\")\n  end\n%>\n<%= ERB.new(File.read(config_path)).result %>\n";
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new(config.join("database.yml"), text.to_string()));
+        read(&mut b, id);
+        let notes: Vec<_> = b.diagnostics.iter().map(|d| (d.severity, d.message.clone())).collect();
+        assert!(notes.iter().all(|(s, _)| *s == crate::diag::Severity::Info), "{notes:?}");
+        assert!(notes.iter().any(|(_, m)| m.contains("written at run time") && m.contains("`config/database.mysql.yml`, `config/database.sqlite.yml`")), "{notes:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! style Procfile Rails app, Django under uWSGI, a Flask app on uvicorn workers started
 //! by an entrypoint script, a Django app whose image starts NGINX Unit, one image whose
 //! entrypoint's shell functions pick the role, a Rails app with a nested Kamal config
-//! and destinations). Each case
+//! and destinations, uWSGI behind a wait loop with `if-env` blocks). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -342,6 +342,23 @@ fn one_image_whose_entrypoint_functions_pick_the_role() {
     assert!(!linted.problems().contains(&"redis-maxmemory-headroom".to_string()), "{summary}");
     assert!(linted.notes("import-ignored").join("\n").contains("compose service `files`: runs SeaweedFS"), "{summary}");
     snapshot("flask-rq-dispatcher", &linted);
+}
+
+#[test]
+fn uwsgi_after_a_wait_loop_with_if_env_blocks() {
+    let linted = lint("django-uwsgi-ifenv");
+    assert_read(&linted, &[("docker/docker-compose.yml", "docker-compose"), ("docker/.env", "env file"), ("docker/uwsgi.ini", "uWSGI ini")]);
+    // `bash -c 'until ...; done; uwsgi ...'` runs uWSGI (not an unknown worker); the
+    // ini's `if-not-env = UWSGI_PROCESSES` block is passed over since .env sets it to
+    // 6, which uWSGI reads as `processes`: 6 against 8 - 3 reserved.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    assert!(budget["message"].as_str().unwrap().contains("web 1 replica x 6 workers"), "{budget:#}");
+    let summary = linted.summary();
+    assert!(!summary.contains("runs a program headroom does not model") && !summary.contains("unknown key `command`"), "{summary}");
+    assert!(!summary.contains("`endif`") && !summary.contains("`if-env`"), "{summary}");
+    assert!(summary.contains("runs `./manage.py sendalerts` beside the workers"), "{summary}");
+    snapshot("django-uwsgi-ifenv", &linted);
 }
 
 #[test]

@@ -330,6 +330,8 @@ pub fn development_variant(path: &Path) -> Option<&'static str> {
         Some(Kind::Compose) if dev => Some("a development, test or CI variant of the compose file; pass it explicitly to read it"),
         _ if name.starts_with("procfile") && dev => Some("a development Procfile; pass it explicitly to read it"),
         _ if is_database_variant(&name) && path.parent().is_some_and(|d| d.join("database.yml").is_file()) => Some("a variant of database.yml (the one used is chosen at run time); pass it explicitly to read it"),
+        // `test-nginx.conf` beside the compose files: what a CI job mounts, not the deployment's.
+        _ if words.iter().any(|w| matches!(*w, "test" | "testing" | "ci" | "e2e")) => Some("a test or CI variant of a config file; pass it explicitly to read it"),
         _ => None,
     }
 }
@@ -465,11 +467,10 @@ mod tests {
         std::fs::write(root.join("node_modules/x/redis.conf"), "maxmemory 1gb\n").unwrap();
         std::fs::write(root.join(".git/redis.conf"), "maxmemory 1gb\n").unwrap();
         std::fs::write(root.join("docker-compose.yml"), "services: {}\n").unwrap();
-        let found: Vec<String> = find_known_files(root)
-            .files
-            .iter()
-            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
-            .collect();
+        std::fs::write(root.join("test-nginx.conf"), "server {\n  listen 8080;\n}\n").unwrap();
+        let search = find_known_files(root);
+        let found: Vec<String> = search.files.iter().map(|p| p.strip_prefix(root).unwrap().display().to_string()).collect();
         assert_eq!(found, vec!["config/deploy.yml", "config/puma.rb", "docker-compose.yml"]);
+        assert!(search.skipped.iter().any(|(p, why)| p.ends_with("test-nginx.conf") && why.contains("test or CI variant")), "{:?}", search.skipped);
     }
 }

@@ -162,7 +162,13 @@ pub fn facts_for(builder: &ImportBuilder, service: &str) -> Facts {
 /// scripts, `thrust`) are looked through. Servers of the same shape as a kind are
 /// that kind (uWSGI and uvicorn are gunicorn-shaped, unicorn puma-shaped).
 pub fn classify(words: &[Word]) -> Option<(&'static str, usize)> {
-    classify_program(words).map(|(program, i)| (kind_of_program(program), i))
+    if let Some((program, i)) = classify_program(words) {
+        return Some((kind_of_program(program), i));
+    }
+    // `bash -c 'while ! nc -z db 5432; do sleep 1; done; uwsgi app.ini'`: the script's
+    // program (its arguments are read by `apply_command`, which splits the script).
+    let (script, _) = shell_script(words)?;
+    classify_program(&crate::import::shared::argv::shell_words(&script)).map(|(program, _)| (kind_of_program(program), words.len()))
 }
 
 /// The spec kind a program is modelled as.
@@ -577,6 +583,7 @@ mod tests {
         assert_eq!(b.value["services"]["web"]["concurrency"], 12);
         assert_eq!(classify(&shell_words("bin/jobs")).map(|k| k.0), Some("solid_queue"));
         assert_eq!(classify(&shell_words("python manage.py runserver")), None);
+        assert_eq!(classify(&shell_words("bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; uwsgi /srv/app/uwsgi.ini'")).map(|k| k.0), Some("gunicorn"));
         for rq in ["/venv/bin/python /app/manage.py rqworker default low", "./manage.py rq worker", "watchmedo auto-restart --recursive -- ./manage.py rq worker $QUEUES"] {
             assert_eq!(classify(&shell_words(rq)).map(|k| k.0), Some("rq"), "{rq}");
         }

@@ -60,6 +60,10 @@ fn option(cx: &mut Cx<'_>, key: &str, opt: &Opt, facts_cpus: Option<u64>) -> Opt
             let (name, value) = text.split_once('=')?;
             return Some(EnvVar { name: name.trim().to_string(), value: Some(value.trim().to_string()), file: cx.file, bytes: opt.bytes.clone() });
         }
+        "attach-daemon" | "attach-daemon2" | "smart-attach-daemon" | "smart-attach-daemon2" | "attach-control-daemon" => {
+            let shown = opt.value.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
+            cx.ignored(opt.bytes.clone(), format!("uWSGI `{key}` runs `{}` beside the workers; its own database and Redis connections are not counted", shown.escape_debug()));
+        }
         "cheaper" | "cheaper-algo" | "cheaper-initial" => cx.ignored(
             opt.bytes.clone(),
             format!("uWSGI `{key}`: fewer workers run while idle; the budget counts `processes`, the most it starts under load"),
@@ -189,7 +193,27 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let mut cx = Cx { builder, service: &service, file, vars: &vars };
     let cpus = cpus_of(&cx);
     let mut app_env = Vec::new();
+    // `if-env = VAR` / `if-not-env = VAR` ... `endif =`: whether each open block applies.
+    let mut blocks: Vec<bool> = Vec::new();
     for (key, value, bytes, value_bytes) in lines.into_iter().skip(1) {
+        match key.as_str() {
+            "if-env" | "if-not-env" => {
+                let name = value.split('=').next().unwrap_or("").trim();
+                let set = env(name).is_some_and(|v| !v.is_empty());
+                let applies = set == (key == "if-env");
+                if !set && applies {
+                    cx.builder.assumed_at(cx.file, bytes, format!("uWSGI `{key} = {name}`: {name} is not set in the files read, so this block applies"), format!("if {name} is set where uWSGI runs, the other branch applies"));
+                }
+                blocks.push(applies && blocks.iter().all(|b| *b));
+                continue;
+            }
+            "endif" => {
+                blocks.pop();
+                continue;
+            }
+            _ if blocks.last() == Some(&false) => continue,
+            _ => {}
+        }
         // `$(VAR)` reads the environment uWSGI starts in.
         let resolved = match substitute(&value, &env) {
             Ok(v) => v,
@@ -308,6 +332,22 @@ mod tests {
         apply_command(&mut b, "web", &shell_words(cmd), id, &Variables::default());
         assert_eq!(b.value["services"]["web"]["timeout"], "0s");
         assert_eq!(b.value["services"]["web"]["worker_class"], "gthread");
+    }
+
+    #[test]
+    fn if_env_blocks_follow_the_environment() {
+        let text = "[uwsgi]\nif-not-env = UWSGI_PROCESSES\nprocesses = 4\nendif =\nif-env = BIG\nthreads = 8\nendif =\nif-env = SMALL\nharakiri = 5\nendif =\nattach-daemon = ./manage.py sendalerts\n";
+        let mut b = ImportBuilder::new("t");
+        b.environments.insert("web".into(), vec![EnvVar { name: "SMALL".into(), value: Some("1".into()), file: 0, bytes: 0..0 }]);
+        let id = b.add_source(SourceFile::new("/x/uwsgi.ini", text.to_string()));
+        read(&mut b, id);
+        let web = &b.value["services"]["web"];
+        assert_eq!((web["workers"].clone(), web["timeout"].clone()), (json!(4), json!("5s")));
+        assert!(web.get("threads").is_none_or(|t| *t == json!(1)), "{web:#}");
+        let notes = notes(&b);
+        assert!(notes.iter().any(|n| n.contains("UWSGI_PROCESSES is not set in the files read")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("runs `./manage.py sendalerts` beside the workers")), "{notes:?}");
+        assert!(!notes.iter().any(|n| n.contains("endif")), "{notes:?}");
     }
 
     #[test]

@@ -1191,6 +1191,9 @@ mod tests {
         assert_eq!(images::image_kind("prometheuscommunity/postgres-exporter"), None);
         assert_eq!(images::image_kind("registry.example.com:5000/nginx:alpine"), Some("nginx"));
         assert_eq!(images::image_kind("qdrant/qdrant:latest"), None);
+        assert_eq!(images::image_kind("zulip/zulip-postgresql:14"), Some("postgres"));
+        assert_eq!(images::image_kind("example/app-valkey:8"), Some("redis"));
+        assert_eq!(images::image_kind("oliver006/redis_exporter"), None);
     }
 
     const REPLICAS: &str = r#"services:

@@ -50,7 +50,10 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
         {
             return Some(DefaultCommand { words: inner, file: script_id });
         }
-        if is_dispatcher(&builder.sources[script_id].text) {
+        // A script that only tests "$1" on the way (`if [ "$1" = uwsgi ]; then migrate; fi`)
+        // and ends in `exec "$@"` runs a CMD that names its server.
+        let runs_cmd = matches!(script_command(&builder.sources[script_id].text), Script::HandsOver) && cmd.as_deref().and_then(crate::import::interpret::classify).is_some();
+        if is_dispatcher(&builder.sources[script_id].text) && !runs_cmd {
             return None;
         }
         match script_command(&builder.sources[script_id].text) {
@@ -435,6 +438,14 @@ esac
         assert_eq!(words(dispatch_branch(functions, "server")).as_deref(), Some("/usr/local/bin/gunicorn -b 0.0.0.0:5000 -w${APP_WORKERS:-4} app.wsgi:app"));
         assert_eq!(words(dispatch_branch(functions, "worker")).as_deref(), Some("./manage.py rq worker default"));
         assert_eq!(dispatch_branch(functions, "shell"), None);
+        // A test of "$1" on the way to `exec "$@"` is no dispatcher: the CMD runs.
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        std::fs::write(&df, "FROM python:3.12\nENTRYPOINT [\"/code/docker-entrypoint.sh\"]\nCMD [\"uwsgi\", \"/code/etc/uwsgi.ini\"]\n").unwrap();
+        std::fs::write(dir.path().join("docker-entrypoint.sh"), "#!/bin/sh\nset -e\nif [ \"$1\" = '/venv/bin/uwsgi' ]; then\n    python manage.py migrate --noinput\nfi\nexec \"$@\"\n").unwrap();
+        let mut b = ImportBuilder::new("t");
+        let c = default_command(&mut b, dir.path(), &df).expect("the CMD");
+        assert_eq!(words(Some(c.words)).as_deref(), Some("uwsgi /code/etc/uwsgi.ini"));
 
         let dir = tempfile::tempdir().unwrap();
         let df = dir.path().join("Dockerfile");

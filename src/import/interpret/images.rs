@@ -23,6 +23,9 @@ pub fn image_kind(image: &str) -> Option<&'static str> {
         "redis" | "redis-stack" | "redis-stack-server" | "valkey" | "keydb" => Some("redis"),
         "postgres" | "postgresql" | "postgis" | "pgvector" | "timescaledb" | "timescaledb-ha" | "postgresql-repmgr" => Some("postgres"),
         "nginx" | "nginx-unprivileged" | "openresty" => Some("nginx"),
+        // A project's own build of a server (`zulip/zulip-postgresql`, `acme/app-redis`).
+        n if n.ends_with("-postgresql") || n.ends_with("-postgres") => Some("postgres"),
+        n if n.ends_with("-redis") || n.ends_with("-valkey") => Some("redis"),
         _ => None,
     }
 }

@@ -5,7 +5,8 @@
 //! style Procfile Rails app, Django under uWSGI, a Flask app on uvicorn workers started
 //! by an entrypoint script, a Django app whose image starts NGINX Unit, one image whose
 //! entrypoint's shell functions pick the role, a Rails app with a nested Kamal config
-//! and destinations, uWSGI behind a wait loop with `if-env` blocks). Each case
+//! and destinations, uWSGI behind a wait loop with `if-env` blocks, an entrypoint that
+//! migrates then runs the image's CMD). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -359,6 +360,25 @@ fn uwsgi_after_a_wait_loop_with_if_env_blocks() {
     assert!(!summary.contains("`endif`") && !summary.contains("`if-env`"), "{summary}");
     assert!(summary.contains("runs `./manage.py sendalerts` beside the workers"), "{summary}");
     snapshot("django-uwsgi-ifenv", &linted);
+}
+
+#[test]
+fn an_entrypoint_that_runs_a_migration_then_the_cmd() {
+    let linted = lint("wagtail-entrypoint-cmd");
+    assert_read(
+        &linted,
+        &[("docker-compose.yml", "docker-compose"), ("Dockerfile", "Dockerfile"), ("docker-entrypoint.sh", "entrypoint script"), ("etc/uwsgi.ini", "uWSGI ini")],
+    );
+    // The entrypoint tests "$1" only to migrate first, then execs the CMD: uWSGI with
+    // 4 workers x 4 threads = 16 against the project's own postgres image (15 - 3).
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    assert!(budget["message"].as_str().unwrap().contains("app 1 replica x 4 workers x 4"), "{budget:#}");
+    let summary = linted.summary();
+    assert!(!summary.contains("runs the command of its Dockerfile") && !summary.contains("not a kind headroom models"), "{summary}");
+    // The CI compose file under ci/ is not a deployment.
+    assert!(summary.contains("ci: skipped: test fixtures, CI setups"), "{summary}");
+    snapshot("wagtail-entrypoint-cmd", &linted);
 }
 
 #[test]

@@ -96,6 +96,10 @@ pub struct ImportBuilder {
     /// canonical path here (a command naming `/usr/local/etc/redis/redis.conf` reads
     /// the mounted ./redis.conf).
     pub mounted_at: HashMap<String, PathBuf>,
+    /// Assumptions that hold only while a value stays unset (a compose edge's pool,
+    /// until the database.yml read later sets it): spec path -> the note's message.
+    /// Settled by `settle_assumptions` once every file is in.
+    pub assumed_unless_set: Vec<(String, String)>,
 }
 
 impl ImportBuilder {
@@ -308,6 +312,20 @@ impl ImportBuilder {
     /// files read by the end of the run.
     pub fn config_named(&mut self, file: FileId, bytes: Range<usize>, path: &str, note: String) {
         self.named_configs.push((file, bytes, path.to_string(), note));
+    }
+
+    /// An assumption noted only if `path` is still unset once every file is read.
+    pub fn assumed_at_unless_set(&mut self, path: &str, file: FileId, bytes: Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
+        self.assumed_at(file, bytes, message, hint);
+        if let Some(note) = self.diagnostics.last() {
+            self.assumed_unless_set.push((path.to_string(), note.message.clone()));
+        }
+    }
+
+    /// Withdraws the notes of `assumed_at_unless_set` whose value a file did set.
+    pub fn settle_assumptions(&mut self) {
+        let set: Vec<String> = std::mem::take(&mut self.assumed_unless_set).into_iter().filter(|(path, _)| self.get(path).is_some()).map(|(_, message)| message).collect();
+        self.diagnostics.retain(|d| !(d.rule == ASSUMED && set.contains(&d.message)));
     }
 
     /// Gives the note of each named config file that no file read stands for.

@@ -1094,7 +1094,10 @@ impl Compose<'_> {
         if to_kind == "postgres" && self.kind(from).as_deref() == Some("pgbouncer") {
             return;
         }
-        self.builder.assumed_at(file,
+        // database.yml, read after the compose file, may set the pool.
+        self.builder.assumed_at_unless_set(
+            &format!("services.{from}.uses.{to}.pool"),
+            file,
             bytes,
             format!("`{from}` connects to `{to}` ({why}); its pool size is not in these files, so one connection per concurrent slot"),
             format!("set services.{from}.uses.{to}.pool in an overlay if the app's settings cap it"),

@@ -104,6 +104,7 @@ pub fn read_paths_with(paths: &[PathBuf], name: &str, facts: Facts) -> ImportBui
     kubernetes::finish(&mut builder);
     jobs::finish(&mut builder);
     builder.settle_named_configs();
+    builder.settle_assumptions();
     place_on_compose_host(&mut builder);
     builder
 }
@@ -240,5 +241,18 @@ mod named_config_tests {
         std::fs::write(dir.path().join("config/puma.rb"), "threads 5, 5\nworkers 2\n").unwrap();
         let n = notes(dir.path());
         assert!(!unread(&n), "{n:?}");
+    }
+
+    #[test]
+    fn a_pool_set_by_database_yml_is_not_noted_as_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("docker-compose.yml"), "services:\n  db:\n    image: postgres:16\n  redis:\n    image: redis:7\n  sidekiq:\n    image: acme/app\n    command: bundle exec sidekiq -c 10\n    depends_on: [db, redis]\n").unwrap();
+        let unknown = |n: &Vec<String>, to: &str| n.iter().any(|m| m.contains(&format!("`sidekiq` connects to `{to}`")) && m.contains("pool size is not in these files"));
+        let n = notes(dir.path());
+        assert!(unknown(&n, "db") && unknown(&n, "redis"), "{n:?}");
+        std::fs::create_dir(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join("config/database.yml"), "production:\n  adapter: postgresql\n  host: db\n  pool: 10\n").unwrap();
+        let n = notes(dir.path());
+        assert!(!unknown(&n, "db") && unknown(&n, "redis"), "{n:?}");
     }
 }

@@ -114,16 +114,24 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let facts = super::facts_for(builder, &env_service);
     let (text, tags) = strip_erb(&source.text, &Context { env: &env, facts: &facts });
     let whole = writes_whole_file(&source.text, &tags).map(|t| t.bytes.clone());
+    let stripped = SourceFile::new(source.path.clone(), text);
+    let parsed = yaml::parse_foreign(&stripped);
+    // ERB that could not be evaluated, except in the sections of environments that are
+    // never deployed (development:, test:).
+    let unused: Vec<Range<usize>> = match &parsed {
+        Ok((root, spans)) => ["development", "test"].iter().filter(|k| root.get(**k).is_some()).map(|k| kv_span(spans, &format!("/{k}"))).collect(),
+        Err(_) => Vec::new(),
+    };
     for tag in &tags {
         if let Some(why) = &tag.error
             && tag.output
             && whole.as_ref() != Some(&tag.bytes)
+            && !unused.iter().any(|r| r.start <= tag.bytes.start && tag.bytes.end <= r.end)
         {
             builder.ignored(file, tag.bytes.clone(), format!("ERB `{}`: {why} cannot be evaluated here", tag.code.escape_debug()));
         }
     }
-    let stripped = SourceFile::new(source.path.clone(), text);
-    let (root, spans) = match yaml::parse_foreign(&stripped) {
+    let (root, spans) = match parsed {
         Ok(p) => p,
         Err(e) => {
             builder.unparsable(file, e.span, format!("database.yml: {}", e.message), e.hint.unwrap_or_else(|| "fix the YAML syntax".into()));

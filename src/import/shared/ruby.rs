@@ -441,7 +441,7 @@ impl Parser<'_> {
         match tok {
             Tok::Int(i) => Ok(RValue::Int(i)),
             Tok::Float(f) => Ok(RValue::Float(f)),
-            Tok::Str(_, true) => Err("a string with #{…} interpolation".into()),
+            Tok::Str(s, true) => self.interpolate(&s),
             Tok::Str(s, false) => Ok(RValue::Str(s)),
             Tok::Punct("(") => {
                 let v = self.expr()?;
@@ -514,6 +514,37 @@ impl Parser<'_> {
             },
             Tok::Punct(p) => Err(format!("`{p}`")),
         }
+    }
+
+    /// `"tcp://#{ENV.fetch('BIND', '0.0.0.0')}:#{port}"`: each `#{…}` evaluated here.
+    fn interpolate(&mut self, text: &str) -> Result<RValue, String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("#{") {
+            out.push_str(&rest[..start]);
+            let inner = &rest[start + 2..];
+            let mut depth = 1;
+            let end = inner
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(i, _)| i)
+                .ok_or("a string with an unterminated #{…}")?;
+            let e = eval(&inner[..end], self.vars, self.cx).map_err(|why| format!("a string with #{{…}} interpolation ({why})"))?;
+            self.defaulted.extend(e.defaulted);
+            self.from_env.extend(e.from_env);
+            self.assumed.extend(e.assumed);
+            out.push_str(&e.value.text().ok_or("an array in a string")?);
+            rest = &inner[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(RValue::Str(out))
     }
 
     fn env_access(&mut self) -> Result<RValue, String> {
@@ -609,6 +640,7 @@ fn method(v: RValue, m: &str, args: &[RValue]) -> Result<RValue, String> {
             RValue::Int(whole as i64)
         }
         "to_s" => RValue::Str(v.text().ok_or("`.to_s` of an array")?),
+        "to_json" => RValue::Str(serde_json::to_string(&v.text().ok_or("`.to_json` of an array")?).map_err(|e| e.to_string())?),
         "to_sym" => RValue::Sym(v.text().ok_or("`.to_sym` of an array")?),
         "presence" => match &v {
             RValue::Str(s) if s.trim().is_empty() => RValue::Nil,
@@ -1069,6 +1101,17 @@ mod tests {
         assert_eq!(run("if false then 1 elsif true then 2 else 3 end", &none, &facts).unwrap().value, RValue::Int(2));
         assert_eq!(run("unless true then 1 end", &none, &facts).unwrap().value, RValue::Nil);
         assert!(run("if true 1", &none, &facts).is_err());
+    }
+
+    #[test]
+    fn strings_interpolate_what_can_be_evaluated() {
+        let facts = Facts::default();
+        let env = |k: &str| (k == "PORT").then(|| "3001".to_string());
+        let e = run(r#""tcp://#{ENV.fetch('BIND', '127.0.0.1')}:#{ENV.fetch('PORT', 3000)}""#, &env, &facts).unwrap();
+        assert_eq!(e.value, RValue::Str("tcp://127.0.0.1:3001".into()));
+        assert_eq!((e.defaulted, e.from_env), (vec!["BIND".to_string()], vec!["PORT".to_string()]));
+        assert!(run(r#""unix://#{socket_path}""#, &env, &facts).unwrap_err().contains("interpolation"));
+        assert_eq!(run("(ENV['DB_PASS'] || '').to_json", &env, &facts).unwrap().value, RValue::Str("\"\"".into()));
     }
 
     #[test]

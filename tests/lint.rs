@@ -109,13 +109,14 @@ fn django_compose_with_the_comments_moved_imports_a_spec_check_agrees_with() {
     std::fs::write(&ini, moved).unwrap();
     let d = dir.display().to_string();
     let lint = headroom(&["lint", &d, "--rps", "1000", "--service-time", "250ms", "--format", "json"]);
-    // Warnings only (the redis pool error needs the real maxclients, which the guide's
-    // compose file leaves at the default): exit 0 without --strict.
-    assert_eq!(code(&lint), 0, "warnings only, nothing unparsable: {}", String::from_utf8_lossy(&lint.stdout));
+    // One error: the guide's compose file publishes the official image's Redis (no
+    // password) with `ports: - 6379:6379`; everything else warns. Nothing unparsable.
+    assert_eq!(code(&lint), 1, "{}", String::from_utf8_lossy(&lint.stdout));
     let lint_rules = rules(&json(&lint));
     assert!(!lint_rules.contains("import-unparsable"), "{lint_rules:?}");
     assert!(lint_rules.contains("upstream-max-conns-over-slots"), "{lint_rules:?}");
-    same_rules_after_import(&d, &["--rps", "1000", "--service-time", "250ms"], &lint_rules, 0, tmp.path());
+    assert!(lint_rules.contains("redis-no-auth"), "{lint_rules:?}");
+    same_rules_after_import(&d, &["--rps", "1000", "--service-time", "250ms"], &lint_rules, 1, tmp.path());
 }
 
 #[test]
@@ -331,6 +332,29 @@ fn redis_without_auth_is_reported_and_a_password_is_kept_as_a_secret_name() {
         let text = std::fs::read_to_string(&spec).unwrap();
         assert!(text.contains("password: REDIS_PASSWORD"), "{name}: the password is kept as a secret name:\n{text}");
         assert!(!text.contains("hunter2"), "{name}: the password itself is not copied:\n{text}");
+    }
+
+    // A compose file publishing the official image's Redis (no password, protected
+    // mode off) on every interface of the host: reported at its `ports:`; on loopback,
+    // or with `--requirepass`, not.
+    let service = "services:\n  web:\n    image: app\n    command: gunicorn app:app\n    environment:\n      REDIS_URL: redis://cache:6379/0\n  cache:\n    image: redis:7-alpine\n";
+    for (name, cache, reported) in [
+        ("published", "    ports:\n      - \"6379:6379\"\n", true),
+        ("published-long", "    ports:\n      - { target: 6379, published: 6380, host_ip: 10.0.0.31 }\n", true),
+        ("loopback", "    ports:\n      - \"127.0.0.1:6379:6379\"\n", false),
+        ("requirepass", "    command: redis-server --requirepass ${CACHE_SECRET}\n    ports:\n      - \"6379:6379\"\n", false),
+    ] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("docker-compose.yml"), format!("{service}{cache}")).unwrap();
+        let d = dir.display().to_string();
+        let out = headroom(&["lint", &d, "--format", "json"]);
+        let report = json(&out);
+        assert_eq!(rules(&report).contains("redis-no-auth"), reported, "{name}: {:#}", report["findings"]);
+        if reported {
+            assert_eq!(code(&out), 1, "{name}");
+            assert_eq!(lines_of(&located(&report, "redis-no-auth", &d), "docker-compose.yml"), [9], "{name}: at the ports: key");
+        }
     }
 
     // `--requirepass ${NAME}` (compose fills it in) already names the secret.

@@ -541,3 +541,51 @@ fn every_example_is_accepted_by_the_real_programs() {
     assert!(checked >= 40, "only {checked} real-program runs");
     eprintln!("{checked} real-program runs over {} examples on both ends", specs.len());
 }
+
+/// A host install (no container target): each data server listens on loopback and the
+/// private addresses of its machine group, never on every interface. The machine
+/// group lists a loopback alias this host has (127.0.0.2) and an address it does not
+/// have (10.255.0.31, skipped): the real servers start with the file's own listen
+/// setting, answer through 127.0.0.2 and refuse 127.0.0.3, which a server bound to
+/// 0.0.0.0 would answer on. The same spec rendered for compose (files read in a
+/// container, bound to every interface) must fail that refusal: the check can fail.
+#[test]
+fn a_host_install_listens_on_its_machine_address_only_on_both_ends() {
+    const SPEC: &str = "version: 1\nname: hosted\nmachines:\n  web: { count: 1, addresses: [127.0.0.5] }\n  db: { count: 2, addresses: [127.0.0.2, 10.255.0.31] }\nservices:\n  web: { kind: gunicorn, workers: 2, machine: web, uses: { pool: { pool: 5 }, cache: { pool: 5 } } }\n  pool: { kind: pgbouncer, machine: db, uses: { main: {} } }\n  main: { kind: postgres, machine: db }\n  cache: { kind: redis, machine: db }\n";
+    let render = |yaml: &str, dir: &Path| -> Vec<Artifact> {
+        let analysis = headroom::analysis::analyze_text("capacity.yaml", yaml).expect("spec loads");
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+        let artifacts = targets::render_all(&ctx, &[]).expect("renders");
+        write_artifacts(dir, &artifacts);
+        artifacts
+    };
+    let tmp = tempfile::Builder::new().prefix("headroom-host-listen-").tempdir().unwrap();
+    let artifacts = render(SPEC, tmp.path());
+    let text = |path: &str| artifacts.iter().find(|a| a.path == path).unwrap_or_else(|| panic!("{path} rendered")).text.clone();
+    assert!(setting_lines(&text("redis/cache.conf")).contains(&"bind 127.0.0.1 -::1 -127.0.0.2 -10.255.0.31"), "{}", text("redis/cache.conf"));
+    assert!(text("postgres/main.conf").contains("\nlisten_addresses = 'localhost,127.0.0.2,10.255.0.31'"), "{}", text("postgres/main.conf"));
+    assert!(setting_lines(&text("pgbouncer/pgbouncer.ini")).contains(&"listen_addr = 127.0.0.1,127.0.0.2,10.255.0.31"));
+    for a in artifacts.iter().filter(|a| ["redis/", "postgres/", "pgbouncer/"].iter().any(|d| a.path.starts_with(d))) {
+        assert!(!a.text.contains("0.0.0.0"), "{} listens on every interface:\n{}", a.path, a.text);
+    }
+    let listen = [("HEADROOM_LISTEN_ON", "127.0.0.2"), ("HEADROOM_NOT_ON", "127.0.0.3")];
+    let mut failures = Vec::new();
+    for end in [End::Oldest, End::Newest] {
+        for (script, file, expect) in [
+            ("redis.sh", "redis/cache.conf", "bind = 127.0.0.1 -::1 -127.0.0.2 -10.255.0.31"),
+            ("postgres.sh", "postgres/main.conf", "listen_addresses = localhost,127.0.0.2,10.255.0.31"),
+            ("pgbouncer.sh", "pgbouncer/pgbouncer.ini", "select 1 via pgbouncer"),
+        ] {
+            let run = validator_with(end, script, &[&tmp.path().join(file)], &listen);
+            if !run.ok || !run.stdout.contains(expect) || !run.stdout.contains("refused on 127.0.0.3:") {
+                failures.push(format!("[{} end] {script} {file}: expected `{expect}` and a refusal on 127.0.0.3\n{}", end.name(), run.describe()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // In a container the server binds every interface: on a host that answers 127.0.0.3.
+    let contained = tempfile::Builder::new().prefix("headroom-container-listen-").tempdir().unwrap();
+    render(&format!("{SPEC}deploy:\n  compose: {{}}\n"), contained.path());
+    let run = validator_with(End::Oldest, "redis.sh", &[&contained.path().join("redis/cache.conf")], &listen);
+    assert!(!run.ok && run.stderr.contains("127.0.0.3") && run.stderr.contains("accepted a connection"), "a file bound to 0.0.0.0 must fail the refusal check:\n{}", run.describe());
+}

@@ -563,6 +563,24 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
             continue;
         }
         let common = service.common();
+        for (i, entry) in common.publish.iter().enumerate() {
+            if let Err(why) = crate::spec::Published::parse(entry) {
+                add(format!("{base}/publish/{i}"), format!("invalid published port `{}`: {why}", entry.escape_debug()), "write [ADDRESS:]HOST_PORT, e.g. \"10.0.0.31:6379\" (that address of the host only) or \"6379\" (every interface)".into(), false);
+            }
+        }
+        if let crate::spec::Service::Redis(redis) = service
+            && let Some(bind) = &redis.bind
+        {
+            if bind.is_empty() {
+                add(format!("{base}/bind"), "redis `bind` lists no address".into(), "list the addresses redis listens on, e.g. [127.0.0.1, 10.0.0.31]".into(), false);
+            }
+            for (i, address) in bind.iter().enumerate() {
+                let bare = address.strip_prefix('-').unwrap_or(address);
+                if bare != "*" && bare != "::*" && bare.parse::<std::net::IpAddr>().is_err() {
+                    add(format!("{base}/bind/{i}"), format!("invalid redis bind address `{}`", address.escape_debug()), "redis binds IP addresses (`-` before one makes it optional; `*` is every interface)".into(), false);
+                }
+            }
+        }
         if let Some(machine) = &common.machine
             && !spec.machines.contains_key(machine)
         {

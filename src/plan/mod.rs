@@ -158,6 +158,8 @@ pub struct ServicePlan {
     pub env_secret: Vec<String>,
     /// Container sysctls as written.
     pub sysctls: Vec<(String, String)>,
+    /// Host ports published beyond the container network (`publish`, validated at load).
+    pub publish: Vec<crate::spec::Published>,
     /// Indexes into `Plan::edges` of the pools this service opens.
     pub uses: Vec<usize>,
     pub detail: Detail,
@@ -409,6 +411,9 @@ pub struct RedisPlan {
     /// Name of the secret holding the default user's password (None: no
     /// authentication, or an external redis that names none).
     pub password: Option<Sourced<String>>,
+    /// `bind` as the spec writes it (for a host install; `None`: the default, see
+    /// `targets::redis::bind`).
+    pub bind: Option<Vec<String>>,
     /// Why the server is reachable from other hosts (a Kamal accessory's published
     /// port, clients on other machines, a host bind), when it is.
     pub reachable_from: Vec<String>,
@@ -552,6 +557,8 @@ pub struct Plan {
     pub capacity: Option<Capacity>,
     /// Deployment targets that run services in containers (compose, kamal).
     pub containerized: bool,
+    /// `deploy.railway`: each service runs in a container of Railway's.
+    pub railway: bool,
     /// Kamal fronts the app with kamal-proxy.
     pub kamal_proxy_timeout: Option<Sourced<u64>>,
     /// `deploy.kubernetes`: rollout policy and target version.
@@ -642,6 +649,17 @@ impl Plan {
     }
     pub fn machine(&self, name: &str) -> Option<&MachinePlan> {
         self.index.machines.get(name).map(|&i| &self.machines[i])
+    }
+    /// The addresses a server's own config file listens on besides loopback, when the
+    /// file is for a host install (no compose, Kamal, Kubernetes or Railway target runs
+    /// it in a container): the private addresses of the machine group it is placed on,
+    /// empty when the spec lists none. `None` when the file is read inside a container,
+    /// whose only interfaces are its own network's.
+    pub fn host_listen(&self, service: &ServicePlan) -> Option<&[String]> {
+        if self.containerized || self.railway {
+            return None;
+        }
+        Some(service.machine.as_deref().and_then(|m| self.machine(m)).map_or(&[][..], |m| m.addresses.as_slice()))
     }
     /// Every edge whose target is `name`, a pooler's server connections included.
     pub fn edges_into<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {

@@ -204,6 +204,7 @@ pub fn resolve(spec: &Spec) -> Plan {
         edges,
         capacity: None,
         containerized,
+        railway: spec.deploy.as_ref().is_some_and(|d| d.railway.is_some()),
         kamal_proxy_timeout,
         kubernetes,
         kamal_tls,
@@ -608,6 +609,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                     None if redis.external == Some(true) => None,
                     None => Some(Sourced::default(default_redis_secret(name), p("password"), "<SERVICE>_PASSWORD")),
                 },
+                bind: redis.bind.clone(),
                 reachable_from: Vec::new(),
             }));
             let port = Sourced::or_default(common.port.map(u64::from), p("port"), d::REDIS_PORT, "Redis port 6379");
@@ -669,6 +671,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
         env_clear: env.clear.into_iter().collect(),
         env_secret: env.secret,
         sysctls,
+        publish: common.publish.iter().filter_map(|entry| spec::Published::parse(entry).ok()).collect(),
         uses: Vec::new(),
         detail,
     }
@@ -994,8 +997,34 @@ fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], contain
                 }
             }
         }
-        if !containerized {
-            redis.reachable_from.push("it runs on a host, not in a container: redis.conf binds every interface (bind 0.0.0.0)".into());
+        for published in &service.publish {
+            if published.beyond_loopback() {
+                let on = published.address.map_or("every interface of the host".to_string(), |ip| format!("host address {ip}"));
+                redis.reachable_from.push(format!("{}.publish puts port {} on {on}", service.path, published.host_port));
+            }
+        }
+        // On a host, redis.conf binds what `bind` says, else loopback and the machine
+        // group's addresses (Railway runs each service in a container of its own).
+        if !containerized && spec.deploy.as_ref().is_none_or(|d| d.railway.is_none()) {
+            match &redis.bind {
+                Some(bind) => {
+                    let open: Vec<&str> = bind.iter().map(String::as_str).filter(|a| spec::bind_beyond_loopback(a)).collect();
+                    if !open.is_empty() {
+                        redis.reachable_from.push(format!("it runs on a host, not in a container, and binds {} ({}.bind)", open.join(" "), service.path));
+                    }
+                }
+                None => {
+                    if let Some(machine) = &service.machine
+                        && let Some(group) = spec.machines.get(machine)
+                        && !group.addresses.is_empty()
+                    {
+                        redis.reachable_from.push(format!(
+                            "it runs on a host, not in a container, and redis.conf binds the addresses of machine group `{machine}` ({})",
+                            group.addresses.join(", ")
+                        ));
+                    }
+                }
+            }
         }
     }
     let position: std::collections::HashMap<String, usize> = services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();

@@ -11,9 +11,11 @@ declare_rule! {
     /// A redis or valkey service with authentication turned off (`password: false`,
     /// or a redis.conf with `protected-mode no` and neither `requirepass` nor an ACL
     /// user with a password) that is reachable beyond its own container network: a
-    /// Kamal accessory (Kamal publishes its port on the host's address), a client
-    /// placed on another machine group, or a server running on a host rather than in
-    /// a container, bound to an address other than loopback.
+    /// Kamal accessory (Kamal publishes its port on the host's address), a port
+    /// published on the host other than on loopback (`publish`, compose `ports:
+    /// ["6379:6379"]`), a client placed on another machine group, or a server running
+    /// on a host rather than in a container, bound to an address other than loopback
+    /// (its machine group's addresses, or `bind`).
     ///
     /// ## Why it matters
     /// Without a password and with `protected-mode no`, nothing but the network stops a
@@ -98,9 +100,26 @@ mod tests {
 
     #[test]
     fn host_without_container() {
-        let found = findings_of("redis-no-auth", &spec("password: false", ""));
+        let found = findings_of("redis-no-auth", &spec("machine: db, password: false", ""));
         assert_eq!(found.len(), 1);
-        assert!(found[0].message.contains("bind 0.0.0.0"), "{}", found[0].message);
+        assert!(found[0].message.contains("redis.conf binds the addresses of machine group `db` (10.0.0.31)"), "{}", found[0].message);
+        // on a host with no address in the spec, redis.conf binds loopback only
+        assert!(findings_of("redis-no-auth", &spec("password: false", "")).is_empty());
+    }
+
+    #[test]
+    fn published_on_the_host_or_bound_beyond_loopback() {
+        let compose = "deploy:\n  compose: {}\n";
+        let found = findings_of("redis-no-auth", &spec("password: false, publish: [\"6379\"]", compose));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("services.cache.publish puts port 6379 on every interface of the host"), "{}", found[0].message);
+        let found = findings_of("redis-no-auth", &spec("password: false, publish: [\"10.0.0.31:6379\"]", compose));
+        assert!(found[0].message.contains("on host address 10.0.0.31"), "{}", found[0].message);
+        assert!(findings_of("redis-no-auth", &spec("password: false, publish: [\"127.0.0.1:6379\"]", compose)).is_empty(), "loopback only");
+        assert!(findings_of("redis-no-auth", &spec("publish: [\"6379\"]", compose)).is_empty(), "with a password");
+        let found = findings_of("redis-no-auth", &spec("password: false, bind: [\"0.0.0.0\"]", ""));
+        assert!(found[0].message.contains("binds 0.0.0.0 (services.cache.bind)"), "{}", found[0].message);
+        assert!(findings_of("redis-no-auth", &spec("password: false, bind: [127.0.0.1, \"-::1\"]", "")).is_empty());
     }
 
     #[test]

@@ -129,6 +129,44 @@ pub enum Service {
     Qdrant(Qdrant),
 }
 
+/// One `publish` entry: the host address it listens on (`None`: every interface) and
+/// the host port.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Published {
+    pub address: Option<std::net::IpAddr>,
+    pub host_port: u16,
+}
+
+impl Published {
+    /// Reads `6379`, `10.0.0.31:6379` or `[fd00::31]:6379` (compose's `ports:` host side).
+    pub fn parse(entry: &str) -> Result<Published, String> {
+        let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("`{}` is not a port (1..65535)", p.escape_debug()));
+        let (address, host_port) = match entry.rsplit_once(':') {
+            None => (None, port(entry)?),
+            Some((address, p)) => {
+                let bare = address.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(address);
+                let ip = bare.parse::<std::net::IpAddr>().map_err(|_| format!("`{}` is not an IP address", address.escape_debug()))?;
+                if ip.is_ipv6() && !address.starts_with('[') {
+                    return Err(format!("write an IPv6 address in brackets: `[{ip}]:{p}`"));
+                }
+                (Some(ip).filter(|ip| !ip.is_unspecified()), port(p)?)
+            }
+        };
+        Ok(Published { address, host_port })
+    }
+    /// Reachable from other hosts: every interface, or an address other than loopback.
+    pub fn beyond_loopback(&self) -> bool {
+        self.address.is_none_or(|ip| !ip.is_loopback())
+    }
+}
+
+/// Whether a redis.conf `bind` argument (`-` optional prefix, `*` every interface)
+/// takes connections from other hosts: anything but a loopback address.
+pub fn bind_beyond_loopback(address: &str) -> bool {
+    let bare = address.strip_prefix('-').unwrap_or(address);
+    bare.parse::<std::net::IpAddr>().map_or(true, |ip| !ip.is_loopback())
+}
+
 impl Service {
     /// The `kind` as written in the spec.
     pub fn kind(&self) -> &'static str {
@@ -243,6 +281,14 @@ pub struct Common {
     /// e.g. `net.core.somaxconn: 4096`). A container does not see the host's values.
     #[serde(default)]
     pub sysctls: BTreeMap<String, SysctlValue>,
+    /// Host ports this service's port is published on beyond its container network,
+    /// as compose `ports:` does: `"10.0.0.31:6379"` listens on that address of the
+    /// host only, `"6379"` (or `"0.0.0.0:6379"`) on every interface of the host, which
+    /// anyone who reaches the host can connect to (`redis-no-auth` reports a redis
+    /// published so without a password). compose renders each as
+    /// `ADDRESS:HOST_PORT:PORT`. Default: none (nginx publishes its own port).
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// Per-replica container limits.
@@ -874,6 +920,13 @@ pub struct Redis {
     /// Cluster mode: replicas per master (default 1).
     #[serde(default)]
     pub replicas_per_master: Option<u64>,
+    /// Addresses redis.conf binds when the server runs on a host rather than in a
+    /// container, as redis.conf writes them (`-` before an address makes it optional).
+    /// Default: loopback and the addresses of its machine group (`127.0.0.1 -::1
+    /// -10.0.0.31`); in a container, every interface of the container. An address
+    /// other than loopback without a password is reported by `redis-no-auth`.
+    #[serde(default)]
+    pub bind: Option<Vec<String>>,
     /// Name of the secret (environment variable) holding the password of Redis'
     /// default user; never the password itself. The server gets `--requirepass` from
     /// that variable at start (replicas and sentinels authenticate with it too) and

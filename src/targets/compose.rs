@@ -701,8 +701,18 @@ fn compose_service(
     }
     svc.environment = env;
 
-    // Ports: the edge publishes; everything else is reachable on the network only.
+    // Ports: the edge publishes; everything else is reachable on the network only,
+    // unless the spec publishes it (`publish`: on the host address it names).
     match (&service.kind, &instance.role) {
+        (_, Role::Single { .. } | Role::RedisMaster) if !service.publish.is_empty() => {
+            for published in &service.publish {
+                svc.ports.push(match published.address {
+                    Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}:{port}", published.host_port),
+                    Some(ip) => format!("{ip}:{}:{port}", published.host_port),
+                    None => format!("{}:{port}", published.host_port),
+                });
+            }
+        }
         (Kind::Nginx, _) => svc.ports.push(format!("{port}:{port}")),
         (_, Role::RedisSentinel { .. }) => svc.expose.push(SENTINEL_PORT.to_string()),
         (_, Role::ClusterInit | Role::QdrantCollections) => {}
@@ -888,6 +898,26 @@ deploy:
         assert!(!text.contains("\"vm.overcommit_memory\":"));
         assert!(text.contains("# vm.overcommit_memory is not namespaced"));
         assert!(text.contains("\"ports\"") || text.contains("ports:\n      - \"80:80\""));
+    }
+
+    #[test]
+    fn only_the_edge_publishes_a_port_on_the_host() {
+        // A database, pooler or cache port published on the host would listen on every
+        // interface of the host (`ports: ["6379:6379"]` is 0.0.0.0): they stay on the
+        // compose network (`expose`).
+        let text = render(BASE).unwrap();
+        let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("compose parses");
+        let services = doc["services"].as_object().expect("services");
+        let published: Vec<&String> = services.iter().filter(|(_, s)| s.get("ports").is_some()).map(|(name, _)| name).collect();
+        assert!(!published.is_empty() && published.iter().all(|name| name.starts_with("lb")), "published: {published:?}\n{text}");
+        for data in ["db", "cache"] {
+            assert!(services.contains_key(data), "{data} in {text}");
+            assert!(services[data].get("ports").is_none(), "{data} published: {text}");
+        }
+        // published where the spec says, on that host address
+        let text = render(&BASE.replace("    persistence: rdb\n", "    persistence: rdb\n    publish: [\"10.0.0.31:6380\", \"[fd00::31]:6379\"]\n")).unwrap();
+        let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("compose parses");
+        assert_eq!(doc["services"]["cache"]["ports"], serde_json::json!(["10.0.0.31:6380:6379", "[fd00::31]:6379:6379"]), "{text}");
     }
 
     #[test]

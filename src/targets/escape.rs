@@ -85,6 +85,15 @@ pub fn redis_arg(value: &str) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
+/// postgresql.conf: a single-quoted string, `'` and `\` doubled; a line break is refused
+/// (the file is read line by line).
+pub fn pg_string(value: &str) -> Result<String, Error> {
+    if value.chars().any(breaks_a_line) {
+        return Err(reject("postgresql.conf", value, "values may not contain control characters or line breaks"));
+    }
+    Ok(format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''")))
+}
+
 /// A plain identifier (env var names, service names): letters, digits, `_`, `-`, `.`.
 pub fn ident(value: &str) -> Result<String, Error> {
     if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
@@ -171,6 +180,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("shell", |v: String| shell_word(&v));
     env.add_filter("redis", |v: String| redis_arg(&v));
     env.add_filter("ident", |v: String| ident(&v));
+    env.add_filter("pgstring", |v: String| pg_string(&v));
 }
 
 #[cfg(test)]

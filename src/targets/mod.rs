@@ -165,6 +165,19 @@ pub static TARGETS: &[&dyn Target] = &[
 ];
 
 /// Names accepted by `--only`.
+/// Why a server on a host (not in a container) listens where it does: loopback plus
+/// the private addresses of its machine group (`Plan::host_listen`), a comment for its
+/// config file.
+pub fn host_listen_note(service: &crate::plan::ServicePlan, addresses: &[String]) -> String {
+    match &service.machine {
+        Some(machine) if !addresses.is_empty() => format!(
+            "on a host: loopback and the private addresses of machine group `{machine}` (machines.{machine}.addresses), never every interface; an address this machine does not have is skipped"
+        ),
+        Some(machine) => format!("on a host: loopback only; list machines.{machine}.addresses for other hosts to connect on a private address"),
+        None => format!("on a host: loopback only; place {} on a machine group with addresses for other hosts to connect", service.path),
+    }
+}
+
 pub fn names() -> Vec<&'static str> {
     TARGETS.iter().map(|t| t.name()).collect()
 }

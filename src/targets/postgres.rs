@@ -32,7 +32,7 @@ impl Target for Postgres {
                     pg.usable_connections,
                     pg.demand
                 ),
-                settings: settings(pg),
+                settings: with_listen_addresses(settings(pg), service, ctx.plan.host_listen(service)),
                 file_name: path(ctx, service).rsplit('/').next().unwrap_or_default().to_string(),
             };
             let text = render_template("postgres", "postgres/postgresql.conf.j2", TEMPLATE, &context)?;
@@ -73,11 +73,27 @@ struct PostgresContext {
     file_name: String,
 }
 
+/// On a host install, `listen_addresses` first: loopback and the private addresses of
+/// the machine group, never every interface (`*`, what the official image sets for
+/// its container). An address this machine does not have only logs a warning
+/// (`could not bind`), so one file serves every machine of the group. In a container
+/// (`host_listen` `None`) the image's own setting stands.
+fn with_listen_addresses(mut settings: Vec<Setting>, service: &ServicePlan, host_listen: Option<&[String]>) -> Vec<Setting> {
+    let Some(addresses) = host_listen else { return settings };
+    let value = std::iter::once("localhost").chain(addresses.iter().map(String::as_str)).collect::<Vec<_>>().join(",");
+    let note = super::host_listen_note(service, addresses);
+    let group = settings.first_mut().and_then(|s| s.group.take());
+    settings.insert(0, Setting { key: "listen_addresses", value, note: comment(&note), group, quoted: true });
+    settings
+}
+
 /// One `key = value` line, with where the value came from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Setting {
     pub key: &'static str,
     pub value: String,
+    /// Written as a quoted string (`listen_addresses = 'localhost,10.0.0.31'`).
+    pub quoted: bool,
     pub note: String,
     /// First line of a group (a blank line and a heading precede it).
     pub group: Option<&'static str>,
@@ -115,7 +131,7 @@ fn pinned(pg: &PostgresPlan) -> bool {
 pub fn settings(pg: &PostgresPlan) -> Vec<Setting> {
     let mut out = Vec::new();
     let mut push = |key: &'static str, value: String, note: String, group: Option<&'static str>| {
-        out.push(Setting { key, value, note: comment(&note), group });
+        out.push(Setting { key, value, note: comment(&note), group, quoted: false });
     };
     push("max_connections", pg.max_connections.value.to_string(), pg.max_connections.cite(), Some("Connections"));
     push("superuser_reserved_connections", pg.superuser_reserved_connections.value.to_string(), pg.superuser_reserved_connections.cite(), None);
@@ -173,6 +189,7 @@ mod tests {
         assert_eq!(
             lines(&a.text),
             [
+                "listen_addresses = 'localhost'",
                 "max_connections = 200",
                 "superuser_reserved_connections = 3",
                 "reserved_connections = 0",
@@ -191,7 +208,7 @@ mod tests {
     #[test]
     fn postgres_15_gets_no_reserved_connections_and_unknown_memory_no_tuning() {
         let a = render("version: 15");
-        assert_eq!(lines(&a.text), ["max_connections = 100", "superuser_reserved_connections = 3", "max_worker_processes = 8"]);
+        assert_eq!(lines(&a.text), ["listen_addresses = 'localhost'", "max_connections = 100", "superuser_reserved_connections = 3", "max_worker_processes = 8"]);
     }
 
     #[test]
@@ -206,10 +223,27 @@ mod tests {
         }).collect();
         let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
         let text = Postgres.render(&ctx).unwrap().remove(0).text;
-        assert_eq!(pairs, lines(&text));
+        // the file, for a host install, adds where to listen; the args run in a container
+        assert_eq!(lines(&text)[0], "listen_addresses = 'localhost'");
+        assert_eq!(pairs, lines(&text)[1..]);
         assert!(args.contains(&"shared_buffers=512MB".to_string()));
         assert!(args.contains(&"random_page_cost=4".to_string()));
         assert!(args.contains(&"effective_io_concurrency=2".to_string()));
+    }
+
+    #[test]
+    fn listen_addresses_on_a_host_only() {
+        let machines = "machines:\n  db: { count: 2, addresses: [10.0.0.31, \"fd00::31\"] }\n";
+        let yaml = format!("version: 1\nname: t\nservices:\n  db: {{ kind: postgres, machine: db }}\n{machines}");
+        let analysis = analyze_text("capacity.yaml", &yaml).expect("spec loads");
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+        let text = Postgres.render(&ctx).unwrap().remove(0).text;
+        assert_eq!(lines(&text)[0], "listen_addresses = 'localhost,10.0.0.31,fd00::31'", "{text}");
+        assert!(text.contains("machines.db.addresses"), "{text}");
+        let analysis = analyze_text("capacity.yaml", &format!("{yaml}deploy:\n  compose: {{}}\n")).expect("spec loads");
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+        let text = Postgres.render(&ctx).unwrap().remove(0).text;
+        assert!(!text.contains("listen_addresses"), "a container keeps the image's setting: {text}");
     }
 
     #[test]

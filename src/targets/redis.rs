@@ -42,8 +42,8 @@ impl Target for Redis {
                     RedisMode::Sentinel => "sentinel",
                     RedisMode::Cluster => "cluster",
                 },
-                directives: directives(service),
-                sentinel: sentinel(service, redis, super::pgbouncer::host_of(ctx, service)),
+                directives: directives(service, ctx.plan.host_listen(service)),
+                sentinel: sentinel(service, redis, super::pgbouncer::host_of(ctx, service), ctx.plan.host_listen(service)),
             };
             let text = render_template("redis", "redis/redis.conf.j2", REDIS, &context)?;
             artifacts.push(Artifact { target: "redis", path: path(ctx, service), text, patched: false });
@@ -75,10 +75,11 @@ pub fn sentinel_path(ctx: &Context<'_>, service: &ServicePlan) -> String {
     if several(ctx) { ctx.path_for(&format!("sentinel.{}", service.name), &default) } else { ctx.path_for("sentinel", &default) }
 }
 
-/// The same settings as `redis-server` arguments, for compose and Kamal commands.
+/// The same settings as `redis-server` arguments, for compose and Kamal commands (the
+/// server runs in a container: it binds every interface of the container).
 pub fn server_args(service: &ServicePlan) -> Vec<String> {
     let mut args = vec!["redis-server".to_string()];
-    for d in directives(service) {
+    for d in directives(service, None) {
         args.push(format!("--{}", d.key));
         args.extend(d.args);
     }
@@ -161,6 +162,8 @@ struct SentinelContext {
     parallel_syncs: u64,
     /// Secret holding the master's password (sentinel gets it as `--sentinel auth-pass`).
     auth_secret: Option<String>,
+    /// What the sentinel binds: the same addresses as its master (see `bind`).
+    bind: Vec<String>,
 }
 
 
@@ -170,14 +173,40 @@ pub fn size(bytes: u64) -> String {
     super::escape::binary_size(bytes, ["gb", "mb", "kb"])
 }
 
-/// Every redis.conf directive the plan decides, in file order.
-pub fn directives(service: &ServicePlan) -> Vec<Directive> {
+/// What a server binds, with why: every interface of its container (`host_listen`
+/// `None`), or on a host, loopback plus the private addresses of its machine group.
+/// Each machine address is optional (`-ADDRESS`, Redis 6.2+): one file serves every
+/// machine of the group, and each binds the address it has.
+pub fn bind(service: &ServicePlan, host_listen: Option<&[String]>) -> (Vec<String>, String) {
+    match host_listen {
+        None => (vec!["0.0.0.0".into()], "every interface of the container; keep the port on a private network".into()),
+        Some(_) if let Some(bind) = written_bind(service) => (bind.to_vec(), format!("{}.bind", service.path)),
+        Some(addresses) => {
+            let mut args = vec!["127.0.0.1".to_string(), "-::1".to_string()];
+            args.extend(addresses.iter().map(|a| format!("-{a}")));
+            let note = super::host_listen_note(service, addresses);
+            (args, note)
+        }
+    }
+}
+
+fn written_bind(service: &ServicePlan) -> Option<&[String]> {
+    match &service.detail {
+        Detail::Redis(redis) => redis.bind.as_deref(),
+        _ => None,
+    }
+}
+
+/// Every redis.conf directive the plan decides, in file order; `host_listen` as
+/// `Plan::host_listen` gives it (`None`: the file is read in a container).
+pub fn directives(service: &ServicePlan, host_listen: Option<&[String]>) -> Vec<Directive> {
     let Detail::Redis(redis) = &service.detail else { return Vec::new() };
     let mut out = Vec::new();
+    let (bind_args, bind_note) = bind(service, host_listen);
+    out.push(Directive { key: "bind", args: bind_args, note: Some(one_line(&bind_note)) });
     let mut push = |key: &'static str, args: &[&str], note: Option<String>| {
         out.push(Directive { key, args: args.iter().map(|a| a.to_string()).collect(), note: note.map(|n| one_line(&n)) });
     };
-    push("bind", &["0.0.0.0"], Some("every interface of the container; keep the port on a private network".into()));
     push("port", &[&service.port.value.to_string()], None);
     match &redis.password {
         Some(secret) => push(
@@ -227,7 +256,7 @@ pub fn directives(service: &ServicePlan) -> Vec<Directive> {
     out
 }
 
-fn sentinel(service: &ServicePlan, redis: &RedisPlan, master_host: String) -> Option<SentinelContext> {
+fn sentinel(service: &ServicePlan, redis: &RedisPlan, master_host: String, host_listen: Option<&[String]>) -> Option<SentinelContext> {
     if redis.mode != RedisMode::Sentinel {
         return None;
     }
@@ -244,6 +273,7 @@ fn sentinel(service: &ServicePlan, redis: &RedisPlan, master_host: String) -> Op
         failover_timeout_ms: SENTINEL_FAILOVER_TIMEOUT_MS,
         parallel_syncs: SENTINEL_PARALLEL_SYNCS,
         auth_secret: redis.password.as_ref().map(|p| p.value.clone()),
+        bind: bind(service, host_listen).0,
     })
 }
 
@@ -253,8 +283,39 @@ mod tests {
     use crate::analysis::analyze_text;
 
     fn analyze(redis: &str) -> crate::analysis::Analysis {
-        let yaml = format!("version: 1\nname: t\nservices:\n  cache: {{ kind: redis, {redis} }}\n");
+        analyze_with(redis, "")
+    }
+
+    fn analyze_with(redis: &str, rest: &str) -> crate::analysis::Analysis {
+        let yaml = format!("version: 1\nname: t\nservices:\n  cache: {{ kind: redis, {redis} }}\n{rest}");
         analyze_text("capacity.yaml", &yaml).expect("spec loads")
+    }
+
+    fn render_with(redis: &str, rest: &str) -> Vec<Artifact> {
+        let analysis = analyze_with(redis, rest);
+        let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };
+        Redis.render(&ctx).expect("renders")
+    }
+
+    #[test]
+    fn a_host_install_binds_loopback_and_its_machine_addresses_never_every_interface() {
+        let machines = "machines:\n  db: { count: 2, addresses: [10.0.0.31, 10.0.0.32] }\n";
+        let a = render_with("machine: db, mode: sentinel, sentinels: 3", machines);
+        assert!(lines(&a[0].text).contains(&"bind 127.0.0.1 -::1 -10.0.0.31 -10.0.0.32"), "{}", a[0].text);
+        assert!(a[0].text.contains("machines.db.addresses"), "{}", a[0].text);
+        assert!(lines(&a[1].text).contains(&"bind 127.0.0.1 -::1 -10.0.0.31 -10.0.0.32"), "sentinel: {}", a[1].text);
+        for text in [&a[0].text, &a[1].text] {
+            assert!(!text.contains("0.0.0.0"), "{text}");
+        }
+        // placed on a group without addresses, or on no machine: loopback only
+        let a = render_with("machine: db", "machines:\n  db: { count: 1 }\n");
+        assert!(lines(&a[0].text).contains(&"bind 127.0.0.1 -::1"), "{}", a[0].text);
+        assert!(a[0].text.contains("list machines.db.addresses"), "{}", a[0].text);
+        // in a container (compose, Kamal, Kubernetes): every interface of the container
+        for deploy in ["deploy:\n  compose: {}\n", "deploy:\n  kubernetes: {}\n"] {
+            let a = render_with("machine: db", &format!("{machines}{deploy}"));
+            assert!(lines(&a[0].text).contains(&"bind 0.0.0.0"), "{deploy}: {}", a[0].text);
+        }
     }
 
     fn render(redis: &str) -> Vec<Artifact> {
@@ -276,7 +337,7 @@ mod tests {
         assert_eq!(
             lines(&a[0].text),
             [
-                "bind 0.0.0.0",
+                "bind 127.0.0.1 -::1",
                 "port 6379",
                 "protected-mode yes",
                 "tcp-backlog 511",
@@ -345,8 +406,9 @@ mod tests {
 
     #[test]
     fn server_args_match_the_file() {
+        // args are for a container, so is the file with compose
         for spec in ["maxmemory: 8gb, maxmemory_policy: allkeys-lru", "persistence: rdb", "persistence: aof, mode: cluster, masters: 3"] {
-            let analysis = analyze(spec);
+            let analysis = analyze_with(spec, "deploy:\n  compose: {}\n");
             let args = server_args(analysis.plan.service("cache").unwrap());
             assert_eq!(args[0], "redis-server");
             let ctx = Context { spec: &analysis.loaded.spec, plan: &analysis.plan, spec_file: "capacity.yaml".into(), existing_root: None };

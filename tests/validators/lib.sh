@@ -166,15 +166,42 @@ pg_init() {
     || { cat "$VTMP/initdb.log" >&2; die "initdb failed"; }
 }
 
-# pg_start DIR PORT SOCKDIR: start postgres on 127.0.0.1:PORT (+ unix socket
-# in SOCKDIR) and register pg_ctl stop (by the PID in postmaster.pid).
+# ---- listen addresses -----------------------------------------------------
+# By default a server under test listens where the validator says (127.0.0.1 or a
+# unix socket), whatever the file sets. HEADROOM_LISTEN_ON=ADDRESS keeps the listen
+# setting of the file (redis `bind`, postgres `listen_addresses`, PgBouncer
+# `listen_addr`) and connects through ADDRESS, which the file must listen on;
+# HEADROOM_NOT_ON=ADDRESS then must refuse the connection (a loopback alias such as
+# 127.0.0.3 that a file bound to every interface would answer on).
+CONNECT_HOST=${HEADROOM_LISTEN_ON:-127.0.0.1}
+keeps_listen() { [ -n "${HEADROOM_LISTEN_ON:-}" ]; }
+# refused_on PORT: the connection to HEADROOM_NOT_ON:PORT is refused (nothing listens).
+refused_on() {
+  [ -n "${HEADROOM_NOT_ON:-}" ] || return 0
+  if "$SYS_PY" -c 'import socket,sys
+s=socket.socket(); s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); sys.exit(1)
+except ConnectionRefusedError:
+    sys.exit(0)' "$HEADROOM_NOT_ON" "$1"; then
+    echo "refused on $HEADROOM_NOT_ON:$1"
+  else
+    echo "fail: $HEADROOM_NOT_ON:$1 accepted a connection: the server listens on more than the file's addresses" >&2
+    return 1
+  fi
+}
+
+# pg_start DIR PORT SOCKDIR [keep]: start postgres on 127.0.0.1:PORT (+ unix socket
+# in SOCKDIR) and register pg_ctl stop (by the PID in postmaster.pid); with `keep`,
+# on the listen_addresses its config sets.
 pg_start() {
-  local dir=$1 port=$2 sock=$3
+  local dir=$1 port=$2 sock=$3 listen="-c listen_addresses=127.0.0.1 "
+  [ "${4:-}" = keep ] && listen=""
   mkdir -p "$sock"
   pg_own "$sock"
   on_exit_run "pg_run '$(pg_bin)/pg_ctl' -D '$(pg_path "$dir")' -m immediate -w -t 20 stop"
   if ! pg_run "$(pg_bin)/pg_ctl" -D "$(pg_path "$dir")" -w -t 60 -l "$(pg_path "$VTMP/postgres.log")" \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $(pg_path "$sock")" start >"$VTMP/pg_ctl.log" 2>&1; then
+      -o "$listen-p $port -k $(pg_path "$sock")" start >"$VTMP/pg_ctl.log" 2>&1; then
     cat "$VTMP/pg_ctl.log" "$VTMP/postgres.log" >&2 2>/dev/null || true
     return 1
   fi

@@ -17,6 +17,8 @@
 #                (userlist gets plain-text passwords, which pgbouncer accepts
 #                for those); hba/cert/pam -> md5, auth_hba_file dropped.
 #                server_tls_*/client_tls_* are kept (missing files fail: real).
+# HEADROOM_LISTEN_ON=ADDRESS (lib.sh): listen_addr is kept from the file and the
+# query goes through ADDRESS; HEADROOM_NOT_ON=ADDRESS must refuse.
 # HEADROOM_END=newest runs PgBouncer 1.24 of the Debian 13 root (lib.sh), else the
 # host's; the PostgreSQL behind it is the host's either way.
 set -euo pipefail
@@ -40,9 +42,9 @@ while [ "$PGB_PORT" = "$PGPORT" ]; do PGB_PORT=$(free_port); done
 PASSWORD=headroom-test
 
 # Rewrite the ini line for line (same line numbers); print "DB USER" for the query and the roles/dbs to create.
-"$SYS_PY" - "$INI" "$VTMP" "$PGPORT" "$PGB_PORT" "$PASSWORD" "$(endpath "$VTMP")" >"$VTMP/plan" <<'PY'
+"$SYS_PY" - "$INI" "$VTMP" "$PGPORT" "$PGB_PORT" "$PASSWORD" "$(endpath "$VTMP")" "${HEADROOM_LISTEN_ON:+keep}" >"$VTMP/plan" <<'PY'
 import re, sys
-ini, host_tmp, pgport, pgbport, password, tmp = sys.argv[1:]
+ini, host_tmp, pgport, pgbport, password, tmp, keep_listen = sys.argv[1:]
 lines = open(ini).read().splitlines()
 out, section = [], None
 dbs, users, first_db = set(), set(), None
@@ -53,6 +55,7 @@ over = {
     'auth_file': tmp + '/userlist.txt', 'logfile': tmp + '/pgbouncer.log',
     'pidfile': tmp + '/pgbouncer.pid',
 }
+file_listen = None
 def emit_overrides():
     for k, v in over.items():
         out.append('; overridden by pgbouncer.sh:')
@@ -89,6 +92,8 @@ for line in lines:
         out.append(line); continue
     if section == 'pgbouncer':
         k = key.lower()
+        if k == 'listen_addr':
+            file_listen = val
         if k in over:
             out.append(f'; replaced by pgbouncer.sh: {s}'); continue
         if k == 'user':
@@ -105,6 +110,10 @@ for line in lines:
                 if u: users.add(u)
     out.append(line)
 # appended (not inserted) so pgbouncer's line numbers match the original file
+if keep_listen:
+    if file_listen is None:
+        sys.exit('pgbouncer.sh: the file sets no listen_addr to keep')
+    over['listen_addr'] = file_listen
 out.append('[pgbouncer]'); emit_overrides()
 open(host_tmp + '/pgbouncer.ini', 'w').write('\n'.join(out) + '\n')
 if first_db is None:
@@ -144,7 +153,7 @@ started=$(date +%s)
 up=0
 for _ in $(seq 1 100); do
   kill -0 "$PGB_PID" 2>/dev/null || break
-  if "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGB_PORT" -d "$QDB" -U "$QUSER" -t 1; then up=1; break; fi
+  if "$PGBIN/pg_isready" -q -h "$CONNECT_HOST" -p "$PGB_PORT" -d "$QDB" -U "$QUSER" -t 1; then up=1; break; fi
   sleep 0.1
 done
 if [ $up -ne 1 ]; then
@@ -153,9 +162,10 @@ if [ $up -ne 1 ]; then
   exit 1
 fi
 set +e
-res=$(PGPASSWORD=$PASSWORD PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -At -h 127.0.0.1 -p "$PGB_PORT" -U "$QUSER" -d "$QDB" -c 'select 1' 2>&1)
+res=$(PGPASSWORD=$PASSWORD PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -At -h "$CONNECT_HOST" -p "$PGB_PORT" -U "$QUSER" -d "$QDB" -c 'select 1' 2>&1)
 qrc=$?
 set -e
+refused_on "$PGB_PORT" || { show_log; exit 1; }
 # stay up for at least 2 s, as pgbouncer reports some errors after startup
 while [ $(( $(date +%s) - started )) -lt 2 ]; do sleep 0.2; done
 alive=0; kill -0 "$PGB_PID" 2>/dev/null && alive=1

@@ -7,6 +7,7 @@
 #    socket dir in the temp dir: these three are overridden on the command
 #    line), run `SHOW max_connections` through psql, then `SHOW key` for every
 #    key set in GENERATED_CONF, printed as `key = value` lines; stop it.
+# HEADROOM_LISTEN_ON / HEADROOM_NOT_ON (lib.sh): keep the file's listen_addresses.
 # HEADROOM_END=newest runs PostgreSQL 17 of the Debian 13 root (lib.sh), else the host's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -20,6 +21,8 @@ make_tmp postgres
 pg_own "$VTMP"
 DATA=$VTMP/data
 pg_init "$DATA"
+# a connection through a loopback alias comes from that alias
+if keeps_listen; then echo "host all all 127.0.0.0/8 trust" >>"$DATA/pg_hba.conf"; fi
 cp "$GEN" "$VTMP/generated.conf"
 chmod 644 "$VTMP/generated.conf"
 printf "\ninclude = '%s'\n" "$(pg_path "$VTMP/generated.conf")" >>"$DATA/postgresql.conf"
@@ -36,13 +39,15 @@ fi
 
 PORT=$(free_port)
 SOCK=$VTMP/sock
-if ! pg_start "$DATA" "$PORT" "$SOCK" 2> >(sed "s#$VTMP/generated.conf#$GEN#g" >&2); then
+KEEP=""
+if keeps_listen; then KEEP=keep; fi
+if ! pg_start "$DATA" "$PORT" "$SOCK" $KEEP 2> >(sed "s#$VTMP/generated.conf#$GEN#g" >&2); then
   echo "fail: postgres did not start with $GEN" >&2
   exit 1
 fi
 
 psql_show() {
-  "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "SHOW $1"
+  "$PGBIN/psql" -X -q -At -h "$CONNECT_HOST" -p "$PORT" -U postgres -d postgres -c "SHOW $1"
 }
 mc=$(psql_show max_connections) || { echo "fail: psql could not query the started server" >&2; exit 1; }
 echo "max_connections = $mc"
@@ -52,9 +57,10 @@ mapfile -t KEYS < <(sed -e 's/#.*//' "$VTMP/generated.conf" | awk '
        if (k != "" && k != "include" && k != "include_dir" && k != "include_if_exists" && !seen[k]++) print k }')
 for k in "${KEYS[@]}"; do
   [ "$k" = max_connections ] && continue
+  suffix=""
   case "$k" in
-    listen_addresses|port|unix_socket_directories) suffix="  # overridden for the test" ;;
-    *) suffix="" ;;
+    listen_addresses) keeps_listen || suffix="  # overridden for the test" ;;
+    port|unix_socket_directories) suffix="  # overridden for the test" ;;
   esac
   if v=$(psql_show "\"$k\"" 2>&1); then
     echo "$k = $v$suffix"
@@ -62,5 +68,6 @@ for k in "${KEYS[@]}"; do
     echo "$v" >&2; echo "fail: SHOW $k failed" >&2; exit 1
   fi
 done
+refused_on "$PORT" || exit 1
 pg_stop "$DATA"
 echo "ok: postgres ($HEADROOM_END end) accepted $GEN"

@@ -8,6 +8,9 @@
 # the server reads a copy whose `dir` lines name the temp dir (same line numbers).
 # Then prints CONFIG GET maxmemory, maxmemory-policy, maxclients, tcp-backlog,
 # appendonly, save as `key = value` lines and stops it with SHUTDOWN NOSAVE.
+# HEADROOM_LISTEN_ON=ADDRESS (lib.sh): --port is a free TCP port instead of 0, the
+# file's `bind` stands, and ADDRESS must answer PING (PONG, or NOAUTH when the file
+# wants a password); HEADROOM_NOT_ON=ADDRESS must refuse. `bind` is printed too.
 # HEADROOM_END=newest runs the server of the Debian 13 root (lib.sh): Redis 8.0, or
 # Valkey 8.1 with HEADROOM_REDIS=valkey-server; else the host's Redis 7.0.
 set -euo pipefail
@@ -29,7 +32,9 @@ fi
 RUN_CONF=$VTMP/redis.conf
 ET=$(endpath "$VTMP")
 sed -E "s#^([[:space:]]*)[dD][iI][rR]([[:space:]].*)?\$#\\1dir $ET#" "$CONF" >"$RUN_CONF"
-end_run "$SERVER" "$ET/redis.conf" --port 0 --unixsocket "$ET/redis.sock" --unixsocketperm 700 --daemonize no \
+PORT=0
+if keeps_listen; then PORT=$(free_port); fi
+end_run "$SERVER" "$ET/redis.conf" --port "$PORT" --unixsocket "$ET/redis.sock" --unixsocketperm 700 --daemonize no \
   --dir "$ET" --logfile '' --pidfile "$ET/redis.pid" "${EXTRA[@]}" >"$VTMP/redis.log" 2>&1 &
 PID=$!
 on_exit_kill "$PID"
@@ -45,7 +50,15 @@ if [ $up -ne 1 ]; then
   echo "fail: redis-server rejected $CONF" >&2
   exit 1
 fi
-for k in maxmemory maxmemory-policy maxclients tcp-backlog appendonly save; do
+if keeps_listen; then
+  answer=$(redis-cli -h "$CONNECT_HOST" -p "$PORT" PING 2>&1 || true)
+  case "$answer" in
+    PONG|NOAUTH*) echo "answered on $CONNECT_HOST:$PORT: $answer" ;;
+    *) echo "$answer" >&2; echo "fail: redis-server did not answer on $CONNECT_HOST:$PORT" >&2; exit 1 ;;
+  esac
+  refused_on "$PORT" || exit 1
+fi
+for k in bind maxmemory maxmemory-policy maxclients tcp-backlog appendonly save; do
   v=$(redis-cli -s "$SOCK" --no-raw CONFIG GET "$k" | sed -n '2p' | sed -E 's/^[0-9]+\) //; s/^"(.*)"$/\1/')
   echo "$k = $v"
 done

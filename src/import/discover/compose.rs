@@ -568,6 +568,7 @@ impl Compose<'_> {
         self.health(&name, entry);
         self.limits(&name, entry);
         self.port(&name, entry);
+        self.publish(&name, kind, entry, &process.env);
         self.mounts(&name, kind, entry);
         self.notes(entry);
         self.envs.insert(entry.name.clone(), process.resolved_env());
@@ -743,6 +744,58 @@ impl Compose<'_> {
         if let [(p, pointer)] = ports.as_slice() {
             let bytes = self.span(pointer);
             self.set(name, "port", json!(p), bytes);
+        }
+    }
+
+    /// A database, pooler or cache port published on the host (`ports:`) becomes
+    /// `publish` (`[HOST_IP:]HOST_PORT`), so `redis-no-auth` sees a cache open on the
+    /// host's interfaces. The official redis image runs without a password and with
+    /// protected mode off: a published redis whose command sets no `--requirepass`,
+    /// names no config file and gets no REDIS_PASSWORD (the Bitnami images' variable)
+    /// has `password: false`.
+    fn publish(&mut self, name: &str, kind: &str, entry: &Entry, env: &[EnvVar]) {
+        if !matches!(kind, "redis" | "postgres" | "pgbouncer") || self.has(name, "publish") {
+            return;
+        }
+        let Some(Value::Array(items)) = entry.def.get("ports") else { return };
+        let mut published = Vec::new();
+        for item in items {
+            let (ip, host, container) = match item {
+                Value::Object(m) => (m.get("host_ip").and_then(scalar), m.get("published").and_then(scalar), m.get("target").and_then(scalar)),
+                v => match scalar(v).map(|s| s.split('/').next().unwrap_or_default().to_string()) {
+                    Some(s) => match s.rsplit_once(':') {
+                        None => (None, None, Some(s)),
+                        Some((rest, container)) => match rest.rsplit_once(':') {
+                            Some((ip, host)) => (Some(ip.to_string()), Some(host.to_string()), Some(container.to_string())),
+                            None => (None, Some(rest.to_string()), Some(container.to_string())),
+                        },
+                    },
+                    None => continue,
+                },
+            };
+            // No host port: a random one, on the same interfaces.
+            let Some(port) = host.filter(|h| !h.is_empty()).or(container) else { continue };
+            let entry = match ip.filter(|ip| !ip.is_empty()) {
+                Some(ip) if ip.contains(':') && !ip.starts_with('[') => format!("[{ip}]:{port}"),
+                Some(ip) => format!("{ip}:{port}"),
+                None => port,
+            };
+            if crate::spec::Published::parse(&entry).is_ok() && !published.contains(&entry) {
+                published.push(entry);
+            }
+        }
+        if published.is_empty() {
+            return;
+        }
+        let bytes = self.span(&format!("{}/ports", entry.pointer));
+        let open = published.iter().any(|p| crate::spec::Published::parse(p).is_ok_and(|p| p.beyond_loopback()));
+        let words: Vec<&str> = entry.words.iter().flatten().map(|w| w.0.as_str()).collect();
+        let authenticated = words.iter().any(|w| w.trim_start_matches('-') == "requirepass" || w.ends_with(".conf"))
+            || env.iter().any(|v| v.name == "REDIS_PASSWORD")
+            || self.has(name, "password");
+        self.set(name, "publish", json!(published), bytes.clone());
+        if kind == "redis" && open && !authenticated {
+            self.set(name, "password", json!(false), bytes);
         }
     }
 

@@ -190,6 +190,18 @@ pub fn apply_directive(builder: &mut ImportBuilder, service: &str, key: &str, ar
                 }
             }
         }
+        // Where a server on a host listens (what `redis-no-auth` weighs there).
+        "bind" => {
+            let valid = |a: &&str| {
+                let bare = a.strip_prefix('-').unwrap_or(a);
+                bare == "*" || bare == "::*" || bare.parse::<std::net::IpAddr>().is_ok()
+            };
+            if args.is_empty() || !args.iter().all(valid) {
+                builder.ignored(file, bytes.clone(), format!("`{}` names something other than IP addresses: not read", shown.trim_end()));
+            } else {
+                builder.set(&path("bind"), json!(args), file, bytes.clone());
+            }
+        }
         "maxclients" | "tcp-backlog" => {
             if let Some(v) = one(builder) {
                 match v.parse::<u64>() {

@@ -6,7 +6,7 @@
 //! by an entrypoint script, a Django app whose image starts NGINX Unit, one image whose
 //! entrypoint's shell functions pick the role, a Rails app with a nested Kamal config
 //! and destinations, uWSGI behind a wait loop with `if-env` blocks, an entrypoint that
-//! migrates then runs the image's CMD). Each case
+//! migrates then runs the image's CMD, Airflow's Celery layout). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -379,6 +379,25 @@ fn an_entrypoint_that_runs_a_migration_then_the_cmd() {
     // The CI compose file under ci/ is not a deployment.
     assert!(summary.contains("ci: skipped: test fixtures, CI setups"), "{summary}");
     snapshot("wagtail-entrypoint-cmd", &linted);
+}
+
+#[test]
+fn airflow_components_and_setup_tasks_are_listed_not_counted() {
+    let linted = lint("airflow-celery");
+    assert_read(&linted, &[("docker-compose.yaml", "docker-compose")]);
+    // Airflow's image runs its own components (`command: celery worker` is
+    // `airflow celery worker`, sized by airflow.cfg): listed, not invented as workers
+    // of one connection or as a celery pool of one child per CPU. A service others wait
+    // to complete runs once.
+    assert_eq!(linted.exit, 0, "{}", linted.summary());
+    assert!(linted.problems().is_empty(), "{}", linted.summary());
+    let ignored = linted.notes("import-ignored").join("\n");
+    for service in ["api-server", "scheduler", "worker", "setup"] {
+        assert!(ignored.contains(&format!("compose service `{service}`: runs Apache Airflow")), "{service}: {ignored}");
+    }
+    assert!(ignored.contains("compose service `preflight`: runs once and exits"), "{ignored}");
+    assert!(!linted.summary().contains("without --concurrency"), "{}", linted.summary());
+    snapshot("airflow-celery", &linted);
 }
 
 #[test]

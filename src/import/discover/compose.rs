@@ -145,7 +145,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         entry.role = classify(entry, words.as_deref(), services);
         let unknown = match &entry.role {
             Role::Service("worker") => true,
-            Role::Skip(_) => entry.def.is_object() && not_a_steady_client(&entry.def, None, entry.def.get("image").and_then(Value::as_str), words.as_deref(), services).is_none(),
+            Role::Skip(_) => entry.def.is_object() && not_a_steady_client(&entry.name, &entry.def, None, entry.def.get("image").and_then(Value::as_str), words.as_deref(), services).is_none(),
             _ => false,
         };
         if unknown
@@ -286,7 +286,7 @@ fn classify(entry: &Entry, words: Option<&[Word]>, services: &Map<String, Value>
     let image = def.get("image").and_then(Value::as_str);
     let by_image = image.and_then(images::image_kind);
     let kind = by_command.or(by_image);
-    if let Some(why) = not_a_steady_client(def, kind, image, words, services) {
+    if let Some(why) = not_a_steady_client(&entry.name, def, kind, image, words, services) {
         return Role::Skip(why);
     }
     let env = env_map(def);
@@ -366,13 +366,17 @@ fn in_image_app(entry: &Entry, words: Option<&[Word]>, apps: &BTreeMap<String, (
 /// Why a service is listed but not modelled: it only runs with a profile the other
 /// services do not need, runs a third-party program headroom has no kind for, or
 /// runs a task once and exits. None for the services that make up the deployment.
-fn not_a_steady_client(def: &Value, kind: Option<&str>, image: Option<&str>, words: Option<&[Word]>, services: &Map<String, Value>) -> Option<String> {
+fn not_a_steady_client(name: &str, def: &Value, kind: Option<&str>, image: Option<&str>, words: Option<&[Word]>, services: &Map<String, Value>) -> Option<String> {
     let profiles: Vec<&str> = def.get("profiles").and_then(Value::as_array).map(|p| p.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     if !profiles.is_empty() && services.values().any(|d| d.get("profiles").is_none()) {
         return Some(format!("started only with `--profile {}`, not part of the default deployment", profiles.join("`/`--profile ")));
     }
-    if let Some(what) = words.and_then(unmodelled::program) {
+    if let Some(what) = words.and_then(unmodelled::program).or_else(|| image.and_then(unmodelled::application_image)) {
         return Some(format!("runs {what}, which headroom does not model (listed, not counted as a client of the databases)"));
+    }
+    // Others wait for it to finish (`condition: service_completed_successfully`).
+    if services.values().any(|d| d.pointer(&format!("/depends_on/{}/condition", escape_segment(name))).and_then(Value::as_str) == Some("service_completed_successfully")) {
+        return Some("runs once and exits: other services wait for it to complete (`service_completed_successfully`), so it is not a steady client of the databases".to_string());
     }
     if kind.is_some() {
         return None;
@@ -1234,6 +1238,21 @@ mod tests {
         if let Err(problems) = crate::load::validate_value(&mut v, &none) {
             panic!("{:#?}\n{}", problems.iter().map(|p| (&p.path, &p.message)).collect::<Vec<_>>(), serde_json::to_string_pretty(&b.value).unwrap());
         }
+    }
+
+    #[test]
+    fn a_service_others_wait_to_complete_is_a_one_shot() {
+        let b = read_text("services:\n  bootstrap:\n    build: .\n    command: python -m ledger.bootstrap --seed\n  web:\n    build: .\n    command: gunicorn -w 4 ledger.wsgi\n    depends_on:\n      bootstrap:\n        condition: service_completed_successfully\n");
+        assert!(b.value["services"].get("bootstrap").is_none(), "{:#}", b.value);
+        assert_eq!(b.value["services"]["web"]["workers"], 4);
+        assert!(notes(&b).iter().any(|n| n.contains("compose service `bootstrap`: runs once and exits")), "{:?}", notes(&b));
+    }
+
+    #[test]
+    fn an_application_image_runs_its_own_subcommands() {
+        let b = read_text("services:\n  worker:\n    image: apache/airflow:3.1.3\n    command: celery worker\n  redis:\n    image: redis:7\n");
+        assert!(b.value["services"].get("worker").is_none(), "{:#}", b.value);
+        assert!(notes(&b).iter().any(|n| n.contains("runs Apache Airflow")), "{:?}", notes(&b));
     }
 
     #[test]

@@ -38,6 +38,7 @@ const KNOWN_IMAGES: &[(&str, &str)] = &[
     ("clickhouse", "ClickHouse"),
     ("clickhouse-server", "ClickHouse"),
     ("kafka", "Kafka"),
+    ("cp-kafka", "Kafka"),
     ("zookeeper", "ZooKeeper"),
     ("traefik", "Traefik"),
     ("caddy", "Caddy"),
@@ -51,13 +52,26 @@ const KNOWN_IMAGES: &[(&str, &str)] = &[
     ("symbolicator", "Symbolicator"),
 ];
 
+/// Images of applications whose command is a subcommand of the application itself
+/// (`apache/airflow` with `command: celery worker` runs `airflow celery worker`): the
+/// command's words name no program of their own, and the application's pools live in
+/// its own configuration.
+pub fn application_image(image: &str) -> Option<&'static str> {
+    let repo = super::images::image_repo(image);
+    let name = repo.rsplit('/').next().unwrap_or(&repo);
+    APPLICATION_IMAGES.iter().find(|(prefix, _)| name == *prefix).map(|(_, what)| *what)
+}
+
+const APPLICATION_IMAGES: &[(&str, &str)] = &[
+    ("airflow", "Apache Airflow (`airflow <component>`; its database pools are [database] sql_alchemy_pool_size and max_overflow in airflow.cfg, per component process)"),
+];
+
 /// Programs headroom does not model, by the command's first program word.
 const KNOWN_PROGRAMS: &[(&str, &str)] = &[
     ("memcached", "memcached"),
     ("taskbroker", "Sentry's task broker"),
-    ("seaweedfs", "SeaweedFS (object storage)"),
+    ("weed", "SeaweedFS (object storage)"),
     ("gotenberg", "Gotenberg (document conversion)"),
-    ("tika", "Apache Tika (document parsing)"),
     ("rabbitmq-server", "RabbitMQ"),
     ("node", "Node.js"),
     ("npm", "Node.js"),

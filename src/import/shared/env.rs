@@ -141,7 +141,7 @@ pub fn host_variable(name: &str, pooler: bool) -> Option<bool> {
     let url = matches!(
         name,
         "DATABASE_URL" | "DB_URL" | "POSTGRES_URL" | "REDIS_URL" | "CACHE_URL" | "CELERY_BROKER_URL" | "BROKER_URL" | "CELERY_RESULT_BACKEND" | "REDIS_CACHE_URL" | "RQ_REDIS_URL" | "SIDEKIQ_REDIS_URL" | "REDIS_TLS_URL" | "CACHE_REDIS_URL" | "SESSION_REDIS_URL" | "VALKEY_URL"
-    ) || ["_DATABASE_URL", "_REDIS_URL"].iter().any(|suffix| name.strip_suffix(suffix).is_some_and(|prefix| !prefix.is_empty()));
+    ) || ["_DATABASE_URL", "_REDIS_URL", "_SQL_ALCHEMY_CONN", "_BROKER_URL"].iter().any(|suffix| name.strip_suffix(suffix).is_some_and(|prefix| !prefix.is_empty()));
     let host = matches!(name, "DB_HOST" | "DATABASE_HOST" | "POSTGRES_HOST" | "PGHOST" | "DB_HOSTNAME" | "REDIS_HOST" | "CACHE_HOST" | "VALKEY_HOST" | "REDIS_CACHE_HOST")
         || (pooler && matches!(name, "DATABASES_HOST" | "POSTGRESQL_HOST"));
     (url || host).then_some(url)
@@ -270,6 +270,7 @@ mod tests {
         assert_eq!(super::host_variable("APP_REDIS_URL", false), Some(true));
         assert_eq!(super::host_variable("REDIS_CACHE_HOST", false), Some(false));
         assert_eq!(super::host_variable("_DATABASE_URL", false), None);
+        assert_eq!(super::host_variable("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", false), Some(true));
     }
 
     use super::*;

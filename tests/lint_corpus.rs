@@ -561,3 +561,58 @@ fn kamal_config_of_an_engine_with_destinations_deploys_the_enclosing_app() {
     assert!(!skipped.iter().any(|(p, _)| p.contains("deploy.")), "destinations are read, not skipped: {skipped:#?}");
     snapshot("kamal-engine-destinations", &linted);
 }
+
+#[test]
+fn procfile_app_on_unicorn_and_resque_pool_counts_every_process() {
+    // A Procfile app whose web process is a script (thrust in front) that ends by
+    // running unicorn, with Resque workers from resque-pool.yml (ERB counts from the
+    // CPUs) and a redis-server with its own config file.
+    let linted = lint("procfile-unicorn-resque");
+    assert_read(
+        &linted,
+        &[
+            ("Procfile", "Procfile"),
+            ("bin/start-app", "script"),
+            ("config/unicorn.conf.rb", "unicorn.rb"),
+            ("config/resque-pool.yml", "resque-pool.yml"),
+            ("config/redis.conf", "redis.conf"),
+            ("config/database.yml", "Rails database.yml"),
+        ],
+    );
+    // Single-threaded processes against a pool of 2: no pool finding; the only
+    // problem is Redis' AOF rewrite fork on a host with the kernel's default overcommit.
+    assert_eq!(linted.problems(), ["redis-overcommit"], "{}", linted.summary());
+    // Every process that opens connections is in the demand: 3 unicorn workers and the
+    // 5 resque processes (3 for `critical,default` on 2 CPUs, `default` from the top
+    // level, `mailers`).
+    let demand = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").map(|f| f["message"].as_str().unwrap().to_string()).unwrap_or_default();
+    assert!(demand.contains("web 1 replica x 3 workers x 2 pool = 6 + worker 1 replica x 5 processes x 2 pool = 10"), "{demand}");
+    // Unicorn's messages speak of unicorn and its config, not of puma flags or puma.rb;
+    // the config named with -c is read, so it is not noted as unread.
+    let summary = linted.summary();
+    assert!(summary.contains("the default in the unicorn config, because UNICORN_WORKERS is not set"), "{summary}");
+    assert!(!summary.contains("puma.rb") && !summary.contains("where puma runs") && !summary.contains("puma `"), "{summary}");
+    assert!(!summary.contains("pass that file"), "{summary}");
+    snapshot("procfile-unicorn-resque", &linted);
+}
+
+#[test]
+fn compose_service_on_the_apps_image_without_a_command_runs_the_dockerfile_cmd() {
+    // A self-hosting compose file: `web` names the published image and no command,
+    // `worker` runs sidekiq from the same image. The image is the app's, built by the
+    // Dockerfile beside it, whose CMD (`./bin/rails server`) `web` runs.
+    let linted = lint("compose-app-image");
+    assert_read(&linted, &[("compose.example.yml", "docker-compose"), ("Dockerfile", "Dockerfile"), ("config/puma.rb", "puma.rb"), ("config/sidekiq.yml", "sidekiq.yml"), ("config/database.yml", "Rails database.yml")]);
+    let assumed = linted.notes("import-assumed");
+    assert!(assumed.iter().any(|n| n.contains("`web` runs its CMD `./bin/rails server`")), "{assumed:#?}");
+    assert!(!linted.summary().contains("is not a kind headroom models"), "{}", linted.summary());
+    // Sidekiq's 10 threads against database.yml's pool of RAILS_MAX_THREADS (3); puma's
+    // 3 threads fit it.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let problems: Vec<&Value> = linted.findings().into_iter().filter(|f| f["severity"] != "info").collect();
+    assert_eq!(problems.len(), 1, "{}", linted.summary());
+    assert!(problems[0]["message"].as_str().unwrap().starts_with("`worker`: each process runs 10 jobs at once"), "{:#}", problems[0]);
+    // A fact the value rests on is said once.
+    assert!(!linted.summary().contains("production (no file sets it; pass --env to evaluate another); RAILS_ENV"), "{}", linted.summary());
+    snapshot("compose-app-image", &linted);
+}

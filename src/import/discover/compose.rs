@@ -163,6 +163,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         }
         entry.words = words;
     }
+    app_image_defaults(builder, file, &dir, &mut entries, services);
     let groups = group(builder, file, &entries);
     // Every name a container is reached by -> its spec service.
     let mut hosts: HashMap<String, String> = HashMap::new();
@@ -277,6 +278,43 @@ fn depends_on(def: &Value) -> Vec<String> {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
         Some(Value::Object(map)) => map.keys().cloned().collect(),
         _ => Vec::new(),
+    }
+}
+
+/// A service with no command and no build whose image another service of the file
+/// runs an app program from (`web` beside `worker: bundle exec sidekiq`, both on
+/// `ghcr.io/acme/app`) runs the app's image: the project's Dockerfile builds it, and
+/// its CMD is what the service runs (noted as an assumption).
+fn app_image_defaults(builder: &mut ImportBuilder, file: FileId, dir: &Path, entries: &mut [Entry], services: &Map<String, Value>) {
+    let app_images: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| e.words.as_deref().and_then(interpret::classify).is_some())
+        .filter_map(|e| Some((e.def.get("image")?.as_str()?.to_string(), e.name.clone())))
+        .collect();
+    let dockerfile = dir.join("Dockerfile");
+    for entry in entries.iter_mut() {
+        if entry.words.is_some() || !matches!(entry.role, Role::Skip(_)) || entry.def.get("build").is_some() || !dockerfile.is_file() {
+            continue;
+        }
+        let Some(image) = entry.def.get("image").and_then(Value::as_str).map(str::to_string) else { continue };
+        let Some((_, sibling)) = app_images.iter().find(|(i, _)| *i == image) else { continue };
+        let Some(default) = dockerfile::default_command(builder, dir, &dockerfile) else { continue };
+        if interpret::classify(&default.words).is_none() {
+            continue;
+        }
+        let shown = default.words.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(" ");
+        entry.role = classify(entry, Some(&default.words), services);
+        if !matches!(entry.role, Role::Service(_)) {
+            continue;
+        }
+        builder.assumed_at(
+            file,
+            entry.key.clone(),
+            format!("compose service `{}` runs `{image}` without a command; `{sibling}` runs an app program from the same image, so it is this app's image, built by ./Dockerfile, and `{}` runs its CMD `{shown}`", entry.name, entry.name),
+            "set `command:` on the service to say what it runs",
+        );
+        entry.words_file = Some(default.file);
+        entry.words = Some(default.words);
     }
 }
 

@@ -66,6 +66,10 @@ struct Puma<'a> {
     builder: &'a mut ImportBuilder,
     file: FileId,
     service: String,
+    /// The program whose config this is (`puma`, `unicorn`), as messages name it.
+    program: &'static str,
+    /// The config file, as messages name it (`puma.rb`, `the unicorn config`).
+    config: &'static str,
 }
 
 /// Puma DSL calls that do not change capacity.
@@ -84,7 +88,7 @@ impl Puma<'_> {
         let path = format!("services.{}.{key}", self.service);
         if let Some(flag) = self.builder.set_by_flag(&path) {
             if self.builder.get(&path) != Some(&value) {
-                self.builder.ignored(self.file, bytes.clone(), format!("puma.rb `{key}` {value}: the command line's `{}` wins over it", flag.escape_debug()));
+                self.builder.ignored(self.file, bytes.clone(), format!("{} `{key}` {value}: the command line's `{}` wins over it", self.config, flag.escape_debug()));
             }
             return false;
         }
@@ -96,7 +100,7 @@ impl Puma<'_> {
         match eval(expr, vars, cx) {
             Ok(e) => Some(e),
             Err(why) => {
-                self.builder.ignored(self.file, bytes.clone(), format!("puma `{what}`: {why} cannot be evaluated here"));
+                self.builder.ignored(self.file, bytes.clone(), format!("{} `{what}`: {why} cannot be evaluated here", self.program));
                 None
             }
         }
@@ -104,8 +108,17 @@ impl Puma<'_> {
 
     /// Notes the facts a value rests on (the run's environment, an assumed CPU count).
     fn note_facts(&mut self, key: &str, value: &str, assumed: &[String], bytes: &Range<usize>) {
+        // The same fact may come from the branch and from the value (`if production`
+        // around `workers … if workers_count > 1`): each is said once.
+        let mut unique: Vec<String> = Vec::new();
+        for fact in assumed {
+            if !unique.contains(fact) {
+                unique.push(fact.clone());
+            }
+        }
+        let assumed = unique;
         if !assumed.is_empty() {
-            self.builder.assumed_at(self.file, bytes.clone(), format!("`{key}` {value} for `{}` rests on: {}", self.service, assumed.join("; ")), "pass --cpus / --env, or set the value in an overlay, if these differ where puma runs");
+            self.builder.assumed_at(self.file, bytes.clone(), format!("`{key}` {value} for `{}` rests on: {}", self.service, assumed.join("; ")), format!("pass --cpus / --env, or set the value in an overlay, if these differ where {} runs", self.program));
         }
     }
 
@@ -115,7 +128,7 @@ impl Puma<'_> {
     fn set_number(&mut self, key: &str, e: &Evaluated, bytes: &Range<usize>, min: i64) {
         let path = format!("services.{}.{key}", self.service);
         let Some(n) = e.value.as_int().filter(|n| *n >= min) else {
-            self.builder.ignored(self.file, bytes.clone(), format!("puma `{key}` is not a whole number ≥ {min} here"));
+            self.builder.ignored(self.file, bytes.clone(), format!("{} `{key}` is not a whole number ≥ {min} here", self.program));
             return;
         };
         if !e.from_env.is_empty() && self.builder.get(&path).is_some() {
@@ -128,8 +141,8 @@ impl Puma<'_> {
             let vars = e.defaulted.join(", ");
             self.builder.assumed_at(self.file,
                 bytes.clone(),
-                format!("`{key}` {n} for `{}`: the default in puma.rb, because {vars} is not set in the files read", self.service),
-                format!("if {vars} is set where puma runs, its value wins"),
+                format!("`{key}` {n} for `{}`: the default in {}, because {vars} is not set in the files read", self.service, self.config),
+                format!("if {vars} is set where {} runs, its value wins", self.program),
             );
         }
         self.note_facts(key, &n.to_string(), &e.assumed, bytes);
@@ -299,7 +312,7 @@ fn read_ruby_config(builder: &mut ImportBuilder, file: FileId, unicorn: bool) {
     let env = super::service_env(builder, &service);
     let facts = super::facts_for(builder, &service);
     let cx = Context { env: &env, facts: &facts };
-    let mut puma = Puma { builder, file, service: service.clone() };
+    let mut puma = Puma { builder, file, service: service.clone(), program: runs, config: if unicorn { "the unicorn config" } else { "puma.rb" } };
     let mut vars = HashMap::new();
     walk(&text, &cx, &mut vars, &mut |step, vars| match step {
         Step::Statement { text, bytes, assumed, .. } if unicorn => puma.unicorn_statement(&text, &bytes, &assumed, vars, &cx),
@@ -395,7 +408,7 @@ impl Puma<'_> {
                     self.put("preload", json!(on), bytes);
                 }
             }
-            "timeout" => self.builder.ignored(self.file, bytes.clone(), "unicorn `timeout` kills a worker whose request runs longer: a request timeout the puma model does not compare with the proxy's"),
+            "timeout" => self.builder.ignored(self.file, bytes.clone(), "unicorn `timeout` kills a worker whose request runs longer: a request timeout, not compared with the proxy's here (unicorn is modelled as one-thread puma workers)"),
             "before_fork" | "after_fork" | "after_worker_ready" | "before_exec" => {}
             _ => self.builder.ignored(self.file, bytes.clone(), format!("unicorn `{}` does not change capacity", name.escape_debug())),
         }

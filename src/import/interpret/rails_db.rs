@@ -26,10 +26,11 @@ fn rails_services(builder: &ImportBuilder, file: FileId) -> Vec<String> {
     let found: Vec<String> = services
         .map(|s| {
             s.iter()
-                .filter(|(_, v)| {
+                .filter(|(k, v)| {
                     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
                     let command = v.get("command").and_then(Value::as_str).unwrap_or("");
-                    matches!(kind, "puma" | "solid_queue" | "sidekiq") || (kind == "worker" && (command.starts_with("bin/") || command.contains("rails") || command.contains("rake")))
+                    let resque = builder.programs.get(k.as_str()).is_some_and(|p| *p == "resque");
+                    matches!(kind, "puma" | "solid_queue" | "sidekiq") || (kind == "worker" && (resque || command.starts_with("bin/") || command.contains("rails") || command.contains("rake")))
                 })
                 .map(|(k, _)| k.clone())
                 .collect()

@@ -154,6 +154,30 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 }
                 if n == '#' && quote == '"' && chars.get(i) == Some(&'{') {
                     interpolated = true;
+                    // The code of `#{…}` may hold strings of its own (`"#{x ? "a" : "b"}"`):
+                    // copied as written up to its closing brace.
+                    s.push('#');
+                    let mut depth = 0;
+                    let mut inner_quote: Option<char> = None;
+                    loop {
+                        let Some(&c) = chars.get(i) else { return Err("an unterminated string".into()) };
+                        i += 1;
+                        s.push(c);
+                        match inner_quote {
+                            Some(q) if c == q => inner_quote = None,
+                            Some(_) => {}
+                            None if c == '"' || c == '\'' => inner_quote = Some(c),
+                            None if c == '{' => depth += 1,
+                            None if c == '}' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            None => {}
+                        }
+                    }
+                    continue;
                 }
                 s.push(n);
             }
@@ -1111,6 +1135,8 @@ mod tests {
         assert_eq!(e.value, RValue::Str("tcp://127.0.0.1:3001".into()));
         assert_eq!((e.defaulted, e.from_env), (vec!["BIND".to_string()], vec!["PORT".to_string()]));
         assert!(run(r#""unix://#{socket_path}""#, &env, &facts).unwrap_err().contains("interpolation"));
+        let nested = r##""#{(ENV["BIND_ALL"] ? "" : "127.0.0.1:")}#{(ENV["PORT"] || 3000).to_i}""##;
+        assert_eq!(run(nested, &env, &facts).unwrap().value, RValue::Str("127.0.0.1:3001".into()));
         assert_eq!(run("(ENV['DB_PASS'] || '').to_json", &env, &facts).unwrap().value, RValue::Str("\"\"".into()));
     }
 

@@ -77,6 +77,15 @@ struct Shape {
     max_connections: u64,
     maxclients: u64,
     nginx_connections: u64,
+    /// nginx's worker_rlimit_nofile left out (its default, 2 x worker_connections,
+    /// is what the rule asks for, so `scale` may write exactly that).
+    rlimit_written: bool,
+    /// PgBouncer instances, and whether max_db_connections / max_user_connections cap
+    /// each one (a cap raised for one rule can overfill postgres for another).
+    pooler_replicas: u64,
+    pooler_caps: bool,
+    /// The database's memory in GiB and its work_mem in MiB (None: unknown).
+    db_memory: Option<(u64, u64)>,
 }
 
 fn spec_text(s: &Shape) -> String {
@@ -85,24 +94,34 @@ fn spec_text(s: &Shape) -> String {
         "# a generated deployment\nversion: 1\nname: gen\n\nload:\n  rps: {}   # peak\n  service_time: 100ms\n  db_time: 20ms\n\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: {}\n    threads: {}\n    replicas: {}\n    resources: {{ cpus: {}, memory: 1GiB }}\n    health: {{ path: /health }}\n    uses:\n      {db_use}: {{ pool: {}, framework: sqlalchemy }}\n      cache: {{ pool: 4 }}\n",
         s.rps, s.workers, s.threads, s.replicas, s.cpus, s.pool
     );
+    let rlimit = if s.rlimit_written { format!("    worker_rlimit_nofile: {}\n", s.nginx_connections * 2) } else { String::new() };
     text.push_str(&format!(
-        "\n  lb:\n    kind: nginx\n    worker_processes: 1\n    worker_connections: {}   # per worker\n    worker_rlimit_nofile: {}\n    upstreams: {{ app: {{ to: web, keepalive: 32 }} }}\n    locations: [ {{ path: /, upstream: app }} ]\n",
+        "\n  lb:\n    kind: nginx\n    worker_processes: 1\n    worker_connections: {}   # per worker\n{rlimit}    upstreams: {{ app: {{ to: web, keepalive: 32 }} }}\n    locations: [ {{ path: /, upstream: app }} ]\n",
         s.nginx_connections,
-        s.nginx_connections * 2
     ));
     if s.pooler {
-        text.push_str("\n  pgbouncer:\n    kind: pgbouncer\n    pool_mode: transaction\n    max_client_conn: 200\n    default_pool_size: 20\n    uses: { db: {} }\n");
+        text.push_str(&format!("\n  pgbouncer:\n    kind: pgbouncer\n    pool_mode: transaction\n    replicas: {}\n    max_client_conn: 200\n    default_pool_size: 20\n", s.pooler_replicas));
+        if s.pooler_caps {
+            text.push_str("    reserve_pool_size: 5\n    max_db_connections: 20   # per instance\n    max_user_connections: 20\n");
+        }
+        text.push_str("    uses: { db: {} }\n");
     }
+    let memory = match s.db_memory {
+        Some((gib, work_mem)) => format!("    work_mem: {work_mem}MiB\n    resources: {{ cpus: 2, memory: {gib}GiB }}\n"),
+        None => String::new(),
+    };
     text.push_str(&format!(
-        "\n  db:\n    kind: postgres\n    max_connections: {}\n\n  cache:\n    kind: redis\n    maxclients: {}\n    maxmemory: 512mb\n    maxmemory_policy: allkeys-lru\n    resources: {{ memory: 2GiB }}\n",
+        "\n  db:\n    kind: postgres\n    max_connections: {}\n{memory}\n  cache:\n    kind: redis\n    maxclients: {}\n    maxmemory: 512mb\n    maxmemory_policy: allkeys-lru\n    resources: {{ memory: 2GiB }}\n",
         s.max_connections, s.maxclients
     ));
     text
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
-    (10u64..1500, 1u64..6, 1u64..6, 1u64..5, 1u64..4, 1u64..12, any::<bool>(), 20u64..400, 50u64..2000, 64u64..2048).prop_map(
-        |(rps, workers, threads, replicas, cpus, pool, pooler, max_connections, maxclients, nginx_connections)| Shape {
+    let numbers = (10u64..1500, 1u64..6, 1u64..6, 1u64..5, 1u64..4, 1u64..12, any::<bool>(), 20u64..400, 50u64..2000, 64u64..2048);
+    let shapes = (any::<bool>(), 1u64..4, any::<bool>(), proptest::option::of((1u64..17, 1u64..65)));
+    (numbers, shapes).prop_map(
+        |((rps, workers, threads, replicas, cpus, pool, pooler, max_connections, maxclients, nginx_connections), (rlimit_written, pooler_replicas, pooler_caps, db_memory))| Shape {
             rps,
             workers,
             threads,
@@ -113,6 +132,10 @@ fn shape() -> impl Strategy<Value = Shape> {
             max_connections,
             maxclients,
             nginx_connections,
+            rlimit_written,
+            pooler_replicas,
+            pooler_caps,
+            db_memory,
         },
     )
 }
@@ -128,11 +151,20 @@ proptest! {
     }
 
     #[test]
-    fn a_spec_that_fits_is_left_alone(s in shape()) {
-        let text = spec_text(&s);
-        let loaded = load_text(&text);
-        prop_assume!(blocking(&text).is_empty());
-        let Outcome::Fits(proposal) = scale::search(&loaded, Target::Rps(s.rps as f64)).expect("the search runs") else {
+    fn a_spec_that_fits_is_left_alone(s in shape(), factor in 1u64..4) {
+        // A proposal fits its own target: scaling it again to that target changes
+        // nothing (and so does a generated spec that fits as written).
+        let loaded = load_text(&spec_text(&s));
+        let fitting = if blocking(&loaded.source.text).is_empty() {
+            loaded
+        } else {
+            match scale::search(&loaded, Target::Factor(factor as f64)).expect("the search runs") {
+                Outcome::Fits(proposal) => load_text(&proposal.text),
+                Outcome::Wall(_) => return Ok(()),
+            }
+        };
+        let rps = fitting.value.pointer("/load/rps").and_then(Value::as_f64).expect("a load");
+        let Outcome::Fits(proposal) = scale::search(&fitting, Target::Rps(rps)).expect("the search runs") else {
             panic!("a spec that fits hit a wall")
         };
         prop_assert!(proposal.settings.is_empty(), "changed {:?}", proposal.settings);
@@ -150,7 +182,7 @@ fn every_example_scales_or_names_its_wall() {
         if loaded.spec.load.is_none() {
             continue;
         }
-        for factor in [1.0, 2.0, 4.0] {
+        for factor in [1.0, 2.0, 4.0, 20.0] {
             assert_fits_and_minimal(&loaded, Target::Factor(factor), &format!("{} x{factor}", dir.display()));
         }
     }
@@ -186,4 +218,54 @@ fn users_scale_the_rps_in_proportion() {
     let value = scale::with_target(&load_text(text).value, Target::Users(1000)).expect("a load");
     assert_eq!(value.pointer("/load/rps").and_then(Value::as_f64), Some(400.0));
     assert_eq!(value.pointer("/load/concurrent_users").and_then(Value::as_u64), Some(1000));
+}
+
+#[test]
+fn a_setting_left_out_is_written_at_the_least_value_that_fits() {
+    // worker_rlimit_nofile defaults to 2 x worker_connections, the rule's own minimum.
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  concurrent_users: 1000\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 8\n    replicas: 4\n    resources: { cpus: 1 }\n  lb:\n    kind: nginx\n    worker_processes: 1\n    worker_connections: 1024\n    upstreams: { app: { to: web, keepalive: 32 } }\n    locations: [ { path: /, upstream: app } ]\n";
+    let loaded = load_text(text);
+    assert_fits_and_minimal(&loaded, Target::Users(4000), "rlimit left out");
+    let Outcome::Fits(proposal) = scale::search(&loaded, Target::Users(4000)).expect("runs") else { panic!("fits") };
+    let get = |p: &str| proposal.settings.iter().find(|(q, _, _)| q == p).map(|(_, _, v)| v.clone());
+    let connections = get("/services/lb/worker_connections").and_then(|v| v.as_u64()).expect("worker_connections raised");
+    assert_eq!(get("/services/lb/worker_rlimit_nofile").and_then(|v| v.as_u64()), Some(2 * connections), "{}", proposal.text);
+}
+
+#[test]
+fn a_database_over_its_memory_gets_fewer_connections_when_its_clients_need_fewer() {
+    // 200 x 64MiB x 2 + 2GiB > 8GiB; PgBouncer opens at most 30, so 33 is enough.
+    let text = "version: 1\nname: t\nload:\n  rps: 50\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 2\n    resources: { cpus: 1 }\n    uses: { pgbouncer: { pool: 4 } }\n  pgbouncer:\n    kind: pgbouncer\n    pool_mode: transaction\n    default_pool_size: 25\n    reserve_pool_size: 5\n    uses: { db: {} }\n  db:\n    kind: postgres\n    max_connections: 200   # parameter group\n    shared_buffers: 2GiB\n    work_mem: 64MiB\n    resources: { cpus: 2, memory: 8GiB }\n";
+    let loaded = load_text(text);
+    assert_fits_and_minimal(&loaded, Target::Factor(1.0), "memory");
+    let Outcome::Fits(proposal) = scale::search(&loaded, Target::Factor(1.0)).expect("runs") else { panic!("fits") };
+    let changed: Vec<(&str, Option<u64>)> = proposal.settings.iter().map(|(p, _, v)| (p.as_str(), v.as_u64())).collect();
+    // The largest max_connections the memory holds: (8 - 2) GiB / 128 MiB = 48.
+    assert_eq!(changed, [("/services/db/max_connections", Some(48))], "{}", proposal.text);
+}
+
+/// The wall of a spec at a target, as `scale` reports it.
+fn wall_of(text: &str, target: Target) -> scale::Wall {
+    match scale::search(&load_text(text), target).expect("runs") {
+        Outcome::Wall(wall) => *wall,
+        Outcome::Fits(p) => panic!("expected a wall, got:\n{}", p.text),
+    }
+}
+
+#[test]
+fn a_pooled_database_out_of_memory_is_not_told_to_add_a_pooler() {
+    let text = "version: 1\nname: t\nload:\n  rps: 2000\n  service_time: 100ms\n  db_time: 40ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 8\n    replicas: 40\n    resources: { cpus: 1 }\n    uses: { pgbouncer: { pool: 8 } }\n  pgbouncer:\n    kind: pgbouncer\n    pool_mode: transaction\n    max_client_conn: 5000\n    default_pool_size: 20\n    nofile: 10000\n    uses: { db: {} }\n  db:\n    kind: postgres\n    max_connections: 100\n    shared_buffers: 2GiB\n    work_mem: 16MiB\n    resources: { cpus: 4, memory: 8GiB }\n";
+    let wall = wall_of(text, Target::Factor(4.0));
+    let help = wall.hardware.expect("a hardware change");
+    assert!(help.contains("give it 16 GiB of memory") && help.contains("lower work_mem to 7 MiB"), "{help}");
+    assert!(!help.contains("PgBouncer"), "{help}");
+}
+
+#[test]
+fn an_external_database_wall_names_its_provider_setting() {
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 2\n    resources: { cpus: 1 }\n    uses: { db: { framework: django, persistent: true } }\n  db:\n    kind: postgres\n    external: true\n    max_connections: 100\n";
+    let wall = wall_of(text, Target::Factor(20.0));
+    assert_eq!(wall.finding.rule, "postgres-connections-exhausted");
+    let help = wall.hardware.expect("a change to name");
+    assert!(help.contains("is external") && help.contains("services.db.max_connections") && help.contains("PgBouncer in transaction mode"), "{help}");
 }

@@ -68,8 +68,9 @@ pub const PUMA_MAX_THREADS: u64 = 5;
 pub const GEVENT_MAX_CONNECTIONS: u64 = 1000;
 /// Most replicas of one service (or autoscale max) the search goes to.
 pub const MAX_REPLICAS: u64 = 1000;
-/// Most machines in one group the search goes to.
-pub const MAX_MACHINES: u64 = 256;
+/// Most machines in one group the search goes to: as many as replicas, so a replica
+/// may have a machine of its own.
+pub const MAX_MACHINES: u64 = 1000;
 /// The largest connection-limit setting tried (PostgreSQL's max_connections maximum).
 pub const MAX_CONNECTIONS: u64 = 262_143;
 /// Largest fd limit tried.
@@ -189,6 +190,9 @@ fn database_reach(plan: &Plan) -> Vec<Knob> {
             if p.max_db_connections.value > 0 {
                 knobs.push(knob(&p.max_db_connections, Direction::Up, MAX_CONNECTIONS, 0));
             }
+            if p.max_user_connections.value > 0 {
+                knobs.push(knob(&p.max_user_connections, Direction::Up, MAX_CONNECTIONS, 0));
+            }
         }
     }
     for postgres in plan.of_kind(Kind::Postgres) {
@@ -201,6 +205,9 @@ fn database_reach(plan: &Plan) -> Vec<Knob> {
                 raise.follows.push((pointer(pgb.default_pool_size.path()), pgb.default_pool_size.value, pools));
                 if pgb.max_db_connections.value > 0 {
                     raise.follows.push((pointer(pgb.max_db_connections.path()), pgb.max_db_connections.value, 1));
+                }
+                if pgb.max_user_connections.value > 0 {
+                    raise.follows.push((pointer(pgb.max_user_connections.path()), pgb.max_user_connections.value, 1));
                 }
             }
             knobs.push(raise);
@@ -320,6 +327,15 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
             shares: Vec::new(),
             follows: Vec::new(),
         }],
+        // Fewer connections, each with its work_mem, as long as every client still
+        // gets one; past that the wall names the memory or a pooler.
+        "postgres-memory" => match service.map(|s| &s.detail) {
+            Some(Detail::Postgres(pg)) => {
+                let floor = pg.demand.saturating_add(pg.superuser_reserved_connections.value).saturating_add(pg.reserved_connections.value).max(1);
+                vec![knob(&pg.max_connections, Direction::Down, floor, 1)]
+            }
+            _ => Vec::new(),
+        },
         "workers-over-cpus" => match service.map(|s| &s.detail) {
             Some(Detail::Gunicorn(g)) => vec![knob(&g.workers, Direction::Down, 1, 0)],
             Some(Detail::Puma(p)) => vec![knob(&p.workers, Direction::Down, 0, 0)],

@@ -225,26 +225,57 @@ impl Search {
     }
 
     fn try_knob(&mut self, knob: &Knob, finding: &Diagnostic, before: &[Diagnostic]) -> Tried {
-        let at_limit = self.probe(knob, knob.limit, finding, before);
+        let mut limit = knob.limit;
+        let mut capped_by: Option<Box<Diagnostic>> = None;
+        let mut at_limit = self.probe(knob, limit, finding, before);
+        if let Some(broken) = at_limit.broken.take() {
+            // A constraint (memory per connection, processes per CPU) bounds how far the
+            // knob may go: it may still move up to that bound.
+            let first = self.probe(knob, knob.current, finding, before);
+            if first.broken.is_some() || knob.current == limit {
+                return Tried::Rejected(Some(Box::new(broken)));
+            }
+            limit = self.closest(limit, knob.current, |s, v| s.probe(knob, v, finding, before).broken.is_none());
+            // The constraint as it reads one step past the bound: the wall names it.
+            let past = match knob.direction {
+                knobs::Direction::Up => limit + 1,
+                knobs::Direction::Down => limit - 1,
+            };
+            capped_by = Some(Box::new(self.probe(knob, past, finding, before).broken.unwrap_or(broken)));
+            if limit == knob.current {
+                return Tried::Rejected(capped_by);
+            }
+            at_limit = self.probe(knob, limit, finding, before);
+        }
         if !at_limit.cleared {
-            if at_limit.broken.is_some() || !knobs::accumulates(&finding.rule) {
-                return Tried::Rejected(at_limit.broken.map(Box::new));
+            if !knobs::accumulates(&finding.rule) {
+                return Tried::Rejected(capped_by);
             }
             // Moving it helps only up to a point (a pool past what its pooler lets
             // through changes nothing): take the least move that gets all it gives.
             let saturated = at_limit.numbers;
             if self.probe(knob, knob.current, finding, before).numbers == saturated {
-                return Tried::Rejected(None);
+                return Tried::Rejected(capped_by);
             }
-            let n = self.closest(knob.current, knob.limit, |s, v| s.probe(knob, v, finding, before).numbers == saturated);
+            let n = self.closest(knob.current, limit, |s, v| s.probe(knob, v, finding, before).numbers == saturated);
             return Tried::Partial(n);
         }
-        // The least move that clears it.
-        let n = self.closest(knob.current, knob.limit, |s, v| s.probe(knob, v, finding, before).cleared);
+        // The least move that clears it. A setting the user left out is a change when
+        // written at its default too, so the default itself comes first.
+        let n = if !self.written(knob) && self.probe(knob, knob.current, finding, before).cleared {
+            knob.current
+        } else {
+            self.closest(knob.current, limit, |s, v| s.probe(knob, v, finding, before).cleared)
+        };
         match self.probe(knob, n, finding, before).broken {
             Some(broken) => Tried::Rejected(Some(Box::new(broken))),
             None => Tried::Cleared(n),
         }
+    }
+
+    /// Whether every setting the knob writes is written in the spec as it stands.
+    fn written(&self, knob: &Knob) -> bool {
+        if knob.shares.is_empty() { self.value.pointer(&knob.pointer).is_some() } else { knob.shares.iter().all(|(p, _)| self.value.pointer(p).is_some()) }
     }
 }
 
@@ -259,6 +290,7 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
     let start = with_target(&loaded.value, target)?;
     let mut s = Search { value: start.clone(), evaluations: 0 };
     let mut touched: Vec<Knob> = Vec::new();
+    let mut visited: HashSet<String> = HashSet::from([serde_json::to_string(&start).unwrap_or_default()]);
     for _round in 0..400 {
         let Some((plan, diagnostics)) = s.eval(&s.value.clone()) else {
             return Err("the spec with the new load is not valid".into());
@@ -269,21 +301,25 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
         let mut progressed = false;
         let mut reasons: Vec<(Knob, Option<Box<Diagnostic>>)> = Vec::new();
         for knob in knobs::for_finding(&finding, &plan) {
-            match s.try_knob(&knob, &finding, &diagnostics) {
-                Tried::Cleared(n) => {
-                    s.value = s.with(&knob, n);
-                    touched.push(knob);
-                    progressed = true;
-                    break;
+            let tried = s.try_knob(&knob, &finding, &diagnostics);
+            let n = match tried {
+                Tried::Cleared(n) | Tried::Partial(n) => n,
+                Tried::Rejected(why) => {
+                    reasons.push((knob, why));
+                    continue;
                 }
-                Tried::Partial(n) => {
-                    s.value = s.with(&knob, n);
-                    touched.push(knob);
-                    progressed = true;
-                    break;
-                }
-                Tried::Rejected(why) => reasons.push((knob, why)),
+            };
+            // A move back to a spec already tried (one rule raising what another just
+            // lowered) would go round in circles: the next knob is tried instead.
+            let next = s.with(&knob, n);
+            if !visited.insert(serde_json::to_string(&next).unwrap_or_default()) {
+                reasons.push((knob, None));
+                continue;
             }
+            s.value = next;
+            touched.push(knob);
+            progressed = true;
+            break;
         }
         if !progressed {
             return Ok(Outcome::Wall(Box::new(wall(&finding, &plan, &reasons))));
@@ -311,8 +347,13 @@ fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) 
         for knob in &knobs {
             let Some(now) = read(&s.value, knob) else { continue };
             if now == knob.current {
-                // Back where it started: written the way the user had it (or not at all).
-                s.value = knob_pointers(knob).iter().fold(s.value.clone(), |v, p| restored(&v, &loaded.value, p));
+                // Back where it started: written the way the user had it (or not at
+                // all), unless leaving it out is what fails (a default the rules do
+                // not assume).
+                let original = knob_pointers(knob).iter().fold(s.value.clone(), |v, p| restored(&v, &loaded.value, p));
+                if original != s.value && fits(s, &original) {
+                    s.value = original;
+                }
                 continue;
             }
             // The value closest to the original that still fits.
@@ -322,8 +363,13 @@ fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) 
             });
             // The original itself may fit once other knobs moved.
             let original = knob_pointers(knob).iter().fold(s.value.clone(), |v, p| restored(&v, &loaded.value, p));
+            // A setting the user left out may fit written at its default.
+            let at_default = s.with(knob, knob.current);
             if fits(s, &original) {
                 s.value = original;
+                moved = true;
+            } else if loaded.value.pointer(&knob.pointer).is_none() && ok != knob.current && fits(s, &at_default) {
+                s.value = at_default;
                 moved = true;
             } else if ok != now {
                 s.value = s.with(knob, ok);
@@ -456,13 +502,16 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
     for (knob, why) in reasons {
         let Some(why) = why else { continue };
         if why.rule == "postgres-memory" {
-            hardware = Some(postgres_wall(why, plan));
+            hardware = Some(postgres_wall(why, finding, plan));
         } else {
             message.push_str(&format!("; raising {} breaks {} ({})", crate::load::path::from_pointer(&knob.pointer, &Value::Null), why.rule, why.message));
         }
     }
     if reasons.is_empty() {
         message.push_str("; no setting scale may change clears this");
+    }
+    if hardware.is_none() && finding.rule == "postgres-memory" {
+        hardware = Some(postgres_wall(finding, finding, plan));
     }
     if hardware.is_none() && DATABASE_BUDGETS.contains(&finding.rule.as_str()) {
         hardware = unknown_memory_wall(plan);
@@ -474,21 +523,32 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
 const DATABASE_BUDGETS: &[&str] = &["postgres-connections-exhausted", "pgbouncer-server-pool", "deploy-overlap-exhausts-postgres", "db-pool-below-load", "app-pool-below-concurrency"];
 
 /// A PostgreSQL whose memory is unknown holds at most PGTune's connections as far as
-/// `scale` goes: the way past it is to say its memory or to pool in front of it.
+/// `scale` goes: the way past it is to say its memory or to pool in front of it. An
+/// external one's max_connections is its provider's setting.
 fn unknown_memory_wall(plan: &Plan) -> Option<String> {
     plan.services.iter().find_map(|s| match &s.detail {
-        Detail::Postgres(pg) if pg.tuning.is_none() && !s.external => {
+        Detail::Postgres(pg) if pg.tuning.is_none() => {
             let cap = knobs::unknown_memory_connections(pg.workload).max(pg.max_connections.value);
-            let pooled = plan.poolers_of(&s.name).next().is_some();
-            Some(format!(
-                "PostgreSQL `{}` has no memory given, so scale raises its max_connections to at most {cap} (PGTune's figure for its workload); give {}.resources.memory so the memory rule can size more{}",
-                s.name,
-                s.path,
-                if pooled { "" } else { ", or put PgBouncer in transaction mode in front of it" }
-            ))
+            let pooler = if transaction_pooled(plan, &s.name) { String::new() } else { ", or put PgBouncer in transaction mode in front of it".to_string() };
+            Some(if s.external {
+                format!(
+                    "PostgreSQL `{}` is external: its max_connections is its provider's setting (a parameter group or plan), and with its memory unknown scale raises it to at most {cap} (PGTune's figure for its workload); raise it at the provider and write it in {}.max_connections{pooler}",
+                    s.name, s.path
+                )
+            } else {
+                format!(
+                    "PostgreSQL `{}` has no memory given, so scale raises its max_connections to at most {cap} (PGTune's figure for its workload); give {}.resources.memory so the memory rule can size more{pooler}",
+                    s.name, s.path
+                )
+            })
         }
         _ => None,
     })
+}
+
+/// Whether a PgBouncer in transaction (or statement) mode pools for this postgres.
+fn transaction_pooled(plan: &Plan, postgres: &str) -> bool {
+    plan.poolers_of(postgres).any(|(_, p)| !matches!(p.pool_mode.value, crate::spec::PoolMode::Session))
 }
 
 fn gib(bytes: f64) -> String {
@@ -496,27 +556,49 @@ fn gib(bytes: f64) -> String {
     if g >= 1.0 { format!("{} GiB", crate::rules::num(g)) } else { format!("{} MiB", crate::rules::num(bytes / 1_048_576.0)) }
 }
 
-/// "PostgreSQL on 8 GiB cannot hold 600 connections with work_mem 16MB; ..."
-fn postgres_wall(memory: &Diagnostic, plan: &Plan) -> String {
-    let n = |k: &str| memory.numbers.get(k).copied().unwrap_or(0.0);
+/// "PostgreSQL on 8 GiB cannot hold 600 connections with work_mem 16MB; ..." for the
+/// connections the blocking finding asks for (`memory` is the memory rule as it reads
+/// one step past what fits).
+fn postgres_wall(memory: &Diagnostic, finding: &Diagnostic, plan: &Plan) -> String {
+    let n = |d: &Diagnostic, k: &str| d.numbers.get(k).copied().unwrap_or(0.0);
     let service = memory.message.split('`').nth(1).unwrap_or("postgres");
-    let limit = n("memory_limit");
-    let need = n("need");
+    let (limit, work_mem, shared) = (n(memory, "memory_limit"), n(memory, "work_mem"), n(memory, "shared_buffers"));
+    // The connections that would clear the finding: its own count where it gives one,
+    // else what the memory rule was asked to hold.
+    let past = n(memory, "max_connections");
+    let wanted = match finding.rule.as_str() {
+        "postgres-connections-exhausted" | "deploy-overlap-exhausts-postgres" if finding.numbers.contains_key("demand") => {
+            n(finding, "demand") + (n(finding, "max_connections") - n(finding, "usable")).max(0.0)
+        }
+        "db-pool-below-load" => past + (n(finding, "needed").ceil() - n(finding, "reachable")).max(0.0),
+        // Too much memory at today's max_connections: what every client needs is the
+        // least it can go down to.
+        "postgres-memory" => match plan.service(service).map(|s| &s.detail) {
+            Some(Detail::Postgres(pg)) => (pg.demand + pg.superuser_reserved_connections.value + pg.reserved_connections.value) as f64,
+            _ => past,
+        },
+        _ => past,
+    }
+    .max(if finding.rule == "postgres-memory" { 1.0 } else { past });
+    let need = shared + wanted * work_mem * 2.0;
     // The smallest power-of-two memory that holds shared_buffers + connections x
     // work_mem x 2 (machines come in such sizes).
     let mut suggest = 1024.0 * 1024.0 * 1024.0;
     while suggest < need {
         suggest *= 2.0;
     }
-    let _ = plan;
+    let pooled = plan.service(service).is_some_and(|_| transaction_pooled(plan, service));
+    let smaller_work_mem = ((limit - shared) / (wanted * 2.0) / 1_048_576.0).floor();
+    let pooler = if pooled { String::new() } else { "add PgBouncer in transaction mode in front of it, or ".to_string() };
+    let work_mem_hint = if smaller_work_mem >= 1.0 { format!(", or lower work_mem to {}", gib(smaller_work_mem * 1_048_576.0)) } else { String::new() };
     format!(
-        "PostgreSQL `{service}` on {} cannot hold {} connections with work_mem {} (shared_buffers {} + {} x {} x 2 = {}); add PgBouncer in transaction mode in front of it, or give it {} of memory",
+        "PostgreSQL `{service}` on {} cannot hold {} connections with work_mem {} (shared_buffers {} + {} x {} x 2 = {}); {pooler}give it {} of memory{work_mem_hint}",
         gib(limit),
-        crate::rules::num(n("max_connections")),
-        gib(n("work_mem")),
-        gib(n("shared_buffers")),
-        crate::rules::num(n("max_connections")),
-        gib(n("work_mem")),
+        crate::rules::num(wanted),
+        gib(work_mem),
+        gib(shared),
+        crate::rules::num(wanted),
+        gib(work_mem),
         gib(need),
         gib(suggest),
     )

@@ -6,7 +6,8 @@
 //! by an entrypoint script, a Django app whose image starts NGINX Unit, one image whose
 //! entrypoint's shell functions pick the role, a Rails app with a nested Kamal config
 //! and destinations, uWSGI behind a wait loop with `if-env` blocks, an entrypoint that
-//! migrates then runs the image's CMD, Airflow's Celery layout). Each case
+//! migrates then runs the image's CMD, Airflow's Celery layout, Celery run through a
+//! management command beside a uwsgi.ini no service runs). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -398,6 +399,22 @@ fn airflow_components_and_setup_tasks_are_listed_not_counted() {
     assert!(ignored.contains("compose service `preflight`: runs once and exits"), "{ignored}");
     assert!(!linted.summary().contains("without --concurrency"), "{}", linted.summary());
     snapshot("airflow-celery", &linted);
+}
+
+#[test]
+fn celery_through_a_management_command_and_a_server_config_no_service_runs() {
+    let linted = lint("django-mgmt-celery");
+    assert_read(&linted, &[("deploy/docker-compose.yml", "docker-compose"), ("deploy/app.env", "env file"), ("docker/uwsgi.ini", "uWSGI ini")]);
+    // `inventory-server celery worker --concurrency 18` is a celery pool of 18: with
+    // beat, 19 connections against 20 - 3. The uwsgi.ini belongs to no service here
+    // (the web image is not one headroom knows): noted, not turned into a `web` service.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    assert!(budget["message"].as_str().unwrap().contains("celery_worker 1 replica x 1 process x 18"), "{budget:#}");
+    let summary = linted.summary();
+    assert!(summary.contains("uWSGI ini that no service of the deployment runs"), "{summary}");
+    assert!(!summary.contains("uWSGI of `web` is modelled"), "{summary}");
+    snapshot("django-mgmt-celery", &linted);
 }
 
 #[test]

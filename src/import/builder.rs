@@ -287,6 +287,15 @@ impl ImportBuilder {
         self.value.get("services").and_then(|s| s.get(name)).is_some()
     }
 
+    /// Whether a server config file would describe a service no deployment file runs:
+    /// the files describe a deployment (compose, Kamal, manifests) and `service`, the
+    /// file's owner by mounts or default, is not one of its services (a uwsgi.ini
+    /// beside a compose file whose services run other programs).
+    pub fn runs_no_service(&self, service: &str) -> bool {
+        let deployment = self.get("deploy.compose").is_some() || self.get("deploy.kamal").is_some() || !self.manifests.is_empty();
+        deployment && !self.has_service(service)
+    }
+
     /// The file and bytes a (file, bytes) pair stands for, through `redirects`.
     pub fn real(&self, file: FileId, bytes: Range<usize>) -> (FileId, Range<usize>) {
         match self.redirects.iter().find(|(from, offset, _)| *from == file && bytes.start >= *offset) {

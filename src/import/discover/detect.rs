@@ -315,7 +315,7 @@ fn yaml_kind(text: &str) -> Kind {
 }
 
 /// Directories of test fixtures and examples: their configs describe no deployment.
-const TEST_DIRS: [&str; 12] = ["test", "tests", "spec", "__tests__", "testdata", "fixtures", "_integration-test", "integration-tests", "e2e", ".devcontainer", "ci", ".ci"];
+const TEST_DIRS: [&str; 13] = ["test", "tests", "spec", "__tests__", "testdata", "fixtures", "_integration-test", "integration-tests", "e2e", ".devcontainer", "ci", ".ci", "development"];
 
 /// Why a file found by name is not read as part of a deployment: a variant for
 /// development, tests or CI (`docker-compose.dev.yml`, `Procfile.dev`,
@@ -380,7 +380,7 @@ pub fn find_known_files(dir: &Path) -> Found {
                     continue;
                 }
                 if TEST_DIRS.contains(&name.to_ascii_lowercase().as_str()) {
-                    found.skipped.push((path, "test fixtures, CI setups or a development container: not searched".into()));
+                    found.skipped.push((path, "test fixtures, CI setups or a development environment: not searched".into()));
                 } else if depth < MAX_DEPTH {
                     stack.push((path, depth + 1));
                 }

@@ -124,6 +124,10 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(text) = builder.sources.get(file).map(|s| s.text.clone()) else { return };
     let fallback = builder.default_service(&["gunicorn"], "web");
     let service = builder.owner_of(file, &fallback);
+    if builder.runs_no_service(&service) {
+        builder.ignored(file, 0..0, "gunicorn config that no service of the deployment runs (none runs its program, mounts it or builds it in); not read: pass it with the files of the deployment that runs it");
+        return;
+    }
     let head = 0..text.find('\n').unwrap_or(text.len());
     if !builder.ensure_kind(&service, "gunicorn", file, head.clone()) {
         let kind = builder.kind_of_service(&service).unwrap_or_default();

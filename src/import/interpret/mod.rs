@@ -223,6 +223,9 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
             // django-rq's `manage.py rqworker default`, Flask-RQ's `manage.py rq worker`.
             ("manage.py", Some("rqworker")) => return Some(("rq", i + 2)),
             ("manage.py", Some("rq")) if words.get(i + 2).is_some_and(|(c, _)| c == "worker") => return Some(("rq", i + 3)),
+            // Celery run through a Django management command (`nautobot-server celery worker`,
+            // an app's own `<app>-server` wrapper of manage.py).
+            (p, Some("celery")) if p == "manage.py" || p == "django-admin" || p.ends_with("-server") => return celery(words, i + 2),
             (p, Some("-m")) if p.starts_with("python") => {
                 let module = words.get(i + 2).map(|(m, _)| m.as_str());
                 return match module {
@@ -584,6 +587,8 @@ mod tests {
         assert_eq!(classify(&shell_words("bin/jobs")).map(|k| k.0), Some("solid_queue"));
         assert_eq!(classify(&shell_words("python manage.py runserver")), None);
         assert_eq!(classify(&shell_words("bash -c 'while !</dev/tcp/db/5432; do sleep 1; done; uwsgi /srv/app/uwsgi.ini'")).map(|k| k.0), Some("gunicorn"));
+        assert_eq!(classify(&shell_words("watchmedo auto-restart --pattern '*.py' -- nautobot-server celery worker -l INFO")).map(|k| k.0), Some("celery"));
+        assert_eq!(classify(&shell_words("nautobot-server celery beat")), None);
         for rq in ["/venv/bin/python /app/manage.py rqworker default low", "./manage.py rq worker", "watchmedo auto-restart --recursive -- ./manage.py rq worker $QUEUES"] {
             assert_eq!(classify(&shell_words(rq)).map(|k| k.0), Some("rq"), "{rq}");
         }

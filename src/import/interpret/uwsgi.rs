@@ -171,6 +171,10 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(text) = builder.sources.get(file).map(|s| s.text.clone()) else { return };
     let fallback = builder.default_service(&["gunicorn"], "web");
     let service = builder.owner_of(file, &fallback);
+    if builder.runs_no_service(&service) {
+        builder.ignored(file, 0..0, "uWSGI ini that no service of the deployment runs (none runs its program, mounts it or builds it in); not read: pass it with the files of the deployment that runs it");
+        return;
+    }
     let lines = section_lines(&text, "uwsgi");
     let head = lines.first().map_or(0..0, |l| l.2.clone());
     if let Some(program) = builder.programs.get(&service).filter(|p| **p != "uwsgi") {

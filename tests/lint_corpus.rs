@@ -633,3 +633,19 @@ fn compose_service_on_the_apps_image_without_a_command_runs_the_dockerfile_cmd()
     assert!(!linted.summary().contains("production (no file sets it; pass --env to evaluate another); RAILS_ENV"), "{}", linted.summary());
     snapshot("compose-app-image", &linted);
 }
+
+#[test]
+fn database_yml_sizing_the_pool_by_sidekiq_server_counts_each_process_its_own() {
+    // `pool: <%= Sidekiq.server? ? SIDEKIQ_CONCURRENCY : RAILS_MAX_THREADS %>`: the
+    // Sidekiq process holds 15 connections, the puma process 5 (its compose entrypoint
+    // script hands over to `rails s`); together 20 against max_connections 20 less
+    // the 3 reserved for superusers.
+    let linted = lint("compose-sidekiq-server-pool");
+    assert_eq!(linted.problems(), ["postgres-connections-exhausted"], "{}", linted.summary());
+    let exhausted = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap();
+    let message = exhausted["message"].as_str().unwrap();
+    assert!(message.contains("rails 1 replica x 1 worker x 5 pool = 5 + sidekiq 1 replica x 1 process x 15 pool = 15"), "{message}");
+    let summary = linted.summary();
+    assert!(!summary.contains("Sidekiq.server?") && !summary.contains("runs a program headroom does not model"), "{summary}");
+    snapshot("compose-sidekiq-server-pool", &linted);
+}

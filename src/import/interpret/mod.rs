@@ -140,6 +140,7 @@ pub fn service_env(builder: &ImportBuilder, service: &str) -> impl Fn(&str) -> O
 /// command line did not.
 pub fn facts_for(builder: &ImportBuilder, service: &str) -> Facts {
     let mut facts = builder.facts.clone();
+    facts.program = builder.programs.get(service).copied();
     if facts.cpus_known {
         return facts;
     }
@@ -199,7 +200,7 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
         let b = base(w);
         let next = words.get(i + 1).map(|(n, _)| n.as_str());
         let is_assignment = w.split_once('=').is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit()));
-        if is_assignment || matches!(b, "exec" | "env" | "nice" | "tini" | "dumb-init" | "--" | "ddtrace-run" | "opentelemetry-instrument" | "thrust" | "chpst") || b.ends_with("entrypoint.sh") || b == "entrypoint" || is_buildpack_wrapper(b) {
+        if is_assignment || matches!(b, "exec" | "env" | "nice" | "tini" | "dumb-init" | "--" | "ddtrace-run" | "opentelemetry-instrument" | "thrust" | "chpst") || b.ends_with("entrypoint.sh") || b == "entrypoint" || is_buildpack_wrapper(b) || hands_over(words, i) {
             i += 1;
             continue;
         }
@@ -274,6 +275,13 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
         };
     }
     None
+}
+
+/// A shell script given the command to run after it (a compose `entrypoint:
+/// docker/entrypoints/rails.sh` before `command: bundle exec rails s`): such a script
+/// prepares the container and hands over to its arguments.
+fn hands_over(words: &[Word], i: usize) -> bool {
+    base(&words[i].0).ends_with(".sh") && i + 1 < words.len() && !words[i + 1].0.starts_with('-')
 }
 
 /// Heroku buildpack scripts that start a sidecar (nginx, PgBouncer) and then run the
@@ -549,6 +557,15 @@ mod tests {
         let b = run("./bin/thrust ./bin/rails server -p 3000");
         assert_eq!(b.value["services"]["web"]["kind"], "puma");
         assert_eq!(b.value["services"]["web"]["port"], 3000);
+    }
+
+    #[test]
+    fn an_entrypoint_script_before_a_command_hands_over_to_it() {
+        let kind = |c: &str| classify(&shell_words(c)).map(|k| k.0);
+        assert_eq!(kind("docker/entrypoints/rails.sh bundle exec rails s -p 3000 -b 0.0.0.0"), Some("puma"));
+        assert_eq!(kind("./run.sh bundle exec sidekiq -C config/sidekiq.yml"), Some("sidekiq"));
+        assert_eq!(kind("./start.sh"), None);
+        assert_eq!(kind("./deploy.sh --fast"), None);
     }
 
     #[test]

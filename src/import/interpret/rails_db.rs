@@ -106,10 +106,25 @@ struct DbConfig {
     pointer: String,
 }
 
-/// Reads the production pool of a database.yml (ERB ENV.fetch defaults).
+/// Reads the production pool of a database.yml (ERB ENV.fetch defaults), evaluated in
+/// the environment of the processes that read it. A file that asks which program reads
+/// it (`pool: <%= Sidekiq.server? ? … : … %>`) is evaluated once for the Sidekiq
+/// processes and once for the others; the second reading adds no notes of its own.
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file).cloned() else { return };
     let services = rails_services(builder, file);
+    let (sidekiq, others): (Vec<String>, Vec<String>) = services.iter().cloned().partition(|s| builder.programs.get(s.as_str()) == Some(&"sidekiq"));
+    if source.text.contains("Sidekiq.server?") && !sidekiq.is_empty() && !others.is_empty() {
+        read_for(builder, file, &source, others);
+        let notes = builder.diagnostics.len();
+        read_for(builder, file, &source, sidekiq);
+        builder.diagnostics.truncate(notes);
+        return;
+    }
+    read_for(builder, file, &source, services);
+}
+
+fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, services: Vec<String>) {
     let env_service = services.first().cloned().unwrap_or_else(|| "web".into());
     let env = super::service_env(builder, &env_service);
     let facts = super::facts_for(builder, &env_service);

@@ -16,11 +16,14 @@ pub struct Facts {
     /// The Kamal destination deployed (`kamal deploy -d NAME`): config/deploy.NAME.yml
     /// is merged over config/deploy.yml.
     pub destination: Option<String>,
+    /// The program the process whose config is evaluated runs (`sidekiq`, `puma`),
+    /// when known: what `Sidekiq.server?` answers.
+    pub program: Option<&'static str>,
 }
 
 impl Default for Facts {
     fn default() -> Self {
-        Facts { app_env: "production".into(), cpus: ASSUMED_CPUS, cpus_known: false, db_max_connections: None, destination: None }
+        Facts { app_env: "production".into(), cpus: ASSUMED_CPUS, cpus_known: false, db_max_connections: None, destination: None, program: None }
     }
 }
 

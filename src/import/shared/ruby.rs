@@ -191,7 +191,12 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 i += 1;
             }
             // `x?` / `x!` method names; `a ? b : c` keeps its `?` (a space follows it).
-            if i < chars.len() && (chars[i] == '!' || chars[i] == '?') && chars.get(i + 1).is_none_or(|n| !n.is_whitespace() || chars[i] == '!') && chars.get(i + 1) != Some(&'=') {
+            // A predicate before a ternary or a boolean operator keeps its `?` too:
+            // `Sidekiq.server? ? a : b`, `Rails.env.production? && x`.
+            let after: String = chars.get(i + 1..).map(|r| r.iter().collect::<String>()).unwrap_or_default();
+            let after = after.trim_start();
+            let predicate_then = i > 0 && ["?", "&&", "||", ")", "then"].iter().any(|p| after.starts_with(p)) || after.is_empty();
+            if i < chars.len() && (chars[i] == '!' || chars[i] == '?') && (chars.get(i + 1).is_none_or(|n| !n.is_whitespace() || chars[i] == '!') || (chars[i] == '?' && predicate_then)) && chars.get(i + 1) != Some(&'=') {
                 i += 1;
             }
             out.push(Tok::Ident(chars[start..i].iter().collect()));
@@ -525,6 +530,18 @@ impl Parser<'_> {
                     Ok(RValue::Str(env))
                 }
                 "defined?" => Err("`defined?`".into()),
+                // `Sidekiq.server?`: true in a Sidekiq process (database.yml sizing the
+                // pool to Sidekiq's concurrency there, to puma's threads elsewhere).
+                "Sidekiq" if matches!(self.peek(), Some(Tok::Punct("."))) => {
+                    self.expect(".")?;
+                    if !self.eat_word("server?") {
+                        return Err("`Sidekiq.` other than Sidekiq.server?".into());
+                    }
+                    match self.cx.facts.program {
+                        Some(program) => Ok(RValue::Bool(program == "sidekiq")),
+                        None => Err("`Sidekiq.server?` (the program that reads this file is not known)".into()),
+                    }
+                }
                 sym if sym.starts_with(':') => Ok(RValue::Sym(sym[1..].to_string())),
                 other => match self.vars.get(other) {
                     Some(e) => {
@@ -1138,6 +1155,18 @@ mod tests {
         let nested = r##""#{(ENV["BIND_ALL"] ? "" : "127.0.0.1:")}#{(ENV["PORT"] || 3000).to_i}""##;
         assert_eq!(run(nested, &env, &facts).unwrap().value, RValue::Str("127.0.0.1:3001".into()));
         assert_eq!(run("(ENV['DB_PASS'] || '').to_json", &env, &facts).unwrap().value, RValue::Str("\"\"".into()));
+    }
+
+    #[test]
+    fn sidekiq_server_is_true_in_a_sidekiq_process_only() {
+        let none = |_: &str| None;
+        let pool = "Sidekiq.server? ? ENV.fetch('SIDEKIQ_CONCURRENCY', 10) : ENV.fetch('RAILS_MAX_THREADS', 5)";
+        let sidekiq = Facts { program: Some("sidekiq"), ..Facts::default() };
+        let puma = Facts { program: Some("puma"), ..Facts::default() };
+        assert_eq!(run(pool, &none, &sidekiq).unwrap().value, RValue::Int(10));
+        assert_eq!(run(pool, &none, &puma).unwrap().value, RValue::Int(5));
+        assert!(run(pool, &none, &Facts::default()).is_err());
+        assert_eq!(run("Rails.env.production? ? 3 : 1", &none, &puma).unwrap().value, RValue::Int(3));
     }
 
     #[test]

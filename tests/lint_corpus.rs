@@ -649,3 +649,19 @@ fn database_yml_sizing_the_pool_by_sidekiq_server_counts_each_process_its_own() 
     assert!(!summary.contains("Sidekiq.server?") && !summary.contains("runs a program headroom does not model"), "{summary}");
     snapshot("compose-sidekiq-server-pool", &linted);
 }
+
+#[test]
+fn kamal_env_tags_reach_the_roles_whose_hosts_carry_them() {
+    // `env.tags.large` raises RAILS_MAX_THREADS to 12 on the hosts tagged `large`: all
+    // of web's hosts, so puma runs 12 threads against database.yml's pool of 10; one
+    // of the two job hosts only, which one service cannot say, so that is noted.
+    let linted = lint("kamal-env-tags");
+    assert_eq!(linted.problems(), ["app-pool-below-concurrency"], "{}", linted.summary());
+    let problem = linted.findings().into_iter().find(|f| f["rule"] == "app-pool-below-concurrency").unwrap();
+    assert!(problem["message"].as_str().unwrap().starts_with("`web`: each worker runs 12 threads"), "{problem:#}");
+    let slots = &problem["related"][0]["span"];
+    assert!(slots["file"].as_str().unwrap().ends_with("config/deploy.yml") && slots["line"] == 34, "the threads come from the tag's line: {problem:#}");
+    let ignored = linted.notes("import-ignored");
+    assert!(ignored.iter().any(|n| n.contains("env tag `large` applies to 1 of the 2 hosts of role `job`")), "{ignored:#?}");
+    snapshot("kamal-env-tags", &linted);
+}

@@ -287,6 +287,47 @@ impl Kamal<'_> {
             .collect()
     }
 
+    /// The tags of each host of a role (`- 1.2.3.4: [replica, monitoring]`, `- 1.2.3.4: replica`).
+    fn host_tags(value: &Value) -> Vec<Vec<String>> {
+        let list = match value {
+            Value::Array(items) => items.clone(),
+            Value::Object(m) => m.get("hosts").and_then(Value::as_array).cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        list.iter()
+            .filter(|h| h.is_string() || h.is_object())
+            .map(|h| match h.as_object().and_then(|m| m.values().next()) {
+                Some(Value::Array(tags)) => tags.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                Some(Value::String(tag)) => vec![tag.clone()],
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The clear variables of `env.tags` a role's containers get: a tag on every host
+    /// of the role applies to the whole service (over the role's own env, as Kamal
+    /// merges it); a tag on some hosts only makes those containers differ, which one
+    /// service cannot say, so it is noted.
+    fn tag_vars(&mut self, role: &str, def: &Value, key: &Range<usize>) -> Vec<EnvVar> {
+        let Some(tags) = self.root.pointer("/env/tags").and_then(Value::as_object) else { return Vec::new() };
+        let per_host = Self::host_tags(def);
+        let mut vars = Vec::new();
+        for tag in tags.keys() {
+            let on = per_host.iter().filter(|t| t.contains(tag)).count();
+            if on == 0 {
+                continue;
+            }
+            let tag_vars = self.clear_vars(&format!("/env/tags/{}", escape_segment(tag)));
+            if on == per_host.len() {
+                vars.extend(tag_vars);
+            } else if !tag_vars.is_empty() {
+                let names = tag_vars.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ");
+                self.builder.ignored(self.file, key.clone(), format!("env tag `{tag}` applies to {on} of the {} hosts of role `{role}`: its variables ({names}) differ between the role's containers, which one service cannot say; read without them", per_host.len()));
+            }
+        }
+        vars
+    }
+
     /// The machine group of a host set: one group per distinct set of addresses.
     fn machine(&mut self, name: &str, hosts: &[String], bytes: Range<usize>) -> String {
         let mut key = hosts.to_vec();
@@ -389,6 +430,7 @@ impl Kamal<'_> {
         };
         let mut env = self.clear_vars("/env");
         env.extend(self.clear_vars(&format!("{pointer}/env")));
+        env.extend(self.tag_vars(role, def, &key));
         let variables = Variables::new(env.clone());
         let process = Process { service: name.to_string(), file: self.file, declared, command: words, kind: fallback, env, variables, command_file };
         interpret::process(self.builder, &process);
@@ -1086,6 +1128,18 @@ traefik:
         if let Err(p) = crate::load::validate_value(&mut v, &none) {
             panic!("{:?}", p.iter().map(|d| (&d.path, &d.message)).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn env_tags_on_every_host_of_a_role_apply_and_on_some_are_noted() {
+        let text = "service: app\nimage: me/app\nservers:\n  web:\n    hosts:\n      - 10.0.0.1: big\n      - 10.0.0.2: [big, eu]\n  jobs:\n    hosts:\n      - 10.0.0.3: [big]\n      - 10.0.0.4\n    cmd: bundle exec sidekiq\nenv:\n  clear:\n    RAILS_MAX_THREADS: 3\n  tags:\n    big:\n      RAILS_MAX_THREADS: 8\n    eu:\n      clear:\n        REGION: eu\n";
+        let b = read_text(text);
+        assert_eq!(b.value["services"]["web"]["threads"], 8, "{:#}", b.value["services"]["web"]);
+        let o = &b.origins["/services/web/threads"];
+        assert_eq!(b.sources[o.file].line_col(o.bytes.start).line, 18);
+        let notes: Vec<&str> = b.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(notes.iter().any(|m| m.contains("env tag `big` applies to 1 of the 2 hosts of role `jobs`") && m.contains("(RAILS_MAX_THREADS)")), "{notes:#?}");
+        assert!(notes.iter().any(|m| m.contains("env tag `eu` applies to 1 of the 2 hosts of role `web`") && m.contains("(REGION)")), "{notes:#?}");
     }
 
     #[test]

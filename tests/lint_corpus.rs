@@ -7,7 +7,8 @@
 //! entrypoint's shell functions pick the role, a Rails app with a nested Kamal config
 //! and destinations, uWSGI behind a wait loop with `if-env` blocks, an entrypoint that
 //! migrates then runs the image's CMD, Airflow's Celery layout, Celery run through a
-//! management command beside a uwsgi.ini no service runs). Each case
+//! management command beside a uwsgi.ini no service runs, a mounted bootstrap script
+//! that runs a script copied into the image). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -415,6 +416,32 @@ fn celery_through_a_management_command_and_a_server_config_no_service_runs() {
     assert!(summary.contains("uWSGI ini that no service of the deployment runs"), "{summary}");
     assert!(!summary.contains("uWSGI of `web` is modelled"), "{summary}");
     snapshot("django-mgmt-celery", &linted);
+}
+
+#[test]
+fn a_mounted_bootstrap_script_picks_the_role_and_runs_a_script_copied_into_the_image() {
+    let linted = lint("flask-mounted-bootstrap");
+    assert_read(
+        &linted,
+        &[
+            ("docker-compose-non-dev.yml", "docker-compose"),
+            ("docker/.env", "env file"),
+            ("docker/bootstrap.sh", "entrypoint script"),
+            ("docker/entrypoints/run-server.sh", "script"),
+            ("Dockerfile", "Dockerfile"),
+        ],
+    );
+    // `docker-compose-non-dev.yml` is the deployment (not a development variant). The
+    // app runs /app/docker/bootstrap.sh (./docker mounted there) with `app-gunicorn`,
+    // whose branch runs /usr/bin/run-server.sh, copied from docker/entrypoints/ by the
+    // Dockerfile: gunicorn 4 workers x 8 threads from docker/.env, plus the celery
+    // worker's 4: 36 against 30 - 3.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    let message = budget["message"].as_str().unwrap();
+    assert!(message.contains("app 1 replica x 4 workers x 8") && message.contains("app-worker 1 replica x 1 process x 4"), "{message}");
+    assert!(linted.notes("import-ignored").join("\n").contains("compose service `app-init`: runs once and exits"), "{}", linted.summary());
+    snapshot("flask-mounted-bootstrap", &linted);
 }
 
 #[test]

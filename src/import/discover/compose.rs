@@ -142,6 +142,17 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             entry.words_file = Some(branch.file);
             words = Some(branch.words);
         }
+        // `command: ["/app/docker/bootstrap.sh", "app"]` running a script mounted from here.
+        if let Some((script, _)) = words.as_ref().filter(|w| interpret::classify(w).is_none()).and_then(|w| w.first()).cloned()
+            && let Some(host) = mounted_file(&dir, &entry.def, &script)
+        {
+            let arg = words.as_ref().and_then(|w| w.get(1)).map(|(a, _)| a.clone());
+            let build = build_context(&dir, &entry.def);
+            if let Some(run) = dockerfile::mounted_script_run(builder, &host, arg.as_deref(), build.as_ref().map(|(c, d)| (c.as_path(), d.as_path()))) {
+                entry.words_file = Some(run.file);
+                words = Some(run.words);
+            }
+        }
         entry.role = classify(entry, words.as_deref(), services);
         let unknown = match &entry.role {
             Role::Service("worker") => true,
@@ -243,6 +254,40 @@ fn build_context(dir: &Path, def: &Value) -> Option<(PathBuf, PathBuf)> {
     let context = dir.join(context);
     let dockerfile = context.join(dockerfile);
     Some((context, dockerfile))
+}
+
+/// The file here that a service sees at `container_path` through one of its bind
+/// mounts (`./docker:/app/docker` puts docker/bootstrap.sh at /app/docker/bootstrap.sh).
+fn mounted_file(dir: &Path, def: &Value, container_path: &str) -> Option<PathBuf> {
+    if !container_path.starts_with('/') {
+        return None;
+    }
+    for item in def.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+        let (source, target) = match item {
+            Value::String(s) => {
+                let mut parts = s.split(':');
+                (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string())
+            }
+            Value::Object(m) if m.get("type").and_then(Value::as_str) == Some("bind") => {
+                (m.get("source").and_then(Value::as_str).unwrap_or("").to_string(), m.get("target").and_then(Value::as_str).unwrap_or("").to_string())
+            }
+            _ => continue,
+        };
+        if !source.starts_with('.') || source.contains('$') || target.is_empty() {
+            continue;
+        }
+        let host = if container_path == target {
+            dir.join(&source)
+        } else if let Some(rest) = container_path.strip_prefix(&format!("{}/", target.trim_end_matches('/'))) {
+            dir.join(&source).join(rest)
+        } else {
+            continue;
+        };
+        if host.is_file() {
+            return Some(host);
+        }
+    }
+    None
 }
 
 /// Entrypoint and command words together.

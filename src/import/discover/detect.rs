@@ -323,7 +323,9 @@ const TEST_DIRS: [&str; 13] = ["test", "tests", "spec", "__tests__", "testdata",
 pub fn development_variant(path: &Path) -> Option<&'static str> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
     let words: Vec<&str> = name.split(['.', '-', '_']).collect();
-    let dev = words.iter().any(|w| matches!(*w, "dev" | "development" | "local" | "test" | "testing" | "ci" | "debug" | "devcontainer" | "e2e"));
+    // `docker-compose-non-dev.yml` is the one that is not for development.
+    let negated = words.windows(2).any(|w| matches!(w[0], "non" | "no" | "not") && matches!(w[1], "dev" | "development" | "local" | "test"));
+    let dev = !negated && words.iter().any(|w| matches!(*w, "dev" | "development" | "local" | "test" | "testing" | "ci" | "debug" | "devcontainer" | "e2e"));
     let override_file = words.contains(&"override");
     match detect_name_kind(&name) {
         Some(Kind::Compose) if override_file => Some("a compose override file (merged by `docker compose` on a developer's machine); pass it explicitly to read it"),
@@ -468,6 +470,8 @@ mod tests {
         std::fs::write(root.join(".git/redis.conf"), "maxmemory 1gb\n").unwrap();
         std::fs::write(root.join("docker-compose.yml"), "services: {}\n").unwrap();
         std::fs::write(root.join("test-nginx.conf"), "server {\n  listen 8080;\n}\n").unwrap();
+        assert_eq!(development_variant(Path::new("docker-compose-non-dev.yml")), None);
+        assert!(development_variant(Path::new("docker-compose.dev.yml")).is_some());
         let search = find_known_files(root);
         let found: Vec<String> = search.files.iter().map(|p| p.strip_prefix(root).unwrap().display().to_string()).collect();
         assert_eq!(found, vec!["config/deploy.yml", "config/puma.rb", "docker-compose.yml"]);

@@ -101,6 +101,20 @@ fn is_dispatcher(text: &str) -> bool {
 /// line that runs a program headroom models after `arg)` (a `case` label, also in a
 /// `a|b)` list) or after `if [ "$1" = "arg" ]` / `elif ...`, up to the branch's end.
 fn dispatch_branch(text: &str, arg: &str) -> Option<Vec<Word>> {
+    match branch_command(text, arg)? {
+        Branch::Runs(words) => Some(words),
+        Branch::Script(_) => None,
+    }
+}
+
+/// What a dispatcher's branch runs: a program headroom knows, or another script
+/// (`app-gunicorn) /usr/bin/run-server.sh`), by its path in the container.
+enum Branch {
+    Runs(Vec<Word>),
+    Script(String),
+}
+
+fn branch_command(text: &str, arg: &str) -> Option<Branch> {
     if !is_dispatcher(text) || arg.is_empty() || arg.starts_with('-') {
         return None;
     }
@@ -137,13 +151,71 @@ fn dispatch_branch(text: &str, arg: &str) -> Option<Vec<Word>> {
         let at = s + line.find(body).unwrap_or(0);
         let (words, _) = argv::words_in(text, &(at..at + body.len()), body);
         if crate::import::interpret::classify(&words).is_some() {
-            return Some(words);
+            return Some(Branch::Runs(words));
         }
         // `server)` calling a shell function `server() { ... exec gunicorn ... }`.
         if let [(name, _)] = words.as_slice()
             && let Some(inner) = function_command(text, &lines, name)
         {
-            return Some(inner);
+            return Some(Branch::Runs(inner));
+        }
+        if let Some((script, _)) = words.first().filter(|(w, _)| w.ends_with(".sh") && w.contains('/')) {
+            return Some(Branch::Script(script.clone()));
+        }
+    }
+    None
+}
+
+/// What a command runs whose program is a script of the repository seen inside the
+/// container (`command: ["/app/docker/docker-bootstrap.sh", "app-gunicorn"]` with
+/// `./docker` mounted at /app/docker): `script` is that file here. A dispatcher runs
+/// the branch `arg` picks; a branch that runs another script copied into the image
+/// (`COPY docker/entrypoints/run-server.sh /usr/bin/`) is followed into it, once.
+pub fn mounted_script_run(builder: &mut ImportBuilder, script: &Path, arg: Option<&str>, build: Option<(&Path, &Path)>) -> Option<DefaultCommand> {
+    let id = read(builder, script, "entrypoint script")?;
+    let text = builder.sources[id].text.clone();
+    match arg.and_then(|a| branch_command(&text, a)) {
+        Some(Branch::Runs(words)) => Some(DefaultCommand { words, file: id }),
+        Some(Branch::Script(inner)) => {
+            let (context, dockerfile) = build?;
+            let path = copied_from(builder, context, dockerfile, &inner)?;
+            let inner_id = read(builder, &path, "script")?;
+            match script_command(&builder.sources[inner_id].text) {
+                Script::Runs(words) => Some(DefaultCommand { words, file: inner_id }),
+                _ => None,
+            }
+        }
+        None => match script_command(&text) {
+            Script::Runs(words) => Some(DefaultCommand { words, file: id }),
+            _ => None,
+        },
+    }
+}
+
+/// The file of the build context a Dockerfile `COPY` / `ADD` puts at `target` (a
+/// path in the image): `COPY docker/run.sh /usr/bin/run-server.sh`, or a copy into a
+/// directory (`COPY docker/entrypoints/run-server.sh /usr/bin/`) of that file name.
+fn copied_from(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path, target: &str) -> Option<PathBuf> {
+    let id = read(builder, dockerfile, "Dockerfile")?;
+    let text = builder.sources[id].text.clone();
+    let name = Path::new(target).file_name()?.to_str()?;
+    for (instruction, args, _) in instructions(&text) {
+        if !matches!(instruction.as_str(), "COPY" | "ADD") {
+            continue;
+        }
+        let words: Vec<String> = argv::shell_words(&args).into_iter().map(|(w, _)| w).filter(|w| !w.starts_with("--")).collect();
+        let Some((dest, sources)) = words.split_last() else { continue };
+        for source in sources {
+            let here = context.join(source.trim_start_matches("./"));
+            let file_name = Path::new(source).file_name().and_then(|n| n.to_str());
+            let into_dir = dest.ends_with('/') && format!("{dest}{}", file_name.unwrap_or("")) == target;
+            if (dest == target || into_dir) && here.is_file() {
+                return Some(here);
+            }
+            // A directory copied whole (`COPY docker/entrypoints /usr/bin`).
+            if here.is_dir() && target.strip_prefix(dest.trim_end_matches('/')).is_some_and(|rest| rest.trim_start_matches('/') == name) && here.join(name).is_file() {
+                return Some(here.join(name));
+            }
         }
     }
     None

@@ -692,3 +692,24 @@ fn kamal_env_tags_reach_the_roles_whose_hosts_carry_them() {
     assert!(ignored.iter().any(|n| n.contains("env tag `large` applies to 1 of the 2 hosts of role `job`")), "{ignored:#?}");
     snapshot("kamal-env-tags", &linted);
 }
+
+#[test]
+fn puma_rb_and_a_unicorn_config_with_no_command_are_alternatives() {
+    // A Rails app that ships both config/puma.rb and config/unicorn.conf.rb, with no
+    // Procfile, compose or Kamal file saying which server runs: one is read, the
+    // other noted, never merged into 8 unicorn workers of 5 puma threads each.
+    let linted = lint("rails-puma-or-unicorn");
+    assert_eq!(linted.exit, 0, "{}", linted.summary());
+    let demand = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").map(|f| f["message"].as_str().unwrap().to_string()).unwrap_or_default();
+    assert!(demand.contains("web 1 replica x 2 workers x 5 pool = 10"), "{demand}");
+    let ignored = linted.notes("import-ignored");
+    assert!(ignored.iter().any(|n| n.starts_with("ignored: unicorn config for `web` beside") && n.contains("two alternatives, not merged")), "{ignored:#?}");
+    assert!(!linted.summary().contains("is a puma service (database.yml is read by a Rails app)"), "{}", linted.summary());
+    // The unicorn config on its own: 8 one-thread workers.
+    let dir = corpus("rails-puma-or-unicorn");
+    let out = headroom(&["lint", &dir.join("config/unicorn.conf.rb").display().to_string(), &dir.join("config/database.yml").display().to_string(), "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let demand = report["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "postgres-connections-exhausted").map(|f| f["message"].as_str().unwrap().to_string()).unwrap_or_default();
+    assert!(demand.contains("web 1 replica x 8 workers x 5 pool = 40"), "{demand}");
+    snapshot("rails-puma-or-unicorn", &linted);
+}

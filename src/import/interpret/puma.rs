@@ -308,6 +308,19 @@ fn read_ruby_config(builder: &mut ImportBuilder, file: FileId, unicorn: bool) {
         builder.ignored(file, head, format!("{what} for `{service}`, whose command runs {program}, not {runs}; not applied"));
         return;
     }
+    // puma.rb and a unicorn config beside each other, with no command saying which
+    // server runs (Discourse ships both): two ways to run the app, never merged.
+    if !builder.programs.contains_key(service.as_str()) {
+        let other = if unicorn { "puma.rb" } else { "unicorn.rb" };
+        let applied = ["workers", "threads"].iter().find_map(|key| {
+            let origin = builder.origins.get(&format!("/services/{}/{key}", crate::load::yaml::escape_segment(&service)))?;
+            (builder.formats.get(&origin.file).map(String::as_str) == Some(other)).then(|| builder.sources[origin.file].path.display().to_string())
+        });
+        if let Some(first) = applied {
+            builder.ignored(file, head, format!("{what} for `{service}` beside {first}, and no command says whether puma or unicorn runs: two alternatives, not merged; {first} is the one read (lint this file without it to check the other)"));
+            return;
+        }
+    }
     builder.mark(&format!("services.{service}"), file, head.clone());
     let env = super::service_env(builder, &service);
     let facts = super::facts_for(builder, &service);

@@ -259,7 +259,8 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
     for service in services {
         if !builder.has_service(&service) {
             builder.ensure_kind(&service, "puma", file, pool_bytes.clone());
-            builder.assumed_at(file, pool_bytes.clone(), format!("`{service}` is a puma service (database.yml is read by a Rails app)"), "pass config/puma.rb or the deploy file too");
+            // Withdrawn when a puma.rb or unicorn config read later describes it.
+            builder.assumed_at_unless_set(&format!("services.{service}.threads"), file, pool_bytes.clone(), format!("`{service}` is a puma service (database.yml is read by a Rails app)"), "pass config/puma.rb or the deploy file too");
         }
         let db = match database_of(builder, &service, host.as_deref()) {
             Some(db) => db,

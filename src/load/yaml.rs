@@ -12,6 +12,8 @@ use serde_saphyr::{Spanned, budget::Budget};
 
 use crate::source::SourceFile;
 
+mod direct;
+
 /// Largest spec file accepted (a 1,000-service spec is about 150 KiB).
 pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -73,6 +75,10 @@ impl SpanMap {
     /// document merged over this one.
     pub fn overlay(&mut self, other: SpanMap) {
         self.entries.extend(other.entries);
+    }
+
+    fn with_capacity(capacity: usize) -> SpanMap {
+        SpanMap { entries: HashMap::with_capacity(capacity) }
     }
 
     fn insert(&mut self, pointer: String, spans: NodeSpans) {
@@ -159,6 +165,7 @@ impl<'de> Deserialize<'de> for Node {
 
 /// Limits of one parse: events, aliases and anchors, nesting depth, nodes, and
 /// events replayed by aliases in total and per anchor.
+#[derive(Clone, Copy)]
 struct Limits {
     events: usize,
     aliases: usize,
@@ -169,7 +176,7 @@ struct Limits {
     expansions_per_anchor: usize,
 }
 
-fn options_with(limits: Limits) -> serde_saphyr::Options {
+fn budget(limits: Limits) -> Budget {
     let mut budget = Budget::default();
     budget.max_reader_input_bytes = Some(MAX_INPUT_BYTES);
     budget.max_events = limits.events;
@@ -182,6 +189,24 @@ fn options_with(limits: Limits) -> serde_saphyr::Options {
     budget.enforce_alias_anchor_ratio = limits.alias_anchor_ratio;
     budget.alias_anchor_min_aliases = 20;
     budget.alias_anchor_ratio_multiplier = 4;
+    budget
+}
+
+/// The parser options `serde_saphyr` derives from the budget, so a direct pass over
+/// the parser's events sees the events (and spans) the deserializer sees.
+fn parser_options(limits: Limits) -> serde_saphyr::granit_parser::Options {
+    let budget = budget(limits);
+    let mut options = serde_saphyr::granit_parser::Options::default();
+    options.simple_key_max_lookahead = budget.simple_key_max_lookahead;
+    options.flow_nesting_limit = budget.flow_nesting_limit;
+    options.block_nesting_limit = options.block_nesting_limit.max(budget.max_depth.saturating_add(1));
+    options.emit_comments = true;
+    options.max_buffered_comment_events = budget.max_buffered_comment_events;
+    options
+}
+
+fn options_with(limits: Limits) -> serde_saphyr::Options {
+    let budget = budget(limits);
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = limits.replayed_events;
     alias_limits.max_alias_expansions_per_anchor = limits.expansions_per_anchor;
@@ -195,26 +220,22 @@ fn options_with(limits: Limits) -> serde_saphyr::Options {
 }
 
 /// The spec's budget: a spec has no need for deep alias expansion.
-fn options() -> serde_saphyr::Options {
-    options_with(Limits { events: 500_000, aliases: 1_000, depth: 32, nodes: 200_000, alias_anchor_ratio: true, replayed_events: 10_000, expansions_per_anchor: 100 })
-}
+const SPEC_LIMITS: Limits = Limits { events: 500_000, aliases: 1_000, depth: 32, nodes: 200_000, alias_anchor_ratio: true, replayed_events: 10_000, expansions_per_anchor: 100 };
 
 /// The budget for YAML headroom reads but did not write (compose files, Kamal and
 /// Rails configs). Real files share anchors widely (a compose file with 10 anchors
 /// and 140 aliases is ordinary), so the alias/anchor ratio is not a signal there; what
 /// stops an alias bomb is the bound on what aliases expand to, in events replayed,
 /// and on nesting depth.
-fn foreign_options() -> serde_saphyr::Options {
-    options_with(Limits {
-        events: 1_000_000,
-        aliases: 20_000,
-        depth: 64,
-        nodes: 500_000,
-        alias_anchor_ratio: false,
-        replayed_events: FOREIGN_MAX_EXPANDED_EVENTS,
-        expansions_per_anchor: 20_000,
-    })
-}
+const FOREIGN_LIMITS: Limits = Limits {
+    events: 1_000_000,
+    aliases: 20_000,
+    depth: 64,
+    nodes: 500_000,
+    alias_anchor_ratio: false,
+    replayed_events: FOREIGN_MAX_EXPANDED_EVENTS,
+    expansions_per_anchor: 20_000,
+};
 
 /// Events that aliases of a foreign YAML file may expand to, in total: a few hundred
 /// aliases of 100-event anchors fit; a billion-laughs bomb stops early.
@@ -238,7 +259,7 @@ pub fn escape_segment(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// Parses a YAML file headroom did not write (see `foreign_options` for its budget).
+/// Parses a YAML file headroom did not write (see `FOREIGN_LIMITS` for its budget).
 /// An empty document is `null`, not an error: what an empty file means is the
 /// reader's to say.
 pub fn parse_foreign(source: &SourceFile) -> Result<(Value, SpanMap), YamlError> {
@@ -248,9 +269,11 @@ pub fn parse_foreign(source: &SourceFile) -> Result<(Value, SpanMap), YamlError>
     if source.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok((Value::Null, SpanMap::default()));
     }
-    let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(&source.text, foreign_options());
-    let root = parsed.map_err(|error| {
-        let mut e = yaml_error(source, &error);
+    if let Some(parsed) = direct::parse(source, &FOREIGN_LIMITS, parser_options(FOREIGN_LIMITS)) {
+        return Ok(parsed);
+    }
+    general(source, FOREIGN_LIMITS, |error| {
+        let mut e = yaml_error(source, error);
         if e.hint.as_deref().is_some_and(|h| h.contains("spec")) {
             e.hint = Some(if e.message.to_ascii_lowercase().contains("depth") {
                 "the file nests deeper than 64 levels".to_string()
@@ -259,10 +282,7 @@ pub fn parse_foreign(source: &SourceFile) -> Result<(Value, SpanMap), YamlError>
             });
         }
         e
-    })?;
-    let mut spans = SpanMap::default();
-    let value = convert(source, &root, String::new(), None, &mut spans)?;
-    Ok((value, spans))
+    })
 }
 
 /// Parses the YAML text of `source` into a JSON value and its span map.
@@ -281,8 +301,18 @@ pub fn parse(source: &SourceFile) -> Result<(Value, SpanMap), YamlError> {
             hint: Some("start with `version: 1`, `name:` and `services:` (see `headroom schema`)".into()),
         });
     }
-    let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(&source.text, options());
-    let root = parsed.map_err(|error| yaml_error(source, &error))?;
+    if let Some(parsed) = direct::parse(source, &SPEC_LIMITS, parser_options(SPEC_LIMITS)) {
+        return Ok(parsed);
+    }
+    general(source, SPEC_LIMITS, |error| yaml_error(source, error))
+}
+
+/// The general path: `serde_saphyr` into a span-carrying node tree, then a walk that
+/// builds the value and the span map. It reads every YAML the spec budget allows and
+/// words every error; `direct` is the fast path for the YAML specs are written in.
+fn general(source: &SourceFile, limits: Limits, describe: impl Fn(&serde_saphyr::Error) -> YamlError) -> Result<(Value, SpanMap), YamlError> {
+    let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(&source.text, options_with(limits));
+    let root = parsed.map_err(|error| describe(&error))?;
     let mut spans = SpanMap::default();
     let value = convert(source, &root, String::new(), None, &mut spans)?;
     Ok((value, spans))
@@ -403,5 +433,87 @@ fn too_large(span: Range<usize>) -> YamlError {
         message: "number is too large (the limit is 18446744073709551615)".into(),
         span,
         hint: Some("use a realistic value; connection counts and sizes fit in 64 bits".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(spans: &SpanMap) -> Vec<(String, Option<Range<usize>>, Range<usize>)> {
+        let mut entries: Vec<_> = spans.iter().map(|(p, n)| (p.to_string(), n.key.clone(), n.value.clone())).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
+    fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                yaml_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// A spec of 10,000 services (about 190,000 nodes, near the budget's 200,000) is
+    /// read by the direct pass, not handed to the general path.
+    #[test]
+    fn the_direct_pass_reads_large_specs() {
+        let mut text = String::from("version: 1\nname: large\nservices:\n");
+        for i in 0..2000 {
+            text.push_str(&format!(
+                "  web{i}:\n    kind: gunicorn\n    workers: 4\n    threads: 4\n    replicas: 3\n    resources: {{ cpus: 2, memory: 2GiB }}\n    uses:\n      pgb{i}: {{ pool: 4, framework: sqlalchemy }}\n      cache{i}: {{ pool: 10 }}\n  lb{i}:\n    kind: nginx\n    worker_connections: 4096\n    upstreams: {{ app: {{ to: web{i}, keepalive: 32, max_conns: 4 }} }}\n    locations: [ {{ path: /, upstream: app }} ]\n  pgb{i}:\n    kind: pgbouncer\n    default_pool_size: 20\n    uses: {{ db{i}: {{}} }}\n  db{i}:\n    kind: postgres\n    max_connections: 100\n  cache{i}:\n    kind: redis\n    maxmemory: 1gb\n"
+            ));
+        }
+        let source = SourceFile::new("large.yaml", text);
+        let (value, spans) = direct::parse(&source, &SPEC_LIMITS, parser_options(SPEC_LIMITS)).expect("the direct pass reads a large plain spec");
+        assert_eq!(value["services"].as_object().map(|s| s.len()), Some(10_000));
+        assert!(spans.get("/services/db1999/max_connections").is_some());
+    }
+
+    /// The direct pass gives exactly the general path's value and spans, on every YAML
+    /// file in the repository (specs, fixtures, the bad-input corpus, foreign configs),
+    /// under both budgets; where it gives up, the general path decides.
+    #[test]
+    fn the_direct_pass_agrees_with_the_general_path() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["examples", "tests", "benches"] {
+            yaml_files(&root.join(dir), &mut files);
+        }
+        assert!(files.len() > 100, "found only {} YAML files", files.len());
+        let extra = [
+            "a: 1\nb: -2\nc: ~\nd: true\ne: 'x'\nf: \"08\"\ng: [1, {h: i}]\n\"j/k~\": |\n  text\n",
+            "a: 08\nb: 0x10\nc: 1.5\nd: .inf\ne: 1_000\n",
+            "1: a\ntrue: b\n",
+            "a: &x 1\nb: *x\n",
+            "a: 1\na: 2\n",
+            "a: !!str 1\n",
+            "a: 1\n---\nb: 2\n",
+            "a:\n  - b\n  -\n  - c: [ ]\n",
+            "a: [1, 2\n",
+        ];
+        let mut direct_count = 0;
+        let sources = files
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok().map(|text| SourceFile::new(path, text)))
+            .chain(extra.iter().map(|text| SourceFile::new("extra.yaml", text.to_string())));
+        for source in sources {
+            for limits in [SPEC_LIMITS, FOREIGN_LIMITS] {
+                let Some((value, spans)) = direct::parse(&source, &limits, parser_options(limits)) else { continue };
+                direct_count += 1;
+                match general(&source, limits, |error| yaml_error(&source, error)) {
+                    Ok((expected, expected_spans)) => {
+                        assert_eq!(value, expected, "{}", source.path.display());
+                        assert_eq!(serde_json::to_string(&value).unwrap(), serde_json::to_string(&expected).unwrap(), "{}", source.path.display());
+                        assert_eq!(sorted(&spans), sorted(&expected_spans), "{}", source.path.display());
+                    }
+                    Err(e) => panic!("{}: the direct pass read what the general path refuses: {}", source.path.display(), e.message),
+                }
+            }
+        }
+        assert!(direct_count > 100, "the direct pass read only {direct_count} files");
     }
 }

@@ -95,6 +95,11 @@ impl<'a> Checker<'a> {
                     None => true,
                 },
                 "properties" => match (instance.as_object(), value.as_object()) {
+                    // Walk the smaller side: a service names a handful of the dozens of
+                    // keys its kind takes, and each lookup hashes a key.
+                    (Some(object), Some(properties)) if object.len() < properties.len() => {
+                        object.iter().all(|(k, v)| properties.get(k).is_none_or(|sub| self.check(sub, v)))
+                    }
                     (Some(object), Some(properties)) => properties
                         .iter()
                         .all(|(k, sub)| object.get(k).is_none_or(|v| self.check(sub, v))),

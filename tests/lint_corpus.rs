@@ -8,7 +8,7 @@
 //! and destinations, uWSGI behind a wait loop with `if-env` blocks, an entrypoint that
 //! migrates then runs the image's CMD, Airflow's Celery layout, Celery run through a
 //! management command beside a uwsgi.ini no service runs, a mounted bootstrap script
-//! that runs a script copied into the image). Each case
+//! that runs a script copied into the image, a wait-for-the-database wrapper). Each case
 //! runs the real binary and asserts its exit code (0 or 1, never 2: every repository
 //! here is valid), that every file that holds capacity settings is named as read with
 //! its format, the findings a scaling engineer expects, and none they would call
@@ -442,6 +442,31 @@ fn a_mounted_bootstrap_script_picks_the_role_and_runs_a_script_copied_into_the_i
     assert!(message.contains("app 1 replica x 4 workers x 8") && message.contains("app-worker 1 replica x 1 process x 4"), "{message}");
     assert!(linted.notes("import-ignored").join("\n").contains("compose service `app-init`: runs once and exits"), "{}", linted.summary());
     snapshot("flask-mounted-bootstrap", &linted);
+}
+
+#[test]
+fn a_wait_for_the_database_wrapper_hands_over_to_the_start_script() {
+    let linted = lint("django-wait-wrapper");
+    assert_read(
+        &linted,
+        &[
+            ("docker-compose.yml", "docker-compose"),
+            ("deploy/wait-for-postgres.sh", "entrypoint script"),
+            ("deploy/start.sh", "script"),
+            ("deploy/uwsgi.ini", "uWSGI ini"),
+            ("deploy/nginx/default.conf", "nginx"),
+        ],
+    );
+    // wait-for-postgres.sh ends in `exec $cmd` (cmd="$@"): the app runs start.sh, which
+    // runs uWSGI with `processes = %(%k * 2)`: 4 on the 2 CPUs assumed, against 6 - 3.
+    assert_eq!(linted.exit, 1, "{}", linted.summary());
+    let budget = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").unwrap_or_else(|| panic!("{}", linted.summary()));
+    assert!(budget["message"].as_str().unwrap().contains("app 1 replica x 4 workers"), "{budget:#}");
+    let summary = linted.summary();
+    assert!(!summary.contains("runs a program headroom does not model") && !summary.contains("placeholder"), "{summary}");
+    // harakiri 120s sits under nginx's proxy_read_timeout 300: nothing to order.
+    assert!(!linted.problems().contains(&"timeout-order".to_string()), "{summary}");
+    snapshot("django-wait-wrapper", &linted);
 }
 
 #[test]

@@ -153,6 +153,14 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
                 words = Some(run.words);
             }
         }
+        // `command: ["./deploy/wait-for-db.sh", "db", "bash", "/app/deploy/start.sh"]`.
+        if let Some(w) = words.clone().filter(|w| interpret::classify(w).is_none())
+            && let Some((context, _)) = build_context(&dir, &entry.def)
+            && let Some(run) = dockerfile::wrapped_command(builder, &context, file, &w)
+        {
+            entry.words_file = (run.file != file).then_some(run.file);
+            words = Some(run.words);
+        }
         entry.role = classify(entry, words.as_deref(), services);
         let unknown = match &entry.role {
             Role::Service("worker") => true,

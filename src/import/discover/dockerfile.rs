@@ -192,6 +192,37 @@ pub fn mounted_script_run(builder: &mut ImportBuilder, script: &Path, arg: Optio
     }
 }
 
+/// What a command runs whose program is a wrapper script of the build context that
+/// hands over to its arguments (`./deploy/wait-for-postgres.sh db bash
+/// /app/deploy/start.sh`, which waits, then `exec $cmd`): the first of the remaining
+/// words that starts a program headroom knows (`file` is where the words are), or a
+/// script of the context they run, followed into the server it starts.
+pub fn wrapped_command(builder: &mut ImportBuilder, context: &Path, file: FileId, words: &[Word]) -> Option<DefaultCommand> {
+    let (first, _) = words.first()?;
+    let wrapper = find_in_context(context, first)?;
+    let id = read(builder, &wrapper, "entrypoint script")?;
+    if !matches!(script_command(&builder.sources[id].text), Script::HandsOver) {
+        return None;
+    }
+    for i in 1..words.len() {
+        let rest = &words[i..];
+        if crate::import::interpret::classify(rest).is_some() {
+            return Some(DefaultCommand { words: rest.to_vec(), file });
+        }
+        let (word, _) = &rest[0];
+        if matches!(word.as_str(), "bash" | "sh" | "/bin/sh" | "/bin/bash") {
+            continue;
+        }
+        if let Some(path) = find_in_context(context, word).filter(|_| word.contains('/'))
+            && let Some(script) = read(builder, &path, "script")
+            && let Script::Runs(inner) = script_command(&builder.sources[script].text)
+        {
+            return Some(DefaultCommand { words: inner, file: script });
+        }
+    }
+    None
+}
+
 /// The file of the build context a Dockerfile `COPY` / `ADD` puts at `target` (a
 /// path in the image): `COPY docker/run.sh /usr/bin/run-server.sh`, or a copy into a
 /// directory (`COPY docker/entrypoints/run-server.sh /usr/bin/`) of that file name.
@@ -369,13 +400,22 @@ enum Script {
 fn script_command(text: &str) -> Script {
     let mut found = Script::Unknown;
     let mut last_foreground: Option<Vec<Word>> = None;
+    // Variables holding the arguments (`cmd="$@"`, later `exec $cmd`).
+    let mut argument_vars: Vec<String> = Vec::new();
     for (start, end) in logical_lines(text) {
         let line = &text[start..end];
         let trimmed = line.trim_start();
+        if let Some((name, value)) = trimmed.split_once('=')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && matches!(value.trim().trim_matches('"'), "$@" | "${@}" | "$*")
+        {
+            argument_vars.push(name.to_string());
+        }
         let exec = trimmed.starts_with("exec ");
         let rest_start = start + (line.len() - trimmed.len()) + if exec { "exec ".len() } else { 0 };
         let rest = text[rest_start..end].trim_end();
-        if exec && matches!(rest.trim_matches('"'), "$@" | "${@}") {
+        let var = rest.trim_matches('"').trim_start_matches('$').trim_start_matches('{').trim_end_matches('}');
+        if exec && (matches!(rest.trim_matches('"'), "$@" | "${@}") || (rest.starts_with('$') || rest.starts_with("\"$")) && argument_vars.iter().any(|v| v == var)) {
             found = Script::HandsOver;
             continue;
         }

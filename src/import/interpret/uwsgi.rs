@@ -87,15 +87,30 @@ fn mounted_here(cx: &Cx<'_>, path: &str) -> bool {
     cx.builder.owners.iter().any(|(host, owner)| owner == cx.service && host.file_name() == name)
 }
 
+/// The multiple of the CPU count a value is: 1 for `%k`, N for the expressions
+/// `%(%k * N)` / `%(N * %k)`.
+fn cpu_multiple(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text == "%k" {
+        return Some(1);
+    }
+    let inner = text.strip_prefix("%(")?.strip_suffix(')')?;
+    let (a, b) = inner.split_once('*')?;
+    match (a.trim(), b.trim()) {
+        ("%k", n) | (n, "%k") => n.parse().ok().filter(|n| *n >= 1),
+        _ => None,
+    }
+}
+
 /// A whole number option; `%k` is the machine's CPU count.
 fn number(cx: &mut Cx<'_>, key: &str, opt: &Opt, cpus: Option<u64>) {
     if let Some((text, _)) = &opt.value
-        && text.trim() == "%k"
+        && let Some(times) = cpu_multiple(text)
     {
-        let n = cpus.unwrap_or(crate::import::shared::facts::ASSUMED_CPUS);
+        let n = cpus.unwrap_or(crate::import::shared::facts::ASSUMED_CPUS) * times;
         cx.set(key, json!(n), opt.bytes.clone());
         if cpus.is_none() {
-            cx.builder.assumed_at(cx.file, opt.bytes.clone(), format!("uWSGI `{}` = %k, the CPU count: {n} assumed", opt.flag), "pass --cpus, or set the value in an overlay, with the machine's CPUs");
+            cx.builder.assumed_at(cx.file, opt.bytes.clone(), format!("uWSGI `{}` = {}: {n}, with the machine's CPU count assumed to be {}", opt.flag, text.trim(), crate::import::shared::facts::ASSUMED_CPUS), "pass --cpus, or set the value in an overlay, with the machine's CPUs");
         }
         return;
     }
@@ -226,7 +241,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
                 continue;
             }
         };
-        if resolved.contains("%(") {
+        if resolved.contains("%(") && cpu_multiple(&resolved).is_none() {
             cx.ignored(bytes, format!("uWSGI `{key}` = `{}` uses a placeholder headroom does not expand", value.escape_debug()));
             continue;
         }
@@ -328,6 +343,7 @@ mod tests {
         assert_eq!((web["kind"].clone(), web["workers"].clone(), web["timeout"].clone(), web["port"].clone()), (json!("gunicorn"), json!(2), json!("30s"), json!(9090)));
         assert_eq!(web["worker_class"], "sync");
         assert!(notes(&b).iter().any(|m| m.contains("%k")), "{:?}", notes(&b));
+        assert_eq!((cpu_multiple("%k"), cpu_multiple("%(%k * 2)"), cpu_multiple("%(3*%k)"), cpu_multiple("%(%k + 1)")), (Some(1), Some(2), Some(3), None));
         assert_eq!(notes(&b).iter().filter(|m| m.contains("modelled as a gunicorn service")).count(), 1, "{:?}", notes(&b));
         // Without harakiri a request is never cut short.
         let mut b = ImportBuilder::new("t");

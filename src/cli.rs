@@ -556,10 +556,15 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: ReviewF
     let comparison = Comparison::of(&old_report, &old.diagnostics, &new_report, &new.diagnostics);
     match format {
         ReviewFormat::Markdown => {
-            let target_load = new_report.load.as_ref().map_or(String::new(), |l| format!(" at {} rps", crate::rules::num(l.rps)));
+            // The plan at the new load (the spec as written when nothing changes).
+            let at_target = analysis::analyze_text(spec, &proposal.text).ok();
+            let target_plan = at_target.as_ref().map_or(&new.plan, |a| &a.plan);
+            let target_report = CapacityReport::of(target_plan);
+            let target_load = target_report.load.as_ref().map_or(String::new(), |l| format!(" at {} rps", crate::rules::num(l.rps)));
             let mut text = format!("### headroom scale: {}{target_load}\n\n", report::markdown::cell(&name));
             if knob_changes == 0 {
-                text.push_str("✅ Already fits the new load: no change.\n");
+                text.push_str("✅ Already fits the new load: no change.\n\n");
+                text.push_str(&report::markdown::graph_and_tables(target_plan, &target_report));
             } else {
                 text.push_str(&format!("✅ The smallest change after which every rule holds{}:\n\n", if write { " (written)" } else { "" }));
                 text.push_str(&report::markdown::diff_block(&diff));

@@ -172,12 +172,33 @@ fn markdown_snapshots_tables_and_mermaid_for_every_example() {
             insta::assert_snapshot!(name.clone(), text);
             assert_tables_are_well_formed(text, name);
             let blocks = mermaid_blocks(text);
-            let wall = name.starts_with("markdown-scale-") && (text.contains("Nothing within the machines fits") || text.contains("Already fits"));
+            let wall = name.starts_with("markdown-scale-") && text.contains("Nothing within the machines fits");
             assert!(wall || blocks.len() == 1, "{name}: expected one diagram, found {}", blocks.len());
             diagrams.extend(blocks.into_iter().map(|b| (name.clone(), b)));
         }
     });
     assert_mermaid_parses(&diagrams);
+}
+
+#[test]
+fn scale_of_a_spec_that_already_fits_draws_the_plan_at_the_new_load() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let spec = dir.path().join("capacity.yaml");
+    std::fs::copy("examples/voiceassist-kubernetes-fixed/capacity.yaml", &spec).expect("copies");
+    let spec = spec.to_string_lossy().into_owned();
+    let (code, _, stderr) = headroom(&["scale", &spec, "--factor", "1.5", "--write"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, text, stderr) = headroom(&["scale", &spec, "--factor", "1.2", "--format", "markdown"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("Already fits the new load: no change."), "{text}");
+    // The heading and the graph are at the new load (1.2 x today's), not today's.
+    let today = std::fs::read_to_string(&spec).expect("reads");
+    let rps: f64 = today.lines().find_map(|l| l.trim().strip_prefix("rps:")).and_then(|v| v.split('#').next()).expect("load.rps").trim().parse().expect("a number");
+    assert!(text.lines().next().is_some_and(|l| l.ends_with(&format!(" at {} rps", headroom::rules::num(rps * 1.2)))), "{text}");
+    let blocks = mermaid_blocks(&text);
+    assert_eq!(blocks.len(), 1, "{text}");
+    assert_tables_are_well_formed(&text, "scale, already fits");
+    assert_mermaid_parses(&[("scale-already-fits".to_string(), blocks[0].clone())]);
 }
 
 #[test]

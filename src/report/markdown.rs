@@ -278,7 +278,13 @@ pub fn plan(plan: &Plan, report: &CapacityReport, findings: &[Diagnostic]) -> St
     let mut out = format!("### Capacity plan: {}\n\n", code(&report.name));
     out.push_str(&load_line(report));
     let _ = writeln!(out, "- **Checks:** {}.\n", verdict(findings));
-    out.push_str(&graph(plan, report, None));
+    out.push_str(&graph_and_tables(plan, report));
+    out
+}
+
+/// The connection graph and the budget tables of a plan.
+pub fn graph_and_tables(plan: &Plan, report: &CapacityReport) -> String {
+    let mut out = graph(plan, report, None);
     tables(&mut out, report);
     out
 }

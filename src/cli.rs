@@ -44,6 +44,31 @@ enum ColorChoice {
     Never,
 }
 
+/// `headroom scale --help`: the cost order and the exit codes (README "Scaling a spec").
+const SCALE_HELP: &str = "\
+Settings are tried before hardware, cheapest first:
+  1. connection limits that are only a number in a config file: per-process pools,
+     PgBouncer max_client_conn / default_pool_size / max_db_connections /
+     max_user_connections / nofile, Redis maxclients and nofile, nginx
+     worker_connections / worker_rlimit_nofile, somaxconn, rate-limit zones; and
+     lowering what oversteps a bound (workers past the CPUs, nginx max_conns past a
+     replica's slots, PgBouncer max_db_connections past PostgreSQL's room)
+  2. threads (gthread up to 8, Puma up to 5), gevent/uvicorn worker_connections (up to
+     1000), PostgreSQL max_connections as far as its memory holds them (down, when
+     its memory cannot hold what is written)
+  3. processes per replica within its CPUs (gunicorn 2 x cpus + 1, Puma cpus), nginx
+     worker_processes
+  4. replicas (the autoscaler's max with autoscale:)
+  5. machines (a group's count)
+Bigger machines are never applied: they are named when nothing else fits.
+
+Exit status:
+  0  a change was found (printed; written with --write), or the spec already fits
+  1  nothing within the machines fits: the wall and the smallest hardware change
+     are named, nothing is written
+  2  bad input (the spec does not load, the target is not a positive number) or an
+     error (the file cannot be written)";
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate the spec and run every rule.
@@ -72,7 +97,10 @@ enum Command {
     },
     /// Find the smallest change to the spec after which `check` holds at a new load;
     /// print it as a diff of the spec and what it does to the plan.
-    #[command(group(clap::ArgGroup::new("target").required(true).args(["rps", "factor", "users"])))]
+    #[command(
+        group(clap::ArgGroup::new("target").required(true).args(["rps", "factor", "users"])),
+        after_long_help = SCALE_HELP
+    )]
     Scale {
         /// The capacity spec.
         #[arg(default_value = "capacity.yaml")]

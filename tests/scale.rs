@@ -269,3 +269,43 @@ fn an_external_database_wall_names_its_provider_setting() {
     let help = wall.hardware.expect("a change to name");
     assert!(help.contains("is external") && help.contains("services.db.max_connections") && help.contains("PgBouncer in transaction mode"), "{help}");
 }
+
+fn headroom(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_headroom")).args(args).output().expect("runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn the_exit_codes_are_the_ones_help_states() {
+    let (_, help, _) = headroom(&["scale", "--help"]);
+    for line in ["0  a change was found", "1  nothing within the machines fits", "2  bad input", "5. machines (a group's count)"] {
+        assert!(help.contains(line), "help lacks `{line}`:\n{help}");
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let spec = dir.path().join("capacity.yaml");
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 2\n    resources: { cpus: 1 }\n    uses: { db: { pool: 16 } }   # 4 x 4\n  db:\n    kind: postgres\n    max_connections: 100\n    work_mem: 16MiB\n    resources: { cpus: 2, memory: 8GiB }\n";
+    std::fs::write(&spec, text).expect("writes");
+    let spec = spec.to_string_lossy().into_owned();
+    // Already fits: 0, nothing written.
+    let (code, out, err) = headroom(&["scale", &spec, "--factor", "1", "--write"]);
+    assert_eq!((code, out.contains("already fits")), (0, true), "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&spec).expect("reads"), text);
+    // A wall: 1, named with the hardware that would carry it, nothing written.
+    let (code, _, err) = headroom(&["scale", &spec, "--factor", "20", "--write"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("= wall: ") && err.contains("= help: PostgreSQL `db` on 8 GiB cannot hold"), "{err}");
+    assert_eq!(std::fs::read_to_string(&spec).expect("reads"), text);
+    // Bad input: 2.
+    assert_eq!(headroom(&["scale", &spec, "--factor", "0"]).0, 2);
+    assert_eq!(headroom(&["scale", &format!("{spec}.missing"), "--factor", "2"]).0, 2);
+    // A change: 0, written as shown, the stale formula comment marked.
+    let (code, out, err) = headroom(&["scale", &spec, "--factor", "2", "--write"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let written = std::fs::read_to_string(&spec).expect("reads");
+    assert!(blocking(&written).is_empty(), "{written}");
+    if written.contains("pool: 16") {
+        assert!(written.contains("# 4 x 4"), "{written}");
+    } else {
+        assert!(written.contains("# was pool 16; 4 x 4"), "{written}");
+    }
+}

@@ -2,7 +2,9 @@
 //! span the loader recorded for it, a missing key is inserted into its mapping in the
 //! mapping's own style (a `{ flow, mapping }` gets `, key: value` before its brace; a
 //! block mapping gets a new line at its children's indentation after its last child).
-//! Everything else in the file - comments, blank lines, quoting, key order - stays.
+//! Everything else in the file - comments, blank lines, quoting, key order - stays,
+//! except that a trailing comment stating a number or formula about a changed value is
+//! marked with the old value (`# was 5; = RAILS_MAX_THREADS`).
 
 use serde_json::Value;
 
@@ -64,11 +66,20 @@ pub fn apply(text: &str, spans: &SpanMap, changes: &[Change]) -> Result<String, 
     // Insertions grouped by the mapping they go into, so two new keys of one mapping
     // land together in one edit.
     let mut inserts: Vec<(String, Vec<NewKey>)> = Vec::new();
+    // Trailing comments beside changed values: the comment's `#` and (key, old text).
+    let mut commented: Vec<(usize, Vec<(String, String)>)> = Vec::new();
     for change in changes {
         if let Some(node) = spans.get(&change.pointer) {
             let range = node.value.clone();
             let current = text.get(range.clone()).ok_or_else(|| EditError(format!("no text at {}", change.pointer)))?;
             edits.push((range.start, range.end, replacement_keeping_quotes(current, &change.value)));
+            if let Some(hash) = trailing_comment(text, range.end) {
+                let key = change.pointer.rsplit('/').next().map(unescape).unwrap_or_default();
+                match commented.iter_mut().find(|(h, _)| *h == hash) {
+                    Some((_, olds)) => olds.push((key, current.to_string())),
+                    None => commented.push((hash, vec![(key, current.to_string())])),
+                }
+            }
             continue;
         }
         // The deepest written ancestor, and the keys still to create under it.
@@ -91,12 +102,59 @@ pub fn apply(text: &str, spans: &SpanMap, changes: &[Change]) -> Result<String, 
     for (parent, keys) in inserts {
         edits.push(insertion(text, spans, &parent, &keys)?);
     }
+    for (hash, olds) in commented {
+        if let Some(mark) = stale_comment_mark(text, hash, &olds) {
+            edits.push((hash + 1, hash + 1, mark));
+        }
+    }
     edits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
     let mut out = text.to_string();
     for (start, end, replacement) in edits {
         out.replace_range(start..end, &replacement);
     }
     Ok(out)
+}
+
+/// The `#` of the comment that ends the line a value ends on (quotes skipped: a `#`
+/// inside a quoted string is text).
+fn trailing_comment(text: &str, value_end: usize) -> Option<usize> {
+    let line_end = text[value_end..].find('\n').map_or(text.len(), |i| value_end + i);
+    let mut quote: Option<char> = None;
+    let mut previous = text[..value_end].chars().next_back().unwrap_or(' ');
+    for (i, c) in text[value_end..line_end].char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '#' && previous.is_whitespace() => return Some(value_end + i),
+            None => {}
+        }
+        previous = c;
+    }
+    None
+}
+
+/// The mark for a trailing comment that states a number or a formula about a value
+/// that changed (`pool: 5  # = RAILS_MAX_THREADS` once the pool is 8 no longer holds):
+/// ` was 5;` put at its start, so the comment keeps its words and says what they were
+/// about. A comment that only names the setting (`# WEB_CONCURRENCY`) still holds and
+/// is left alone, and so is one already marked.
+fn stale_comment_mark(text: &str, hash: usize, olds: &[(String, String)]) -> Option<String> {
+    let line_end = text[hash..].find('\n').map_or(text.len(), |i| hash + i);
+    let comment = text[hash + 1..line_end].trim();
+    let states = comment.chars().any(|c| c.is_ascii_digit() || matches!(c, '=' | '*' | '+' | '<' | '>')) || comment.contains(" x ");
+    if !states || comment.starts_with("was ") {
+        return None;
+    }
+    let line_start = text[..hash].rfind('\n').map_or(0, |i| i + 1);
+    let one_value_line = olds.len() == 1 && !text[line_start..hash].contains(['{', '[']);
+    let was = if one_value_line {
+        olds[0].1.clone()
+    } else {
+        olds.iter().map(|(key, old)| format!("{key} {old}")).collect::<Vec<_>>().join(", ")
+    };
+    let space = if text[hash + 1..line_end].starts_with(' ') { "" } else { " " };
+    Some(format!(" was {was};{space}"))
 }
 
 fn pointer_of(segments: &[&str]) -> String {
@@ -227,6 +285,33 @@ mod tests {
             edit(text, &[("/machines/lb/sysctl/net.core.somaxconn", Value::from(8192))]),
             "machines:\n  lb:\n    count: 1\n    sysctl: { net.core.somaxconn: 8192 }\n"
         );
+    }
+
+    #[test]
+    fn a_comment_stating_the_old_value_is_marked_and_a_name_is_kept() {
+        let text = "services:\n  web:\n    workers: 4   # WEB_CONCURRENCY\n    uses:\n      db: { pool: 5 }  # = RAILS_MAX_THREADS\n      cache: { pool: 5, min: 1 }  # pool_size = RAILS_MAX_THREADS\n    threads: 5 #'x' = 2 x cpus + 1\n    replicas: 2  # was 3; 3 x 2 = 6\n";
+        let changed = edit(
+            text,
+            &[
+                ("/services/web/workers", Value::from(5)),
+                ("/services/web/uses/db/pool", Value::from(8)),
+                ("/services/web/uses/cache/pool", Value::from(8)),
+                ("/services/web/uses/cache/min", Value::from(2)),
+                ("/services/web/threads", Value::from(6)),
+                ("/services/web/replicas", Value::from(4)),
+            ],
+        );
+        assert_eq!(
+            changed,
+            "services:\n  web:\n    workers: 5   # WEB_CONCURRENCY\n    uses:\n      db: { pool: 8 }  # was pool 5; = RAILS_MAX_THREADS\n      cache: { pool: 8, min: 2 }  # was pool 5, min 1; pool_size = RAILS_MAX_THREADS\n    threads: 6 # was 5; 'x' = 2 x cpus + 1\n    replicas: 4  # was 3; 3 x 2 = 6\n"
+        );
+    }
+
+    #[test]
+    fn a_hash_inside_quotes_is_not_a_comment() {
+        let text = "a:\n  b: 1  # 1 = one\n  c: \"x #1\"\n";
+        assert_eq!(edit(text, &[("/a/c", Value::from("y #2"))]), "a:\n  b: 1  # 1 = one\n  c: \"y #2\"\n");
+        assert_eq!(edit(text, &[("/a/b", Value::from(2))]), "a:\n  b: 2  # was 1; 1 = one\n  c: \"x #1\"\n");
     }
 
     #[test]

@@ -2,16 +2,22 @@
 //!
 //! Cost order (cheapest first), the order the search tries them in:
 //! 0. connection limits that only change a number in a config file: per-process pools,
-//!    PgBouncer `max_client_conn` / `default_pool_size` / `max_db_connections`,
-//!    Redis `maxclients` and `nofile`, nginx `worker_connections` /
-//!    `worker_rlimit_nofile` / `max_conns`, `somaxconn`, rate-limit zones;
+//!    PgBouncer `max_client_conn` / `default_pool_size` / `max_db_connections` /
+//!    `max_user_connections` / `nofile`, Redis `maxclients` and `nofile`, nginx
+//!    `worker_connections` / `worker_rlimit_nofile`, `somaxconn`, rate-limit zones; and
+//!    lowering what oversteps a bound (workers past the CPUs, nginx `max_conns` past a
+//!    replica's slots, PgBouncer `max_db_connections` past PostgreSQL's room);
 //! 1. concurrency inside a process (threads, gevent worker_connections) up to a
 //!    ceiling, and PostgreSQL `max_connections` while its memory holds them (with
 //!    its memory unknown, up to PGTune's figure for its workload: see
-//!    `unknown_memory_connections`);
-//! 2. processes per replica (workers) within the replica's CPUs;
+//!    `unknown_memory_connections`; lowered to what its clients need when its memory
+//!    cannot hold what is written);
+//! 2. processes per replica (workers) within the replica's CPUs, nginx
+//!    `worker_processes`;
 //! 3. replicas (or the autoscaler's `max`);
 //! 4. machines (a group's `count`): hardware, last.
+//!
+//! README "Scaling a spec" and `scale --help` state the same order.
 //!
 //! Bigger machines (more memory or CPUs) are never applied: when nothing within the
 //! machines fits, `scale` names the wall and the smallest such change instead.

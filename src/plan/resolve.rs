@@ -255,7 +255,7 @@ fn rollout_surge(k8s: &KubernetesPlan, replicas: &Sourced<u64>) -> Sourced<u64> 
     let default = if k8s.max_surge.is_default() { "; Kubernetes' default" } else { "" };
     let formula = match k8s.max_surge.value {
         Rollout::Count(n) => format!("{n} pods"),
-        Rollout::Percent(pct) => format!("{pct}% of {} replicas, rounded up{default}", replicas.value),
+        Rollout::Percent(pct) => format!("{pct}% of {}, rounded up{default}", crate::rules::plural(replicas.value, "replica")),
     };
     Sourced::derived(surge, k8s.max_surge.path().to_string(), formula)
 }
@@ -923,8 +923,9 @@ fn capacity(plan: &Plan) -> Option<Capacity> {
                 layer: format!("nginx `{}`", service.name),
                 capacity_rps: concurrent as f64 / service_time,
                 why: format!(
-                    "{} workers x {} connections / 2 per proxied request = {concurrent} concurrent requests / {service_time}s",
-                    n.worker_processes.value, n.worker_connections.value
+                    "{} x {} / 2 per proxied request = {concurrent} concurrent requests / {service_time}s",
+                    crate::rules::plural(n.worker_processes.value, "worker"),
+                    crate::rules::plural(n.worker_connections.value, "connection")
                 ),
             });
         }

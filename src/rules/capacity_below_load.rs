@@ -1,6 +1,6 @@
 //! Rule `capacity-below-load`.
 
-use super::{Check, finding, num, process_noun};
+use super::{Check, finding, num, process_noun_one};
 use crate::diag::Diagnostic;
 use crate::plan::{Detail, Kind, Plan, ServicePlan, mul};
 use crate::spec::WorkerClass;
@@ -156,19 +156,19 @@ fn slots_term(service: &ServicePlan) -> String {
     let slot = match &service.detail {
         Detail::Gunicorn(g) => match g.worker_class.value {
             WorkerClass::Sync => "slot (sync)",
-            WorkerClass::Gthread => "threads",
+            WorkerClass::Gthread => "thread",
             WorkerClass::Gevent | WorkerClass::Uvicorn => "worker_connections",
         },
-        _ if service.kind == Kind::Puma => "threads",
-        _ => "slots",
+        _ if service.kind == Kind::Puma => "thread",
+        _ => "slot",
     };
+    // Counted nouns read in the singular for one; the setting's name stays as it is.
+    let slots = if slot.contains(['_', '(']) { format!("{} {slot}", service.slots_per_process.value) } else { super::plural(service.slots_per_process.value, slot) };
     format!(
-        "{} {} x {} {} x {} {slot} = {}",
+        "{} {} x {} x {slots} = {}",
         service.name,
         super::replicas_term(service),
-        service.processes.value,
-        process_noun(service.kind),
-        service.slots_per_process.value,
+        super::plural(service.processes.value, process_noun_one(service.kind)),
         service.slots
     )
 }

@@ -87,9 +87,9 @@ impl Check for MachineCpuOversubscribed {
             };
             let host = if machine.count > 1 { "the busiest machine" } else { "the machine" };
             let message = format!(
-                "machine group `{}` is oversubscribed: the CPU limits on {host} add up to {} cpus but it has {}: {} = {} > cpus {} ({}.cpus){unlimited_text}; limits are ceilings, not reservations, so at peak the replicas share fewer cores than the plan counts on: requests take longer, throughput falls short of the plan and the proxy answers 504 once requests pass its read timeout",
+                "machine group `{}` is oversubscribed: the CPU limits on {host} add up to {} but it has {}: {} = {} > cpus {} ({}.cpus){unlimited_text}; limits are ceilings, not reservations, so at peak the replicas share fewer cores than the plan counts on: requests take longer, throughput falls short of the plan and the proxy answers 504 once requests pass its read timeout",
                 machine.name,
-                num(demand),
+                super::cpus_term(demand),
                 num(cpus),
                 terms.join(" + "),
                 num(demand),
@@ -100,7 +100,7 @@ impl Check for MachineCpuOversubscribed {
             if let Some(count) = count_that_fits(plan, machine, cpus) {
                 fix.push_str(&format!(", or raise count to {count} ({}.count)", machine.path));
             }
-            fix.push_str(&format!(", or lower the limits by {} cpus", num(demand - cpus)));
+            fix.push_str(&format!(", or lower the limits by {}", super::cpus_term(demand - cpus)));
             let mut d = finding::<Self>(format!("{}.cpus", machine.path), message)
                 .number("cpu_demand", demand)
                 .number("cpus", cpus)
@@ -110,7 +110,7 @@ impl Check for MachineCpuOversubscribed {
                 if let Some(per_replica) = placement.cpus_per_replica {
                     d = d.related(
                         format!("services.{}.resources.cpus", placement.service),
-                        format!("{} x {} cpus on {host}", placement.replicas_per_host, num(per_replica)),
+                        format!("{} x {} on {host}", placement.replicas_per_host, super::cpus_term(per_replica)),
                     );
                 }
             }

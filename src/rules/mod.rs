@@ -230,6 +230,11 @@ pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 { format!("{n} {noun}") } else if noun.ends_with('s') { format!("{n} {noun}es") } else { format!("{n} {noun}s") }
 }
 
+/// A CPU count, `1 cpu` or `2.5 cpus`.
+pub fn cpus_term(value: f64) -> String {
+    if value == 1.0 { "1 cpu".to_string() } else { format!("{} cpus", num(value)) }
+}
+
 /// What one process is called for a kind ("workers" for app servers).
 pub fn process_noun(kind: crate::plan::Kind) -> &'static str {
     use crate::plan::Kind;

@@ -55,10 +55,10 @@ impl Check for NginxWorkersOverCpus {
             let total = nginx.worker_connections.value.saturating_mul(workers);
             let per_worker = total.div_ceil(fit);
             let message = format!(
-                "nginx `{}` runs {workers} worker processes ({}) on {} cpus ({}): {workers} > {}; the extra workers add no throughput, they contend for the same cores and under a CPU limit the kernel throttles the container for the rest of each period, stalling every request in flight (p99 latency spikes at peak)",
+                "nginx `{}` runs {workers} worker processes ({}) on {} ({}): {workers} > {}; the extra workers add no throughput, they contend for the same cores and under a CPU limit the kernel throttles the container for the rest of each period, stalling every request in flight (p99 latency spikes at peak)",
                 service.name,
                 nginx.worker_processes.cite(),
-                num(cpus.value),
+                super::cpus_term(cpus.value),
                 cpus.cite(),
                 num(cpus.value),
             );
@@ -70,7 +70,7 @@ impl Check for NginxWorkersOverCpus {
                         "set worker_processes to {fit} and worker_connections to {per_worker} to keep {total} connections ({fit} x {per_worker}), or raise {} to >= {workers}",
                         cpus.path()
                     ))
-                    .related(cpus.path(), format!("{} cpus", num(cpus.value))),
+                    .related(cpus.path(), super::cpus_term(cpus.value)),
             );
         }
     }

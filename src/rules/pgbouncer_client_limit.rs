@@ -94,7 +94,7 @@ impl Check for PgbouncerClientLimit {
             .number("limit", limit as f64)
             .fix(fix);
             for edge in plan.edges_to(&service.name) {
-                d = d.related(edge.per_process.path(), format!("{} opens {} client connections", edge.from, edge.connections));
+                d = d.related(edge.per_process.path(), format!("{} opens {}", edge.from, super::plural(edge.connections, "client connection")));
             }
             out.push(d);
         }

@@ -73,7 +73,7 @@ fn fork_reason(redis: &RedisPlan) -> Option<String> {
     let replicas = match redis.mode {
         RedisMode::Standalone => None,
         _ if redis.replicas_per_master == 0 => None,
-        RedisMode::Sentinel => Some(format!("full syncs to its {} replicas (sentinel mode)", redis.replicas_per_master)),
+        RedisMode::Sentinel => Some(format!("full syncs to its {} (sentinel mode)", super::plural(redis.replicas_per_master, "replica"))),
         RedisMode::Cluster => Some(format!("full syncs to {} replicas per master (cluster mode)", redis.replicas_per_master)),
     };
     match (persistence, replicas) {

@@ -1,6 +1,6 @@
 //! Rule `upstream-max-conns-over-slots`.
 
-use super::{Check, finding, process_noun};
+use super::{Check, finding, plural, process_noun_one};
 use crate::diag::Diagnostic;
 use crate::plan::{Detail, Plan, mul, sum};
 
@@ -107,7 +107,6 @@ impl Check for UpstreamMaxConnsOverSlots {
                 if nginx_replicas > 1 {
                     sum_text = format!("({sum_text}) x {nginx_replicas} nginx replicas, each enforcing its own limit");
                 }
-                let noun = process_noun(target.kind);
                 let backlog = target.backlog.as_ref().map_or(String::new(), |b| format!(" of {}", b.value));
                 let waiting = total - slots;
                 let (server_text, pods_text) = if pods > 1 {
@@ -117,11 +116,11 @@ impl Check for UpstreamMaxConnsOverSlots {
                 };
                 let unit = if pods > 1 { "Service" } else { "replica" };
                 let message = format!(
-                    "nginx `{}` may hold {total} requests open to {server_text}, which serves {slots} at once: {sum_text} = {total} > {pods_text}{} {noun} ({}) x {} slots ({}) = {slots} per {unit}; the other {waiting} queue inside {} (in its listen backlog{backlog} or accepted by a busy worker), invisible to nginx's balancing, so a slow replica builds a queue (answered late, or with 504) while others idle",
+                    "nginx `{}` may hold {total} requests open to {server_text}, which serves {slots} at once: {sum_text} = {total} > {pods_text}{} ({}) x {} ({}) = {slots} per {unit}; the other {waiting} queue inside {} (in its listen backlog{backlog} or accepted by a busy worker), invisible to nginx's balancing, so a slow replica builds a queue (answered late, or with 504) while others idle",
                     service.name,
-                    target.processes.value,
+                    plural(target.processes.value, process_noun_one(target.kind)),
                     target.processes.cite(),
-                    target.slots_per_process.value,
+                    plural(target.slots_per_process.value, "slot"),
                     target.slots_per_process.cite(),
                     target.kind.as_str(),
                 );

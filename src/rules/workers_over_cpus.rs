@@ -52,9 +52,9 @@ impl Check for WorkersOverCpus {
             let Some(cpus) = &service.cpus else { continue };
             let cores = (cpus.value.ceil() as u64).max(1);
             let cores_text = if cpus.value.fract() > 0.0 {
-                format!("{} cpus ({}), counted as {cores}", num(cpus.value), cpus.cite())
+                format!("{} ({}), counted as {cores}", super::cpus_term(cpus.value), cpus.cite())
             } else {
-                format!("{cores} cpus ({})", cpus.cite())
+                format!("{} ({})", super::plural(cores, "cpu"), cpus.cite())
             };
             let (workers, limit, formula, threads, failure) = match &service.detail {
                 Detail::Gunicorn(g) => (

@@ -506,7 +506,12 @@ impl Builder<'_> {
             _ => Some(Strategy { max_surge: rollout_scalar(self.k8s.max_surge.value), max_unavailable: rollout_scalar(self.k8s.max_unavailable.value) }),
         };
         if let Some(surge) = &service.rollout_surge {
-            comments.push(format!("a rolling update adds {} pod(s) at {} replicas ({}); the budget rules count them", surge.value, service.replicas.value, surge.cite()));
+            comments.push(format!(
+                "a rolling update adds {} at {} ({}); the budget rules count them",
+                crate::rules::plural(surge.value, "pod"),
+                crate::rules::plural(service.replicas.value, "replica"),
+                surge.cite()
+            ));
         }
         if service.nofile.is_some() {
             comments.push(format!("{}.nofile: Kubernetes sets no per-pod open-files limit; the container runtime's default applies (check it on the nodes)", service.path));

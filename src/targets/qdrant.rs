@@ -222,12 +222,12 @@ pub fn create_body(c: &CollectionPlan) -> Value {
 
 fn collection_note(c: &CollectionPlan) -> String {
     format!(
-        "{}: {} vectors x {} dims, {} shards x {} replicas ({}); {} of RAM per node",
+        "{}: {} vectors x {} dims, {} x {} ({}); {} of RAM per node",
         c.name,
         c.vectors,
         c.dimensions,
-        c.shard_number.value,
-        c.replication_factor.value,
+        crate::rules::plural(c.shard_number.value, "shard"),
+        crate::rules::plural(c.replication_factor.value, "replica"),
         c.path,
         crate::rules::size(c.memory_per_node)
     )

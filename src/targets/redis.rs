@@ -249,7 +249,7 @@ pub fn directives(service: &ServicePlan, host_listen: Option<&[String]>) -> Vec<
     }
     push("dir", &["/data"], Some("the official image's data volume".into()));
     if redis.mode == RedisMode::Cluster {
-        push("cluster-enabled", &["yes"], redis.masters.as_ref().map(|m| format!("{} masters x {} replicas each", m.value, redis.replicas_per_master)));
+        push("cluster-enabled", &["yes"], redis.masters.as_ref().map(|m| format!("{} x {} each", crate::rules::plural(m.value, "master"), crate::rules::plural(redis.replicas_per_master, "replica"))));
         push("cluster-config-file", &["nodes.conf"], Some("written by Redis in dir".into()));
         push("cluster-node-timeout", &[&CLUSTER_NODE_TIMEOUT_MS.to_string()], Some("Redis' default".into()));
     }

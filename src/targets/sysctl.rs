@@ -229,9 +229,9 @@ pub fn entries(plan: &Plan, machine: &MachinePlan) -> Result<Vec<Entry>, RenderE
                 let total = crate::plan::mul(&[per_process, n.worker_processes.value, per_host]);
                 needs.push((
                     format!(
-                        "{}: {per_host} x {} workers x worker_rlimit_nofile {per_process} ({}) = {total}",
+                        "{}: {per_host} x {} x worker_rlimit_nofile {per_process} ({}) = {total}",
                         label(service),
-                        n.worker_processes.value,
+                        crate::rules::plural(n.worker_processes.value, "worker"),
                         n.rlimit_nofile.cite()
                     ),
                     total,
@@ -265,7 +265,7 @@ pub fn entries(plan: &Plan, machine: &MachinePlan) -> Result<Vec<Entry>, RenderE
                 if let Some(n) = &service.nofile {
                     let total = crate::plan::mul(&[n.value, service.processes.value, per_host]);
                     needs.push((
-                        format!("{}: {per_host} x {} processes x nofile {} = {total}", label(service), service.processes.value, n.value),
+                        format!("{}: {per_host} x {} x nofile {} = {total}", label(service), crate::rules::plural(service.processes.value, "process"), n.value),
                         total,
                         n.value,
                     ));
@@ -310,9 +310,9 @@ pub fn entries(plan: &Plan, machine: &MachinePlan) -> Result<Vec<Entry>, RenderE
                 let no_keepalive: Vec<&str> = n.upstreams.iter().filter(|u| u.keepalive.is_none()).map(|u| u.name.as_str()).collect();
                 if upstream >= DEFAULT_EPHEMERAL_PORTS / 2 {
                     busy.push(format!(
-                        "{} may hold {upstream} upstream connections ({} workers x {} worker_connections / 2)",
+                        "{} may hold {upstream} upstream connections ({} x {} worker_connections / 2)",
                         label(service),
-                        n.worker_processes.value,
+                        crate::rules::plural(n.worker_processes.value, "worker"),
                         n.worker_connections.value
                     ));
                 } else if !no_keepalive.is_empty() {

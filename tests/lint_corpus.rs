@@ -635,7 +635,7 @@ fn kamal_config_of_an_engine_with_destinations_deploys_the_enclosing_app() {
 fn procfile_app_on_unicorn_and_resque_pool_counts_every_process() {
     // A Procfile app whose web process is a script (thrust in front) that ends by
     // running unicorn, with Resque workers from resque-pool.yml (ERB counts from the
-    // CPUs) and a redis-server with its own config file.
+    // CPUs), a Delayed Job worker and a redis-server with its own config file.
     let linted = lint("procfile-unicorn-resque");
     assert_read(
         &linted,
@@ -651,11 +651,11 @@ fn procfile_app_on_unicorn_and_resque_pool_counts_every_process() {
     // Single-threaded processes against a pool of 2: no pool finding; the only
     // problem is Redis' AOF rewrite fork on a host with the kernel's default overcommit.
     assert_eq!(linted.problems(), ["redis-overcommit"], "{}", linted.summary());
-    // Every process that opens connections is in the demand: 3 unicorn workers and the
+    // Every process that opens connections is in the demand: 3 unicorn workers, the
     // 5 resque processes (3 for `critical,default` on 2 CPUs, `default` from the top
-    // level, `mailers`).
+    // level, `mailers`) and the Delayed Job worker (`rails jobs:work`).
     let demand = linted.findings().into_iter().find(|f| f["rule"] == "postgres-connections-exhausted").map(|f| f["message"].as_str().unwrap().to_string()).unwrap_or_default();
-    assert!(demand.contains("web 1 replica x 3 workers x 2 pool = 6 + worker 1 replica x 5 processes x 2 pool = 10"), "{demand}");
+    assert!(demand.contains("web 1 replica x 3 workers x 2 pool = 6 + worker 1 replica x 5 processes x 2 pool = 10 + mailer 1 replica x 1 process x 2 pool = 2"), "{demand}");
     // Unicorn's messages speak of unicorn and its config, not of puma flags or puma.rb;
     // the config named with -c is read, so it is not noted as unread.
     let summary = linted.summary();

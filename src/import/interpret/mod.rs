@@ -177,7 +177,7 @@ fn kind_of_program(program: &'static str) -> &'static str {
     match program {
         "uwsgi" | "uvicorn" | "hypercorn" | "daphne" | "granian" => "gunicorn",
         "unicorn" => "puma",
-        "resque" => "worker",
+        "resque" | "delayed_job" => "worker",
         other => other,
     }
 }
@@ -252,6 +252,9 @@ fn classify_segment(words: &[Word]) -> Option<(&'static str, usize)> {
             "unicorn" | "unicorn_rails" => Some(("unicorn", i + 1)),
             "resque-pool" => Some(("resque", i + 1)),
             "rake" | "rails" if matches!(next, Some("resque:work" | "resque:workers")) => Some(("resque", i + 2)),
+            // Delayed Job's worker: one process, one job at a time.
+            "rake" | "rails" if next == Some("jobs:work") => Some(("delayed_job", i + 2)),
+            "delayed_job" if w.contains("bin/") || next == Some("start") || next == Some("run") => Some(("delayed_job", i + 1)),
             "puma" => Some(("puma", i + 1)),
             "rails" if matches!(next, Some("server" | "s")) => Some(("puma", i + 2)),
             "rails" if matches!(next, Some("solid_queue:start")) => Some(("solid_queue", i + 2)),
@@ -331,7 +334,8 @@ pub fn apply_command(builder: &mut ImportBuilder, service: &str, words: &[Word],
         "uwsgi" => uwsgi::flags(&mut cx, &args, head),
         "uvicorn" | "hypercorn" | "daphne" | "granian" => asgi::flags(&mut cx, program, &args, head),
         "unicorn" => puma::unicorn_flags(&mut cx, &args, head),
-        "resque" => resque::flags(&mut cx, &args, head),
+        // A resque or Delayed Job worker process serves one job at a time.
+        "resque" | "delayed_job" => resque::flags(&mut cx, &args, head),
         "puma" => puma::flags(&mut cx, &args, words[..start].iter().any(|(w, _)| base(w) == "rails")),
         "redis" | "sentinel" => redis::flags(&mut cx, &args),
         "postgres" => postgres::flags(&mut cx, &args),
@@ -557,6 +561,14 @@ mod tests {
         let b = run("./bin/thrust ./bin/rails server -p 3000");
         assert_eq!(b.value["services"]["web"]["kind"], "puma");
         assert_eq!(b.value["services"]["web"]["port"], 3000);
+    }
+
+    #[test]
+    fn delayed_job_workers_run_one_job_at_a_time() {
+        let b = run("bundle exec rails jobs:work");
+        assert_eq!((b.value["services"]["web"]["kind"].clone(), b.value["services"]["web"]["concurrency"].clone()), (serde_json::json!("worker"), serde_json::json!(1)));
+        assert_eq!(classify(&shell_words("bin/delayed_job run")).map(|k| k.0), Some("worker"));
+        assert_eq!(classify(&shell_words("bundle exec rake jobs:clear")), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn rails_services(builder: &ImportBuilder, file: FileId) -> Vec<String> {
                 .filter(|(k, v)| {
                     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
                     let command = v.get("command").and_then(Value::as_str).unwrap_or("");
-                    let resque = builder.programs.get(k.as_str()).is_some_and(|p| *p == "resque");
+                    let resque = builder.programs.get(k.as_str()).is_some_and(|p| matches!(*p, "resque" | "delayed_job"));
                     matches!(kind, "puma" | "solid_queue" | "sidekiq") || (kind == "worker" && (resque || command.starts_with("bin/") || command.contains("rails") || command.contains("rake")))
                 })
                 .map(|(k, _)| k.clone())

@@ -28,7 +28,10 @@ pub(super) fn flags(cx: &mut Cx<'_>, _words: &[Word], head: Range<usize>) {
 pub fn read(builder: &mut ImportBuilder, file: FileId) {
     let Some(source) = builder.sources.get(file).cloned() else { return };
     let text = source.text.clone();
-    let service = builder.owner_of(file, &builder.default_service(&["worker"], "resque"));
+    // The service whose command runs resque-pool, else the only worker service.
+    let runs_resque = builder.programs.iter().filter(|(_, p)| **p == "resque").map(|(s, _)| s.clone()).min();
+    let fallback = runs_resque.unwrap_or_else(|| builder.default_service(&["worker"], "resque"));
+    let service = builder.owner_of(file, &fallback);
     let head = 0..text.find('\n').unwrap_or(text.len());
     // resque-pool evaluates the file as ERB (`default: <%= … %>`) in the environment
     // of the process that runs it.

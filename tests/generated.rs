@@ -26,9 +26,14 @@
 //! 128 cases by default (HEADROOM_GENERATED_CASES): about 1000 files; 10 minutes on
 //! this 2-core machine under the load of other builds (render 8 s, oldest end 32 s,
 //! newest end 51 s, the Python/Ruby checks 487 s).
-//! A spec that does not load or render is shrunk by proptest and its seed kept in
-//! tests/generated.proptest-regressions (run first next time); a file a program refuses
-//! is reported with its case's spec (JSON, which is YAML) and the files are kept.
+//! Each run draws its cases from one seed (printed; HEADROOM_GENERATED_SEED=<hex>
+//! replays it) and keeps every case's proptest value tree. A spec that does not load or
+//! render is shrunk at once; a file a program refuses is reported with its case's spec
+//! (JSON, which is YAML), and then the first such case is shrunk by proptest with that
+//! program's check in the property (only that program's files are checked again, so an
+//! attempt costs one program start; at most 4 minutes). The smallest failing spec is
+//! kept in tests/fixtures/generated/ (first line: its spec file name), and every kept
+//! spec is rendered and checked before the generated ones on each run.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -39,7 +44,8 @@ use headroom::analysis::analyze_text;
 use headroom::plan::{Detail, Kind};
 use headroom::targets::{self, Context};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde_json::{Map, Value, json};
 
 /// Cases per run (HEADROOM_GENERATED_CASES overrides).
@@ -608,7 +614,7 @@ fn seen(end: End, root: &Path, p: &Path) -> String {
 }
 
 /// `failures` gets one line per file a program refused, with its output.
-fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut Vec<String>) {
+fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut Vec<(Option<usize>, String)>) {
     let s = |p: &Path| q(&seen(end, root, p));
     // One hosts file per case: nss_wrapper's table holds a few thousand names at most.
     let hosts_files: Vec<PathBuf> = cases
@@ -631,7 +637,9 @@ fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut 
     let data = work.join(format!("pgdata-{end:?}"));
     let mut script = String::from("set -u\nNSS=$(ls /usr/lib/*/libnss_wrapper.so | head -n1)\n");
     writeln!(script, "chown postgres: {} && chmod 777 {}", s(work), s(work)).unwrap();
-    writeln!(script, "runuser -u postgres -- {pgbin}/initdb -D {} -A trust -U postgres --no-sync >/dev/null 2>&1 || echo 'FAIL initdb'", s(&data)).unwrap();
+    if cases.iter().flat_map(|c| &c.files).any(|f| f.0 == "postgres") {
+        writeln!(script, "runuser -u postgres -- {pgbin}/initdb -D {} -A trust -U postgres --no-sync >/dev/null 2>&1 || echo 'FAIL initdb'", s(&data)).unwrap();
+    }
     let mut port = 20_000 + (std::process::id() % 20_000) as u64 + if end == End::Newest { 5_000 } else { 0 };
     let mut pgbouncers = String::new();
     let mut started = 0;
@@ -721,22 +729,24 @@ fn check_end(end: End, root: &Path, work: &Path, cases: &[Case], failures: &mut 
     }
     writeln!(
         script,
-        "pids=(); names=(); dirs=()\n{pgbouncers}sleep 2\nfor i in \"${{!pids[@]}}\"; do\n  if ! kill -0 \"${{pids[$i]}}\" 2>/dev/null; then echo \"FAIL ${{names[$i]}} (exited) $(cat \"${{dirs[$i]}}\"/*.log 2>/dev/null | tail -n 5)\"; continue; fi\n  kill -INT \"${{pids[$i]}}\"\ndone\nwait\nfor i in \"${{!pids[@]}}\"; do\n  bad=$(grep -hE ' (ERROR|FATAL) ' \"${{dirs[$i]}}\"/*.log 2>/dev/null | head -n 3)\n  [ -z \"$bad\" ] || echo \"FAIL ${{names[$i]}} $bad\"\ndone\necho BATCH-DONE"
+        "pids=(); names=(); dirs=()\n{pgbouncers}{sleep}for i in \"${{!pids[@]}}\"; do\n  if ! kill -0 \"${{pids[$i]}}\" 2>/dev/null; then echo \"FAIL ${{names[$i]}} (exited) $(cat \"${{dirs[$i]}}\"/*.log 2>/dev/null | tail -n 5)\"; continue; fi\n  kill -INT \"${{pids[$i]}}\"\ndone\nwait\nfor i in \"${{!pids[@]}}\"; do\n  bad=$(grep -hE ' (ERROR|FATAL) ' \"${{dirs[$i]}}\"/*.log 2>/dev/null | head -n 3)\n  [ -z \"$bad\" ] || echo \"FAIL ${{names[$i]}} $bad\"\ndone\necho BATCH-DONE",
+        // PgBouncer reports some errors after start-up: give the started ones 2 s.
+        sleep = if pgbouncers.is_empty() { "" } else { "sleep 2\n" }
     )
     .unwrap();
     let out = run_batch(end, root, &script, work);
     if !out.contains("BATCH-DONE") {
-        failures.push(format!("[{end:?}] the batch did not finish:\n{out}"));
+        failures.push((None, format!("[{end:?}] the batch did not finish:\n{out}")));
     }
     for line in out.lines().filter(|l| l.starts_with("FAIL ")) {
         let case = line[5..].split(':').next().and_then(|n| n.parse::<usize>().ok());
         let spec = case.and_then(|c| cases.get(c)).map(|c| c.spec.as_str()).unwrap_or("");
-        failures.push(format!("[{end:?} end] {line}\n--- spec\n{spec}"));
+        failures.push((case, format!("[{end:?} end] {line}\n--- spec\n{spec}")));
     }
 }
 
 /// The checks that cost a Python or Ruby start, on a sample of the cases.
-fn check_sampled(cases: &[Case], failures: &mut Vec<String>) {
+fn check_sampled(cases: &[Case], failures: &mut Vec<(Option<usize>, String)>) {
     let mut runs = Vec::new();
     for (ci, case) in cases.iter().enumerate().take(sampled()) {
         for (kind, file, _) in &case.files {
@@ -778,14 +788,14 @@ fn check_sampled(cases: &[Case], failures: &mut Vec<String>) {
                     }
                     .expect("validator runs");
                     if !out.status.success() {
-                        results.lock().unwrap().push(format!(
+                        results.lock().unwrap().push((Some(*ci), format!(
                             "{} rejected {}\n{}{}\n--- spec\n{}",
                             args[0],
                             args[1],
                             String::from_utf8_lossy(&out.stdout),
                             String::from_utf8_lossy(&out.stderr),
                             cases[*ci].spec
-                        ));
+                        )));
                     }
                 }
             });
@@ -856,57 +866,193 @@ fn render_case(spec: &Value, file_name: &str, dir: &Path) -> Result<Case, String
     Ok(Case { spec: text, dir: dir.to_path_buf(), files, hosts })
 }
 
+/// Where shrunk failures are kept: each file is a spec that once failed (its first
+/// line names the spec file name as a JSON string), rendered and checked first on
+/// every run.
+const REGRESSIONS: &str = "tests/fixtures/generated";
+
+/// The kept regressions: (file name of the spec, spec text, fixture path).
+fn regressions() -> Vec<(String, String, PathBuf)> {
+    let mut out: Vec<(String, String, PathBuf)> = std::fs::read_dir(repo().join(REGRESSIONS))
+        .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (first, spec) = text.split_once('\n').unwrap_or_else(|| panic!("{} has no spec", path.display()));
+            let name = first.strip_prefix("# spec file name: ").and_then(|n| serde_json::from_str::<String>(n).ok());
+            let name = name.unwrap_or_else(|| panic!("{}: the first line must be `# spec file name: \"...\"`", path.display()));
+            (name, spec.to_string(), path)
+        })
+        .collect();
+    out.sort_by(|a, b| a.2.cmp(&b.2));
+    out
+}
+
+/// Keeps a shrunk failing spec as a regression fixture; returns its path.
+fn keep_regression(file_name: &str, spec: &str) -> PathBuf {
+    // FNV-1a of the text names the file: the same failure is kept once.
+    let hash = (file_name.bytes().chain(spec.bytes())).fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let path = repo().join(REGRESSIONS).join(format!("{hash:016x}.yaml"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, format!("# spec file name: {}\n{spec}", serde_json::to_string(file_name).unwrap())).unwrap();
+    path
+}
+
+/// A check of the real programs on a set of cases: one end's servers, or the
+/// Python/Ruby validators.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Check {
+    End(End),
+    Sampled,
+}
+
+/// Runs one check over `cases`: (index of the failing case when known, report).
+fn run_check(check: Check, root: &Path, work: &Path, cases: &[Case]) -> Vec<(Option<usize>, String)> {
+    let mut failures = Vec::new();
+    match check {
+        Check::End(end) => check_end(end, root, work, cases, &mut failures),
+        Check::Sampled => check_sampled(cases, &mut failures),
+    }
+    failures
+}
+
+/// The input proptest draws for one case: dice rolls and a spec file name.
+type Input = (Vec<u32>, usize);
+
+/// Shrinks a case a real program refused: proptest re-runs it from its value tree, the
+/// property being that `check` accepts every file it renders (a spec that no longer
+/// loads or renders fails too), and reports the smallest failing spec.
+/// Only the files of the program that refused one (`kind`) are checked again, so each
+/// attempt costs one program start.
+fn shrink_program_failure<T: ValueTree<Value = Input>>(tree: T, check: Check, kind: &str, root: &Path, work: &Path) -> Option<(String, String, String)> {
+    let config = Config { max_shrink_iters: 4000, max_shrink_time: 240_000, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    let result = runner.run_one(tree, |(rolls, name)| {
+        let spec = build(&mut Dice { rolls: &rolls, at: 0 });
+        let dir = work.join(format!("shrink-{}", attempt.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut case = render_case(&spec, FILE_NAMES[name], &dir.join("case")).map_err(TestCaseError::fail)?;
+        case.files.retain(|f| f.0 == kind);
+        let failures = run_check(check, root, &dir, std::slice::from_ref(&case));
+        if failures.is_empty() { Ok(()) } else { Err(TestCaseError::fail(failures.into_iter().map(|f| f.1).collect::<Vec<_>>().join("\n\n"))) }
+    });
+    match result {
+        Err(TestError::Fail(why, (rolls, name))) => Some((FILE_NAMES[name].to_string(), yaml_text(&build(&mut Dice { rolls: &rolls, at: 0 })), why.to_string())),
+        _ => None,
+    }
+}
+
+/// The reports of one case's failures, together.
+fn failures_text(failures: &[(Check, Option<usize>, String)], case: usize) -> String {
+    failures.iter().filter(|f| f.1 == Some(case)).map(|f| f.2.as_str()).collect::<Vec<_>>().join("\n")
+}
+
+/// Whether a report names a case's file (`FAIL 3:redis/cache.conf ...`, `compose.sh
+/// rejected /tmp/.../docker-compose.yml`).
+fn report_names(report: &str, path: &str) -> bool {
+    report.lines().any(|l| l.split_whitespace().any(|w| w.ends_with(&format!(":{path}")) || w.ends_with(&format!("/{path}"))))
+}
+
+/// The seed of this run's cases: HEADROOM_GENERATED_SEED (64 hex digits) replays a
+/// run; otherwise a fresh one, printed.
+fn run_seed() -> [u8; 32] {
+    if let Ok(hex) = std::env::var("HEADROOM_GENERATED_SEED") {
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).filter_map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+        return bytes.try_into().expect("HEADROOM_GENERATED_SEED is 64 hex digits");
+    }
+    let mut seed = [0u8; 32];
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    for (i, b) in nanos.to_le_bytes().iter().chain(std::process::id().to_le_bytes().iter()).enumerate() {
+        seed[i % 32] ^= *b;
+    }
+    seed
+}
+
 #[test]
 fn every_generated_spec_that_loads_renders_files_its_programs_accept_on_both_ends() {
     let started = std::time::Instant::now();
     let root = trixie_root();
     let work = tempfile::Builder::new().prefix("headroom-generated-").tempdir_in(root.join("tmp")).expect("a temp dir inside the Debian 13 root");
     let cases_wanted: u32 = std::env::var("HEADROOM_GENERATED_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(CASES);
-    let config = Config {
-        cases: cases_wanted,
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("tests/generated.proptest-regressions"))),
-        ..Config::default()
-    };
-    // Phase 1 (proptest, shrinking): every generated spec loads and renders.
-    let mut runner = TestRunner::new(config.clone());
-    let strategy = (prop::collection::vec(any::<u32>(), 64..400), 0..FILE_NAMES.len());
-    let n = std::sync::atomic::AtomicUsize::new(0);
-    let cases = std::sync::Mutex::new(Vec::new());
-    let result = runner.run(&strategy, |(rolls, name)| {
-        let spec = build(&mut Dice { rolls: &rolls, at: 0 });
-        let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = work.path().join(format!("case-{i}"));
-        let case = render_case(&spec, FILE_NAMES[name], &dir).map_err(TestCaseError::fail)?;
-        cases.lock().unwrap().push(case);
-        Ok(())
-    });
-    if let Err(e) = result {
-        panic!("{e}");
+    let seed = run_seed();
+    let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    eprintln!("HEADROOM_GENERATED_SEED={seed_hex} replays this run");
+    // The kept regressions first, then the generated cases. Each generated case keeps
+    // its value tree, so a failure is shrunk by proptest.
+    let mut cases = Vec::new();
+    for (i, (name, spec, path)) in regressions().into_iter().enumerate() {
+        let value: Value = serde_saphyr::from_str(&spec).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        cases.push(render_case(&value, &name, &work.path().join(format!("kept-{i}"))).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
     }
-    let cases = cases.into_inner().unwrap();
+    let kept = cases.len();
+    let strategy = (prop::collection::vec(any::<u32>(), 64..400), 0..FILE_NAMES.len());
+    let mut generator = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let mut trees = Vec::new();
+    // Phase 1: every generated spec loads and renders (a failure is shrunk at once).
+    for i in 0..cases_wanted {
+        let tree = strategy.new_tree(&mut generator).expect("a case");
+        let (rolls, name) = tree.current();
+        let spec = build(&mut Dice { rolls: &rolls, at: 0 });
+        match render_case(&spec, FILE_NAMES[name], &work.path().join(format!("case-{i}"))) {
+            Ok(case) => {
+                cases.push(case);
+                trees.push(Some(tree));
+            }
+            Err(_) => {
+                let result = TestRunner::new(Config { failure_persistence: None, ..Config::default() }).run_one(tree, |(rolls, name)| {
+                    let dir = tempfile::tempdir().unwrap();
+                    render_case(&build(&mut Dice { rolls: &rolls, at: 0 }), FILE_NAMES[name], dir.path()).map(|_| ()).map_err(TestCaseError::fail)
+                });
+                if let Err(TestError::Fail(why, (rolls, name))) = result {
+                    let path = keep_regression(FILE_NAMES[name], &yaml_text(&build(&mut Dice { rolls: &rolls, at: 0 })));
+                    panic!("a generated spec does not load or render; shrunk and kept as {}:\n{why}", path.display());
+                }
+                panic!("case {i} failed once and passed when run again");
+            }
+        }
+    }
     let files: usize = cases.iter().map(|c| c.files.len()).sum();
     // Phase 2: the real programs, batched, on both ends.
     let mut failures = Vec::new();
     let rendered = started.elapsed();
-    check_end(End::Oldest, &root, work.path(), &cases, &mut failures);
-    let oldest = started.elapsed();
-    check_end(End::Newest, &root, work.path(), &cases, &mut failures);
-    let newest = started.elapsed();
-    check_sampled(&cases, &mut failures);
-    eprintln!("timings: render {rendered:.1?}, oldest end {:.1?}, newest end {:.1?}, sampled {:.1?}", oldest - rendered, newest - oldest, started.elapsed() - newest);
+    let mut timings = Vec::new();
+    for check in [Check::End(End::Oldest), Check::End(End::Newest), Check::Sampled] {
+        let at = started.elapsed();
+        failures.extend(run_check(check, &root, work.path(), &cases).into_iter().map(|(case, text)| (check, case, text)));
+        timings.push(format!("{check:?} {:.1?}", started.elapsed() - at));
+    }
+    eprintln!("timings: render {rendered:.1?}, {}", timings.join(", "));
+    if !failures.is_empty() {
+        let report: Vec<String> = failures.iter().map(|f| f.2.clone()).collect();
+        // Shrink the first failure of a generated case, with that program in the property.
+        let shrunk = failures.iter().find_map(|(check, case, _)| {
+            let c = case.filter(|&c| c >= kept)?;
+            // The program: the kind of the file the report names.
+            let kind = cases[c].files.iter().find(|f| report_names(&failures_text(&failures, c), &f.1)).map(|f| f.0)?;
+            let tree = trees[c - kept].take()?;
+            let (name, spec, why) = shrink_program_failure(tree, *check, kind, &root, work.path())?;
+            Some(format!("shrunk to this spec (kept as {}, checked first on every run):\n{spec}\n--- failure\n{why}", keep_regression(&name, &spec).display()))
+        });
+        let kept_dir = work.keep();
+        panic!(
+            "{} of {files} checks failed (files kept in {}; HEADROOM_GENERATED_SEED={seed_hex}):\n\n{}\n\n{}",
+            report.len(),
+            kept_dir.display(),
+            report.join("\n\n"),
+            shrunk.unwrap_or_else(|| "(no generated case to shrink)".into())
+        );
+    }
     let kinds: BTreeSet<&str> = cases.iter().flat_map(|c| c.files.iter().map(|f| f.0)).collect();
     let pinned = cases.iter().flat_map(|c| &c.files).filter(|f| f.2).count();
     assert!(pinned > 0, "no generated case pinned a version with a gated setting");
     for kind in ["nginx", "postgres", "pgbouncer", "redis", "sentinel", "gunicorn", "puma", "compose", "kamal", "sysctl"] {
         assert!(kinds.contains(kind), "no generated case rendered a {kind} file: the generator is too narrow");
     }
-    if !failures.is_empty() {
-        let kept = work.keep();
-        panic!("{} of {files} checks failed (files kept in {}):\n\n{}", failures.len(), kept.display(), failures.join("\n\n"));
-    }
     let mut per_kind = std::collections::BTreeMap::new();
     for f in cases.iter().flat_map(|c| &c.files) {
         *per_kind.entry(f.0).or_insert(0) += 1;
     }
-    eprintln!("{} generated specs, {files} rendered files checked on both ends in {:.0?}: {per_kind:?}", cases.len(), started.elapsed());
+    eprintln!("{} generated specs ({kept} kept regressions), {files} rendered files checked on both ends in {:.0?}: {per_kind:?}", cases.len(), started.elapsed());
 }

@@ -231,7 +231,10 @@ pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, V
         problems.sort_by_key(|d| d.span.as_ref().map(|s| (s.line, s.column)));
         return Err(problems);
     }
-    let spec: Spec = match serde_path_to_error::deserialize(&*value) {
+    // Tracking the path of every field costs a third of the conversion: convert
+    // untracked, and only when that fails convert again for the path of the error.
+    let tracked = || serde_path_to_error::deserialize::<_, Spec>(&*value);
+    let spec: Spec = match <Spec as serde::Deserialize>::deserialize(&*value).or_else(|_| tracked()) {
         Ok(spec) => spec,
         Err(e) => {
             let pointer: String = e

@@ -259,6 +259,11 @@ fn a_pooled_database_out_of_memory_is_not_told_to_add_a_pooler() {
     let help = wall.hardware.expect("a hardware change");
     assert!(help.contains("give it 16 GiB of memory") && help.contains("lower work_mem to 7 MiB"), "{help}");
     assert!(!help.contains("PgBouncer"), "{help}");
+    // In session mode the pooler holds a server connection per client: it is the one
+    // to switch.
+    let wall = wall_of(&text.replace("pool_mode: transaction", "pool_mode: session"), Target::Factor(4.0));
+    let help = wall.hardware.expect("a hardware change");
+    assert!(help.contains("run PgBouncer `pgbouncer` in transaction mode"), "{help}");
 }
 
 #[test]

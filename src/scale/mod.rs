@@ -529,7 +529,7 @@ fn unknown_memory_wall(plan: &Plan) -> Option<String> {
     plan.services.iter().find_map(|s| match &s.detail {
         Detail::Postgres(pg) if pg.tuning.is_none() => {
             let cap = knobs::unknown_memory_connections(pg.workload).max(pg.max_connections.value);
-            let pooler = if transaction_pooled(plan, &s.name) { String::new() } else { ", or put PgBouncer in transaction mode in front of it".to_string() };
+            let pooler = pooler_advice(plan, &s.name).map_or(String::new(), |a| format!(", or {a}"));
             Some(if s.external {
                 format!(
                     "PostgreSQL `{}` is external: its max_connections is its provider's setting (a parameter group or plan), and with its memory unknown scale raises it to at most {cap} (PGTune's figure for its workload); raise it at the provider and write it in {}.max_connections{pooler}",
@@ -546,9 +546,18 @@ fn unknown_memory_wall(plan: &Plan) -> Option<String> {
     })
 }
 
-/// Whether a PgBouncer in transaction (or statement) mode pools for this postgres.
-fn transaction_pooled(plan: &Plan, postgres: &str) -> bool {
-    plan.poolers_of(postgres).any(|(_, p)| !matches!(p.pool_mode.value, crate::spec::PoolMode::Session))
+/// How a pooler would let this postgres serve more clients with fewer connections:
+/// None when a PgBouncer in transaction (or statement) mode already pools for it.
+fn pooler_advice(plan: &Plan, postgres: &str) -> Option<String> {
+    let poolers: Vec<_> = plan.poolers_of(postgres).collect();
+    if poolers.iter().any(|(_, p)| !matches!(p.pool_mode.value, crate::spec::PoolMode::Session)) {
+        return None;
+    }
+    Some(match poolers.first() {
+        // Session mode holds a server connection per client: no fewer connections.
+        Some((pooler, _)) => format!("run PgBouncer `{}` in transaction mode (pool_mode: transaction)", pooler.name),
+        None => "put PgBouncer in transaction mode in front of it".to_string(),
+    })
 }
 
 fn gib(bytes: f64) -> String {
@@ -587,9 +596,8 @@ fn postgres_wall(memory: &Diagnostic, finding: &Diagnostic, plan: &Plan) -> Stri
     while suggest < need {
         suggest *= 2.0;
     }
-    let pooled = plan.service(service).is_some_and(|_| transaction_pooled(plan, service));
     let smaller_work_mem = ((limit - shared) / (wanted * 2.0) / 1_048_576.0).floor();
-    let pooler = if pooled { String::new() } else { "add PgBouncer in transaction mode in front of it, or ".to_string() };
+    let pooler = pooler_advice(plan, service).map_or(String::new(), |a| format!("{a}, or "));
     let work_mem_hint = if smaller_work_mem >= 1.0 { format!(", or lower work_mem to {}", gib(smaller_work_mem * 1_048_576.0)) } else { String::new() };
     format!(
         "PostgreSQL `{service}` on {} cannot hold {} connections with work_mem {} (shared_buffers {} + {} x {} x 2 = {}); {pooler}give it {} of memory{work_mem_hint}",

@@ -654,12 +654,15 @@ impl Plan {
     /// file is for a host install (no compose, Kamal, Kubernetes or Railway target runs
     /// it in a container): the private addresses of the machine group it is placed on,
     /// empty when the spec lists none. `None` when the file is read inside a container,
-    /// whose only interfaces are its own network's.
-    pub fn host_listen(&self, service: &ServicePlan) -> Option<&[String]> {
+    /// whose only interfaces are its own network's. Only IP addresses: a host name may
+    /// resolve to a public address, and PgBouncer refuses to start on one that does
+    /// not resolve (`FATAL getaddrinfo`).
+    pub fn host_listen(&self, service: &ServicePlan) -> Option<Vec<String>> {
         if self.containerized || self.railway {
             return None;
         }
-        Some(service.machine.as_deref().and_then(|m| self.machine(m)).map_or(&[][..], |m| m.addresses.as_slice()))
+        let addresses = service.machine.as_deref().and_then(|m| self.machine(m)).map_or(&[][..], |m| m.addresses.as_slice());
+        Some(addresses.iter().filter(|a| a.parse::<std::net::IpAddr>().is_ok()).cloned().collect())
     }
     /// Every edge whose target is `name`, a pooler's server connections included.
     pub fn edges_into<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {

@@ -1018,11 +1018,12 @@ fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], contain
                 None => {
                     if let Some(machine) = &service.machine
                         && let Some(group) = spec.machines.get(machine)
-                        && !group.addresses.is_empty()
+                        && group.addresses.iter().any(|a| a.parse::<std::net::IpAddr>().is_ok())
                     {
+                        let ips: Vec<&str> = group.addresses.iter().map(String::as_str).filter(|a| a.parse::<std::net::IpAddr>().is_ok()).collect();
                         redis.reachable_from.push(format!(
                             "it runs on a host, not in a container, and redis.conf binds the addresses of machine group `{machine}` ({})",
-                            group.addresses.join(", ")
+                            ips.join(", ")
                         ));
                     }
                 }

@@ -173,7 +173,7 @@ pub fn host_listen_note(service: &crate::plan::ServicePlan, addresses: &[String]
         Some(machine) if !addresses.is_empty() => format!(
             "on a host: loopback and the private addresses of machine group `{machine}` (machines.{machine}.addresses), never every interface; an address this machine does not have is skipped"
         ),
-        Some(machine) => format!("on a host: loopback only; list machines.{machine}.addresses for other hosts to connect on a private address"),
+        Some(machine) => format!("on a host: loopback only; list the private IP addresses of machines.{machine}.addresses for other hosts to connect (host names are not bound)"),
         None => format!("on a host: loopback only; place {} on a machine group with addresses for other hosts to connect", service.path),
     }
 }

@@ -133,11 +133,11 @@ fn context(ctx: &Context<'_>, service: &ServicePlan, pgb: &PgbouncerPlan) -> Res
         port: target.port.value,
         databases: pgb.databases.clone(),
         users: pgb.users.clone(),
-        listen_addr: match ctx.plan.host_listen(service) {
+        listen_addr: match ctx.plan.host_listen(service).as_deref() {
             None => "0.0.0.0".into(),
             Some(addresses) => std::iter::once("127.0.0.1").chain(addresses.iter().map(String::as_str)).collect::<Vec<_>>().join(","),
         },
-        listen_note: comment(&match ctx.plan.host_listen(service) {
+        listen_note: comment(&match ctx.plan.host_listen(service).as_deref() {
             None => "every interface of the container; keep the port on a private network".to_string(),
             Some(addresses) => super::host_listen_note(service, addresses),
         }),
@@ -278,6 +278,14 @@ mod tests {
         assert!(a[0].text.contains("machines.pool.addresses"), "{}", a[0].text);
         let a = render(&format!("{placed}deploy:\n  compose: {{}}\n")).unwrap();
         assert!(a[0].text.lines().any(|l| l == "listen_addr = 0.0.0.0"), "{}", a[0].text);
+    }
+
+    #[test]
+    fn host_names_are_not_listened_on() {
+        // PgBouncer stops at start-up on a name that does not resolve: only IPs are bound.
+        let placed = spec("    machine: pool\n") + "machines:\n  pool: { count: 2, addresses: [pool-1.internal, 10.0.0.22] }\n";
+        let a = render(&placed).unwrap();
+        assert!(a[0].text.lines().any(|l| l == "listen_addr = 127.0.0.1,10.0.0.22"), "{}", a[0].text);
     }
 
     #[test]

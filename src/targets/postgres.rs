@@ -32,7 +32,7 @@ impl Target for Postgres {
                     pg.usable_connections,
                     pg.demand
                 ),
-                settings: with_listen_addresses(settings(pg), service, ctx.plan.host_listen(service)),
+                settings: with_listen_addresses(settings(pg), service, ctx.plan.host_listen(service).as_deref()),
                 file_name: path(ctx, service).rsplit('/').next().unwrap_or_default().to_string(),
             };
             let text = render_template("postgres", "postgres/postgresql.conf.j2", TEMPLATE, &context)?;

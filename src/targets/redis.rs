@@ -42,8 +42,8 @@ impl Target for Redis {
                     RedisMode::Sentinel => "sentinel",
                     RedisMode::Cluster => "cluster",
                 },
-                directives: directives(service, ctx.plan.host_listen(service)),
-                sentinel: sentinel(service, redis, super::pgbouncer::host_of(ctx, service), ctx.plan.host_listen(service)),
+                directives: directives(service, ctx.plan.host_listen(service).as_deref()),
+                sentinel: sentinel(service, redis, super::pgbouncer::host_of(ctx, service), ctx.plan.host_listen(service).as_deref()),
             };
             let text = render_template("redis", "redis/redis.conf.j2", REDIS, &context)?;
             artifacts.push(Artifact { target: "redis", path: path(ctx, service), text, patched: false });
@@ -310,7 +310,7 @@ mod tests {
         // placed on a group without addresses, or on no machine: loopback only
         let a = render_with("machine: db", "machines:\n  db: { count: 1 }\n");
         assert!(lines(&a[0].text).contains(&"bind 127.0.0.1 -::1"), "{}", a[0].text);
-        assert!(a[0].text.contains("list machines.db.addresses"), "{}", a[0].text);
+        assert!(a[0].text.contains("machines.db.addresses for other hosts"), "{}", a[0].text);
         // in a container (compose, Kamal, Kubernetes): every interface of the container
         for deploy in ["deploy:\n  compose: {}\n", "deploy:\n  kubernetes: {}\n"] {
             let a = render_with("machine: db", &format!("{machines}{deploy}"));

@@ -307,6 +307,9 @@ mod tests {
         for text in [&a[0].text, &a[1].text] {
             assert!(!text.contains("0.0.0.0"), "{text}");
         }
+        // an IPv6 machine address names the master to its sentinels
+        let a = render_with("machine: db, mode: sentinel, sentinels: 3", "machines:\n  db: { count: 1, addresses: [\"fd00::1:1\"] }\n");
+        assert!(lines(&a[1].text).contains(&"sentinel monitor cache fd00::1:1 6379 2"), "{}", a[1].text);
         // placed on a group without addresses, or on no machine: loopback only
         let a = render_with("machine: db", "machines:\n  db: { count: 1 }\n");
         assert!(lines(&a[0].text).contains(&"bind 127.0.0.1 -::1"), "{}", a[0].text);

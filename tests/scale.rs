@@ -19,8 +19,13 @@ fn blocking(text: &str) -> Vec<String> {
     analysis.diagnostics.iter().filter(|d| scale::blocks(d)).map(|d| format!("{} at {}: {}", d.rule, d.path, d.message)).collect()
 }
 
-/// One unit back toward the written value (or down, for a key that was not written).
-fn one_back(old: Option<&Value>, new: &Value) -> Option<Value> {
+/// Caps whose default (the key not written, or 0) is "no cap": a proposal that sets one
+/// lowers the effective value from unlimited, so one unit back is one up.
+const UNLIMITED_BY_DEFAULT: [&str; 3] = ["/max_db_connections", "/max_user_connections", "/max_conns"];
+
+/// One unit back toward the written value (for a key that was not written: toward its
+/// default, which is down unless the default is no cap).
+fn one_back(pointer: &str, old: Option<&Value>, new: &Value) -> Option<Value> {
     if let Some(text) = new.as_str() {
         let mib: u64 = text.strip_suffix('m')?.parse().ok()?;
         return Some(Value::String(format!("{}m", mib.checked_sub(1)?)));
@@ -28,6 +33,7 @@ fn one_back(old: Option<&Value>, new: &Value) -> Option<Value> {
     let n = new.as_u64()?;
     match old.and_then(Value::as_u64) {
         Some(o) if o > n => Some(Value::from(n + 1)),
+        None | Some(0) if UNLIMITED_BY_DEFAULT.iter().any(|cap| pointer.ends_with(cap)) => Some(Value::from(n + 1)),
         _ => n.checked_sub(1).map(Value::from),
     }
 }
@@ -55,7 +61,7 @@ fn assert_fits_and_minimal(loaded: &Loaded, target: Target, context: &str) {
         if pointer.starts_with("/load/") {
             continue;
         }
-        let Some(back) = one_back(old.as_ref(), new) else { continue };
+        let Some(back) = one_back(pointer, old.as_ref(), new) else { continue };
         let mut value = reloaded.value.clone();
         *value.pointer_mut(pointer).expect("the changed setting is in the spec") = back.clone();
         let still_fits = scale::evaluate(&value).is_some_and(|(_, d)| !d.iter().any(scale::blocks));

@@ -371,3 +371,40 @@ fn redis_without_auth_is_reported_and_a_password_is_kept_as_a_secret_name() {
     let text = std::fs::read_to_string(&spec).unwrap();
     assert!(text.contains("password: CACHE_SECRET"), "{text}");
 }
+
+#[test]
+fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() {
+    // The image's ENV (final stage, inherited from the `base` stage it starts from; a
+    // later build stage's ENV is not in it) is the lowest layer: compose `environment:`
+    // wins over it.
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(app.join("config")).unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        "ARG RUBY_VERSION=3.3\nFROM ruby:$RUBY_VERSION-slim AS base\nENV RAILS_ENV=\"production\" \\\n    WEB_CONCURRENCY=3\nENV RAILS_MAX_THREADS 4\nFROM base AS build\nENV WEB_CONCURRENCY=9\nFROM base\nCMD [\"./bin/rails\", \"server\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("config/puma.rb"),
+        "threads_count = ENV.fetch(\"RAILS_MAX_THREADS\") { 3 }\nthreads threads_count, threads_count\nworkers ENV.fetch(\"WEB_CONCURRENCY\") { 1 } if ENV[\"RAILS_ENV\"] == \"production\"\nport ENV.fetch(\"PORT\") { 3000 }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("docker-compose.yml"),
+        "services:\n  web:\n    build: .\n  api:\n    build: .\n    environment:\n      WEB_CONCURRENCY: \"5\"\n",
+    )
+    .unwrap();
+    let dir = app.display().to_string();
+    let lint = headroom(&["lint", &dir, "--color", "never"]);
+    let text = String::from_utf8_lossy(&lint.stdout);
+    assert!(!text.contains("no file sets it"), "RAILS_ENV is set by the image:\n{text}");
+    let spec = tmp.path().join("capacity.yaml");
+    let out = headroom(&["import", &dir, "-o", &spec.display().to_string()]);
+    assert!(matches!(code(&out), 0 | 1), "{}", String::from_utf8_lossy(&out.stderr));
+    let spec: Value = serde_saphyr::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    assert_eq!(spec["services"]["web"]["workers"], 3, "{spec:#}");
+    assert_eq!(spec["services"]["web"]["threads"], 4, "{spec:#}");
+    assert_eq!(spec["services"]["api"]["workers"], 5, "compose environment wins over the image's ENV: {spec:#}");
+    assert_eq!(spec["services"]["api"]["threads"], 4, "{spec:#}");
+}

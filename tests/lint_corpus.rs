@@ -507,7 +507,7 @@ fn import_then_render_leaves_the_repositorys_own_files_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let (app, stderr) = import_and_render("sidekiq-compose", tmp.path());
     let spec = std::fs::read_to_string(app.join("capacity.yaml")).unwrap();
-    let keep = "  keep:\n  - .env\n  - config/database.yml\n  - config/puma.rb\n  - config/sidekiq.yml\n  - docker-compose.yml\n";
+    let keep = "  keep:\n  - .env\n  - Dockerfile\n  - config/database.yml\n  - config/puma.rb\n  - config/sidekiq.yml\n  - docker-compose.yml\n";
     assert!(spec.contains(keep), "{spec}");
     for file in ["docker-compose.yml", "config/puma.rb", ".env"] {
         let original = std::fs::read(corpus("sidekiq-compose").join(file)).unwrap();

@@ -75,6 +75,9 @@ struct Entry {
     words: Option<Vec<Word>>,
     /// The file `words` point into when they come from the image's Dockerfile.
     words_file: Option<FileId>,
+    /// The Dockerfile its image is built from, when this file says: its `ENV` is the
+    /// lowest layer of the service's environment.
+    dockerfile: Option<PathBuf>,
 }
 
 /// Services of one spec service: one compose entry, or expanded replicas.
@@ -115,7 +118,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         .iter()
         .map(|(name, def)| {
             let pointer = format!("/services/{}", escape_segment(name));
-            Entry { name: name.clone(), def: def.clone(), key: key_span(&spans, &pointer), pointer, role: Role::Skip(String::new()), words: None, words_file: None }
+            Entry { name: name.clone(), def: def.clone(), key: key_span(&spans, &pointer), pointer, role: Role::Skip(String::new()), words: None, words_file: None, dockerfile: None }
         })
         .collect();
     for entry in entries.iter_mut() {
@@ -125,6 +128,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
             entry.role = Role::Skip("not a mapping".into());
             continue;
         }
+        entry.dockerfile = build_context(&dir, &entry.def).map(|(_, d)| d);
         let mut words = full_command(builder, file, &spans, entry);
         // A service built here with no command runs its Dockerfile's CMD.
         if words.is_none()
@@ -183,6 +187,12 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         entry.words = words;
     }
     app_image_defaults(builder, file, &dir, &mut entries, services);
+    // `image: app` beside a service that builds `app`: the same image.
+    let built: Vec<(String, PathBuf)> = entries.iter().filter_map(|e| Some((e.def.get("image")?.as_str()?.to_string(), e.dockerfile.clone()?))).collect();
+    for entry in entries.iter_mut().filter(|e| e.dockerfile.is_none()) {
+        let image = entry.def.get("image").and_then(Value::as_str);
+        entry.dockerfile = built.iter().find(|(i, _)| Some(i.as_str()) == image).map(|(_, d)| d.clone());
+    }
     let groups = group(builder, file, &entries);
     // Every name a container is reached by -> its spec service.
     let mut hosts: HashMap<String, String> = HashMap::new();
@@ -368,6 +378,7 @@ fn app_image_defaults(builder: &mut ImportBuilder, file: FileId, dir: &Path, ent
         );
         entry.words_file = Some(default.file);
         entry.words = Some(default.words);
+        entry.dockerfile = Some(dockerfile.clone());
     }
 }
 
@@ -961,9 +972,10 @@ impl Compose<'_> {
         }
     }
 
-    /// The environment: env_file entries first, then `environment:` (which wins).
+    /// The environment: the image's `ENV` first, then env_file entries, then
+    /// `environment:` (which wins).
     fn env(&mut self, entry: &Entry) -> Vec<EnvVar> {
-        let mut vars = Vec::new();
+        let mut vars = entry.dockerfile.as_deref().map(|d| dockerfile::image_env(self.builder, d)).unwrap_or_default();
         let env_files: Vec<(String, String)> = match entry.def.get("env_file") {
             Some(Value::String(s)) => vec![(s.clone(), format!("{}/env_file", entry.pointer))],
             Some(Value::Array(items)) => items

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::import::shared::argv::{self, Word};
+use crate::import::shared::env::EnvVar;
 use crate::import::{FileId, ImportBuilder};
 use crate::source::SourceFile;
 
@@ -67,6 +68,63 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
     }
     words.extend(cmd.unwrap_or_default());
     (!words.is_empty()).then_some(DefaultCommand { words, file: id })
+}
+
+/// The environment the image's `ENV` instructions give every process run from it
+/// (`ENV RAILS_ENV="production" WEB_CONCURRENCY=2`, or the one-pair `ENV KEY value`):
+/// the final stage's, with what it inherits from an earlier stage it starts `FROM`.
+/// The lowest layer of a process's environment: the deployment's own (compose
+/// `environment:`, Kamal `env:`) is written after it and wins.
+pub fn image_env(builder: &mut ImportBuilder, dockerfile: &Path) -> Vec<EnvVar> {
+    let Some(id) = read(builder, dockerfile, "Dockerfile") else { return Vec::new() };
+    let text = builder.sources[id].text.clone();
+    let mut stages: Vec<(String, Vec<EnvVar>)> = Vec::new();
+    let mut current: Vec<EnvVar> = Vec::new();
+    for (instruction, args, range) in instructions(&text) {
+        match instruction.as_str() {
+            "FROM" => {
+                let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+                let name = match words.as_slice() {
+                    [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => name.to_ascii_lowercase(),
+                    _ => String::new(),
+                };
+                let base = words.first().map(|b| b.to_ascii_lowercase()).unwrap_or_default();
+                current = stages.iter().rev().find(|(n, _)| !n.is_empty() && *n == base).map(|(_, e)| e.clone()).unwrap_or_default();
+                stages.push((name, Vec::new()));
+            }
+            "ENV" => {
+                let pairs = env_pairs(&text, &args, range, id);
+                current.extend(pairs);
+            }
+            _ => continue,
+        }
+        if let Some(stage) = stages.last_mut() {
+            stage.1 = current.clone();
+        }
+    }
+    current
+}
+
+/// The variables of one `ENV` instruction, each pointing at its own `KEY=value` word
+/// when the instruction is on one line, else at the whole instruction.
+fn env_pairs(text: &str, args: &str, range: std::ops::Range<usize>, file: FileId) -> Vec<EnvVar> {
+    let one_line = text.get(range.clone()).is_some_and(|t| t.trim_end() == args);
+    let (words, _) = argv::split(args);
+    let bytes_of = |r: &std::ops::Range<usize>| if one_line { range.start + r.start..range.start + r.end } else { range.clone() };
+    if words.first().is_some_and(|(w, _)| !w.contains('=')) {
+        // Legacy form: `ENV KEY the rest of the line`.
+        let (name, r) = &words[0];
+        let value = args[r.end..].trim();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        return vec![EnvVar { name: name.clone(), value: Some(value.to_string()), file, bytes: bytes_of(&(r.start..args.len())) }];
+    }
+    words
+        .iter()
+        .filter_map(|(w, r)| {
+            let (name, value) = w.split_once('=')?;
+            (!name.is_empty()).then(|| EnvVar { name: name.to_string(), value: Some(value.to_string()), file, bytes: bytes_of(r) })
+        })
+        .collect()
 }
 
 /// The command a deployment's argument (`command: worker`) runs through the image's
@@ -287,8 +345,19 @@ fn function_command(text: &str, lines: &[(usize, usize)], name: &str) -> Option<
 
 /// Reads a file of the build context once, as a source of the run.
 fn read(builder: &mut ImportBuilder, path: &Path, format: &str) -> Option<FileId> {
-    // `dir/./Dockerfile` (a build context of `.`) is named `dir/Dockerfile`.
-    let path: PathBuf = path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    // `dir/./Dockerfile` (a build context of `.`) is named `dir/Dockerfile`, and
+    // `docker/../docker/Dockerfile` (a context of `../docker` from docker/) `docker/Dockerfile`.
+    let mut normal = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if matches!(normal.components().next_back(), Some(std::path::Component::Normal(_))) => {
+                normal.pop();
+            }
+            c => normal.push(c),
+        }
+    }
+    let path = normal;
     let path = path.as_path();
     if let Some(id) = builder.sources.iter().position(|s| s.path == path) {
         return Some(id);

@@ -433,7 +433,9 @@ impl Kamal<'_> {
                 (Some(k), key.clone())
             }
         };
-        let mut env = self.clear_vars("/env");
+        // The image's `ENV` first: Kamal's `env:` wins over it.
+        let mut env = self.dockerfile().map(|(_, d)| dockerfile::image_env(self.builder, &d)).unwrap_or_default();
+        env.extend(self.clear_vars("/env"));
         env.extend(self.clear_vars(&format!("{pointer}/env")));
         env.extend(self.tag_vars(role, def, &key));
         let variables = Variables::new(env.clone());
@@ -493,15 +495,22 @@ impl Kamal<'_> {
     /// The image's default command, or (with `arg`) the branch its entrypoint script
     /// runs for that argument.
     fn image_command(&mut self, arg: Option<&str>) -> Option<dockerfile::DefaultCommand> {
+        let (context, file) = self.dockerfile()?;
+        match arg {
+            Some(arg) => dockerfile::dispatched_command(self.builder, &context, &file, arg),
+            None => dockerfile::default_command(self.builder, &context, &file),
+        }
+    }
+
+    /// The build context and Dockerfile of the image Kamal builds.
+    fn dockerfile(&self) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
         let context = self.project.join(self.root.pointer("/builder/context").and_then(Value::as_str).unwrap_or("."));
         let file = self.root.pointer("/builder/dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile");
         if file.contains("..") || file.starts_with('/') {
             return None;
         }
-        match arg {
-            Some(arg) => dockerfile::dispatched_command(self.builder, &context, &context.join(file), arg),
-            None => dockerfile::default_command(self.builder, &context, &context.join(file)),
-        }
+        let dockerfile = context.join(file);
+        Some((context, dockerfile))
     }
 
     fn words(&mut self, pointer: &str, cmd: &str) -> Vec<Word> {

@@ -56,7 +56,11 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         builder.ignored(file, entries[0].name_bytes.start..entries.last().map_or(0, |l| l.command_bytes.end), "Procfile beside a deployment already read (compose, Kamal, Kubernetes): another way to run the same app, not merged; lint it on its own to check it");
         return;
     }
-    let env = read_env_file(builder, &dir.join(".env")).unwrap_or_default();
+    // A Dockerfile beside the Procfile builds the image its processes run in: its
+    // `ENV` is their lowest layer, under `.env`.
+    let dockerfile = dir.join("Dockerfile");
+    let mut env = if dockerfile.is_file() { dockerfile::image_env(builder, &dockerfile) } else { Vec::new() };
+    env.extend(read_env_file(builder, &dir.join(".env")).unwrap_or_default());
     let variables = Variables::new(env.clone());
     let mut described: Option<std::ops::Range<usize>> = None;
     for line in &entries {

@@ -408,3 +408,27 @@ fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() 
     assert_eq!(spec["services"]["api"]["workers"], 5, "compose environment wins over the image's ENV: {spec:#}");
     assert_eq!(spec["services"]["api"]["threads"], 4, "{spec:#}");
 }
+
+#[test]
+fn a_kamal_db_accessory_is_not_the_database_of_an_app_whose_database_yml_says_sqlite() {
+    // DATABASE_URL is a secret: which database the roles use is assumed from the one
+    // postgres accessory, until database.yml says. Its production adapter decides.
+    let tmp = tempfile::tempdir().unwrap();
+    let deploy = "service: shop\nimage: acme/shop\nservers:\n  web:\n    - 10.0.0.1\nenv:\n  secret:\n    - RAILS_MASTER_KEY\n    - DATABASE_URL\naccessories:\n  db:\n    image: postgres:16\n    host: 10.0.0.2\n";
+    for (name, database_yml, uses_db) in [("sqlite", "production:\n  adapter: sqlite3\n  database: storage/production.sqlite3\n  pool: 5\n", false), ("postgres", "production:\n  adapter: postgresql\n  pool: 5\n", true)] {
+        let app = tmp.path().join(name);
+        std::fs::create_dir_all(app.join("config")).unwrap();
+        std::fs::write(app.join("config/deploy.yml"), deploy).unwrap();
+        std::fs::write(app.join("config/database.yml"), database_yml).unwrap();
+        std::fs::write(app.join("config/puma.rb"), "threads 3, 3\n").unwrap();
+        let dir = app.display().to_string();
+        let spec = app.join("capacity.yaml");
+        let out = headroom(&["import", &dir, "-o", &spec.display().to_string()]);
+        assert!(matches!(code(&out), 0 | 1), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let spec: Value = serde_saphyr::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+        assert_eq!(spec["services"]["web"]["uses"].get("db").is_some(), uses_db, "{name}: {spec:#}");
+        let text = String::from_utf8_lossy(&headroom(&["lint", &dir, "--color", "never"]).stdout).to_string();
+        assert_eq!(text.contains("`web` does not connect to `db`: database.yml's production database uses the sqlite3 adapter"), !uses_db, "{name}:\n{text}");
+        assert_eq!(text.contains("`web` connects to the accessory `db`"), uses_db, "{name}:\n{text}");
+    }
+}

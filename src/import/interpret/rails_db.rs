@@ -199,6 +199,8 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
     }
     let database_url = env("DATABASE_URL");
     let mut pools: Vec<DbPool> = Vec::new();
+    // The first database's adapter, when database.yml writes one other than PostgreSQL.
+    let mut other_adapter: Option<(String, Range<usize>)> = None;
     for c in &configs {
         let cfg = root.pointer(&c.pointer).cloned().unwrap_or(Value::Null);
         if cfg.get("replica").and_then(Value::as_bool) == Some(true) || cfg.get("database_tasks").and_then(Value::as_bool) == Some(false) && c.name.contains("replica") {
@@ -219,7 +221,11 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
         if let Some(adapter) = &adapter
             && !adapter.starts_with("postg")
         {
-            builder.ignored(file, kv_span(&spans, &format!("{}/adapter", c.pointer)), format!("database.yml `{}` uses the {adapter} adapter; only PostgreSQL is modelled", c.name));
+            let bytes = kv_span(&spans, &format!("{}/adapter", c.pointer));
+            builder.ignored(file, bytes.clone(), format!("database.yml `{}` uses the {adapter} adapter; only PostgreSQL is modelled", c.name));
+            if url.is_none() && other_adapter.is_none() {
+                other_adapter = Some((adapter.clone(), bytes));
+            }
             continue;
         }
         // Rails 8.1 names the pool `max_connections` (`pool` before); a `?pool=` in the
@@ -252,7 +258,12 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
         let host = url.as_ref().and_then(|(u, _)| url_host(u)).or_else(|| cfg.get("host").and_then(Value::as_str).map(str::to_string)).filter(|h| !h.is_empty() && !h.contains(['_', '$']));
         pools.push(DbPool { name: c.name.clone(), pool, bytes, prepared, host, via_url: database_url.is_some() && cfg.get("url").is_none() });
     }
-    let Some(first) = pools.first() else { return };
+    let Some(first) = pools.first() else {
+        if let Some((adapter, bytes)) = other_adapter {
+            withdraw_assumed_database_edges(builder, file, &services, &adapter, bytes);
+        }
+        return;
+    };
     let (pool, pool_bytes) = (first.pool, first.bytes.clone());
     let host = pools.iter().find_map(|p| p.host.clone());
     let prepared = pools.iter().find_map(|p| p.prepared.clone());
@@ -276,6 +287,45 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
         builder.set(&format!("{base}.framework"), json!("rails"), file, pool_bytes.clone());
         if let Some((ps, b)) = &prepared {
             builder.set(&format!("{base}.prepared_statements"), json!(ps), file, b.clone());
+        }
+    }
+}
+
+/// A Rails app whose production databases use another adapter (SQLite, MySQL) is no
+/// client of a PostgreSQL or PgBouncer a deployment file only assumed it connects to
+/// (a Kamal `db` accessory, with DATABASE_URL a secret): that edge is withdrawn, with
+/// a note. Edges a URL or host in the files names are kept.
+fn withdraw_assumed_database_edges(builder: &mut ImportBuilder, file: FileId, services: &[String], adapter: &str, bytes: Range<usize>) {
+    let kind_of = |b: &ImportBuilder, name: &str| b.kind_of_service(name);
+    for service in services {
+        let targets: Vec<String> = builder
+            .value
+            .pointer(&format!("/services/{service}/uses"))
+            .and_then(Value::as_object)
+            .map(|uses| uses.iter().filter(|(_, edge)| edge.get("pool").is_none()).map(|(t, _)| t.clone()).collect())
+            .unwrap_or_default();
+        for target in targets {
+            let assumed = format!("assumed: `{service}` connects to the accessory `{target}` (");
+            if !matches!(kind_of(builder, &target).as_deref(), Some("postgres" | "pgbouncer")) || !builder.diagnostics.iter().any(|d| d.message.starts_with(&assumed)) {
+                continue;
+            }
+            if let Some(uses) = builder.value.pointer_mut(&format!("/services/{service}/uses")).and_then(Value::as_object_mut) {
+                uses.remove(&target);
+                if uses.is_empty()
+                    && let Some(svc) = builder.value.pointer_mut(&format!("/services/{service}")).and_then(Value::as_object_mut)
+                {
+                    svc.remove("uses");
+                }
+            }
+            let edge = format!("/services/{service}/uses/{target}");
+            builder.origins.retain(|k, _| k != &edge && !k.starts_with(&format!("{edge}/")));
+            builder.diagnostics.retain(|d| !d.message.starts_with(&assumed));
+            builder.assumed_at(
+                file,
+                bytes.clone(),
+                format!("`{service}` does not connect to `{target}`: database.yml's production database uses the {adapter} adapter"),
+                format!("if DATABASE_URL is set to a PostgreSQL URL where `{service}` runs, it wins over database.yml: add services.{service}.uses.{target} in an --overlay"),
+            );
         }
     }
 }

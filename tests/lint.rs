@@ -432,3 +432,25 @@ fn a_kamal_db_accessory_is_not_the_database_of_an_app_whose_database_yml_says_sq
         assert_eq!(text.contains("`web` connects to the accessory `db`"), uses_db, "{name}:\n{text}");
     }
 }
+
+#[test]
+fn a_compose_file_of_a_development_setup_says_so_in_one_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let services = |web: &str| format!("services:\n  web:\n{web}    command: bundle exec puma -t 5:5\n  worker:\n{web}    command: bundle exec sidekiq -c 5\n  db:\n    image: postgres:16\n");
+    for (name, web, note) in [
+        ("dockerfile", "    build:\n      context: .\n      dockerfile: Dockerfile.dev\n", Some("compose service `web` builds from Dockerfile.dev: a development setup")),
+        ("env", "    image: acme/shop\n    environment:\n      RAILS_ENV: development\n", Some("compose service `web` sets RAILS_ENV=development: a development setup")),
+        ("production", "    build: .\n    environment:\n      RAILS_ENV: production\n", None),
+    ] {
+        let app = tmp.path().join(name);
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("docker-compose.yml"), services(web)).unwrap();
+        std::fs::write(app.join("Dockerfile.dev"), "FROM ruby:3.3\n").unwrap();
+        std::fs::write(app.join("Dockerfile"), "FROM ruby:3.3\n").unwrap();
+        let text = String::from_utf8_lossy(&headroom(&["lint", &app.display().to_string(), "--color", "never"]).stdout).to_string();
+        assert_eq!(text.matches("a development setup").count(), usize::from(note.is_some()), "{name}:\n{text}");
+        if let Some(note) = note {
+            assert!(text.contains(note), "{name}:\n{text}");
+        }
+    }
+}

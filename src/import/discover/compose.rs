@@ -222,6 +222,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         cx.service(g);
     }
     cx.topology();
+    cx.development_note();
     cx.deploy_files();
     if let Some(name) = source.path.file_name().and_then(|n| n.to_str()) {
         cx.builder.set("deploy.compose.file", json!(name), file, 0..0);
@@ -1027,6 +1028,34 @@ impl Compose<'_> {
                 self.builder.ignored(self.file, bytes, format!("env_file `{}` was not found here; the values it sets are unknown", path.escape_debug()));
                 Vec::new()
             }
+        }
+    }
+
+    /// A compose file whose app services build from a development Dockerfile
+    /// (`Dockerfile.dev`) or run in the development environment (`RAILS_ENV:
+    /// development`) is a development setup: one note says so; the findings stay.
+    fn development_note(&mut self) {
+        for entry in self.entries {
+            let Role::Service(kind) = entry.role else { continue };
+            if matches!(kind, "postgres" | "pgbouncer" | "redis" | "nginx") {
+                continue;
+            }
+            let dockerfile = entry.dockerfile.as_ref().and_then(|d| d.file_name()).and_then(|n| n.to_str()).filter(|n| n.to_ascii_lowercase().split(['.', '-', '_']).any(|part| matches!(part, "dev" | "development")));
+            let env = self.envs.get(&entry.name).and_then(|env| {
+                env.iter().rev().find(|v| matches!(v.name.as_str(), "RAILS_ENV" | "RACK_ENV" | "APP_ENV" | "FLASK_ENV") && v.value.as_deref().is_some_and(|x| matches!(x, "development" | "dev")))
+            });
+            let why = match (dockerfile, env) {
+                (Some(name), _) => format!("builds from {name}"),
+                (None, Some(var)) => format!("sets {}={}", var.name, var.value.as_deref().unwrap_or_default()),
+                (None, None) => continue,
+            };
+            self.builder.assumed_at(
+                self.file,
+                entry.key.clone(),
+                format!("compose service `{}` {why}: a development setup, linted as it is written here; production may run with other settings", entry.name),
+                "lint the files production is deployed from to check production",
+            );
+            return;
         }
     }
 

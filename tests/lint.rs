@@ -392,7 +392,7 @@ fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() 
     .unwrap();
     std::fs::write(
         app.join("docker-compose.yml"),
-        "services:\n  web:\n    build: .\n  api:\n    build: .\n    environment:\n      WEB_CONCURRENCY: \"5\"\n",
+        "services:\n  web:\n    build: .\n  api:\n    build: .\n    environment:\n      WEB_CONCURRENCY: \"5\"\n  staged:\n    build:\n      context: .\n      target: build\n",
     )
     .unwrap();
     let dir = app.display().to_string();
@@ -407,6 +407,9 @@ fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() 
     assert_eq!(spec["services"]["web"]["threads"], 4, "{spec:#}");
     assert_eq!(spec["services"]["api"]["workers"], 5, "compose environment wins over the image's ENV: {spec:#}");
     assert_eq!(spec["services"]["api"]["threads"], 4, "{spec:#}");
+    // `build.target`: that stage's ENV, with what it inherits.
+    assert_eq!(spec["services"]["staged"]["workers"], 9, "the target stage's ENV: {spec:#}");
+    assert_eq!(spec["services"]["staged"]["threads"], 4, "{spec:#}");
 }
 
 #[test]
@@ -440,6 +443,7 @@ fn a_compose_file_of_a_development_setup_says_so_in_one_note() {
     for (name, web, note) in [
         ("dockerfile", "    build:\n      context: .\n      dockerfile: Dockerfile.dev\n", Some("compose service `web` builds from Dockerfile.dev: a development setup")),
         ("env", "    image: acme/shop\n    environment:\n      RAILS_ENV: development\n", Some("compose service `web` sets RAILS_ENV=development: a development setup")),
+        ("target", "    build:\n      context: .\n      target: development\n", Some("compose service `web` builds from the `development` stage of its Dockerfile: a development setup")),
         ("production", "    build: .\n    environment:\n      RAILS_ENV: production\n", None),
     ] {
         let app = tmp.path().join(name);

@@ -976,7 +976,8 @@ impl Compose<'_> {
     /// The environment: the image's `ENV` first, then env_file entries, then
     /// `environment:` (which wins).
     fn env(&mut self, entry: &Entry) -> Vec<EnvVar> {
-        let mut vars = entry.dockerfile.as_deref().map(|d| dockerfile::image_env(self.builder, d)).unwrap_or_default();
+        let target = entry.def.pointer("/build/target").and_then(Value::as_str);
+        let mut vars = entry.dockerfile.as_deref().map(|d| dockerfile::image_env(self.builder, d, target)).unwrap_or_default();
         let env_files: Vec<(String, String)> = match entry.def.get("env_file") {
             Some(Value::String(s)) => vec![(s.clone(), format!("{}/env_file", entry.pointer))],
             Some(Value::Array(items)) => items
@@ -1040,11 +1041,13 @@ impl Compose<'_> {
             if matches!(kind, "postgres" | "pgbouncer" | "redis" | "nginx") {
                 continue;
             }
-            let dockerfile = entry.dockerfile.as_ref().and_then(|d| d.file_name()).and_then(|n| n.to_str()).filter(|n| n.to_ascii_lowercase().split(['.', '-', '_']).any(|part| matches!(part, "dev" | "development")));
+            let is_dev = |n: &str| n.to_ascii_lowercase().split(['.', '-', '_']).any(|part| matches!(part, "dev" | "development"));
+            let dockerfile = entry.dockerfile.as_ref().and_then(|d| d.file_name()).and_then(|n| n.to_str()).filter(|n| is_dev(n)).map(str::to_string);
+            let target = entry.def.pointer("/build/target").and_then(Value::as_str).filter(|t| is_dev(t)).map(|t| format!("the `{t}` stage of its Dockerfile"));
             let env = self.envs.get(&entry.name).and_then(|env| {
                 env.iter().rev().find(|v| matches!(v.name.as_str(), "RAILS_ENV" | "RACK_ENV" | "APP_ENV" | "FLASK_ENV") && v.value.as_deref().is_some_and(|x| matches!(x, "development" | "dev")))
             });
-            let why = match (dockerfile, env) {
+            let why = match (dockerfile.or(target), env) {
                 (Some(name), _) => format!("builds from {name}"),
                 (None, Some(var)) => format!("sets {}={}", var.name, var.value.as_deref().unwrap_or_default()),
                 (None, None) => continue,

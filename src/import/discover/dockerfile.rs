@@ -72,10 +72,11 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
 
 /// The environment the image's `ENV` instructions give every process run from it
 /// (`ENV RAILS_ENV="production" WEB_CONCURRENCY=2`, or the one-pair `ENV KEY value`):
-/// the final stage's, with what it inherits from an earlier stage it starts `FROM`.
-/// The lowest layer of a process's environment: the deployment's own (compose
-/// `environment:`, Kamal `env:`) is written after it and wins.
-pub fn image_env(builder: &mut ImportBuilder, dockerfile: &Path) -> Vec<EnvVar> {
+/// the final stage's (or the `target` stage's, compose `build.target`), with what it
+/// inherits from an earlier stage it starts `FROM`. The lowest layer of a process's
+/// environment: the deployment's own (compose `environment:`, Kamal `env:`) is written
+/// after it and wins.
+pub fn image_env(builder: &mut ImportBuilder, dockerfile: &Path, target: Option<&str>) -> Vec<EnvVar> {
     let Some(id) = read(builder, dockerfile, "Dockerfile") else { return Vec::new() };
     let text = builder.sources[id].text.clone();
     let mut stages: Vec<(String, Vec<EnvVar>)> = Vec::new();
@@ -102,7 +103,10 @@ pub fn image_env(builder: &mut ImportBuilder, dockerfile: &Path) -> Vec<EnvVar> 
             stage.1 = current.clone();
         }
     }
-    current
+    match target.map(str::to_ascii_lowercase) {
+        Some(target) => stages.into_iter().find(|(n, _)| *n == target).map(|(_, env)| env).unwrap_or_default(),
+        None => current,
+    }
 }
 
 /// The variables of one `ENV` instruction, each pointing at its own `KEY=value` word

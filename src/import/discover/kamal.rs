@@ -434,7 +434,7 @@ impl Kamal<'_> {
             }
         };
         // The image's `ENV` first: Kamal's `env:` wins over it.
-        let mut env = self.dockerfile().map(|(_, d)| dockerfile::image_env(self.builder, &d)).unwrap_or_default();
+        let mut env = self.dockerfile().map(|(_, d)| dockerfile::image_env(self.builder, &d, None)).unwrap_or_default();
         env.extend(self.clear_vars("/env"));
         env.extend(self.clear_vars(&format!("{pointer}/env")));
         env.extend(self.tag_vars(role, def, &key));

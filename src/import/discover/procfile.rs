@@ -59,7 +59,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
     // A Dockerfile beside the Procfile builds the image its processes run in: its
     // `ENV` is their lowest layer, under `.env`.
     let dockerfile = dir.join("Dockerfile");
-    let mut env = if dockerfile.is_file() { dockerfile::image_env(builder, &dockerfile) } else { Vec::new() };
+    let mut env = if dockerfile.is_file() { dockerfile::image_env(builder, &dockerfile, None) } else { Vec::new() };
     env.extend(read_env_file(builder, &dir.join(".env")).unwrap_or_default());
     let variables = Variables::new(env.clone());
     let mut described: Option<std::ops::Range<usize>> = None;

@@ -414,11 +414,17 @@ fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() 
 
 #[test]
 fn a_kamal_db_accessory_is_not_the_database_of_an_app_whose_database_yml_says_sqlite() {
-    // DATABASE_URL is a secret: which database the roles use is assumed from the one
-    // postgres accessory, until database.yml says. Its production adapter decides.
+    // With no DATABASE_URL in the role's env, which database the roles use is assumed
+    // from the one postgres accessory until database.yml says: its production adapter
+    // decides. A DATABASE_URL in the env (a secret) wins over database.yml, as in Rails.
     let tmp = tempfile::tempdir().unwrap();
-    let deploy = "service: shop\nimage: acme/shop\nservers:\n  web:\n    - 10.0.0.1\nenv:\n  secret:\n    - RAILS_MASTER_KEY\n    - DATABASE_URL\naccessories:\n  db:\n    image: postgres:16\n    host: 10.0.0.2\n";
-    for (name, database_yml, uses_db) in [("sqlite", "production:\n  adapter: sqlite3\n  database: storage/production.sqlite3\n  pool: 5\n", false), ("postgres", "production:\n  adapter: postgresql\n  pool: 5\n", true)] {
+    let deploy = |secrets: &str| format!("service: shop\nimage: acme/shop\nservers:\n  web:\n    - 10.0.0.1\nenv:\n  secret:\n    - RAILS_MASTER_KEY\n{secrets}accessories:\n  db:\n    image: postgres:16\n    host: 10.0.0.2\n");
+    let sqlite = "production:\n  adapter: sqlite3\n  database: storage/production.sqlite3\n  pool: 5\n";
+    for (name, deploy, database_yml, uses_db) in [
+        ("sqlite", deploy(""), sqlite, false),
+        ("sqlite-with-url", deploy("    - DATABASE_URL\n"), sqlite, true),
+        ("postgres", deploy(""), "production:\n  adapter: postgresql\n  pool: 5\n", true),
+    ] {
         let app = tmp.path().join(name);
         std::fs::create_dir_all(app.join("config")).unwrap();
         std::fs::write(app.join("config/deploy.yml"), deploy).unwrap();

@@ -829,7 +829,12 @@ impl Kamal<'_> {
             let mut env = top_env.clone();
             env.extend(env_names(self.root.pointer(&format!("{pointer}/env"))));
             if let Some(target) = &db {
-                self.edge(name, target, bytes.clone(), "DATABASE_URL is a secret here; until database.yml says, ");
+                // Rails merges a DATABASE_URL set where the app runs over database.yml
+                // (the URL's adapter wins), so a role that names it keeps this edge
+                // whatever database.yml's adapter; one that does not is only assumed
+                // to use the one database accessory.
+                let why = if env.iter().any(|e| e == "DATABASE_URL") { "DATABASE_URL is a secret here; until database.yml says, " } else { "the only database accessory; until database.yml says, " };
+                self.edge(name, target, bytes.clone(), why);
             }
             let wants_redis = kind == "sidekiq" || env.iter().any(|e| e.starts_with("REDIS") || e.contains("REDIS_URL"));
             if wants_redis && redis.len() == 1 {

@@ -293,8 +293,9 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
 
 /// A Rails app whose production databases use another adapter (SQLite, MySQL) is no
 /// client of a PostgreSQL or PgBouncer a deployment file only assumed it connects to
-/// (a Kamal `db` accessory, with DATABASE_URL a secret): that edge is withdrawn, with
-/// a note. Edges a URL or host in the files names are kept.
+/// (the one Kamal `db` accessory, with no DATABASE_URL in the role's env): that edge is
+/// withdrawn, with a note. Edges a URL or host in the files names are kept, and so are
+/// edges of roles whose env names DATABASE_URL (Rails lets that URL win).
 fn withdraw_assumed_database_edges(builder: &mut ImportBuilder, file: FileId, services: &[String], adapter: &str, bytes: Range<usize>) {
     let kind_of = |b: &ImportBuilder, name: &str| b.kind_of_service(name);
     for service in services {
@@ -306,7 +307,10 @@ fn withdraw_assumed_database_edges(builder: &mut ImportBuilder, file: FileId, se
             .unwrap_or_default();
         for target in targets {
             let assumed = format!("assumed: `{service}` connects to the accessory `{target}` (");
-            if !matches!(kind_of(builder, &target).as_deref(), Some("postgres" | "pgbouncer")) || !builder.diagnostics.iter().any(|d| d.message.starts_with(&assumed)) {
+            // A role whose env names DATABASE_URL keeps the edge: Rails merges that URL
+            // over database.yml, and its adapter wins.
+            let only_assumed = builder.diagnostics.iter().any(|d| d.message.starts_with(&assumed) && !d.message.contains("DATABASE_URL"));
+            if !matches!(kind_of(builder, &target).as_deref(), Some("postgres" | "pgbouncer")) || !only_assumed {
                 continue;
             }
             if let Some(uses) = builder.value.pointer_mut(&format!("/services/{service}/uses")).and_then(Value::as_object_mut) {
@@ -324,7 +328,7 @@ fn withdraw_assumed_database_edges(builder: &mut ImportBuilder, file: FileId, se
                 file,
                 bytes.clone(),
                 format!("`{service}` does not connect to `{target}`: database.yml's production database uses the {adapter} adapter"),
-                format!("if DATABASE_URL is set to a PostgreSQL URL where `{service}` runs, it wins over database.yml: add services.{service}.uses.{target} in an --overlay"),
+                format!("if DATABASE_URL is set to a PostgreSQL URL where `{service}` runs, it wins over database.yml: name it in the role's env (env.secret) or add services.{service}.uses.{target} in an --overlay"),
             );
         }
     }

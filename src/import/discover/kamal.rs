@@ -1114,17 +1114,24 @@ traefik:
         }
     }
 
+    /// Writes `text` as `config/deploy.yml` under `root` and reads it, so the files it
+    /// names (config/redis.conf, bin/entrypoint, ...) are found beside it.
+    fn read_deploy_in(root: &std::path::Path, text: &str) -> ImportBuilder {
+        let path = root.join("config/deploy.yml");
+        std::fs::write(&path, text).unwrap();
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new(&path, text.to_string()));
+        read(&mut b, id);
+        b
+    }
+
     #[test]
     fn accessory_files_proxy_and_commands() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
         std::fs::write(dir.path().join("config/redis.conf"), "maxmemory 1gb\n").unwrap();
         let text = "service: app\nimage: me/app\nservers:\n  web:\n    hosts: [10.0.0.1]\n    cmd: gunicorn -w 5 -k gevent app:app\n  workers:\n    hosts: [10.0.0.1]\n    cmd: bundle exec sidekiq -c 10\nproxy:\n  host: a.example.com\n  app_port: 8000\n  response_timeout: 60\n  healthcheck:\n    path: /healthz\n    timeout: 3\naccessories:\n  cache:\n    image: redis:7\n    roles: [web]\n    files:\n      - config/redis.conf:/usr/local/etc/redis/redis.conf\n  pooler:\n    image: edoburu/pgbouncer\n    host: 10.0.0.9\n  db:\n    image: postgres:16\n    host: 10.0.0.9\n  search:\n    image: elasticsearch:8\n    host: 10.0.0.9\n";
-        let path = dir.path().join("config/deploy.yml");
-        std::fs::write(&path, text).unwrap();
-        let mut b = ImportBuilder::new("t");
-        let id = b.add_source(SourceFile::new(&path, text.to_string()));
-        read(&mut b, id);
+        let b = read_deploy_in(dir.path(), text);
         let s = &b.value["services"];
         assert_eq!((s["web"]["kind"].clone(), s["web"]["workers"].clone(), s["web"]["worker_class"].clone()), (json!("gunicorn"), json!(5), json!("gevent")));
         assert_eq!(s["web"]["port"], 8000);
@@ -1222,11 +1229,7 @@ traefik:
         std::fs::write(dir.path().join("Dockerfile"), "FROM ruby:3.3\nENTRYPOINT [\"bin/entrypoint\"]\nCMD [\"web\"]\n").unwrap();
         std::fs::write(dir.path().join("bin/entrypoint"), "#!/bin/sh\nif [ \"$1\" = \"worker\" ]; then\n  exec bundle exec sidekiq -c 15\nelif [ \"$1\" = \"web\" ]; then\n  exec bundle exec puma -t 5:5\nfi\nexec \"$@\"\n").unwrap();
         let text = "service: app\nimage: acme/app\nservers:\n  web:\n    - 10.0.0.1\n  jobs:\n    hosts:\n      - 10.0.0.2\n    cmd: worker\n";
-        let path = dir.path().join("config/deploy.yml");
-        std::fs::write(&path, text).unwrap();
-        let mut b = ImportBuilder::new("t");
-        let id = b.add_source(SourceFile::new(&path, text.to_string()));
-        read(&mut b, id);
+        let b = read_deploy_in(dir.path(), text);
         let s = &b.value["services"];
         assert_eq!((s["jobs"]["kind"].clone(), s["jobs"]["concurrency"].clone()), (json!("sidekiq"), json!(15)), "{s:#}");
         assert_eq!((s["web"]["kind"].clone(), s["web"]["threads"].clone()), (json!("puma"), json!(5)), "{s:#}");

@@ -217,7 +217,10 @@ fn read_for(builder: &mut ImportBuilder, file: FileId, source: &SourceFile, serv
             (pools.is_empty()).then(|| database_url.clone().map(|u| (u, kv_span(&spans, &c.pointer)))).flatten()
         });
         let scheme = url.as_ref().and_then(|(u, _)| u.split_once("://").map(|(s, _)| s.to_ascii_lowercase()));
-        let adapter = cfg.get("adapter").and_then(Value::as_str).map(str::to_string).or(scheme);
+        // Rails merges the URL over database.yml's settings, so the URL's scheme names
+        // the adapter when there is one (`postgres://` over `adapter: sqlite3` connects
+        // to PostgreSQL).
+        let adapter = scheme.filter(|s| !s.is_empty()).or_else(|| cfg.get("adapter").and_then(Value::as_str).map(str::to_string));
         if let Some(adapter) = &adapter
             && !adapter.starts_with("postg")
         {
@@ -564,6 +567,18 @@ production:
         let (mut b, id) = builder("production:\n  adapter: sqlite3\n  pool: 5\n");
         read(&mut b, id);
         assert!(b.value["services"].get("db").is_none());
+        // A DATABASE_URL's scheme wins over database.yml's adapter, both ways.
+        let (mut b, id) = builder("production:\n  adapter: sqlite3\n  pool: 5\n");
+        b.set("services.web.kind", json!("puma"), id, 0..0);
+        b.set("services.web.env.clear.DATABASE_URL", json!("postgresql://app@app-db.internal/app"), id, 0..0);
+        read(&mut b, id);
+        assert_eq!(b.value["services"]["web"]["uses"]["app-db"]["pool"], 5, "{:#}", b.value);
+        let (mut b, id) = builder("production:\n  adapter: postgresql\n  pool: 5\n");
+        b.set("services.web.kind", json!("puma"), id, 0..0);
+        b.set("services.web.env.clear.DATABASE_URL", json!("trilogy://app@mysql.internal/app"), id, 0..0);
+        read(&mut b, id);
+        assert!(b.value["services"]["web"].get("uses").is_none_or(|u| u.as_object().is_some_and(|u| u.is_empty())), "{:#}", b.value);
+        assert!(b.diagnostics.iter().any(|d| d.message.contains("uses the trilogy adapter")));
     }
 
     #[test]

@@ -374,15 +374,15 @@ fn redis_without_auth_is_reported_and_a_password_is_kept_as_a_secret_name() {
 
 #[test]
 fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() {
-    // The image's ENV (final stage, inherited from the `base` stage it starts from; a
-    // later build stage's ENV is not in it) is the lowest layer: compose `environment:`
-    // wins over it.
+    // The image's ENV and CMD (final stage, inherited from the `base` stage it starts
+    // from; a later build stage's ENV is not in it) are the lowest layer: compose
+    // `environment:` wins over it.
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");
     std::fs::create_dir_all(app.join("config")).unwrap();
     std::fs::write(
         app.join("Dockerfile"),
-        "ARG RUBY_VERSION=3.3\nFROM ruby:$RUBY_VERSION-slim AS base\nENV RAILS_ENV=\"production\" \\\n    WEB_CONCURRENCY=3\nENV RAILS_MAX_THREADS 4\nFROM base AS build\nENV WEB_CONCURRENCY=9\nFROM base\nCMD [\"./bin/rails\", \"server\"]\n",
+        "ARG RUBY_VERSION=3.3\nFROM ruby:$RUBY_VERSION-slim AS base\nENV RAILS_ENV=\"production\" \\\n    WEB_CONCURRENCY=3\nENV RAILS_MAX_THREADS 4\nCMD [\"./bin/rails\", \"server\"]\nFROM base AS build\nENV WEB_CONCURRENCY=9\nFROM base\nEXPOSE 3000\n",
     )
     .unwrap();
     std::fs::write(
@@ -407,7 +407,7 @@ fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() 
     assert_eq!(spec["services"]["web"]["threads"], 4, "{spec:#}");
     assert_eq!(spec["services"]["api"]["workers"], 5, "compose environment wins over the image's ENV: {spec:#}");
     assert_eq!(spec["services"]["api"]["threads"], 4, "{spec:#}");
-    // `build.target`: that stage's ENV, with what it inherits.
+    // `build.target`: that stage's ENV and command, with what it inherits.
     assert_eq!(spec["services"]["staged"]["workers"], 9, "the target stage's ENV: {spec:#}");
     assert_eq!(spec["services"]["staged"]["threads"], 4, "{spec:#}");
 }

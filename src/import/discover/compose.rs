@@ -130,10 +130,12 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         }
         entry.dockerfile = build_context(&dir, &entry.def).map(|(_, d)| d);
         let mut words = full_command(builder, file, &spans, entry);
-        // A service built here with no command runs its Dockerfile's CMD.
+        let target = entry.def.pointer("/build/target").and_then(Value::as_str).map(str::to_string);
+        // A service built here with no command runs its Dockerfile's CMD (of the stage
+        // `build.target` names).
         if words.is_none()
             && let Some((context, dockerfile)) = build_context(&dir, &entry.def)
-            && let Some(default) = dockerfile::default_command(builder, &context, &dockerfile)
+            && let Some(default) = dockerfile::default_command(builder, &context, &dockerfile, target.as_deref())
         {
             entry.words_file = Some(default.file);
             words = Some(default.words);
@@ -141,7 +143,7 @@ pub fn read(builder: &mut ImportBuilder, file: FileId) {
         // `command: worker` handed to an entrypoint script that dispatches on it.
         if let Some((arg, _)) = words.as_ref().filter(|w| entry.words_file.is_none() && interpret::classify(w).is_none()).and_then(|w| w.first()).cloned()
             && let Some((context, dockerfile)) = build_context(&dir, &entry.def)
-            && let Some(branch) = dockerfile::dispatched_command(builder, &context, &dockerfile, &arg)
+            && let Some(branch) = dockerfile::dispatched_command(builder, &context, &dockerfile, target.as_deref(), &arg)
         {
             entry.words_file = Some(branch.file);
             words = Some(branch.words);
@@ -362,7 +364,7 @@ fn app_image_defaults(builder: &mut ImportBuilder, file: FileId, dir: &Path, ent
         }
         let Some(image) = entry.def.get("image").and_then(Value::as_str).map(str::to_string) else { continue };
         let Some((_, sibling)) = app_images.iter().find(|(i, _)| *i == image) else { continue };
-        let Some(default) = dockerfile::default_command(builder, dir, &dockerfile) else { continue };
+        let Some(default) = dockerfile::default_command(builder, dir, &dockerfile, None) else { continue };
         if interpret::classify(&default.words).is_none() {
             continue;
         }
@@ -1637,6 +1639,20 @@ mod tests {
         assert_eq!(b.sources.len(), 2);
         assert!(!serde_json::to_string(&b.value).unwrap().contains("abc"));
         validates(&b);
+    }
+
+    #[test]
+    fn a_service_built_to_a_target_stage_runs_that_stages_command() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.12 AS base\nCMD [\"gunicorn\", \"-w\", \"6\", \"app:app\"]\n\nFROM base AS web\nENV WEB=1\n\nFROM base AS dev\nCMD [\"flask\", \"run\"]\n").unwrap();
+        let compose = "services:\n  web:\n    build: { context: ., target: web }\n";
+        let path = dir.path().join("docker-compose.yml");
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new(&path, compose.to_string()));
+        read(&mut b, id);
+        // The `web` stage inherits the CMD of `base`, not the final (`dev`) stage's.
+        assert_eq!(b.value["services"]["web"]["kind"], "gunicorn", "{:#}", b.value);
+        assert_eq!(b.value["services"]["web"]["workers"], 6);
     }
 
     fn fixture(rel: &str) -> PathBuf {

@@ -22,23 +22,11 @@ pub struct DefaultCommand {
 
 /// Reads `dockerfile` (a path in the build context) and returns the command its image
 /// runs, or None when the file is missing or sets no CMD/ENTRYPOINT.
-pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path) -> Option<DefaultCommand> {
+/// `target` is the stage built (compose `build.target`); without it, the final stage.
+pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path, target: Option<&str>) -> Option<DefaultCommand> {
     let id = read(builder, dockerfile, "Dockerfile")?;
     let text = builder.sources[id].text.clone();
-    let mut entrypoint: Option<Vec<Word>> = None;
-    let mut cmd: Option<Vec<Word>> = None;
-    for (instruction, args, range) in instructions(&text) {
-        match instruction.as_str() {
-            // A new stage starts without the previous stage's command.
-            "FROM" => {
-                entrypoint = None;
-                cmd = None;
-            }
-            "ENTRYPOINT" => entrypoint = Some(command_words(&text, &args, range)),
-            "CMD" => cmd = Some(command_words(&text, &args, range)),
-            _ => {}
-        }
-    }
+    let (entrypoint, cmd) = stage_command(&text, target);
     let mut words = entrypoint.clone().unwrap_or_default();
     // An entrypoint script: read what it runs.
     if let Some((script, _)) = entrypoint.as_ref().and_then(|e| e.first())
@@ -70,6 +58,46 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
     (!words.is_empty()).then_some(DefaultCommand { words, file: id })
 }
 
+/// The ENTRYPOINT and CMD of the stage `target` (or the final stage). A stage that
+/// starts `FROM` an earlier stage inherits its command, as the image it builds on;
+/// one that starts from another image starts without a known command. As Docker
+/// does, an ENTRYPOINT written in a stage clears the CMD it inherited.
+fn stage_command(text: &str, target: Option<&str>) -> (Option<Vec<Word>>, Option<Vec<Word>>) {
+    type Command = (Option<Vec<Word>>, Option<Vec<Word>>);
+    let mut stages: Vec<(String, Command)> = Vec::new();
+    let mut current: Command = (None, None);
+    for (instruction, args, range) in instructions(text) {
+        match instruction.as_str() {
+            "FROM" => {
+                let (base, name) = stage_names(&args);
+                current = stages.iter().rev().find(|(n, _)| !n.is_empty() && *n == base).map(|(_, c)| c.clone()).unwrap_or_default();
+                stages.push((name, Command::default()));
+            }
+            "ENTRYPOINT" => current = (Some(command_words(text, &args, range)), None),
+            "CMD" => current.1 = Some(command_words(text, &args, range)),
+            _ => continue,
+        }
+        if let Some(stage) = stages.last_mut() {
+            stage.1 = current.clone();
+        }
+    }
+    match target.map(str::to_ascii_lowercase) {
+        Some(target) => stages.into_iter().find(|(n, _)| *n == target).map(|(_, c)| c).unwrap_or_default(),
+        None => current,
+    }
+}
+
+/// The base and the name (`AS name`, empty without one) of a `FROM` instruction's
+/// arguments, lower-cased as Docker compares stage names.
+fn stage_names(args: &str) -> (String, String) {
+    let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+    let name = match words.as_slice() {
+        [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => name.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    (words.first().map(|b| b.to_ascii_lowercase()).unwrap_or_default(), name)
+}
+
 /// The environment the image's `ENV` instructions give every process run from it
 /// (`ENV RAILS_ENV="production" WEB_CONCURRENCY=2`, or the one-pair `ENV KEY value`):
 /// the final stage's (or the `target` stage's, compose `build.target`), with what it
@@ -84,12 +112,7 @@ pub fn image_env(builder: &mut ImportBuilder, dockerfile: &Path, target: Option<
     for (instruction, args, range) in instructions(&text) {
         match instruction.as_str() {
             "FROM" => {
-                let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
-                let name = match words.as_slice() {
-                    [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => name.to_ascii_lowercase(),
-                    _ => String::new(),
-                };
-                let base = words.first().map(|b| b.to_ascii_lowercase()).unwrap_or_default();
+                let (base, name) = stage_names(&args);
                 current = stages.iter().rev().find(|(n, _)| !n.is_empty() && *n == base).map(|(_, e)| e.clone()).unwrap_or_default();
                 stages.push((name, Vec::new()));
             }
@@ -133,17 +156,10 @@ fn env_pairs(text: &str, args: &str, range: std::ops::Range<usize>, file: FileId
 
 /// The command a deployment's argument (`command: worker`) runs through the image's
 /// entrypoint script, when that script dispatches on its first argument.
-pub fn dispatched_command(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path, arg: &str) -> Option<DefaultCommand> {
+pub fn dispatched_command(builder: &mut ImportBuilder, context: &Path, dockerfile: &Path, target: Option<&str>, arg: &str) -> Option<DefaultCommand> {
     let id = read(builder, dockerfile, "Dockerfile")?;
     let text = builder.sources[id].text.clone();
-    let mut entrypoint: Option<Vec<Word>> = None;
-    for (instruction, args, range) in instructions(&text) {
-        match instruction.as_str() {
-            "FROM" => entrypoint = None,
-            "ENTRYPOINT" => entrypoint = Some(command_words(&text, &args, range)),
-            _ => {}
-        }
-    }
+    let (entrypoint, _) = stage_command(&text, target);
     let (script, _) = entrypoint?.first()?.clone();
     let path = find_in_context(context, &script)?;
     let script_id = read(builder, &path, "entrypoint script")?;
@@ -552,6 +568,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_built_stage_runs_its_own_or_its_base_stages_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = dir.path().join("Dockerfile");
+        let text = "FROM python:3.12 AS base\nCMD [\"gunicorn\", \"app:app\", \"-w\", \"4\"]\n\nFROM base AS dev\nCMD [\"flask\", \"run\"]\n\nFROM base AS prod\nENV X=1\n\nFROM base AS entry\nENTRYPOINT [\"uwsgi\", \"--ini\", \"app.ini\"]\n\nFROM nginx:1.27 AS static\n";
+        std::fs::write(&df, text).unwrap();
+        let command = |target: Option<&str>| {
+            let mut b = ImportBuilder::new("t");
+            default_command(&mut b, dir.path(), &df, target).map(|c| c.words.iter().map(|(w, _)| w.clone()).collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(command(Some("dev")).as_deref(), Some("flask run"));
+        // A stage built FROM an earlier one inherits its CMD.
+        assert_eq!(command(Some("prod")).as_deref(), Some("gunicorn app:app -w 4"));
+        assert_eq!(command(Some("PROD")).as_deref(), Some("gunicorn app:app -w 4"));
+        // An ENTRYPOINT written in a stage clears the CMD it inherited.
+        assert_eq!(command(Some("entry")).as_deref(), Some("uwsgi --ini app.ini"));
+        // The final stage starts from another image: its command is not in this file.
+        assert_eq!(command(None), None);
+        assert_eq!(command(Some("missing")), None);
+    }
+
+    #[test]
     fn cmd_and_entrypoint_in_both_forms() {
         let dir = tempfile::tempdir().unwrap();
         let df = dir.path().join("Dockerfile");
@@ -559,7 +596,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("bin")).unwrap();
         std::fs::write(dir.path().join("bin/docker-entrypoint"), "#!/bin/bash -e\nif [ \"${@: -2:1}\" == \"./bin/rails\" ]; then\n  ./bin/rails db:prepare\nfi\nexec \"${@}\"\n").unwrap();
         let mut b = ImportBuilder::new("t");
-        let c = default_command(&mut b, dir.path(), &df).expect("a command");
+        let c = default_command(&mut b, dir.path(), &df, None).expect("a command");
         let words: Vec<&str> = c.words.iter().map(|(w, _)| w.as_str()).collect();
         assert_eq!(words, ["./bin/thrust", "./bin/rails", "server"]);
         assert_eq!(&b.sources[c.file].text[c.words[1].1.clone()], "\"./bin/rails\"");
@@ -569,20 +606,20 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("docker")).unwrap();
         std::fs::write(dir.path().join("docker/start.sh"), "#!/bin/sh\nset -e\npython manage.py migrate\nexec gunicorn config.wsgi \\\n  --workers 4 --bind 0.0.0.0:8000\n").unwrap();
         let mut b = ImportBuilder::new("t");
-        let c = default_command(&mut b, dir.path(), &df).expect("a command");
+        let c = default_command(&mut b, dir.path(), &df, None).expect("a command");
         assert!(b.sources[c.file].path.ends_with("docker/start.sh"));
         let workers = c.words.iter().position(|(w, _)| w == "--workers").unwrap();
         assert_eq!(b.sources[c.file].line_col(c.words[workers].1.start).line, 5);
 
         std::fs::write(&df, "FROM python:3.12\nCMD gunicorn app:app \\\n    -w 3\n").unwrap();
         let mut b = ImportBuilder::new("t");
-        let c = default_command(&mut b, dir.path(), &df).expect("a command");
+        let c = default_command(&mut b, dir.path(), &df, None).expect("a command");
         let words: Vec<&str> = c.words.iter().map(|(w, _)| w.as_str()).collect();
         assert_eq!(words, ["gunicorn", "app:app", "-w", "3"]);
         for odd in ["", "CMD", "CMD [", "FROM x\nCMD [\"a\" \\\n", "ENTRYPOINT [\"../../etc/passwd\"]", "\\"] {
             std::fs::write(&df, odd).unwrap();
             let mut b = ImportBuilder::new("t");
-            let _ = default_command(&mut b, dir.path(), &df);
+            let _ = default_command(&mut b, dir.path(), &df, None);
         }
     }
 
@@ -629,7 +666,7 @@ esac
         std::fs::write(&df, "FROM python:3.12\nENTRYPOINT [\"/code/docker-entrypoint.sh\"]\nCMD [\"uwsgi\", \"/code/etc/uwsgi.ini\"]\n").unwrap();
         std::fs::write(dir.path().join("docker-entrypoint.sh"), "#!/bin/sh\nset -e\nif [ \"$1\" = '/venv/bin/uwsgi' ]; then\n    python manage.py migrate --noinput\nfi\nexec \"$@\"\n").unwrap();
         let mut b = ImportBuilder::new("t");
-        let c = default_command(&mut b, dir.path(), &df).expect("the CMD");
+        let c = default_command(&mut b, dir.path(), &df, None).expect("the CMD");
         assert_eq!(words(Some(c.words)).as_deref(), Some("uwsgi /code/etc/uwsgi.ini"));
 
         let dir = tempfile::tempdir().unwrap();
@@ -637,10 +674,10 @@ esac
         std::fs::write(&df, "FROM ruby:3.3\nENTRYPOINT [\"./entrypoint.sh\"]\nCMD [\"web\"]\n").unwrap();
         std::fs::write(dir.path().join("entrypoint.sh"), case).unwrap();
         let mut b = ImportBuilder::new("t");
-        let c = default_command(&mut b, dir.path(), &df).expect("the CMD's branch");
+        let c = default_command(&mut b, dir.path(), &df, None).expect("the CMD's branch");
         assert_eq!(crate::import::interpret::classify(&c.words).map(|k| k.0), Some("puma"));
         assert_eq!(b.sources[c.file].line_col(c.words[0].1.start).line, 9);
-        let c = dispatched_command(&mut b, dir.path(), &df, "worker").expect("the worker branch");
+        let c = dispatched_command(&mut b, dir.path(), &df, None, "worker").expect("the worker branch");
         assert_eq!(crate::import::interpret::classify(&c.words).map(|k| k.0), Some("sidekiq"));
     }
 }

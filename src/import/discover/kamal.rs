@@ -434,7 +434,8 @@ impl Kamal<'_> {
             }
         };
         // The image's `ENV` first: Kamal's `env:` wins over it.
-        let mut env = self.dockerfile().map(|(_, d)| dockerfile::image_env(self.builder, &d, None)).unwrap_or_default();
+        let target = self.build_target();
+        let mut env = self.dockerfile().map(|(_, d)| dockerfile::image_env(self.builder, &d, target.as_deref())).unwrap_or_default();
         env.extend(self.clear_vars("/env"));
         env.extend(self.clear_vars(&format!("{pointer}/env")));
         env.extend(self.tag_vars(role, def, &key));
@@ -497,9 +498,14 @@ impl Kamal<'_> {
     fn image_command(&mut self, arg: Option<&str>) -> Option<dockerfile::DefaultCommand> {
         let (context, file) = self.dockerfile()?;
         match arg {
-            Some(arg) => dockerfile::dispatched_command(self.builder, &context, &file, arg),
-            None => dockerfile::default_command(self.builder, &context, &file),
+            Some(arg) => dockerfile::dispatched_command(self.builder, &context, &file, self.build_target().as_deref(), arg),
+            None => dockerfile::default_command(self.builder, &context, &file, self.build_target().as_deref()),
         }
+    }
+
+    /// The Dockerfile stage Kamal builds (`builder.target`), or the final one.
+    fn build_target(&self) -> Option<String> {
+        self.root.pointer("/builder/target").and_then(Value::as_str).map(str::to_string)
     }
 
     /// The build context and Dockerfile of the image Kamal builds.

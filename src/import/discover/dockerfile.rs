@@ -58,44 +58,45 @@ pub fn default_command(builder: &mut ImportBuilder, context: &Path, dockerfile: 
     (!words.is_empty()).then_some(DefaultCommand { words, file: id })
 }
 
-/// The ENTRYPOINT and CMD of the stage `target` (or the final stage). A stage that
-/// starts `FROM` an earlier stage inherits its command, as the image it builds on;
-/// one that starts from another image starts without a known command. As Docker
-/// does, an ENTRYPOINT written in a stage clears the CMD it inherited.
+/// The ENTRYPOINT and CMD of the stage `target` (or the final stage), each inherited
+/// from an earlier stage the built one starts `FROM`. As Docker does, an ENTRYPOINT
+/// written in a stage clears the CMD it inherited.
 fn stage_command(text: &str, target: Option<&str>) -> (Option<Vec<Word>>, Option<Vec<Word>>) {
-    type Command = (Option<Vec<Word>>, Option<Vec<Word>>);
-    let mut stages: Vec<(String, Command)> = Vec::new();
-    let mut current: Command = (None, None);
+    stage_state(text, target, |current: &mut (Option<Vec<Word>>, Option<Vec<Word>>), instruction, args, range| match instruction {
+        "ENTRYPOINT" => *current = (Some(command_words(text, args, range)), None),
+        "CMD" => current.1 = Some(command_words(text, args, range)),
+        _ => {}
+    })
+}
+
+/// What the instructions of the stage `target` (or the final stage) build up through
+/// `apply`, starting from what the stage it starts `FROM` built when that is an
+/// earlier stage of this file (an outside image starts from nothing known).
+fn stage_state<T: Clone + Default>(text: &str, target: Option<&str>, mut apply: impl FnMut(&mut T, &str, &str, std::ops::Range<usize>)) -> T {
+    let mut stages: Vec<(String, T)> = Vec::new();
+    let mut current = T::default();
     for (instruction, args, range) in instructions(text) {
-        match instruction.as_str() {
-            "FROM" => {
-                let (base, name) = stage_names(&args);
-                current = stages.iter().rev().find(|(n, _)| !n.is_empty() && *n == base).map(|(_, c)| c.clone()).unwrap_or_default();
-                stages.push((name, Command::default()));
-            }
-            "ENTRYPOINT" => current = (Some(command_words(text, &args, range)), None),
-            "CMD" => current.1 = Some(command_words(text, &args, range)),
-            _ => continue,
+        if instruction == "FROM" {
+            let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+            // Docker compares stage names case-insensitively.
+            let name = match words.as_slice() {
+                [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => name.to_ascii_lowercase(),
+                _ => String::new(),
+            };
+            let base = words.first().map(|b| b.to_ascii_lowercase()).unwrap_or_default();
+            current = stages.iter().rev().find(|(n, _)| !n.is_empty() && *n == base).map(|(_, s)| s.clone()).unwrap_or_default();
+            stages.push((name, T::default()));
+        } else {
+            apply(&mut current, &instruction, &args, range);
         }
         if let Some(stage) = stages.last_mut() {
             stage.1 = current.clone();
         }
     }
     match target.map(str::to_ascii_lowercase) {
-        Some(target) => stages.into_iter().find(|(n, _)| *n == target).map(|(_, c)| c).unwrap_or_default(),
+        Some(target) => stages.into_iter().find(|(n, _)| *n == target).map(|(_, s)| s).unwrap_or_default(),
         None => current,
     }
-}
-
-/// The base and the name (`AS name`, empty without one) of a `FROM` instruction's
-/// arguments, lower-cased as Docker compares stage names.
-fn stage_names(args: &str) -> (String, String) {
-    let words: Vec<&str> = args.split_whitespace().filter(|w| !w.starts_with("--")).collect();
-    let name = match words.as_slice() {
-        [_, as_, name, ..] if as_.eq_ignore_ascii_case("as") => name.to_ascii_lowercase(),
-        _ => String::new(),
-    };
-    (words.first().map(|b| b.to_ascii_lowercase()).unwrap_or_default(), name)
 }
 
 /// The environment the image's `ENV` instructions give every process run from it
@@ -107,29 +108,11 @@ fn stage_names(args: &str) -> (String, String) {
 pub fn image_env(builder: &mut ImportBuilder, dockerfile: &Path, target: Option<&str>) -> Vec<EnvVar> {
     let Some(id) = read(builder, dockerfile, "Dockerfile") else { return Vec::new() };
     let text = builder.sources[id].text.clone();
-    let mut stages: Vec<(String, Vec<EnvVar>)> = Vec::new();
-    let mut current: Vec<EnvVar> = Vec::new();
-    for (instruction, args, range) in instructions(&text) {
-        match instruction.as_str() {
-            "FROM" => {
-                let (base, name) = stage_names(&args);
-                current = stages.iter().rev().find(|(n, _)| !n.is_empty() && *n == base).map(|(_, e)| e.clone()).unwrap_or_default();
-                stages.push((name, Vec::new()));
-            }
-            "ENV" => {
-                let pairs = env_pairs(&text, &args, range, id);
-                current.extend(pairs);
-            }
-            _ => continue,
+    stage_state(&text, target, |current: &mut Vec<EnvVar>, instruction, args, range| {
+        if instruction == "ENV" {
+            current.extend(env_pairs(&text, args, range, id));
         }
-        if let Some(stage) = stages.last_mut() {
-            stage.1 = current.clone();
-        }
-    }
-    match target.map(str::to_ascii_lowercase) {
-        Some(target) => stages.into_iter().find(|(n, _)| *n == target).map(|(_, env)| env).unwrap_or_default(),
-        None => current,
-    }
+    })
 }
 
 /// The variables of one `ENV` instruction, each pointing at its own `KEY=value` word

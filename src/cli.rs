@@ -54,18 +54,20 @@ Settings are tried before hardware, cheapest first:
      lowering what oversteps a bound (workers past the CPUs, nginx max_conns past a
      replica's slots, PgBouncer max_db_connections past PostgreSQL's room)
   2. threads (gthread up to 8, Puma up to 5), gevent/uvicorn worker_connections (up to
-     1000), PostgreSQL max_connections as far as its memory holds them (down, when
-     its memory cannot hold what is written)
+     1000), PostgreSQL max_connections as far as its memory holds them (with its
+     memory unknown or work_mem not written, up to PGTune's figure for its workload;
+     down, when its memory cannot hold what is written)
   3. processes per replica within its CPUs (gunicorn 2 x cpus + 1, Puma cpus), nginx
      worker_processes
   4. replicas (the autoscaler's max with autoscale:)
-  5. machines (a group's count)
-Bigger machines are never applied: they are named when nothing else fits.
+  5. machines (a group's count) for a group that lists no addresses
+Bigger machines are never applied, nor hosts added to a group's addresses (nor,
+under Kamal, a role's replicas past them): they are named when nothing else fits.
 
 Exit status:
   0  a change was found (printed; written with --write), or the spec already fits
   1  nothing within the machines fits: the wall and the smallest hardware change
-     are named, nothing is written
+     (or the hosts to add) are named, nothing is written
   2  bad input (the spec does not load, the target is not a positive number) or an
      error (the file cannot be written)";
 

@@ -57,6 +57,7 @@ fn assert_fits_and_minimal(loaded: &Loaded, target: Target, context: &str) {
     let target_value = scale::with_target(&loaded.value, target).expect("a load");
     let rps = |v: &Value| v.pointer("/load/rps").and_then(Value::as_f64);
     assert_eq!(rps(&reloaded.value), rps(&target_value), "{context}: the proposal is not at the target load");
+    assert_runs_as_proposed(&reloaded, &proposal, context);
     for (pointer, old, new) in &proposal.settings {
         if pointer.starts_with("/load/") {
             continue;
@@ -66,6 +67,36 @@ fn assert_fits_and_minimal(loaded: &Loaded, target: Target, context: &str) {
         *value.pointer_mut(pointer).expect("the changed setting is in the spec") = back.clone();
         let still_fits = scale::evaluate(&value).is_some_and(|(_, d)| !d.iter().any(scale::blocks));
         assert!(!still_fits, "{context}: {pointer} could go back from {new} to {back} and still fit:\n{}", proposal.text);
+    }
+}
+
+/// What `check` passes is what would run: no machine group that lists its hosts gets a
+/// count past them (nor, under Kamal, a role replicas past them), and no PostgreSQL
+/// whose work_mem is derived is given connections that push it below the 4MB default.
+fn assert_runs_as_proposed(reloaded: &Loaded, proposal: &scale::Proposal, context: &str) {
+    let analysis = headroom::analysis::analyze_text("capacity.yaml", &proposal.text).expect("the proposal loads");
+    let kamal = reloaded.value.pointer("/deploy/kamal").is_some();
+    for (pointer, _, new) in &proposal.settings {
+        let new = new.as_u64().unwrap_or(0);
+        for machine in &analysis.plan.machines {
+            let listed = machine.addresses.len() as u64;
+            if listed == 0 {
+                continue;
+            }
+            assert_ne!(pointer.as_str(), format!("/machines/{}/count", machine.name), "{context}: a count past the listed hosts:\n{}", proposal.text);
+            let role = analysis.plan.services.iter().find(|s| s.machine.as_deref() == Some(&machine.name) && format!("/{}", s.replicas.path().replace('.', "/")) == *pointer);
+            assert!(!(kamal && role.is_some() && new > listed), "{context}: {pointer} {new} past {listed} Kamal hosts:\n{}", proposal.text);
+        }
+        if pointer.ends_with("/max_connections") {
+            for service in &analysis.plan.services {
+                if let headroom::plan::Detail::Postgres(pg) = &service.detail
+                    && let Some(tuning) = &pg.tuning
+                    && !matches!(tuning.work_mem.origin, headroom::plan::Origin::Spec { .. })
+                {
+                    assert!(tuning.work_mem.value >= 4 << 20 && pg.max_connections.value <= 300, "{context}: {} connections leave work_mem {}:\n{}", pg.max_connections.value, tuning.work_mem.value, proposal.text);
+                }
+            }
+        }
     }
 }
 
@@ -90,8 +121,9 @@ struct Shape {
     /// each one (a cap raised for one rule can overfill postgres for another).
     pooler_replicas: u64,
     pooler_caps: bool,
-    /// The database's memory in GiB and its work_mem in MiB (None: unknown).
-    db_memory: Option<(u64, u64)>,
+    /// The database's memory in GiB and its work_mem in MiB (None: unknown; work_mem
+    /// None: not written, derived from max_connections).
+    db_memory: Option<(u64, Option<u64>)>,
 }
 
 fn spec_text(s: &Shape) -> String {
@@ -113,7 +145,8 @@ fn spec_text(s: &Shape) -> String {
         text.push_str("    uses: { db: {} }\n");
     }
     let memory = match s.db_memory {
-        Some((gib, work_mem)) => format!("    work_mem: {work_mem}MiB\n    resources: {{ cpus: 2, memory: {gib}GiB }}\n"),
+        Some((gib, Some(work_mem))) => format!("    work_mem: {work_mem}MiB\n    resources: {{ cpus: 2, memory: {gib}GiB }}\n"),
+        Some((gib, None)) => format!("    resources: {{ cpus: 2, memory: {gib}GiB }}\n"),
         None => String::new(),
     };
     text.push_str(&format!(
@@ -125,7 +158,7 @@ fn spec_text(s: &Shape) -> String {
 
 fn shape() -> impl Strategy<Value = Shape> {
     let numbers = (10u64..1500, 1u64..6, 1u64..6, 1u64..5, 1u64..4, 1u64..12, any::<bool>(), 20u64..400, 50u64..2000, 64u64..2048);
-    let shapes = (any::<bool>(), 1u64..4, any::<bool>(), proptest::option::of((1u64..17, 1u64..65)));
+    let shapes = (any::<bool>(), 1u64..4, any::<bool>(), proptest::option::of((1u64..17, proptest::option::of(1u64..65))));
     (numbers, shapes).prop_map(
         |((rps, workers, threads, replicas, cpus, pool, pooler, max_connections, maxclients, nginx_connections), (rlimit_written, pooler_replicas, pooler_caps, db_memory))| Shape {
             rps,
@@ -289,7 +322,7 @@ fn headroom(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn the_exit_codes_are_the_ones_help_states() {
     let (_, help, _) = headroom(&["scale", "--help"]);
-    for line in ["0  a change was found", "1  nothing within the machines fits", "2  bad input", "5. machines (a group's count)"] {
+    for line in ["0  a change was found", "1  nothing within the machines fits", "2  bad input", "5. machines (a group's count) for a group that lists no addresses"] {
         assert!(help.contains(line), "help lacks `{line}`:\n{help}");
     }
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -319,4 +352,90 @@ fn the_exit_codes_are_the_ones_help_states() {
     } else {
         assert!(written.contains("# was pool 16; 4 x 4"), "{written}");
     }
+}
+
+/// A Rails app on three listed hosts behind PgBouncer, deployed with Kamal (the shape of
+/// a Kamal multi-server setup).
+const KAMAL_HOSTS: &str = "version: 1\nname: t\nload:\n  rps: 200\n  service_time: 100ms\n  db_time: 20ms\nmachines:\n  web: { count: 3, cpus: 4, memory: 8GiB, addresses: [10.0.0.10, 10.0.0.11, 10.0.0.12] }\n  db:  { count: 1, cpus: 4, memory: 8GiB, addresses: [10.0.0.31] }\nservices:\n  web:\n    kind: puma\n    machine: web\n    replicas: 3\n    workers: 2               # WEB_CONCURRENCY\n    threads: 5               # RAILS_MAX_THREADS\n    resources: { cpus: 2, memory: 4GiB }\n    health: { path: /up }\n    uses:\n      pgbouncer: { pool: 5, framework: rails, prepared_statements: false }\n  pgbouncer:\n    kind: pgbouncer\n    machine: db\n    pool_mode: transaction\n    max_client_conn: 500\n    default_pool_size: 25\n    resources: { cpus: 1, memory: 1GiB }\n    uses: { db: {} }\n  db:\n    kind: postgres\n    machine: db\n    work_mem: 8MiB\n    resources: { cpus: 2, memory: 6GiB }\ndeploy:\n  kamal:\n    service: t\n    image: registry/t\n    registry: { server: ghcr.io, username: KAMAL_REGISTRY_USERNAME, password: KAMAL_REGISTRY_PASSWORD }\n";
+
+#[test]
+fn a_group_that_lists_its_hosts_is_not_grown_by_count_alone() {
+    assert!(blocking(KAMAL_HOSTS).is_empty(), "{:?}", blocking(KAMAL_HOSTS));
+    let kamal_at = KAMAL_HOSTS.find("deploy:").expect("a deploy section");
+    // Without addresses (and without Kamal, which needs them) the count is the model's
+    // to raise: that count is how many hosts the load takes.
+    let unlisted = KAMAL_HOSTS[..kamal_at].replace(", addresses: [10.0.0.10, 10.0.0.11, 10.0.0.12]", "");
+    let Outcome::Fits(proposal) = scale::search(&load_text(&unlisted), Target::Factor(4.0)).expect("runs") else { panic!("fits without addresses") };
+    let count = proposal.settings.iter().find(|(p, _, _)| p == "/machines/web/count").and_then(|(_, _, v)| v.as_u64()).expect("the count is raised");
+    assert_eq!(count, 6, "{}", proposal.text);
+    // With the addresses listed the host installs run on those three: the proposal
+    // stops at a wall that says how many hosts to list, or the bigger hosts instead.
+    let compose = format!("{}deploy:\n  compose: {{ file: compose.yaml }}\n", &KAMAL_HOSTS[..kamal_at]);
+    let wall = wall_of(&compose, Target::Factor(4.0));
+    assert!(wall.finding.rule.starts_with("machine-") && wall.finding.path.starts_with("machines.web."), "{}", wall.message);
+    assert!(wall.message.contains("once services.web.replicas 3 -> 11"), "{}", wall.message);
+    let help = wall.hardware.expect("hosts to add");
+    assert!(help.contains("add 3 hosts' addresses to machines.web.addresses and set count: 6, or give the 3 hosts >= 16 GiB of memory each"), "{help}");
+    // Within the listed hosts' room (two replicas each) the proposal raises replicas and
+    // never the count.
+    let Outcome::Fits(proposal) = scale::search(&load_text(&compose), Target::Factor(1.2)).expect("runs") else { panic!("fits") };
+    let changed: Vec<&str> = proposal.settings.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(changed, ["/load/rps", "/services/web/replicas"], "{}", proposal.text);
+    // Kamal runs one container of a role per host: a fourth replica takes a fourth host,
+    // although two fit on each by CPU and memory.
+    let wall = wall_of(KAMAL_HOSTS, Target::Factor(1.2));
+    assert_eq!(wall.finding.rule, "capacity-below-load", "{}", wall.message);
+    let help = wall.hardware.expect("hosts to add");
+    assert!(help.contains("Kamal runs one container of a role per host: `web` at 4 replicas takes 4 hosts, so add 1 host's address to machines.web.addresses and set count: 4"), "{help}");
+    // The command exits 1 and writes nothing.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let spec = dir.path().join("capacity.yaml");
+    std::fs::write(&spec, KAMAL_HOSTS).expect("writes");
+    let (code, _, err) = headroom(&["scale", &spec.to_string_lossy(), "--factor", "4", "--write"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`web` at 11 replicas takes 11 hosts, so add 8 hosts' addresses to machines.web.addresses"), "{err}");
+    assert_eq!(std::fs::read_to_string(&spec).expect("reads"), KAMAL_HOSTS);
+}
+
+/// An async API straight to a PostgreSQL whose memory is given and whose work_mem is
+/// not (the shape of a FastAPI service on a managed-style database).
+const DERIVED_WORK_MEM: &str = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 500ms\n  db_time: 100ms\nservices:\n  api:\n    kind: gunicorn\n    worker_class: uvicorn\n    workers: 2\n    worker_connections: 20\n    replicas: 4\n    resources: { cpus: 2, memory: 2GiB }\n    health: { path: /ready }\n    uses:\n      db: { pool: 10, max_overflow: 10, framework: sqlalchemy }\n  db:\n    kind: postgres\n    databases: [app]\n    resources: { cpus: 2, memory: 4GiB }\n";
+
+#[test]
+fn a_derived_work_mem_does_not_let_connections_grow_into_the_thousands() {
+    // 4 x 2 x 20 = 160 connections > 97: raised to what the clients need, which keeps
+    // the derived work_mem above PostgreSQL's 4MB default.
+    let loaded = load_text(DERIVED_WORK_MEM);
+    assert_fits_and_minimal(&loaded, Target::Factor(1.0), "derived work_mem");
+    let Outcome::Fits(proposal) = scale::search(&loaded, Target::Factor(1.0)).expect("runs") else { panic!("fits") };
+    let changed: Vec<(&str, Option<u64>)> = proposal.settings.iter().map(|(p, _, v)| (p.as_str(), v.as_u64())).collect();
+    assert_eq!(changed, [("/services/db/max_connections", Some(163))], "{}", proposal.text);
+    // 20 replicas ask for 800: the memory rule holds any count while work_mem is derived
+    // (it shrinks instead), so scale stops at PGTune's 200 and names the ways on.
+    let many = DERIVED_WORK_MEM.replace("replicas: 4", "replicas: 20");
+    let wall = wall_of(&many, Target::Factor(1.0));
+    assert_eq!(wall.finding.rule, "postgres-connections-exhausted", "{}", wall.message);
+    let help = wall.hardware.expect("the way on");
+    assert!(help.contains("at most 200") && help.contains("write services.db.work_mem") && help.contains("PgBouncer in transaction mode"), "{help}");
+    // On less memory the 4MB floor binds first: (2GiB - 512MiB) / 12MiB - 8 = 120.
+    let small = many.replace("memory: 4GiB", "memory: 2GiB");
+    assert!(wall_of(&small, Target::Factor(1.0)).hardware.expect("the way on").contains("at most 120"));
+    // With work_mem written the memory rule bounds the count itself:
+    // (4GiB - 1GiB) / (1MiB x 2) = 1536 >= 803.
+    let written = many.replace("    databases: [app]\n", "    databases: [app]\n    work_mem: 1MiB\n");
+    let Outcome::Fits(proposal) = scale::search(&load_text(&written), Target::Factor(1.0)).expect("runs") else { panic!("fits with work_mem written") };
+    assert!(proposal.settings.iter().any(|(p, _, v)| p == "/services/db/max_connections" && v.as_u64() == Some(803)), "{:?}", proposal.settings);
+}
+
+#[test]
+fn connections_are_not_raised_on_a_database_already_past_its_memory() {
+    // 25 x 3 x 4 = 300 clients, max_connections 200 and 2GiB + 200 x 64MiB x 2 > 8GiB:
+    // more connections would only deepen the memory finding. The wall cites the spec as
+    // written and names what 303 connections would take.
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 25\n    resources: { cpus: 1 }\n    uses: { db: { pool: 4 } }\n  db:\n    kind: postgres\n    max_connections: 200\n    shared_buffers: 2GiB\n    work_mem: 64MiB\n    resources: { cpus: 2, memory: 8GiB }\n";
+    let wall = wall_of(text, Target::Factor(1.0));
+    assert_eq!(wall.finding.rule, "postgres-connections-exhausted", "{}", wall.message);
+    assert!(wall.message.contains("max_connections 200 (services.db.max_connections)") && !wall.message.contains(" once "), "{}", wall.message);
+    let help = wall.hardware.expect("what memory would hold it");
+    assert!(help.contains("cannot hold 303 connections with work_mem 64 MiB"), "{help}");
 }

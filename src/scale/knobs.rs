@@ -9,13 +9,15 @@
 //!    replica's slots, PgBouncer `max_db_connections` past PostgreSQL's room);
 //! 1. concurrency inside a process (threads, gevent worker_connections) up to a
 //!    ceiling, and PostgreSQL `max_connections` while its memory holds them (with
-//!    its memory unknown, up to PGTune's figure for its workload: see
-//!    `unknown_memory_connections`; lowered to what its clients need when its memory
-//!    cannot hold what is written);
+//!    its memory unknown or its work_mem derived, up to PGTune's figure for its
+//!    workload: see `unbounded_connections_cap`; lowered to what its clients need
+//!    when its memory cannot hold what is written);
 //! 2. processes per replica (workers) within the replica's CPUs, nginx
 //!    `worker_processes`;
 //! 3. replicas (or the autoscaler's `max`);
-//! 4. machines (a group's `count`): hardware, last.
+//! 4. machines (a group's `count`): hardware, last. A group that lists its hosts'
+//!    addresses needs the user to list more: `scale` turns such a proposal into a
+//!    wall (see `hosts_to_list` in the parent module).
 //!
 //! README "Scaling a spec" and `scale --help` state the same order.
 //!
@@ -24,7 +26,7 @@
 
 use crate::diag::Diagnostic;
 use crate::load::path::{self, Segment};
-use crate::plan::{Detail, Kind, Plan, PostgresPlan, ServicePlan, Sourced};
+use crate::plan::{Detail, Kind, Origin, Plan, PostgresPlan, ServicePlan, Sourced};
 use crate::spec::{WorkerClass, Workload};
 
 /// Which way a knob moves away from what the user wrote.
@@ -97,13 +99,39 @@ pub fn unknown_memory_connections(workload: Workload) -> u64 {
     }
 }
 
-/// The max_connections knob of a postgres: up to PostgreSQL's maximum while its memory
-/// rule can check it, else up to `unknown_memory_connections`.
-fn max_connections_knob(pg: &PostgresPlan) -> Knob {
-    let limit = match pg.tuning {
-        Some(_) => MAX_CONNECTIONS,
-        None => unknown_memory_connections(pg.workload).max(pg.max_connections.value),
+/// PostgreSQL's default work_mem (4MB): the least per-sort memory `scale` leaves a
+/// server whose work_mem is derived from its max_connections.
+pub const POSTGRES_DEFAULT_WORK_MEM: u64 = 4 * 1024 * 1024;
+
+/// How far `scale` raises max_connections when postgres-memory cannot bound it, or
+/// None when it can (memory known and work_mem written). With the memory unknown the
+/// rule does not run; with work_mem not written the plan derives it as `(memory -
+/// shared_buffers) / ((max_connections + max_worker_processes) x 3)`, so the rule holds
+/// at any count while each connection's sort memory shrinks (2,400 connections on
+/// 4 GiB leave 435kB, a tenth of PostgreSQL's default): more connections would be paid
+/// for by slower queries and thousands of backend processes, which is not a change an
+/// operator asked for. Either way the cap is PGTune's figure for the workload
+/// (`unknown_memory_connections`), with a derived work_mem also no further than keeps
+/// it at PostgreSQL's default 4MB, and never below what is written. Past it the wall
+/// names the way on: give the memory or write work_mem, or pool in front.
+pub fn unbounded_connections_cap(plan: &Plan, postgres: &ServicePlan, pg: &PostgresPlan) -> Option<u64> {
+    let pgtune = unknown_memory_connections(pg.workload);
+    let cap = match &pg.tuning {
+        None => pgtune,
+        Some(t) if matches!(t.work_mem.origin, Origin::Spec { .. }) => return None,
+        Some(t) => {
+            let ram = postgres.memory.as_ref().map(|m| m.value).or_else(|| plan.machine(postgres.machine.as_deref()?)?.memory).unwrap_or(0);
+            let at_default_work_mem = (ram.saturating_sub(t.shared_buffers.value) / (3 * POSTGRES_DEFAULT_WORK_MEM)).saturating_sub(pg.max_worker_processes.value);
+            pgtune.min(at_default_work_mem)
+        }
     };
+    Some(cap.max(pg.max_connections.value))
+}
+
+/// The max_connections knob of a postgres: up to PostgreSQL's maximum while its memory
+/// rule can bound it, else up to `unbounded_connections_cap`.
+fn max_connections_knob(plan: &Plan, postgres: &ServicePlan, pg: &PostgresPlan) -> Knob {
+    let limit = unbounded_connections_cap(plan, postgres, pg).unwrap_or(MAX_CONNECTIONS);
     knob(&pg.max_connections, Direction::Up, limit, 1)
 }
 
@@ -203,7 +231,7 @@ fn database_reach(plan: &Plan) -> Vec<Knob> {
     }
     for postgres in plan.of_kind(Kind::Postgres) {
         if let Detail::Postgres(pg) = &postgres.detail {
-            let mut raise = max_connections_knob(pg);
+            let mut raise = max_connections_knob(plan, postgres, pg);
             // A pooler already at what the database accepts gets nothing from more
             // max_connections alone: its pool grows with it.
             for (_, pgb) in plan.poolers_of(&postgres.name) {
@@ -227,7 +255,7 @@ fn database_reach(plan: &Plan) -> Vec<Knob> {
 fn postgres_room(plan: &Plan, postgres: &ServicePlan) -> Vec<Knob> {
     let mut knobs = Vec::new();
     if let Detail::Postgres(pg) = &postgres.detail {
-        knobs.push(max_connections_knob(pg));
+        knobs.push(max_connections_knob(plan, postgres, pg));
     }
     for (_, pgb) in plan.poolers_of(&postgres.name) {
         let per_db = match pgb.max_db_connections.value {

@@ -165,6 +165,17 @@ fn same_finding(a: &Diagnostic, b: &Diagnostic) -> bool {
     a.rule == b.rule && (knobs::accumulates(&a.rule) || a.path == b.path)
 }
 
+/// How far a constraint's finding oversteps its bound, in the finding's own numbers.
+fn overstep(d: &Diagnostic) -> f64 {
+    let n = |k: &str| d.numbers.get(k).copied().unwrap_or(0.0);
+    match d.rule.as_str() {
+        "postgres-memory" => n("need") - n("memory_limit"),
+        "workers-over-cpus" => n("workers") - n("max_workers"),
+        "nginx-workers-over-cpus" => n("worker_processes") - n("cpus"),
+        _ => 0.0,
+    }
+}
+
 fn count_of(diagnostics: &[Diagnostic], rule: &str) -> usize {
     diagnostics.iter().filter(|d| d.rule == rule && blocks(d)).count()
 }
@@ -204,7 +215,14 @@ impl Search {
         let Some((_, after)) = self.eval(&candidate) else { return Probe { cleared: false, broken: None, numbers: None } };
         let remaining = after.iter().find(|d| same_finding(d, finding));
         let broken = CONSTRAINTS.iter().find_map(|rule| {
-            if count_of(&after, rule) > count_of(before, rule) { after.iter().find(|d| d.rule == *rule).cloned() } else { None }
+            if count_of(&after, rule) > count_of(before, rule) {
+                return after.iter().find(|d| d.rule == *rule).cloned();
+            }
+            // A constraint that already fails may not fail by more either: a knob that
+            // deepens it (more connections on a database already past its memory) is
+            // no step toward a spec that fits, and a wall reached after it would cite
+            // numbers the user never wrote.
+            after.iter().filter(|d| d.rule == *rule && blocks(d)).find(|d| before.iter().any(|b| b.rule == d.rule && b.path == d.path && overstep(d) > overstep(b))).cloned()
         });
         Probe { cleared: remaining.is_none(), broken, numbers: remaining.map(|d| d.numbers.values().map(|v| v.to_bits()).collect()) }
     }
@@ -296,7 +314,11 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
             return Err("the spec with the new load is not valid".into());
         };
         let Some(finding) = blocking(&diagnostics).first().map(|d| (*d).clone()) else {
-            return Ok(Outcome::Fits(minimize(&mut s, loaded, &start, touched)));
+            let proposal = minimize(&mut s, loaded, &start, touched);
+            return Ok(match hosts_to_list(loaded, &start, &proposal) {
+                Some(wall) => Outcome::Wall(Box::new(wall)),
+                None => Outcome::Fits(proposal),
+            });
         };
         let mut progressed = false;
         let mut reasons: Vec<(Knob, Option<Box<Diagnostic>>)> = Vec::new();
@@ -322,7 +344,9 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
             break;
         }
         if !progressed {
-            return Ok(Outcome::Wall(Box::new(wall(&finding, &plan, &reasons))));
+            let mut steps = Vec::new();
+            differences(&start, &s.value, String::new(), &mut steps);
+            return Ok(Outcome::Wall(Box::new(wall(&finding, &plan, &reasons, &steps))));
         }
     }
     Err("the search did not settle after 400 changes".into())
@@ -496,8 +520,132 @@ fn panic_free_fallback(text: &str, _error: &edit::EditError) -> String {
     text.to_string()
 }
 
-fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnostic>>)]) -> Wall {
-    let mut message = format!("{} at {}: {}", finding.rule, finding.path, finding.message);
+/// A proposal that raises the count of a machine group listing its hosts' addresses
+/// is not what would run: Kamal and the host installs deploy to the addresses, and
+/// only the user can list more hosts. Under Kamal, which runs one container of a role
+/// per host, the same holds for a role's replicas past its group's hosts. Such a
+/// proposal becomes a wall naming how many hosts to add (and, outside Kamal, the
+/// bigger hosts that would do instead), at the finding the listed hosts meet with
+/// every other change of the proposal made.
+fn hosts_to_list(loaded: &Loaded, start: &Value, proposal: &Proposal) -> Option<Wall> {
+    let value = scale_value_of(loaded, proposal);
+    let kamal = value.pointer("/deploy/kamal").is_some();
+    let (plan, _) = evaluate(&value)?;
+    let raised = |pointer: &str| proposal.settings.iter().find(|(p, _, _)| p == pointer).and_then(|(_, old, new)| Some((old.as_ref().and_then(Value::as_u64), new.as_u64()?)));
+    // The spec at the new load with only the replicas on the listed hosts raised (to
+    // what those hosts run): the finding the wall names is the one they meet.
+    let mut at_hosts = start.clone();
+    // (group, hosts listed, hosts needed, the Kamal role that needs them)
+    let mut short: Vec<(&crate::plan::MachinePlan, u64, u64, Option<String>)> = Vec::new();
+    for machine in &plan.machines {
+        let listed = machine.addresses.len() as u64;
+        if listed == 0 {
+            continue;
+        }
+        let count = crate::load::path::to_pointer(&format!("{}.count", machine.path));
+        let mut needed = raised(&count).map_or(0, |(_, new)| new);
+        let mut role = None;
+        for service in plan.services.iter().filter(|s| s.machine.as_deref() == Some(machine.name.as_str())) {
+            let replicas = crate::load::path::to_pointer(service.replicas.path());
+            let Some((old, new)) = raised(&replicas) else { continue };
+            if kamal && (service.kind.is_app() || service.kind.is_job()) && new > listed {
+                if new >= needed {
+                    (needed, role) = (new, Some(service.name.clone()));
+                }
+                set_pointer(&mut at_hosts, &replicas, Value::from(listed.max(old.unwrap_or(1))));
+            } else {
+                set_pointer(&mut at_hosts, &replicas, Value::from(new));
+            }
+        }
+        if needed > listed {
+            short.push((machine, listed, needed, role));
+        }
+    }
+    let (machine, listed, needed, role) = short.first()?.clone();
+    let (at_listed, diagnostics) = evaluate(&at_hosts)?;
+    let role_replicas = role.as_ref().and_then(|r| plan.service(r)).map(|s| s.replicas.path().to_string());
+    let finding = diagnostics
+        .iter()
+        .find(|d| blocks(d) && d.path.starts_with(&format!("{}.", machine.path)))
+        .or_else(|| diagnostics.iter().find(|d| blocks(d) && Some(&d.path) == role_replicas.as_ref()))
+        .or_else(|| diagnostics.iter().find(|d| blocks(d)))?
+        .clone();
+    let add = needed - listed;
+    let number = |k: &str| finding.numbers.get(k).copied();
+    let bigger = match (finding.rule.as_str(), &role) {
+        ("machine-cpu-oversubscribed", None) => number("cpu_demand").map(|c| format!(", or give the {listed} hosts >= {} CPUs each ({}.cpus)", crate::rules::num(c.ceil()), machine.path)),
+        ("machine-memory-oversubscribed", None) => number("memory_demand").map(|m| format!(", or give the {listed} hosts >= {} of memory each ({}.memory)", gib(m), machine.path)),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let why = match &role {
+        Some(role) => format!("Kamal runs one container of a role per host: `{role}` at {needed} replicas takes {needed} hosts"),
+        None => format!("Kamal and the host installs deploy to those: {needed} hosts carry the new load"),
+    };
+    let hardware = format!(
+        "machine group `{}` lists its hosts ({listed} in {}.addresses) and {why}, so add {add} {} to {}.addresses and set count: {needed}{bigger}",
+        machine.name,
+        machine.path,
+        if add == 1 { "host's address" } else { "hosts' addresses" },
+        machine.path,
+    );
+    let mut steps = Vec::new();
+    differences(start, &at_hosts, String::new(), &mut steps);
+    let mut wall = wall(&finding, &at_listed, &[], &steps);
+    wall.message = wall.message.replace(
+        "; no setting scale may change clears this",
+        &format!("; scale adds no host to a group that lists its hosts' addresses ({}.addresses)", machine.path),
+    );
+    wall.hardware = Some(hardware);
+    Some(wall)
+}
+
+/// The spec value a proposal's text holds.
+fn scale_value_of(loaded: &Loaded, proposal: &Proposal) -> Value {
+    let mut value = loaded.value.clone();
+    for (pointer, _, new) in &proposal.settings {
+        set_pointer(&mut value, pointer, new.clone());
+    }
+    value
+}
+
+fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnostic>>)], steps: &[(String, Option<Value>, Value)]) -> Wall {
+    // A wall met after some changes cites the numbers of the spec as changed: say which.
+    let changed: Vec<String> = steps
+        .iter()
+        .filter(|(p, _, _)| !p.starts_with("/load/"))
+        .map(|(p, old, new)| format!("{} {} -> {new}", crate::load::path::from_pointer(p, &Value::Null), old.as_ref().map_or("(not set)".to_string(), Value::to_string)))
+        .collect();
+    let once = if changed.is_empty() { String::new() } else { format!(" once {}", changed.join(", ")) };
+    let mut message = format!("{} at {}{once}: {}", finding.rule, finding.path, finding.message);
+    // A count raised on the way for a group that lists its hosts (or, under Kamal, a
+    // role's replicas past them) needs those hosts too.
+    let kamal = plan.kamal_tls.is_some();
+    // (group path, setting, its new value, hosts listed): the largest per group.
+    let mut short: Vec<(&str, String, u64, u64)> = Vec::new();
+    for (pointer, _, new) in steps {
+        let new = new.as_u64().unwrap_or(0);
+        let (setting, machine) = match pointer.strip_prefix("/machines/").and_then(|r| r.rsplit_once('/')) {
+            Some((group, "count")) => (format!("machines.{group}.count"), plan.machine(&group.replace("~1", "/").replace("~0", "~"))),
+            _ => match plan.services.iter().find(|s| kamal && (s.kind.is_app() || s.kind.is_job()) && crate::load::path::to_pointer(s.replicas.path()) == *pointer) {
+                Some(role) => (role.replicas.path().to_string(), role.machine.as_deref().and_then(|m| plan.machine(m))),
+                None => continue,
+            },
+        };
+        let Some(machine) = machine else { continue };
+        let listed = machine.addresses.len() as u64;
+        if listed == 0 || new <= listed {
+            continue;
+        }
+        match short.iter_mut().find(|(path, ..)| *path == machine.path) {
+            Some(entry) if entry.2 < new => *entry = (&machine.path, setting, new, listed),
+            Some(_) => {}
+            None => short.push((&machine.path, setting, new, listed)),
+        }
+    }
+    for (path, setting, new, listed) in short {
+        message.push_str(&format!("; {setting} {new} above also takes {} more hosts listed in {path}.addresses", new - listed));
+    }
     let mut hardware = None;
     for (knob, why) in reasons {
         let Some(why) = why else { continue };
@@ -522,24 +670,34 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
 /// Findings about what reaches a PostgreSQL.
 const DATABASE_BUDGETS: &[&str] = &["postgres-connections-exhausted", "pgbouncer-server-pool", "deploy-overlap-exhausts-postgres", "db-pool-below-load", "app-pool-below-concurrency"];
 
-/// A PostgreSQL whose memory is unknown holds at most PGTune's connections as far as
-/// `scale` goes: the way past it is to say its memory or to pool in front of it. An
-/// external one's max_connections is its provider's setting.
+/// A PostgreSQL whose memory rule cannot bound its connections (memory unknown, or
+/// work_mem derived from them) holds at most `knobs::unbounded_connections_cap` as far
+/// as `scale` goes: the way past it is to give the rule what it needs or to pool in
+/// front. An external one's max_connections is its provider's setting.
 fn unknown_memory_wall(plan: &Plan) -> Option<String> {
     plan.services.iter().find_map(|s| match &s.detail {
-        Detail::Postgres(pg) if pg.tuning.is_none() => {
-            let cap = knobs::unknown_memory_connections(pg.workload).max(pg.max_connections.value);
+        Detail::Postgres(pg) => {
+            let cap = knobs::unbounded_connections_cap(plan, s, pg)?;
             let pooler = pooler_advice(plan, &s.name).map_or(String::new(), |a| format!(", or {a}"));
-            Some(if s.external {
-                format!(
-                    "PostgreSQL `{}` is external: its max_connections is its provider's setting (a parameter group or plan), and with its memory unknown scale raises it to at most {cap} (PGTune's figure for its workload); raise it at the provider and write it in {}.max_connections{pooler}",
-                    s.name, s.path
-                )
-            } else {
-                format!(
+            Some(match &pg.tuning {
+                _ if s.external => format!(
+                    "PostgreSQL `{}` is external: its max_connections is its provider's setting (a parameter group or plan), and with its {} scale raises it to at most {cap} (PGTune's figure for its workload); raise it at the provider and write it in {}.max_connections{pooler}",
+                    s.name,
+                    if pg.tuning.is_none() { "memory unknown" } else { "work_mem not written" },
+                    s.path
+                ),
+                None => format!(
                     "PostgreSQL `{}` has no memory given, so scale raises its max_connections to at most {cap} (PGTune's figure for its workload); give {}.resources.memory so the memory rule can size more{pooler}",
                     s.name, s.path
-                )
+                ),
+                Some(t) => format!(
+                    "PostgreSQL `{}` derives work_mem from max_connections ({}.work_mem not written: {} at max_connections {}), so more connections would each get less sort memory: scale raises max_connections to at most {cap} (PGTune's figure for its workload, keeping work_mem at least PostgreSQL's default 4MB); write {}.work_mem so the memory rule can size more{pooler}",
+                    s.name,
+                    s.path,
+                    gib(t.work_mem.value as f64),
+                    pg.max_connections.value,
+                    s.path
+                ),
             })
         }
         _ => None,

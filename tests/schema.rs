@@ -93,12 +93,10 @@ fn examples_start_with_the_modeline_and_load() {
     assert!(count >= 6, "expected at least 6 examples, found {count}");
 }
 
-/// The fast pre-check may only say "valid" where the full validator agrees; over every
-/// YAML file the project ships (examples, rule fixtures, the bad-input corpus).
-#[test]
-fn precheck_never_accepts_what_the_validator_rejects() {
+/// Every spec (as JSON, top-level `x-` keys gone) of the YAML files under `dirs`.
+fn specs_under(dirs: &[&str]) -> Vec<(PathBuf, Value)> {
     let mut files = Vec::new();
-    for dir in ["examples", "tests/fixtures/rules", "tests/bad_input"] {
+    for dir in dirs {
         let mut stack = vec![root().join(dir)];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).unwrap().flatten() {
@@ -111,14 +109,26 @@ fn precheck_never_accepts_what_the_validator_rejects() {
             }
         }
     }
-    let mut accepted = 0;
-    let mut rejected = 0;
+    files.sort();
+    let mut specs = Vec::new();
     for file in files {
         let source = headroom::source::SourceFile::new(&file, std::fs::read_to_string(&file).unwrap_or_default());
         let Ok((mut value, _)) = headroom::load::yaml::parse(&source) else { continue };
         if let Some(map) = value.as_object_mut() {
             map.retain(|k, _| !k.starts_with("x-"));
         }
+        specs.push((file, value));
+    }
+    specs
+}
+
+/// The fast pre-check may only say "valid" where the full validator agrees; over every
+/// YAML file the project ships (examples, rule fixtures, the bad-input corpus).
+#[test]
+fn precheck_never_accepts_what_the_validator_rejects() {
+    let mut accepted = 0;
+    let mut rejected = 0;
+    for (file, value) in specs_under(&["examples", "tests/fixtures/rules", "tests/bad_input"]) {
         let fast = headroom::load::precheck::conforms(&value);
         let full = headroom::load::validator().is_valid(&value);
         assert!(!fast || full, "{}: pre-check accepts what the validator rejects", file.display());
@@ -126,4 +136,78 @@ fn precheck_never_accepts_what_the_validator_rejects() {
         if full { accepted += 1 } else { rejected += 1 }
     }
     assert!(accepted > 20 && rejected > 5, "accepted {accepted}, rejected {rejected}");
+}
+
+/// Every JSON pointer of `value` (the root too).
+fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => map.iter().for_each(|(k, v)| pointers(v, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| pointers(v, format!("{at}/{i}"), out)),
+        _ => {}
+    }
+    out.push(at);
+}
+
+/// The same over specs broken in many shapes: every node of every example (and every
+/// service of the rule fixtures) replaced by values of each JSON type and of the
+/// shapes units take, objects given an unknown key or losing each key, every service
+/// turned into each other kind. A "yes" of the pre-check must always be the full
+/// validator's; where they differ, only the pre-check may say no.
+#[test]
+fn precheck_never_accepts_a_broken_spec_the_validator_rejects() {
+    use serde_json::json;
+    let replacements = [
+        json!(null), json!(true), json!(-1), json!(0), json!(1), json!(1.5), json!(70000), json!(18446744073709551615u64),
+        json!(""), json!("x"), json!("100ms"), json!("2GiB"), json!("auto"), json!("10r/s"), json!("/x"), json!([]), json!(["a"]),
+        json!({}), json!({"to": "x"}),
+    ];
+    let kinds = headroom::spec::Service::KINDS;
+    let validator = headroom::load::validator();
+    let (mut tried, mut fast_yes, mut full_yes) = (0, 0, 0);
+    let mut judge = |file: &PathBuf, what: &str, spec: &Value| {
+        let fast = headroom::load::precheck::conforms(spec);
+        let full = validator.is_valid(spec);
+        assert!(!fast || full, "{}: pre-check accepts a spec the validator rejects ({what}):\n{spec:#}", file.display());
+        tried += 1;
+        fast_yes += usize::from(fast);
+        full_yes += usize::from(full);
+    };
+    for (file, value) in specs_under(&["examples", "tests/fixtures/rules"]) {
+        let in_examples = file.components().any(|c| c.as_os_str() == "examples");
+        let mut all = Vec::new();
+        pointers(&value, String::new(), &mut all);
+        for pointer in &all {
+            // Rule fixtures: the services' kinds and keys only (the examples cover the rest).
+            let is_service = pointer.starts_with("/services/") && pointer.matches('/').count() == 2;
+            if !in_examples && !is_service {
+                continue;
+            }
+            if in_examples {
+                for replacement in &replacements {
+                    let mut broken = value.clone();
+                    *broken.pointer_mut(pointer).unwrap() = replacement.clone();
+                    judge(&file, &format!("{pointer} = {replacement}"), &broken);
+                }
+            }
+            let Some(object) = value.pointer(pointer).and_then(Value::as_object) else { continue };
+            let mut broken = value.clone();
+            broken.pointer_mut(pointer).unwrap().as_object_mut().unwrap().insert("bogus".into(), json!(1));
+            judge(&file, &format!("{pointer} gains `bogus`"), &broken);
+            for key in object.keys() {
+                let mut broken = value.clone();
+                broken.pointer_mut(pointer).unwrap().as_object_mut().unwrap().shift_remove(key);
+                judge(&file, &format!("{pointer} loses `{key}`"), &broken);
+            }
+            if is_service {
+                for kind in kinds {
+                    let mut broken = value.clone();
+                    broken.pointer_mut(pointer).unwrap().as_object_mut().unwrap().insert("kind".into(), json!(kind));
+                    judge(&file, &format!("{pointer} becomes a {kind}"), &broken);
+                }
+            }
+        }
+    }
+    // Both answers occur often, and the pre-check says yes to nearly all the validator takes.
+    assert!(tried > 5000 && full_yes > 500 && full_yes < tried - 1000, "tried {tried}, validator accepted {full_yes}");
+    assert!(fast_yes * 10 >= full_yes * 9, "pre-check accepted {fast_yes} of the {full_yes} the validator accepted");
 }

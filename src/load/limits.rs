@@ -58,11 +58,12 @@ impl Found {
         self.0.push(Refused { pointer, message, hint: hint.into() });
     }
 
-    /// `value` must lie in `min..=max`.
-    fn range(&mut self, pointer: String, what: &str, value: u64, (min, max): (u64, u64), why: &str) {
+    /// `value` must lie in `min..=max`. The pointer and the name are built only for a
+    /// value out of range (building them for every value cost more than the checks).
+    fn range(&mut self, pointer: impl FnOnce() -> String, what: impl std::fmt::Display, value: u64, (min, max): (u64, u64), why: &str) {
         if value < min || value > max {
             let max_text = if max == NGINX_NUMBER_MAX { "9223372036854775807".to_string() } else { max.to_string() };
-            self.push(pointer, format!("{what} must be {min}..{max_text}, found {value}"), why);
+            self.push(pointer(), format!("{what} must be {min}..{max_text}, found {value}"), why);
         }
     }
 }
@@ -77,7 +78,7 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
     for (name, machine) in &spec.machines {
         let base = at("/machines", name);
         if let Some(n) = machine.nofile {
-            found.range(at(&base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
+            found.range(|| at(&base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
         }
         for (key, value) in &machine.sysctl {
             let SysctlValue::Number(n) = value else { continue };
@@ -87,7 +88,7 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
                 "fs.nr_open" => (64, LINUX_NR_OPEN_MAX),
                 _ => continue,
             };
-            found.range(at(&at(&base, "sysctl"), key), &format!("Linux {key}"), *n, limit, "the kernel refuses any other value");
+            found.range(|| at(&at(&base, "sysctl"), key), format_args!("Linux {key}"), *n, limit, "the kernel refuses any other value");
         }
     }
     if let Some(deploy) = &spec.deploy {
@@ -118,12 +119,12 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
         let base = at("/services", name);
         let common = service.common();
         if let Some(n) = common.nofile {
-            found.range(at(&base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
+            found.range(|| at(&base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
         }
         match service {
             Service::Gunicorn(g) => {
                 if let Some(b) = g.backlog {
-                    found.range(at(&base, "backlog"), "gunicorn backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
+                    found.range(|| at(&base, "backlog"), "gunicorn backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
                 }
             }
             Service::Puma(p) => puma(&mut found, &base, p),
@@ -132,11 +133,11 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
             Service::Postgres(p) => postgres(&mut found, &base, p),
             Service::Redis(r) => {
                 if let Some(b) = r.tcp_backlog {
-                    found.range(at(&base, "tcp_backlog"), "redis tcp-backlog", b, (0, INT_MAX), "Redis refuses the config file (`*** FATAL CONFIG FILE ERROR ***`)");
+                    found.range(|| at(&base, "tcp_backlog"), "redis tcp-backlog", b, (0, INT_MAX), "Redis refuses the config file (`*** FATAL CONFIG FILE ERROR ***`)");
                 }
                 if let Some(m) = r.maxclients {
                     found.range(
-                        at(&base, "maxclients"),
+                        || at(&base, "maxclients"),
                         "redis maxclients",
                         m,
                         (1, REDIS_MAXCLIENTS_MAX),
@@ -151,7 +152,7 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
                     );
                 }
                 if let Some(q) = r.quorum {
-                    found.range(at(&base, "quorum"), "redis sentinel quorum", q, (1, INT_MAX), "sentinel refuses `sentinel monitor` otherwise (`Quorum must be 1 or greater.`)");
+                    found.range(|| at(&base, "quorum"), "redis sentinel quorum", q, (1, INT_MAX), "sentinel refuses `sentinel monitor` otherwise (`Quorum must be 1 or greater.`)");
                 }
             }
             _ => {}
@@ -162,7 +163,7 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
 
 fn puma(found: &mut Found, base: &str, p: &crate::spec::Puma) {
     if let Some(b) = p.backlog {
-        found.range(at(base, "backlog"), "puma backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
+        found.range(|| at(base, "backlog"), "puma backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
     }
     if let Some(t) = p.timeout {
         let secs = t.as_secs_ceil();
@@ -189,11 +190,11 @@ fn puma(found: &mut Found, base: &str, p: &crate::spec::Puma) {
 fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
     const NUMBER: &str = "nginx reads it as a signed 64-bit number";
     if let Some(Count::Number(w)) = n.worker_processes {
-        found.range(at(base, "worker_processes"), "nginx worker_processes", w, (1, NGINX_MAX_PROCESSES), "nginx spawns at most 1024 processes (`no more than 1024 processes can be spawned`)");
+        found.range(|| at(base, "worker_processes"), "nginx worker_processes", w, (1, NGINX_MAX_PROCESSES), "nginx spawns at most 1024 processes (`no more than 1024 processes can be spawned`)");
     }
     if let Some(c) = n.worker_connections {
         found.range(
-            at(base, "worker_connections"),
+            || at(base, "worker_connections"),
             "nginx worker_connections",
             c,
             (2, LINUX_NR_OPEN_MAX / 2),
@@ -201,27 +202,27 @@ fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
         );
     }
     if let Some(r) = n.worker_rlimit_nofile {
-        found.range(at(base, "worker_rlimit_nofile"), "nginx worker_rlimit_nofile", r, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
+        found.range(|| at(base, "worker_rlimit_nofile"), "nginx worker_rlimit_nofile", r, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
     }
     if let Some(b) = n.backlog {
-        found.range(at(base, "backlog"), "nginx listen backlog", b, (1, INT_MAX), "`listen ... backlog=` takes a C int; 0 is `invalid backlog`");
+        found.range(|| at(base, "backlog"), "nginx listen backlog", b, (1, INT_MAX), "`listen ... backlog=` takes a C int; 0 is `invalid backlog`");
     }
     for (name, up) in &n.upstreams {
         let up_base = at(&at(base, "upstreams"), name);
         let seconds = |found: &mut Found, key: &str, d: Option<crate::spec::Duration>| {
             if let Some(d) = d {
-                found.range(at(&up_base, key), &format!("nginx {key}"), d.as_secs_ceil(), (0, NGINX_SECONDS_MAX), "nginx holds it in milliseconds as a signed 64-bit number");
+                found.range(|| at(&up_base, key), format_args!("nginx {key}"), d.as_secs_ceil(), (0, NGINX_SECONDS_MAX), "nginx holds it in milliseconds as a signed 64-bit number");
             }
         };
         seconds(found, "keepalive_timeout", up.keepalive_timeout);
         seconds(found, "fail_timeout", up.fail_timeout);
         for (key, value) in [("keepalive", up.keepalive), ("keepalive_requests", up.keepalive_requests), ("max_fails", up.max_fails), ("max_conns", up.max_conns)] {
             if let Some(v) = value {
-                found.range(at(&up_base, key), &format!("nginx {key}"), v, (0, NGINX_NUMBER_MAX), NUMBER);
+                found.range(|| at(&up_base, key), format_args!("nginx {key}"), v, (0, NGINX_NUMBER_MAX), NUMBER);
             }
         }
         if let Some(w) = up.weight {
-            found.range(at(&up_base, "weight"), "nginx server weight", w, (1, INT_MAX), "nginx refuses `weight=0` (`invalid parameter`), and weights are summed over every server of an upstream");
+            found.range(|| at(&up_base, "weight"), "nginx server weight", w, (1, INT_MAX), "nginx refuses `weight=0` (`invalid parameter`), and weights are summed over every server of an upstream");
         }
     }
     let mut seen: Vec<&str> = Vec::new();
@@ -237,22 +238,22 @@ fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
         seen.push(&location.path);
         for (key, value) in [("read_timeout", location.read_timeout), ("send_timeout", location.send_timeout), ("connect_timeout", location.connect_timeout)] {
             if let Some(d) = value {
-                found.range(format!("{loc}/{key}"), &format!("nginx proxy_{key}"), d.as_secs_ceil(), (0, NGINX_SECONDS_MAX), "nginx holds it in milliseconds as a signed 64-bit number");
+                found.range(|| format!("{loc}/{key}"), format_args!("nginx proxy_{key}"), d.as_secs_ceil(), (0, NGINX_SECONDS_MAX), "nginx holds it in milliseconds as a signed 64-bit number");
             }
         }
         if let Some(b) = location.burst {
-            found.range(format!("{loc}/burst"), "nginx limit_req burst", b, (0, NGINX_SECONDS_MAX), "nginx multiplies it by 1000 in a signed 64-bit number");
+            found.range(|| format!("{loc}/burst"), "nginx limit_req burst", b, (0, NGINX_SECONDS_MAX), "nginx multiplies it by 1000 in a signed 64-bit number");
         }
     }
     for (name, rl) in &n.rate_limits {
         let rl_base = at(&at(base, "rate_limits"), name);
         let number = rl.rate.trim_end_matches("r/s").trim_end_matches("r/m");
         match number.parse::<u64>() {
-            Ok(rate) => found.range(at(&rl_base, "rate"), "nginx limit_req_zone rate", rate, (1, NGINX_SECONDS_MAX), "nginx refuses `rate=0r/s` (`invalid rate`) and multiplies the rate by 1000 in a signed 64-bit number"),
+            Ok(rate) => found.range(|| at(&rl_base, "rate"), "nginx limit_req_zone rate", rate, (1, NGINX_SECONDS_MAX), "nginx refuses `rate=0r/s` (`invalid rate`) and multiplies the rate by 1000 in a signed 64-bit number"),
             Err(_) => found.push(at(&rl_base, "rate"), format!("nginx limit_req_zone rate `{}` is too large", rl.rate), "write a rate such as `100r/s`"),
         }
         found.range(
-            at(&rl_base, "zone"),
+            || at(&rl_base, "zone"),
             "nginx limit_req_zone size",
             rl.zone.bytes(),
             (NGINX_ZONE_MIN, NGINX_ZONE_MAX),
@@ -275,7 +276,7 @@ fn pgbouncer(found: &mut Found, base: &str, p: &crate::spec::Pgbouncer) {
     ] {
         if let Some(v) = value {
             let min = u64::from(key == "listen_backlog");
-            found.range(at(base, key), &format!("pgbouncer {key}"), v, (min, INT_MAX), INT);
+            found.range(|| at(base, key), format_args!("pgbouncer {key}"), v, (min, INT_MAX), INT);
         }
     }
     for (key, value) in [
@@ -285,7 +286,7 @@ fn pgbouncer(found: &mut Found, base: &str, p: &crate::spec::Pgbouncer) {
         ("server_lifetime", p.server_lifetime),
     ] {
         if let Some(d) = value {
-            found.range(at(base, key), &format!("pgbouncer {key} (seconds)"), d.as_secs_ceil(), (0, INT_MAX), INT);
+            found.range(|| at(base, key), format_args!("pgbouncer {key} (seconds)"), d.as_secs_ceil(), (0, INT_MAX), INT);
         }
     }
     match p.auth_type.as_deref() {
@@ -320,10 +321,10 @@ fn postgres(found: &mut Found, base: &str, p: &crate::spec::Postgres) {
     let max_connections = p.max_connections.unwrap_or(d::POSTGRES_MAX_CONNECTIONS);
     let workers = p.max_worker_processes.unwrap_or(d::POSTGRES_MAX_WORKER_PROCESSES);
     if let Some(m) = p.max_connections {
-        found.range(at(base, "max_connections"), "postgres max_connections", m, (1, POSTGRES_MAX_BACKENDS), START);
+        found.range(|| at(base, "max_connections"), "postgres max_connections", m, (1, POSTGRES_MAX_BACKENDS), START);
     }
     if let Some(w) = p.max_worker_processes {
-        found.range(at(base, "max_worker_processes"), "postgres max_worker_processes", w, (0, POSTGRES_MAX_BACKENDS), START);
+        found.range(|| at(base, "max_worker_processes"), "postgres max_worker_processes", w, (0, POSTGRES_MAX_BACKENDS), START);
     }
     // PostgreSQL checks each of the two against the other's value at that moment, which
     // for max_connections (read first) is still the default 8 workers: both must fit.
@@ -348,14 +349,14 @@ fn postgres(found: &mut Found, base: &str, p: &crate::spec::Postgres) {
     }
     if let Some(s) = p.shared_buffers {
         let bytes = s.bytes();
-        found.range(at(base, "shared_buffers"), "postgres shared_buffers (bytes)", bytes, POSTGRES_SHARED_BUFFERS, "PostgreSQL takes 16 .. 1073741823 pages of 8kB (128kB .. about 8TB)");
+        found.range(|| at(base, "shared_buffers"), "postgres shared_buffers (bytes)", bytes, POSTGRES_SHARED_BUFFERS, "PostgreSQL takes 16 .. 1073741823 pages of 8kB (128kB .. about 8TB)");
         if !bytes.is_multiple_of(8192) {
             found.push(at(base, "shared_buffers"), format!("postgres shared_buffers {s} is not a whole number of 8kB pages"), "PostgreSQL keeps shared_buffers in 8kB pages and would round it: use a multiple of 8KiB (e.g. 128MiB)");
         }
     }
     if let Some(w) = p.work_mem {
         let bytes = w.bytes();
-        found.range(at(base, "work_mem"), "postgres work_mem (bytes)", bytes, POSTGRES_WORK_MEM, "PostgreSQL takes 64kB .. 2147483647kB");
+        found.range(|| at(base, "work_mem"), "postgres work_mem (bytes)", bytes, POSTGRES_WORK_MEM, "PostgreSQL takes 64kB .. 2147483647kB");
         if !bytes.is_multiple_of(1024) {
             found.push(at(base, "work_mem"), format!("postgres work_mem {w} is not a whole number of kB"), "PostgreSQL keeps work_mem in kB and would round it: use a multiple of 1KiB (e.g. 4MiB)");
         }

@@ -4,141 +4,137 @@
 //! its path). The check is conservative: a keyword it does not know makes it answer
 //! no, so "yes" always means the full validator would accept the spec too (a test
 //! holds the two to that).
+//!
+//! The schema is compiled into static tables by `build.rs` (`$ref`s resolved, property
+//! tables sorted, a service's per-kind branches looked up by its `kind`), so checking
+//! a spec parses no JSON and walks each instance node against a handful of checks.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::Value;
 
-/// Keywords that only annotate (no effect on validity).
-const ANNOTATIONS: &[&str] = &["description", "default", "format", "title", "$schema", "$id", "definitions", "examples"];
+/// Index of a compiled schema node in `NODES`.
+type Node = u16;
+
+/// Bits of the JSON types a `type` keyword admits.
+mod types {
+    pub const NULL: u8 = 1;
+    pub const BOOLEAN: u8 = 2;
+    pub const OBJECT: u8 = 4;
+    pub const ARRAY: u8 = 8;
+    pub const STRING: u8 = 16;
+    pub const NUMBER: u8 = 32;
+    pub const INTEGER: u8 = 64;
+}
+
+/// What `additionalProperties` says of keys `properties` does not name.
+enum Additional {
+    Any,
+    Never,
+    Schema(Node),
+}
+
+/// One keyword of a schema node, compiled. Not every form occurs in today's schema;
+/// each is here so a schema that grows one is still checked.
+#[allow(dead_code)]
+enum Check {
+    /// A keyword (or form of one) the compiler does not know: answer no.
+    Never,
+    Ref(Node),
+    Type(u8),
+    Const(&'static str),
+    Enum(&'static [&'static str]),
+    Minimum(f64),
+    Maximum(f64),
+    MinLength(u64),
+    MaxLength(u64),
+    Pattern(usize),
+    Required(&'static [&'static str]),
+    /// `properties` (sorted by key) and `additionalProperties`.
+    Object(&'static [(&'static str, Node)], Additional),
+    Items(Node),
+    AllOf(&'static [Node]),
+    AnyOf(&'static [Node]),
+    OneOf(&'static [Node]),
+    If { condition: Node, then: Option<Node>, otherwise: Option<Node> },
+    /// `allOf: [{if: {properties: {KEY: {const: V}}, required: [KEY]}, then: T}, ...]`:
+    /// the key, and each branch's V and T.
+    KindBranches(&'static str, &'static [(&'static str, Node)]),
+}
+
+include!(concat!(env!("OUT_DIR"), "/precheck_tables.rs"));
 
 /// Whether `instance` conforms to the spec schema.
 pub fn conforms(instance: &Value) -> bool {
-    let schema = crate::schema::schema();
-    Checker { definitions: schema.get("definitions"), patterns: patterns() }.check(schema, instance)
+    check(0, instance)
 }
 
-/// Every `pattern` of the schema, compiled once per process.
-fn patterns() -> &'static HashMap<String, Regex> {
-    static PATTERNS: std::sync::OnceLock<HashMap<String, Regex>> = std::sync::OnceLock::new();
-    PATTERNS.get_or_init(|| {
-        fn collect(value: &Value, out: &mut HashMap<String, Regex>) {
-            match value {
-                Value::Object(map) => {
-                    if let Some(Value::String(p)) = map.get("pattern")
-                        && let Ok(r) = Regex::new(p)
-                    {
-                        out.insert(p.clone(), r);
-                    }
-                    map.values().for_each(|v| collect(v, out));
-                }
-                Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
-                _ => {}
-            }
-        }
-        let mut out = HashMap::new();
-        collect(crate::schema::schema(), &mut out);
-        out
-    })
+/// The regex of a `pattern`, compiled the first time an instance meets it. A pattern
+/// that does not compile is unknown here: answer no, and let the full validator decide.
+fn matches(pattern: usize, text: &str) -> bool {
+    static REGEXES: [OnceLock<Option<Regex>>; PATTERNS.len()] = [const { OnceLock::new() }; PATTERNS.len()];
+    REGEXES[pattern].get_or_init(|| Regex::new(PATTERNS[pattern]).ok()).as_ref().is_some_and(|r| r.is_match(text))
 }
 
-struct Checker<'a> {
-    definitions: Option<&'a Value>,
-    patterns: &'static HashMap<String, Regex>,
+fn check(node: Node, instance: &Value) -> bool {
+    NODES[usize::from(node)].iter().all(|c| holds(c, instance))
 }
 
-impl<'a> Checker<'a> {
-    fn resolve(&self, schema: &'a Value) -> Option<&'a Value> {
-        match schema.get("$ref").and_then(Value::as_str) {
-            Some(reference) => self.definitions?.get(reference.strip_prefix("#/definitions/")?),
-            None => Some(schema),
-        }
+fn holds(check_: &Check, instance: &Value) -> bool {
+    match check_ {
+        Check::Never => false,
+        Check::Ref(node) => check(*node, instance),
+        Check::Type(mask) => mask & type_of(instance) != 0,
+        Check::Const(expected) => instance.as_str() == Some(expected),
+        Check::Enum(options) => instance.as_str().is_some_and(|s| options.contains(&s)),
+        Check::Minimum(m) => number_ok(instance, |n| n >= *m),
+        Check::Maximum(m) => number_ok(instance, |n| n <= *m),
+        Check::MinLength(m) => instance.as_str().is_none_or(|s| s.chars().count() as u64 >= *m),
+        Check::MaxLength(m) => instance.as_str().is_none_or(|s| s.chars().count() as u64 <= *m),
+        Check::Pattern(p) => instance.as_str().is_none_or(|text| matches(*p, text)),
+        Check::Required(keys) => instance.as_object().is_none_or(|object| keys.iter().all(|k| object.contains_key(*k))),
+        Check::Object(properties, additional) => instance.as_object().is_none_or(|object| {
+            object.iter().all(|(key, value)| match properties.binary_search_by(|(k, _)| k.cmp(&key.as_str())) {
+                Ok(i) => check(properties[i].1, value),
+                Err(_) => match additional {
+                    Additional::Any => true,
+                    Additional::Never => false,
+                    Additional::Schema(node) => check(*node, value),
+                },
+            })
+        }),
+        Check::Items(node) => instance.as_array().is_none_or(|items| items.iter().all(|item| check(*node, item))),
+        Check::AllOf(parts) => parts.iter().all(|p| check(*p, instance)),
+        Check::AnyOf(parts) => parts.iter().any(|p| check(*p, instance)),
+        Check::OneOf(parts) => parts.iter().filter(|p| check(**p, instance)).count() == 1,
+        Check::If { condition, then, otherwise } => match if check(*condition, instance) { then } else { otherwise } {
+            Some(node) => check(*node, instance),
+            None => true,
+        },
+        Check::KindBranches(key, branches) => match instance.as_object() {
+            // A branch applies when the key holds its constant (`if` needs the key).
+            Some(object) => match object.get(*key).and_then(Value::as_str) {
+                Some(kind) => branches.iter().filter(|(v, _)| *v == kind).all(|(_, then)| check(*then, instance)),
+                None => true,
+            },
+            // `properties` and `required` hold for anything but an object: every branch applies.
+            None => branches.iter().all(|(_, then)| check(*then, instance)),
+        },
     }
+}
 
-    fn matches(&self, pattern: &str, text: &str) -> bool {
-        // A pattern that did not compile is unknown here: answer no, and let the full
-        // validator decide.
-        self.patterns.get(pattern).is_some_and(|r| r.is_match(text))
-    }
-
-    fn check(&mut self, schema: &'a Value, instance: &Value) -> bool {
-        let map = match schema {
-            Value::Bool(b) => return *b,
-            Value::Object(map) => map,
-            _ => return false,
-        };
-        if map.contains_key("$ref") {
-            // Draft-07: siblings of $ref are ignored.
-            return match self.resolve(schema) {
-                Some(target) => self.check(target, instance),
-                None => false,
-            };
-        }
-        for (keyword, value) in map {
-            let ok = match keyword.as_str() {
-                k if ANNOTATIONS.contains(&k) => true,
-                "type" => type_ok(value, instance),
-                "const" => instance == value,
-                "enum" => value.as_array().is_some_and(|options| options.contains(instance)),
-                "minimum" => number_ok(instance, |n| value.as_f64().is_some_and(|m| n >= m)),
-                "maximum" => number_ok(instance, |n| value.as_f64().is_some_and(|m| n <= m)),
-                "minLength" => instance.as_str().is_none_or(|s| value.as_u64().is_some_and(|m| s.chars().count() as u64 >= m)),
-                "maxLength" => instance.as_str().is_none_or(|s| value.as_u64().is_some_and(|m| s.chars().count() as u64 <= m)),
-                "pattern" => match (instance.as_str(), value.as_str()) {
-                    (Some(text), Some(pattern)) => self.matches(pattern, text),
-                    (None, _) => true,
-                    _ => false,
-                },
-                "required" => match instance.as_object() {
-                    Some(object) => value.as_array().is_some_and(|keys| keys.iter().all(|k| k.as_str().is_some_and(|k| object.contains_key(k)))),
-                    None => true,
-                },
-                "properties" => match (instance.as_object(), value.as_object()) {
-                    // Walk the smaller side: a service names a handful of the dozens of
-                    // keys its kind takes, and each lookup hashes a key.
-                    (Some(object), Some(properties)) if object.len() < properties.len() => {
-                        object.iter().all(|(k, v)| properties.get(k).is_none_or(|sub| self.check(sub, v)))
-                    }
-                    (Some(object), Some(properties)) => properties
-                        .iter()
-                        .all(|(k, sub)| object.get(k).is_none_or(|v| self.check(sub, v))),
-                    (None, _) => true,
-                    _ => false,
-                },
-                "patternProperties" => true, // only `^x-`, whose keys were stripped before this runs
-                "additionalProperties" => match instance.as_object() {
-                    Some(object) => {
-                        let known = map.get("properties").and_then(Value::as_object);
-                        object
-                            .iter()
-                            .filter(|(k, _)| known.is_none_or(|p| !p.contains_key(*k)))
-                            .all(|(_, v)| self.check(value, v))
-                    }
-                    None => true,
-                },
-                "items" => match instance.as_array() {
-                    Some(items) => items.iter().all(|item| self.check(value, item)),
-                    None => true,
-                },
-                "allOf" => value.as_array().is_some_and(|parts| parts.iter().all(|p| self.check(p, instance))),
-                "anyOf" => value.as_array().is_some_and(|parts| parts.iter().any(|p| self.check(p, instance))),
-                "oneOf" => value.as_array().is_some_and(|parts| parts.iter().filter(|p| self.check(p, instance)).count() == 1),
-                "if" => {
-                    if self.check(value, instance) {
-                        map.get("then").is_none_or(|then| self.check(then, instance))
-                    } else {
-                        map.get("else").is_none_or(|otherwise| self.check(otherwise, instance))
-                    }
-                }
-                "then" | "else" => true, // evaluated with `if`
-                _ => false,              // unknown keyword: let the full validator decide
-            };
-            if !ok {
-                return false;
-            }
-        }
-        true
+fn type_of(instance: &Value) -> u8 {
+    match instance {
+        Value::Null => types::NULL,
+        Value::Bool(_) => types::BOOLEAN,
+        Value::Object(_) => types::OBJECT,
+        Value::Array(_) => types::ARRAY,
+        Value::String(_) => types::STRING,
+        // Stricter than draft-07 (which also takes 1.0 as an integer): a "no" here only
+        // costs the full validator's time.
+        Value::Number(n) if n.is_i64() || n.is_u64() => types::NUMBER | types::INTEGER,
+        Value::Number(_) => types::NUMBER,
     }
 }
 
@@ -146,25 +142,5 @@ fn number_ok(instance: &Value, test: impl Fn(f64) -> bool) -> bool {
     match instance {
         Value::Number(n) => n.as_f64().is_some_and(test),
         _ => true,
-    }
-}
-
-fn type_ok(expected: &Value, instance: &Value) -> bool {
-    let one = |t: &str| match t {
-        "null" => instance.is_null(),
-        "boolean" => instance.is_boolean(),
-        "object" => instance.is_object(),
-        "array" => instance.is_array(),
-        "string" => instance.is_string(),
-        "number" => instance.is_number(),
-        // Stricter than draft-07 (which also takes 1.0): a "no" here only costs the
-        // full validator's time.
-        "integer" => instance.is_i64() || instance.is_u64(),
-        _ => false,
-    };
-    match expected {
-        Value::String(t) => one(t),
-        Value::Array(types) => types.iter().any(|t| t.as_str().is_some_and(one)),
-        _ => false,
     }
 }

@@ -593,34 +593,51 @@ pub struct KamalTlsPlan {
 /// and nginx upstreams by the service they route to. The `Plan` methods below are
 /// the one way to find these; scanning `services` or `edges` inside a loop over
 /// services makes a rule quadratic in the number of services.
+///
+/// Names are hashed once, into `services`; what hangs off a service is kept by its
+/// position (edges, poolers and upstreams only ever name services of the plan).
 #[derive(Clone, Debug, Default)]
 pub struct PlanIndex {
     services: HashMap<String, usize>,
     machines: HashMap<String, usize>,
-    edges_from: HashMap<String, Vec<usize>>,
-    edges_to: HashMap<String, Vec<usize>>,
-    poolers_of: HashMap<String, Vec<usize>>,
-    by_kind: HashMap<Kind, Vec<usize>>,
-    /// Target service -> (nginx service, upstream) positions.
-    upstreams_to: HashMap<String, Vec<(usize, usize)>>,
+    /// Per service position: what it opens, what opens it, the poolers in front of
+    /// it, and the (nginx service, upstream) positions routing to it.
+    edges_from: Vec<Vec<usize>>,
+    edges_to: Vec<Vec<usize>>,
+    poolers_of: Vec<Vec<usize>>,
+    upstreams_to: Vec<Vec<(usize, usize)>>,
+    /// Per `Kind as usize`.
+    by_kind: Vec<Vec<usize>>,
 }
 
 impl PlanIndex {
     /// Indexes the plan's services, machines and edges as they are now.
     pub fn build(services: &[ServicePlan], machines: &[MachinePlan], edges: &[Edge]) -> Self {
-        let mut index = PlanIndex::default();
+        let mut index = PlanIndex {
+            services: HashMap::with_capacity(services.len()),
+            machines: HashMap::with_capacity(machines.len()),
+            edges_from: vec![Vec::new(); services.len()],
+            edges_to: vec![Vec::new(); services.len()],
+            poolers_of: vec![Vec::new(); services.len()],
+            upstreams_to: vec![Vec::new(); services.len()],
+            by_kind: vec![Vec::new(); Kind::Qdrant as usize + 1],
+        };
         for (i, service) in services.iter().enumerate() {
             index.services.entry(service.name.clone()).or_insert(i);
-            index.by_kind.entry(service.kind).or_default().push(i);
+            index.by_kind[service.kind as usize].push(i);
+        }
+        for (i, service) in services.iter().enumerate() {
             match &service.detail {
                 Detail::Pgbouncer(p) => {
-                    if let Some(target) = &p.target {
-                        index.poolers_of.entry(target.clone()).or_default().push(i);
+                    if let Some(target) = p.target.as_deref().and_then(|t| index.services.get(t)) {
+                        index.poolers_of[*target].push(i);
                     }
                 }
                 Detail::Nginx(n) => {
                     for (u, upstream) in n.upstreams.iter().enumerate() {
-                        index.upstreams_to.entry(upstream.to.clone()).or_default().push((i, u));
+                        if let Some(&target) = index.services.get(&upstream.to) {
+                            index.upstreams_to[target].push((i, u));
+                        }
                     }
                 }
                 _ => {}
@@ -630,14 +647,21 @@ impl PlanIndex {
             index.machines.entry(machine.name.clone()).or_insert(i);
         }
         for (i, edge) in edges.iter().enumerate() {
-            index.edges_from.entry(edge.from.clone()).or_default().push(i);
-            index.edges_to.entry(edge.to.clone()).or_default().push(i);
+            if let Some(&from) = index.services.get(&edge.from) {
+                index.edges_from[from].push(i);
+            }
+            if let Some(&to) = index.services.get(&edge.to) {
+                index.edges_to[to].push(i);
+            }
         }
         index
     }
-}
 
-const NONE: &[usize] = &[];
+    /// What `by` holds for the service `name` (nothing for a name that is not one).
+    fn of<'a, T>(&self, by: &'a [Vec<T>], name: &str) -> &'a [T] {
+        self.services.get(name).map_or(&[][..], |&i| by[i].as_slice())
+    }
+}
 
 impl Plan {
     /// Rebuilds the index; call after changing names, edges or poolers' targets.
@@ -666,7 +690,7 @@ impl Plan {
     }
     /// Every edge whose target is `name`, a pooler's server connections included.
     pub fn edges_into<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {
-        self.index.edges_to.get(name).map_or(NONE, Vec::as_slice).iter().map(|&i| &self.edges[i])
+        self.index.of(&self.index.edges_to, name).iter().map(|&i| &self.edges[i])
     }
     /// Edges whose target is `name`, except a pooler's own server connections (those
     /// are `PgbouncerPlan::server_connections`).
@@ -675,7 +699,7 @@ impl Plan {
     }
     /// Edges a service opens.
     pub fn edges_from<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Edge> + 'a {
-        self.index.edges_from.get(name).map_or(NONE, Vec::as_slice).iter().map(|&i| &self.edges[i])
+        self.index.of(&self.index.edges_from, name).iter().map(|&i| &self.edges[i])
     }
     /// Connections the surge pods of a Kubernetes rolling update add to what `target`'s
     /// clients open (pooler server connections excepted, as in `edges_to`): each app and
@@ -688,7 +712,7 @@ impl Plan {
     }
     /// The PgBouncers that pool for the postgres `name`, with their details.
     pub fn poolers_of<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a ServicePlan, &'a PgbouncerPlan)> + 'a {
-        self.index.poolers_of.get(name).map_or(NONE, Vec::as_slice).iter().filter_map(|&i| {
+        self.index.of(&self.index.poolers_of, name).iter().filter_map(|&i| {
             let service = &self.services[i];
             match &service.detail {
                 Detail::Pgbouncer(p) => Some((service, &**p)),
@@ -698,11 +722,11 @@ impl Plan {
     }
     /// Services of one kind, in spec order.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &ServicePlan> {
-        self.index.by_kind.get(&kind).map_or(NONE, Vec::as_slice).iter().map(|&i| &self.services[i])
+        self.index.by_kind.get(kind as usize).map_or(&[][..], Vec::as_slice).iter().map(|&i| &self.services[i])
     }
     /// nginx upstreams that route to the service `name`: (the nginx, the upstream).
     pub fn upstreams_to<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a ServicePlan, &'a UpstreamPlan)> + 'a {
-        self.index.upstreams_to.get(name).map_or(&[][..], Vec::as_slice).iter().filter_map(|&(i, u)| {
+        self.index.of(&self.index.upstreams_to, name).iter().filter_map(|&(i, u)| {
             let service = &self.services[i];
             match &service.detail {
                 Detail::Nginx(n) => n.upstreams.get(u).map(|upstream| (service, upstream)),

@@ -9,13 +9,31 @@ fn secs(duration: spec::Duration) -> u64 {
     duration.as_secs_ceil()
 }
 
+/// `prefix.key`: spec paths are built a few dozen times per service, so one exact
+/// allocation each rather than the formatting machinery.
+fn dotted(prefix: &str, key: &str) -> String {
+    let mut path = String::with_capacity(prefix.len() + 1 + key.len());
+    path.push_str(prefix);
+    path.push('.');
+    path.push_str(key);
+    path
+}
+
 /// Host names of a service's replicas, as compose services and nginx upstream
 /// servers both name them: `web` for one replica, `web-1..web-N` for more.
 pub fn replica_hosts(name: &str, replicas: u64) -> Vec<String> {
     if replicas <= 1 {
         vec![name.to_string()]
     } else {
-        (1..=replicas).map(|i| format!("{name}-{i}")).collect()
+        (1..=replicas)
+            .map(|i| {
+                use std::fmt::Write as _;
+                let mut host = String::with_capacity(name.len() + 4);
+                host.push_str(name);
+                let _ = write!(host, "-{i}");
+                host
+            })
+            .collect()
     }
 }
 
@@ -58,31 +76,27 @@ pub fn resolve(spec: &Spec) -> Plan {
         }
     }
 
+    // Edges by target (a position in `services`, which is the spec's order), built
+    // once: every per-service sum below reads its own list.
     let mut edges = Vec::new();
+    let mut edges_to: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
     for (index, service) in spec.services.values().enumerate() {
         for (target, pool_use) in &service.common().uses {
-            let Some(target_service) = spec.services.get(target) else { continue };
+            let Some((target_index, _, target_service)) = spec.services.get_full(target) else { continue };
             let edge = resolve_edge(spec, &services[index], target, target_service, pool_use);
             services[index].uses.push(edges.len());
+            edges_to[target_index].push(edges.len());
             edges.push(edge);
         }
     }
-
-    // Edges by target, once: every per-service sum below reads its own list.
-    let mut edges_to: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
-    for (i, edge) in edges.iter().enumerate() {
-        edges_to.entry(edge.to.as_str()).or_default().push(i);
-    }
-    let edges_to: std::collections::HashMap<String, Vec<usize>> = edges_to.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let into = |name: &str| edges_to.get(name).map_or(&[][..], Vec::as_slice);
+    let into = |index: usize| edges_to[index].as_slice();
 
     // Poolers first: a postgres' demand includes its poolers' server connections.
     // (Indexes, not an iterator: each pooler reads the edges and writes itself.)
     #[allow(clippy::needless_range_loop)]
     for index in 0..services.len() {
         if let Detail::Pgbouncer(_) = services[index].detail {
-            let name = services[index].name.clone();
-            let client_demand = sum(into(&name).iter().map(|&e| edges[e].connections));
+            let client_demand = sum(into(index).iter().map(|&e| edges[e].connections));
             let target_databases = services[index]
                 .uses
                 .first()
@@ -92,7 +106,7 @@ pub fn resolve(spec: &Spec) -> Plan {
                     _ => None,
                 });
             let users_from_clients: Vec<String> = {
-                let mut users: Vec<String> = into(&name).iter().map(|&e| edges[e].user.clone()).collect();
+                let mut users: Vec<String> = into(index).iter().map(|&e| edges[e].user.clone()).collect();
                 users.sort();
                 users.dedup();
                 users
@@ -139,30 +153,30 @@ pub fn resolve(spec: &Spec) -> Plan {
                 if replicas > 1 {
                     formula.push_str(&format!(", x {replicas} replicas"));
                 }
-                p.server_connections = Sourced::derived(total, format!("{service_path}.server_connections"), formula.clone());
+                p.server_connections = Sourced::derived(total, dotted(&service_path, "server_connections"), formula.clone());
                 // A pooler's edge to postgres carries its server connections.
                 if let Some(&e) = services[index].uses.first() {
-                    edges[e].per_process = Sourced::derived(per_instance, format!("{service_path}.default_pool_size"), formula);
+                    edges[e].per_process = Sourced::derived(per_instance, dotted(&service_path, "default_pool_size"), formula);
                     edges[e].connections = total;
                 }
             }
         }
     }
-    let mut pooler_server: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    // Server connections of the poolers in front of each service (by position).
+    let mut pooler_server: Vec<u64> = vec![0; services.len()];
     for service in &services {
         if let Detail::Pgbouncer(p) = &service.detail
-            && let Some(target) = &p.target
+            && let Some(target) = p.target.as_deref().and_then(|t| spec.services.get_index_of(t))
         {
-            let total = pooler_server.entry(target.clone()).or_default();
-            *total = total.saturating_add(p.server_connections.value);
+            pooler_server[target] = pooler_server[target].saturating_add(p.server_connections.value);
         }
     }
-    for service in &mut services {
-        let incoming = into(&service.name);
+    for (index, service) in services.iter_mut().enumerate() {
+        let incoming = into(index);
         match &mut service.detail {
             Detail::Postgres(p) => {
                 let direct = sum(incoming.iter().map(|&e| &edges[e]).filter(|e| e.from_kind != Kind::Pgbouncer).map(|e| e.connections));
-                let pooled = pooler_server.get(&service.name).copied().unwrap_or(0);
+                let pooled = pooler_server[index];
                 p.demand = sum([direct, pooled, p.other_connections.value]);
             }
             Detail::Redis(r) => {
@@ -282,9 +296,8 @@ fn machine_cpus(spec: &Spec, machine: Option<&String>) -> Option<(f64, String)> 
 }
 
 fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bool) -> ServicePlan {
-    let path = format!("services.{name}");
-    // Called a dozen times per service: a concatenation, not the formatting machinery.
-    let p = |key: &str| [path.as_str(), ".", key].concat();
+    let path = dotted("services", name);
+    let p = |key: &str| dotted(&path, key);
     let common = service.common();
     let autoscale = service.autoscale().map(|a| AutoscalePlan {
         min: Sourced::spec(a.min, p("autoscale.min")),
@@ -319,7 +332,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
         start_period: h.start_period.map_or(0, secs),
     });
     let env = common.env.clone().unwrap_or_default();
-    let one = |key: &str, note: &str| Sourced::default(1u64, p(key), note);
+    let one = |key: &str, note: &'static str| Sourced::default(1u64, p(key), note);
 
     let (kind, processes, slots_per_process, port, backlog, detail) = match service {
         Service::Gunicorn(g) => {
@@ -384,14 +397,14 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
         }
         Service::Sidekiq(job) | Service::Celery(job) | Service::SolidQueue(job) | Service::Rq(job) | Service::Worker(job) => {
             let (kind, default, note) = match service {
-                Service::Sidekiq(_) => (Kind::Sidekiq, d::SIDEKIQ_CONCURRENCY, "sidekiq concurrency = 5".to_string()),
-                Service::SolidQueue(_) => (Kind::SolidQueue, d::SOLID_QUEUE_THREADS, "solid_queue threads = 3".to_string()),
+                Service::Sidekiq(_) => (Kind::Sidekiq, d::SIDEKIQ_CONCURRENCY, "sidekiq concurrency = 5".into()),
+                Service::SolidQueue(_) => (Kind::SolidQueue, d::SOLID_QUEUE_THREADS, "solid_queue threads = 3".into()),
                 Service::Celery(_) => {
                     let c = cpus.as_ref().map_or(1, |c| c.value.ceil().max(1.0) as u64);
-                    (Kind::Celery, c, format!("celery concurrency = cpus ({c})"))
+                    (Kind::Celery, c, std::borrow::Cow::Owned(format!("celery concurrency = cpus ({c})")))
                 }
-                Service::Rq(_) => (Kind::Rq, 1, "rq runs one job per worker".to_string()),
-                _ => (Kind::Worker, 1, "1".to_string()),
+                Service::Rq(_) => (Kind::Rq, 1, "rq runs one job per worker".into()),
+                _ => (Kind::Worker, 1, "1".into()),
             };
             let concurrency = Sourced::or_default(job.concurrency, p("concurrency"), default, note);
             let processes = Sourced::or_default(job.processes, p("processes"), 1, "1 process");
@@ -413,7 +426,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 .upstreams
                 .iter()
                 .map(|(up_name, up)| {
-                    let up_path = p(&format!("upstreams.{up_name}"));
+                    let up_path = dotted(&p("upstreams"), up_name);
                     let target = spec.services.get(&up.to);
                     let target_replicas = target.map_or(1, |t| t.autoscale().map_or(t.common().replicas.unwrap_or(1), |a| a.max));
                     let target_port = target.map_or(d::GUNICORN_PORT, |t| {
@@ -422,17 +435,17 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                             _ => d::GUNICORN_PORT,
                         })
                     });
-                    let max_conns = Sourced::or_default(up.max_conns, format!("{up_path}.max_conns"), 0, "nginx max_conns = 0 (unlimited)");
+                    let max_conns = Sourced::or_default(up.max_conns, dotted(&up_path, "max_conns"), 0, "nginx max_conns = 0 (unlimited)");
                     UpstreamPlan {
                         name: up_name.clone(),
                         path: up_path.clone(),
                         to: up.to.clone(),
                         balance: up.balance.unwrap_or(spec::Balance::RoundRobin),
-                        keepalive: up.keepalive.map(|k| Sourced::spec(k, format!("{up_path}.keepalive"))),
+                        keepalive: up.keepalive.map(|k| Sourced::spec(k, dotted(&up_path, "keepalive"))),
                         keepalive_timeout: up.keepalive_timeout.map(secs),
                         keepalive_requests: up.keepalive_requests,
-                        max_fails: Sourced::or_default(up.max_fails, format!("{up_path}.max_fails"), d::NGINX_MAX_FAILS, "nginx max_fails = 1"),
-                        fail_timeout: Sourced::or_default(up.fail_timeout.map(secs), format!("{up_path}.fail_timeout"), d::NGINX_FAIL_TIMEOUT, "nginx fail_timeout = 10s"),
+                        max_fails: Sourced::or_default(up.max_fails, dotted(&up_path, "max_fails"), d::NGINX_MAX_FAILS, "nginx max_fails = 1"),
+                        fail_timeout: Sourced::or_default(up.fail_timeout.map(secs), dotted(&up_path, "fail_timeout"), d::NGINX_FAIL_TIMEOUT, "nginx fail_timeout = 10s"),
                         zone: max_conns.value > 0,
                         max_conns,
                         weight: up.weight.unwrap_or(1),
@@ -454,9 +467,9 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                         path: loc.path.clone(),
                         spec_path: lp.clone(),
                         upstream: loc.upstream.clone(),
-                        read_timeout: Sourced::or_default(loc.read_timeout.map(secs), format!("{lp}.read_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_read_timeout = 60s"),
-                        send_timeout: Sourced::or_default(loc.send_timeout.map(secs), format!("{lp}.send_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_send_timeout = 60s"),
-                        connect_timeout: Sourced::or_default(loc.connect_timeout.map(secs), format!("{lp}.connect_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_connect_timeout = 60s"),
+                        read_timeout: Sourced::or_default(loc.read_timeout.map(secs), dotted(&lp, "read_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_read_timeout = 60s"),
+                        send_timeout: Sourced::or_default(loc.send_timeout.map(secs), dotted(&lp, "send_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_send_timeout = 60s"),
+                        connect_timeout: Sourced::or_default(loc.connect_timeout.map(secs), dotted(&lp, "connect_timeout"), d::NGINX_PROXY_TIMEOUT, "nginx proxy_connect_timeout = 60s"),
                         websocket: loc.websocket.unwrap_or(false),
                         rate_limit: loc.rate_limit.clone(),
                         burst: loc.burst,
@@ -687,8 +700,9 @@ fn sysctl_text(value: &spec::SysctlValue) -> String {
 
 fn somaxconn_for(spec: &Spec, name: &str, common: &spec::Common, containerized: bool) -> Sourced<u64> {
     const KEY: &str = "net.core.somaxconn";
+    let service_path = || ["services.", name, ".sysctls[\"", KEY, "\"]"].concat();
     if let Some(v) = common.sysctls.get(KEY).and_then(|v| sysctl_text(v).trim().parse().ok()) {
-        return Sourced::spec(v, format!("services.{name}.sysctls[\"{KEY}\"]"));
+        return Sourced::spec(v, service_path());
     }
     let machine_value = common
         .machine
@@ -699,10 +713,10 @@ fn somaxconn_for(spec: &Spec, name: &str, common: &spec::Common, containerized: 
         (Some((m, v)), false) => Sourced::spec(v, format!("machines.{m}.sysctl[\"{KEY}\"]")),
         (_, true) => Sourced::default(
             d::SOMAXCONN,
-            format!("services.{name}.sysctls[\"{KEY}\"]"),
+            service_path(),
             "4096, the kernel default a container's network namespace starts with (Linux >= 5.4)",
         ),
-        (None, false) => Sourced::default(d::SOMAXCONN, format!("services.{name}.sysctls[\"{KEY}\"]"), "Linux >= 5.4 net.core.somaxconn = 4096"),
+        (None, false) => Sourced::default(d::SOMAXCONN, service_path(), "Linux >= 5.4 net.core.somaxconn = 4096"),
     }
 }
 
@@ -743,7 +757,7 @@ fn postgres_tuning(ram: u64, pg: &spec::Postgres, storage: spec::Storage, max_co
 }
 
 fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service: &Service, pool_use: &spec::Use) -> Edge {
-    let path = format!("{}.uses.{target}", client.path);
+    let path = [client.path.as_str(), ".uses.", target].concat();
     let framework = pool_use.framework.unwrap_or(spec::Framework::Generic);
     let to_kind = match target_service {
         Service::Postgres(_) => Kind::Postgres,
@@ -775,10 +789,10 @@ fn resolve_edge(spec: &Spec, client: &ServicePlan, target: &str, target_service:
     let database_pools: Vec<(String, Sourced<u64>)> =
         pool_use.databases.iter().map(|(name, pool)| (name.clone(), Sourced::spec(*pool, format!("{path}.databases.{name}")))).collect();
     let pool = match (pool_use.pool, database_pools.first(), sqlalchemy) {
-        (Some(p), _, _) => Sourced::spec(p, format!("{path}.pool")),
+        (Some(p), _, _) => Sourced::spec(p, dotted(&path, "pool")),
         (None, Some((_, first)), _) => first.clone(),
-        (None, None, true) => Sourced::default(d::SQLALCHEMY_POOL_SIZE, format!("{path}.pool"), "SQLAlchemy pool_size = 5"),
-        (None, None, false) => Sourced::default(slots_needing.value, format!("{path}.pool"), format!("one per slot ({})", slots_needing.value)),
+        (None, None, true) => Sourced::default(d::SQLALCHEMY_POOL_SIZE, dotted(&path, "pool"), "SQLAlchemy pool_size = 5"),
+        (None, None, false) => Sourced::default(slots_needing.value, dotted(&path, "pool"), format!("one per slot ({})", slots_needing.value)),
     };
     let max_overflow = pool_use.max_overflow.unwrap_or(if sqlalchemy && pool_use.pool.is_none() { d::SQLALCHEMY_MAX_OVERFLOW } else { 0 });
     let persistent = pool_use.persistent.unwrap_or(false) && framework == spec::Framework::Django;
@@ -904,33 +918,39 @@ fn capacity(plan: &Plan) -> Option<Capacity> {
     let db_connections = db_connections_for_apps(plan);
     let db_capacity_rps = db_connections as f64 / db_time;
 
-    let mut candidates: Vec<Bottleneck> = vec![Bottleneck {
-        layer: "app servers".into(),
-        capacity_rps,
-        why: format!("{app_slots} slots / {service_time}s service_time"),
-    }];
+    // The layer with the least capacity (the first of equals), worded once it is known.
+    enum Layer<'a> {
+        App,
+        Database,
+        Nginx(&'a ServicePlan, &'a NginxPlan, u64),
+    }
+    let mut candidates: Vec<(Layer, f64)> = vec![(Layer::App, capacity_rps)];
     if db_connections > 0 {
-        candidates.push(Bottleneck {
-            layer: "database connections".into(),
-            capacity_rps: db_capacity_rps,
-            why: format!("{db_connections} connections reachable at once / {db_time}s db_time"),
-        });
+        candidates.push((Layer::Database, db_capacity_rps));
     }
     for service in &plan.services {
         if let Detail::Nginx(n) = &service.detail {
             let concurrent = mul(&[n.worker_processes.value, n.worker_connections.value, service.replicas.value]) / 2;
-            candidates.push(Bottleneck {
-                layer: format!("nginx `{}`", service.name),
-                capacity_rps: concurrent as f64 / service_time,
-                why: format!(
-                    "{} x {} / 2 per proxied request = {concurrent} concurrent requests / {service_time}s",
-                    crate::rules::plural(n.worker_processes.value, "worker"),
-                    crate::rules::plural(n.worker_connections.value, "connection")
-                ),
-            });
+            candidates.push((Layer::Nginx(service, n, concurrent), concurrent as f64 / service_time));
         }
     }
-    let bottleneck = candidates.into_iter().min_by(|a, b| a.capacity_rps.total_cmp(&b.capacity_rps));
+    let bottleneck = candidates.into_iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|(layer, capacity_rps)| match layer {
+        Layer::App => Bottleneck { layer: "app servers".into(), capacity_rps, why: format!("{app_slots} slots / {service_time}s service_time") },
+        Layer::Database => Bottleneck {
+            layer: "database connections".into(),
+            capacity_rps,
+            why: format!("{db_connections} connections reachable at once / {db_time}s db_time"),
+        },
+        Layer::Nginx(service, n, concurrent) => Bottleneck {
+            layer: format!("nginx `{}`", service.name),
+            capacity_rps,
+            why: format!(
+                "{} x {} / 2 per proxied request = {concurrent} concurrent requests / {service_time}s",
+                crate::rules::plural(n.worker_processes.value, "worker"),
+                crate::rules::plural(n.worker_connections.value, "connection")
+            ),
+        },
+    });
     Some(Capacity { app_slots, capacity_rps, planned_rps, utilization, headroom, db_connections, db_capacity_rps, bottleneck })
 }
 
@@ -966,21 +986,25 @@ pub fn default_redis_secret(service: &str) -> String {
 /// can reach it (for `redis-no-auth`).
 fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], containerized: bool) {
     let kamal = spec.deploy.as_ref().is_some_and(|d| d.kamal.is_some());
-    let machine_of: std::collections::HashMap<String, Option<String>> = services.iter().map(|s| (s.name.clone(), s.machine.clone())).collect();
+    // `services` is in the spec's order: a name's position there is its position in
+    // `spec.services`, and a service's machine is the one its spec names.
+    let machine_of = |name: &str| spec.services.get(name).and_then(|s| s.common().machine.as_ref());
     // Indexed once: a scan of every edge per redis, or of every service per grant,
     // makes a spec with many redis services quadratic.
-    let mut edges_into: std::collections::HashMap<&str, Vec<&Edge>> = std::collections::HashMap::new();
+    let mut edges_into: Vec<Vec<&Edge>> = vec![Vec::new(); services.len()];
     for edge in edges {
-        edges_into.entry(edge.to.as_str()).or_default().push(edge);
+        if let Some(target) = spec.services.get_index_of(&edge.to) {
+            edges_into[target].push(edge);
+        }
     }
-    let mut grants: Vec<(String, String)> = Vec::new();
-    for service in services.iter_mut() {
+    let mut grants: Vec<(usize, String)> = Vec::new();
+    for (index, service) in services.iter_mut().enumerate() {
         let Detail::Redis(redis) = &mut service.detail else { continue };
-        let clients = edges_into.get(service.name.as_str()).into_iter().flatten().copied();
+        let clients = edges_into[index].iter().copied();
         if let Some(secret) = &redis.password {
-            grants.extend(clients.map(|e| (e.from.clone(), secret.value.clone())));
+            grants.extend(clients.filter_map(|e| Some((spec.services.get_index_of(&e.from)?, secret.value.clone()))));
             if !service.external {
-                grants.push((service.name.clone(), secret.value.clone()));
+                grants.push((index, secret.value.clone()));
             }
             continue;
         }
@@ -992,7 +1016,7 @@ fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], contain
                 redis.reachable_from.push(format!("it is a Kamal accessory: Kamal publishes port {} on the address of machine group `{machine}`", service.port.value));
             }
             for edge in clients {
-                if let Some(Some(client_machine)) = machine_of.get(&edge.from)
+                if let Some(client_machine) = machine_of(&edge.from)
                     && client_machine != machine
                 {
                     redis.reachable_from.push(format!("service `{}` on machine group `{client_machine}` connects to it from another host", edge.from));
@@ -1030,11 +1054,9 @@ fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], contain
             }
         }
     }
-    let position: std::collections::HashMap<String, usize> = services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
     for (client, secret) in grants {
-        if let Some(service) = position.get(&client).map(|&i| &mut services[i])
-            && !service.env_secret.contains(&secret)
-        {
+        let service = &mut services[client];
+        if !service.env_secret.contains(&secret) {
             service.env_secret.push(secret);
         }
     }

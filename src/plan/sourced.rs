@@ -2,6 +2,8 @@
 //! documented default of the program that reads it, or the formula that derived it.
 //! Messages cite the origin so a reader can find and change every number.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// Where a planned value came from.
@@ -11,9 +13,10 @@ pub enum Origin {
     /// Written in the spec at this path.
     Spec { path: String },
     /// Not written; the program's documented default (`path` is where it would go).
-    Default { path: String, note: String },
+    /// (Notes and formulas are mostly fixed text: borrowed, not copied, per value.)
+    Default { path: String, note: Cow<'static, str> },
     /// Computed from other values.
-    Derived { path: String, formula: String },
+    Derived { path: String, formula: Cow<'static, str> },
 }
 
 /// A value and its origin.
@@ -34,15 +37,15 @@ impl<T> Sourced<T> {
     pub fn spec(value: T, path: impl Into<String>) -> Self {
         Self { value, origin: Origin::Spec { path: path.into() } }
     }
-    pub fn default(value: T, path: impl Into<String>, note: impl Into<String>) -> Self {
+    pub fn default(value: T, path: impl Into<String>, note: impl Into<Cow<'static, str>>) -> Self {
         Self { value, origin: Origin::Default { path: path.into(), note: note.into() } }
     }
-    pub fn derived(value: T, path: impl Into<String>, formula: impl Into<String>) -> Self {
+    pub fn derived(value: T, path: impl Into<String>, formula: impl Into<Cow<'static, str>>) -> Self {
         Self { value, origin: Origin::Derived { path: path.into(), formula: formula.into() } }
     }
 
     /// Takes the spec's value when written, the default otherwise.
-    pub fn or_default(written: Option<T>, path: impl Into<String>, default: T, note: impl Into<String>) -> Self {
+    pub fn or_default(written: Option<T>, path: impl Into<String>, default: T, note: impl Into<Cow<'static, str>>) -> Self {
         match written {
             Some(v) => Self::spec(v, path),
             None => Self::default(default, path, note),
@@ -69,8 +72,8 @@ impl<T> Sourced<T> {
     pub fn cite(&self) -> String {
         match &self.origin {
             Origin::Spec { path } => path.clone(),
-            Origin::Default { path, note } => format!("{path} not set; default: {note}"),
-            Origin::Derived { path, formula } => format!("{path} = {formula}"),
+            Origin::Default { path, note } => [path, " not set; default: ", note].concat(),
+            Origin::Derived { path, formula } => [path, " = ", formula].concat(),
         }
     }
 }

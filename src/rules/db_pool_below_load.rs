@@ -109,7 +109,7 @@ impl Check for DbPoolBelowLoad {
                     terms.push(format!("via pgbouncer `{}` {} (within its {server} server connections)", pooler.name, client_terms.join(" + ")));
                 } else {
                     let formula = match &pgb.server_connections.origin {
-                        Origin::Derived { formula, .. } => formula.clone(),
+                        Origin::Derived { formula, .. } => formula.to_string(),
                         _ => pgb.server_connections.cite(),
                     };
                     let reserve = if pgb.reserve_pool_size.value > 0 {

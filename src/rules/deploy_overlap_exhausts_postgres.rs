@@ -281,7 +281,7 @@ fn rolling_update(plan: &Plan, target: &ServicePlan, out: &mut Vec<Diagnostic>) 
                 surge.value,
                 surge.path(),
                 match &surge.origin {
-                    crate::plan::Origin::Derived { formula, .. } => formula.as_str(),
+                    crate::plan::Origin::Derived { formula, .. } => formula.as_ref(),
                     _ => "",
                 },
                 super::plural(edge.processes, super::process_noun_one(role.kind)),

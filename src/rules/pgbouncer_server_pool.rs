@@ -85,7 +85,7 @@ impl Check for PgbouncerServerPool {
             }
 
             let formula = match &pgb.server_connections.origin {
-                Origin::Derived { formula, .. } => formula.clone(),
+                Origin::Derived { formula, .. } => formula.to_string(),
                 _ => String::new(),
             };
             let mut budget = format!(

@@ -71,7 +71,7 @@ impl Check for PostgresConnectionsExhausted {
                     pooler.name,
                     pgb.server_connections.value,
                     match &pgb.server_connections.origin {
-                        crate::plan::Origin::Derived { formula, .. } => formula.clone(),
+                        crate::plan::Origin::Derived { formula, .. } => formula.to_string(),
                         _ => String::new(),
                     }
                 ));

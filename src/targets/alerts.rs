@@ -295,7 +295,7 @@ fn num_precise(value: f64) -> String {
 
 fn server_formula(pgb: &crate::plan::PgbouncerPlan) -> String {
     match &pgb.server_connections.origin {
-        crate::plan::Origin::Derived { formula, .. } => formula.clone(),
+        crate::plan::Origin::Derived { formula, .. } => formula.to_string(),
         _ => pgb.server_connections.cite(),
     }
 }

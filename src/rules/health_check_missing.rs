@@ -1,5 +1,7 @@
 //! Rule `health-check-missing`.
 
+use std::fmt::Write as _;
+
 use super::{Check, finding, plural};
 use crate::diag::Diagnostic;
 use crate::plan::{Kind, Plan};
@@ -68,42 +70,62 @@ impl Check for HealthCheckMissing {
             if app.health.as_ref().is_some_and(|h| h.path.is_some()) {
                 continue;
             }
-            let mut fronts: Vec<String> = Vec::new();
-            let mut consequences: Vec<String> = Vec::new();
+            // The message is written in place: one string per finding, the fronts joined
+            // with " and ", the consequences with "; ".
+            let mut fronts = String::new();
+            let mut consequences = String::new();
             for (service, upstream) in plan.upstreams_to(&app.name) {
-                fronts.push(format!("nginx `{}` upstream `{}` ({})", service.name, upstream.name, upstream.path));
+                if !fronts.is_empty() {
+                    fronts.push_str(" and ");
+                }
+                let _ = write!(fronts, "nginx `{}` upstream `{}` ({})", service.name, upstream.name, upstream.path);
                 if consequences.is_empty() {
-                    consequences.push(format!(
+                    let _ = write!(
+                        consequences,
                         "nginx routes to each of its {} as soon as the container runs, before the app has loaded, and keeps a hung one in rotation: open-source nginx has no active checks and marks a server down only after max_fails {} ({}) failed requests within fail_timeout {}s, each a 502/504 to a user",
                         plural(app.replicas.value, "replica"),
                         upstream.max_fails.value,
                         upstream.max_fails.cite(),
                         upstream.fail_timeout.value,
-                    ));
+                    );
                 }
             }
             // kamal-proxy's default probe GET /up is a health check a Rails app answers.
             if kamal_primary.as_deref() == Some(app.name.as_str()) && app.kind != Kind::Puma {
-                fronts.push("kamal-proxy (deploy.kamal, primary role)".into());
-                consequences.push(format!(
+                if !fronts.is_empty() {
+                    fronts.push_str(" and ");
+                }
+                fronts.push_str("kamal-proxy (deploy.kamal, primary role)");
+                if !consequences.is_empty() {
+                    consequences.push_str("; ");
+                }
+                let _ = write!(
+                    consequences,
                     "kamal-proxy probes its default path GET /up before switching traffic to a new container, which a {} app serves only if it defines it: if it does not answer 200 there the deploy fails with `target failed to become healthy`",
                     app.kind.as_str()
-                ));
+                );
             }
             if fronts.is_empty() {
                 continue;
             }
             let (path, missing) = match &app.health {
-                None => (format!("{}.health", app.path), format!("{}.health not set", app.path)),
-                Some(_) => (format!("{}.health.path", app.path), format!("{}.health has no path", app.path)),
+                None => ([app.path.as_str(), ".health"].concat(), " not set"),
+                Some(_) => ([app.path.as_str(), ".health.path"].concat(), " has no path"),
             };
             let endpoint = if app.kind == Kind::Puma { "/up" } else { "/health" };
-            let message = format!(
-                "app `{}` receives traffic from {} but has no HTTP health check ({missing}): {}",
-                app.name,
-                fronts.join(" and "),
-                consequences.join("; "),
-            );
+            let message = [
+                "app `",
+                app.name.as_str(),
+                "` receives traffic from ",
+                &fronts,
+                " but has no HTTP health check (",
+                &app.path,
+                ".health",
+                missing,
+                "): ",
+                &consequences,
+            ]
+            .concat();
             let fix = match &app.health {
                 None => format!(
                     "add `health: {{ path: {endpoint}, interval: 10s, timeout: 5s, retries: 3 }}` to {} (an endpoint that answers 200 once the app can serve, without calling slow dependencies)",

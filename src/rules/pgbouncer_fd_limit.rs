@@ -56,6 +56,15 @@ impl Check for PgbouncerFdLimit {
     fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
         for service in &plan.services {
             let Detail::Pgbouncer(pgb) = &service.detail else { continue };
+            let per_pool = pgb.default_pool_size.value.saturating_add(pgb.reserve_pool_size.value);
+            let uncapped = mul(&[pgb.pools, per_pool]);
+            // One instance's server connections, as the plan computed them (caps applied).
+            let per_instance = pgb.server_connections.value / service.replicas.value.max(1);
+            let servers = uncapped.min(per_instance);
+            let need = pgb.max_client_conn.value.saturating_add(servers);
+            if need <= service.nofile.as_ref().map_or(ASSUMED_NOFILE, |n| n.value) {
+                continue;
+            }
             let nofile = service.nofile.clone().unwrap_or_else(|| {
                 Sourced::default(
                     ASSUMED_NOFILE,
@@ -63,15 +72,6 @@ impl Check for PgbouncerFdLimit {
                     "assumed 1024, the common soft open-files limit (ulimit -n)",
                 )
             });
-            let per_pool = pgb.default_pool_size.value.saturating_add(pgb.reserve_pool_size.value);
-            let uncapped = mul(&[pgb.pools, per_pool]);
-            // One instance's server connections, as the plan computed them (caps applied).
-            let per_instance = pgb.server_connections.value / service.replicas.value.max(1);
-            let servers = uncapped.min(per_instance);
-            let need = pgb.max_client_conn.value.saturating_add(servers);
-            if need <= nofile.value {
-                continue;
-            }
             let mut servers_text = format!(
                 "{} ({} x {}) x (default_pool_size {} + reserve_pool_size {})",
                 plural(pgb.pools, "pool"),

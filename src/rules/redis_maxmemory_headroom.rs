@@ -86,13 +86,15 @@ impl Check for RedisMaxmemoryHeadroom {
     fn run(&self, plan: &Plan, out: &mut Vec<Diagnostic>) {
         for service in &plan.services {
             let Detail::Redis(redis) = &service.detail else { continue };
-            let limit: Option<Sourced<u64>> = service.memory.clone().or_else(|| {
+            // Borrowed when the service sets it: most specs pass, and the text below is
+            // built only for a finding.
+            let limit: Option<std::borrow::Cow<'_, Sourced<u64>>> = service.memory.as_ref().map(std::borrow::Cow::Borrowed).or_else(|| {
                 let machine = plan.machine(service.machine.as_deref()?)?;
-                machine.memory.map(|m| Sourced::spec(m, format!("{}.memory", machine.path)))
+                machine.memory.map(|m| std::borrow::Cow::Owned(Sourced::spec(m, format!("{}.memory", machine.path))))
             });
             let fork = fork_reason(redis);
             let percent: u64 = if fork.is_some() { 50 } else { 80 };
-            let why_percent = match &fork {
+            let why_percent = || match &fork {
                 Some(reason) => format!("redis forks for {reason}, and copy-on-write can double its memory while the child runs"),
                 None if redis.persistence.is_default() => format!(
                     "maxmemory counts the dataset only, and fragmentation, client output buffers and allocator overhead come on top (no persistence assumed: {} is not set; Redis's own default snapshots with RDB unless started with `--save \"\"`, which would halve this budget to 50%)",
@@ -106,7 +108,7 @@ impl Check for RedisMaxmemoryHeadroom {
                 "past the limit the kernel OOM-kills redis, dropping every connection and every key"
             };
             let maxmemory = redis.maxmemory.as_ref().filter(|m| m.value > 0);
-            let maxmemory_path = format!("{}.maxmemory", service.path);
+            let maxmemory_path = || format!("{}.maxmemory", service.path);
             match (maxmemory, &limit) {
                 (Some(max), Some(limit)) => {
                     let allowed = (u128::from(limit.value) * u128::from(percent) / 100) as u64;
@@ -116,7 +118,7 @@ impl Check for RedisMaxmemoryHeadroom {
                     let share = max.value as f64 * 100.0 / limit.value.max(1) as f64;
                     let needed_limit = (u128::from(max.value) * 100).div_ceil(u128::from(percent)) as u64;
                     let message = format!(
-                        "redis `{}` maxmemory {} ({}) is {}% of its memory limit {} ({}) > {percent}% ({}): {why_percent}; {failure}",
+                        "redis `{}` maxmemory {} ({}) is {}% of its memory limit {} ({}) > {percent}% ({}): {}; {failure}",
                         service.name,
                         size(max.value),
                         max.cite(),
@@ -124,6 +126,7 @@ impl Check for RedisMaxmemoryHeadroom {
                         size(limit.value),
                         limit.cite(),
                         size(allowed),
+                        why_percent(),
                     );
                     out.push(
                         finding::<Self>(max.path(), message)
@@ -145,15 +148,17 @@ impl Check for RedisMaxmemoryHeadroom {
                 (None, Some(limit)) => {
                     let allowed = (u128::from(limit.value) * u128::from(percent) / 100) as u64;
                     let message = format!(
-                        "redis `{}` sets no maxmemory ({maxmemory_path}; Redis default 0 = unlimited): it grows with its data until its memory limit {} ({}) and the kernel OOM-kills it, dropping every connection{}; keep maxmemory <= {percent}% of the limit ({}) because {why_percent}",
+                        "redis `{}` sets no maxmemory ({}; Redis default 0 = unlimited): it grows with its data until its memory limit {} ({}) and the kernel OOM-kills it, dropping every connection{}; keep maxmemory <= {percent}% of the limit ({}) because {}",
                         service.name,
+                        maxmemory_path(),
                         size(limit.value),
                         limit.cite(),
                         if fork.is_some() { "; before that a fork fails with `Can't save in background: fork: Cannot allocate memory`" } else { " and every key" },
                         size(allowed),
+                        why_percent(),
                     );
                     out.push(
-                        finding::<Self>(maxmemory_path, message)
+                        finding::<Self>(maxmemory_path(), message)
                             .number("memory_limit", limit.value as f64)
                             .number("allowed_percent", percent as f64)
                             .fix(format!("set maxmemory to <= {}MiB ({percent}% of {})", allowed / MIB, size(limit.value)))
@@ -162,13 +167,14 @@ impl Check for RedisMaxmemoryHeadroom {
                 }
                 (None, None) => {
                     let message = format!(
-                        "redis `{}` sets no maxmemory ({maxmemory_path}; Redis default 0 = unlimited) and has no memory limit ({}.resources.memory; limit unknown): it grows with its data until the host runs out of memory and the OOM killer takes redis or a neighbour{}",
+                        "redis `{}` sets no maxmemory ({}; Redis default 0 = unlimited) and has no memory limit ({}.resources.memory; limit unknown): it grows with its data until the host runs out of memory and the OOM killer takes redis or a neighbour{}",
                         service.name,
+                        maxmemory_path(),
                         service.path,
                         if fork.is_some() { "; forks for persistence or replicas can fail earlier with `Can't save in background: fork: Cannot allocate memory`" } else { "" },
                     );
                     out.push(
-                        finding::<Self>(maxmemory_path, message)
+                        finding::<Self>(maxmemory_path(), message)
                             .number("allowed_percent", percent as f64)
                             .fix(format!("set resources.memory for `{}` and maxmemory to <= {percent}% of it", service.name)),
                     );

@@ -51,25 +51,24 @@ impl Check for WorkersOverCpus {
         for service in &plan.services {
             let Some(cpus) = &service.cpus else { continue };
             let cores = (cpus.value.ceil() as u64).max(1);
-            let cores_text = if cpus.value.fract() > 0.0 {
-                format!("{} ({}), counted as {cores}", super::cpus_term(cpus.value), cpus.cite())
-            } else {
-                format!("{} ({})", super::plural(cores, "cpu"), cpus.cite())
-            };
-            let (workers, limit, formula, threads, failure) = match &service.detail {
-                Detail::Gunicorn(g) => (
-                    &g.workers,
-                    2 * cores + 1,
-                    format!("2 x {cores} + 1"),
-                    Some(&g.threads),
-                    "gunicorn's rule of thumb is (2 x cores) + 1",
-                ),
-                Detail::Puma(p) if p.workers.value > 0 => (&p.workers, cores, format!("1 per cpu x {cores}"), Some(&p.threads), "Puma forks one worker per core and serves concurrency with threads"),
+            let (workers, limit, threads, failure) = match &service.detail {
+                Detail::Gunicorn(g) => (&g.workers, 2 * cores + 1, Some(&g.threads), "gunicorn's rule of thumb is (2 x cores) + 1"),
+                Detail::Puma(p) if p.workers.value > 0 => (&p.workers, cores, Some(&p.threads), "Puma forks one worker per core and serves concurrency with threads"),
                 _ => continue,
             };
             if workers.value <= limit {
                 continue;
             }
+            // Text only for a finding: the check above runs for every app.
+            let formula = match &service.detail {
+                Detail::Gunicorn(_) => format!("2 x {cores} + 1"),
+                _ => format!("1 per cpu x {cores}"),
+            };
+            let cores_text = if cpus.value.fract() > 0.0 {
+                format!("{} ({}), counted as {cores}", super::cpus_term(cpus.value), cpus.cite())
+            } else {
+                format!("{} ({})", super::plural(cores, "cpu"), cpus.cite())
+            };
             let slots = workers.value.saturating_mul(service.slots_per_process.value);
             let threads_needed = slots.div_ceil(limit);
             let message = format!(

@@ -439,3 +439,13 @@ fn connections_are_not_raised_on_a_database_already_past_its_memory() {
     let help = wall.hardware.expect("what memory would hold it");
     assert!(help.contains("cannot hold 303 connections with work_mem 64 MiB"), "{help}");
 }
+
+#[test]
+fn the_wall_names_the_database_the_finding_is_about() {
+    // Two databases whose memory rule cannot bound their connections; only `db` is
+    // asked for more than scale gives it (25 x 3 x 4 = 300 > 200).
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 25\n    resources: { cpus: 1 }\n    uses: { db: { pool: 4 } }\n  admin:\n    kind: gunicorn\n    worker_class: sync\n    workers: 1\n    resources: { cpus: 1 }\n    uses: { analytics: { pool: 1 } }\n  analytics:\n    kind: postgres\n    resources: { cpus: 2, memory: 4GiB }\n  db:\n    kind: postgres\n";
+    let wall = wall_of(text, Target::Factor(1.0));
+    let help = wall.hardware.expect("the way on");
+    assert!(help.starts_with("PostgreSQL `db` has no memory given"), "{help}");
+}

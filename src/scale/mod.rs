@@ -662,7 +662,7 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
         hardware = Some(postgres_wall(finding, finding, plan));
     }
     if hardware.is_none() && DATABASE_BUDGETS.contains(&finding.rule.as_str()) {
-        hardware = unknown_memory_wall(plan);
+        hardware = unknown_memory_wall(plan, finding);
     }
     Wall { message, hardware, finding: finding.clone() }
 }
@@ -673,9 +673,13 @@ const DATABASE_BUDGETS: &[&str] = &["postgres-connections-exhausted", "pgbouncer
 /// A PostgreSQL whose memory rule cannot bound its connections (memory unknown, or
 /// work_mem derived from them) holds at most `knobs::unbounded_connections_cap` as far
 /// as `scale` goes: the way past it is to give the rule what it needs or to pool in
-/// front. An external one's max_connections is its provider's setting.
-fn unknown_memory_wall(plan: &Plan) -> Option<String> {
-    plan.services.iter().find_map(|s| match &s.detail {
+/// front. An external one's max_connections is its provider's setting. Of several,
+/// the one the finding names comes first.
+fn unknown_memory_wall(plan: &Plan, finding: &Diagnostic) -> Option<String> {
+    let named = |s: &&crate::plan::ServicePlan| finding.path.starts_with(&format!("{}.", s.path)) || finding.message.contains(&format!("`{}`", s.name));
+    let postgres = plan.of_kind(crate::plan::Kind::Postgres);
+    let (first, rest): (Vec<_>, Vec<_>) = postgres.partition(named);
+    first.into_iter().chain(rest).find_map(|s| match &s.detail {
         Detail::Postgres(pg) => {
             let cap = knobs::unbounded_connections_cap(plan, s, pg)?;
             let pooler = pooler_advice(plan, &s.name).map_or(String::new(), |a| format!(", or {a}"));

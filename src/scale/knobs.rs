@@ -107,8 +107,8 @@ pub const POSTGRES_DEFAULT_WORK_MEM: u64 = 4 * 1024 * 1024;
 /// None when it can (memory known and work_mem written). With the memory unknown the
 /// rule does not run; with work_mem not written the plan derives it as `(memory -
 /// shared_buffers) / ((max_connections + max_worker_processes) x 3)`, so the rule holds
-/// at any count while each connection's sort memory shrinks (2,400 connections on
-/// 4 GiB leave 435kB, a tenth of PostgreSQL's default): more connections would be paid
+/// at any count while each connection's sort memory shrinks (2,403 connections on
+/// 4 GiB leave 434kB, a tenth of PostgreSQL's default): more connections would be paid
 /// for by slower queries and thousands of backend processes, which is not a change an
 /// operator asked for. Either way the cap is PGTune's figure for the workload
 /// (`unknown_memory_connections`), with a derived work_mem also no further than keeps

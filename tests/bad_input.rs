@@ -17,6 +17,7 @@ const CASES: &[(&str, &str, usize, &str)] = &[
     ("deep_nesting.yaml", "yaml-syntax", 7, "Depth"),
     ("duplicate_key.yaml", "yaml-syntax", 5, "duplicate mapping key: web"),
     ("empty.yaml", "yaml-syntax", 1, "empty"),
+    ("fewer_addresses_than_count.yaml", "spec-invalid", 5, "lists 2 addresses but count is 5"),
     ("fractional.yaml", "spec-invalid", 6, "whole number"),
     ("huge_duration.yaml", "spec-invalid", 6, "too large for a duration"),
     ("injected_path.yaml", "spec-invalid", 9, "invalid location path"),

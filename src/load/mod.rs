@@ -784,6 +784,26 @@ fn target_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diagnos
     for p in crate::targets::spec_problems(spec) {
         problems.push(problem(locate, &p.pointer, p.message, Some(p.fix)));
     }
+    unlisted_hosts(locate, spec, problems);
+}
+
+/// A machine group that lists addresses lists every host: the deploy targets go to the
+/// addresses (Kamal deploys a role to each listed host), so a larger count would be
+/// checked against machines nothing deploys to. (More addresses than the count are
+/// refused with the references; `scale` tries larger counts before it names the hosts
+/// to add, so this holds for a spec file only.)
+fn unlisted_hosts(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diagnostic>) {
+    for (name, machine) in &spec.machines {
+        let listed = machine.addresses.len();
+        if listed > 0 && listed < machine.count as usize {
+            problems.push(problem(
+                locate,
+                &format!("/machines/{}/addresses", yaml::escape_segment(name)),
+                format!("machine group `{name}` lists {listed} addresses but count is {}: the deploy goes to the hosts listed", machine.count),
+                Some(format!("list the address of each of the {} hosts, or set count: {listed}", machine.count)),
+            ));
+        }
+    }
 }
 
 const SYSCTL_HINT: &str = "a sysctl key is dotted lowercase words (`net.core.somaxconn`); its value a number or numbers separated by spaces (`1024 65535`)";

@@ -20,7 +20,7 @@ use super::{Limits, NodeSpans, SpanMap, escape_segment};
 use crate::source::SourceFile;
 
 /// How far short of the budget's event and node limits this pass gives up.
-const BUDGET_MARGIN: usize = 16;
+pub(super) const BUDGET_MARGIN: usize = 16;
 
 /// The value and spans of `source`, or `None` when the general path must decide.
 pub(super) fn parse(source: &SourceFile, limits: &Limits, parser_options: serde_saphyr::granit_parser::Options) -> Option<(Value, SpanMap)> {
@@ -124,9 +124,6 @@ impl<'a> Reader<'a> {
                         _ => return None,
                     };
                     let key_span = self.range(&span)?;
-                    if entries.contains_key(&key_text) {
-                        return None;
-                    }
                     self.nodes += 1;
                     let (event, span) = self.next()?;
                     let len = self.pointer.len();
@@ -138,14 +135,17 @@ impl<'a> Reader<'a> {
                     }
                     let child = self.node(event, span, Some(key_span));
                     self.pointer.truncate(len);
-                    entries.insert(key_text, child?);
+                    if entries.insert(key_text, child?).is_some() {
+                        // A duplicate key: the general path words the error.
+                        return None;
+                    }
                 }
                 self.depth -= 1;
                 Value::Object(entries)
             }
             _ => return None,
         };
-        self.spans.insert(self.pointer.clone(), NodeSpans { key, value: value_span });
+        self.spans.insert(&self.pointer, NodeSpans { key, value: value_span });
         Some(value)
     }
 
@@ -157,7 +157,7 @@ impl<'a> Reader<'a> {
 
 /// A scalar value: quoted and block scalars are strings; a plain one is null, a
 /// boolean, a decimal integer or a string, as YAML 1.2 with strict booleans reads it.
-fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
+pub(super) fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
     if style != ScalarStyle::Plain {
         return Some(Value::String(text.into_owned()));
     }
@@ -171,7 +171,7 @@ fn scalar(text: Cow<'_, str>, style: ScalarStyle) -> Option<Value> {
 
 /// A mapping key as the general path spells it: the text, or the number or boolean a
 /// plain key reads as. A null key, a merge key or one that may be a float: `None`.
-fn key_text(text: Cow<'_, str>, style: ScalarStyle) -> Option<String> {
+pub(super) fn key_text(text: Cow<'_, str>, style: ScalarStyle) -> Option<String> {
     if style != ScalarStyle::Plain {
         return Some(text.into_owned());
     }
@@ -202,6 +202,11 @@ fn plain(text: &str) -> Option<Plain> {
         "false" | "False" | "FALSE" => return Some(Plain::Bool(false)),
         _ => {}
     }
+    if text.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        // A word: none of the number spellings below starts with a letter, but for
+        // infinity and not-a-number.
+        return (!spells_infinity_or_nan(text)).then_some(Plain::Text);
+    }
     if decimal(text) {
         return text.parse::<u64>().ok().map(|n| Plain::Number(n.into()));
     }
@@ -222,8 +227,7 @@ fn plain(text: &str) -> Option<Plain> {
         // Dotted digits (an IPv4 address) are neither an integer nor a float.
         return Some(Plain::Text);
     }
-    let unsigned = text.trim_start_matches(['+', '-']).trim_start_matches('.').to_ascii_lowercase();
-    if matches!(unsigned.as_str(), "inf" | "infinity" | "nan") {
+    if spells_infinity_or_nan(text.trim_start_matches(['+', '-']).trim_start_matches('.')) {
         return None;
     }
     let numeric_start = text.trim_start_matches(['+', '-']).starts_with(|c: char| c.is_ascii_digit() || c == '.');
@@ -232,6 +236,10 @@ fn plain(text: &str) -> Option<Plain> {
         return None;
     }
     Some(Plain::Text)
+}
+
+fn spells_infinity_or_nan(text: &str) -> bool {
+    ["inf", "infinity", "nan"].iter().any(|word| text.eq_ignore_ascii_case(word))
 }
 
 /// Digits without a leading zero (a leading zero is an octal spelling elsewhere).
@@ -244,7 +252,7 @@ fn decimal_digits(text: &str) -> bool {
 }
 
 /// The decimal digits of `n`, without an allocation.
-fn itoa(mut n: usize, buffer: &mut [u8; 20]) -> &str {
+pub(super) fn itoa(mut n: usize, buffer: &mut [u8; 20]) -> &str {
     let mut i = buffer.len();
     loop {
         i -= 1;
@@ -272,7 +280,7 @@ mod tests {
         for text in ["web", "db", "100ms", "2GiB", "yes", "no", "on", "/health", "app.example.com", "info", "financial", "10.0.0.31"] {
             assert!(matches!(plain(text), Some(Plain::Text)), "{text}");
         }
-        for text in ["08", "0x1f", "0o17", "1_000", "1.", ".5", "1.5e3", "8000:8000", "1e3", ".inf", "-.Inf", "NaN", "-infinity", "+5", "99999999999999999999", "12:30"] {
+        for text in ["08", "0x1f", "0o17", "1_000", "1.", ".5", "1.5e3", "8000:8000", "1e3", ".inf", "-.Inf", "NaN", "-infinity", "+5", "99999999999999999999", "12:30", "inf", "Infinity", "nan", "INF"] {
             assert!(plain(text).is_none(), "{text}");
         }
     }

@@ -14,6 +14,13 @@ use serde_saphyr::{Spanned, budget::Budget};
 use crate::source::SourceFile;
 
 mod direct;
+mod subset;
+
+/// The generated large spec the benchmarks read, for the tests that hold the fast
+/// readers to it.
+#[cfg(test)]
+#[path = "../../benches/generated.rs"]
+mod generated_spec;
 
 /// Largest spec file accepted (a 1,000-service spec is about 150 KiB).
 pub const MAX_INPUT_BYTES: usize = 8 * 1024 * 1024;
@@ -317,6 +324,9 @@ pub fn parse_foreign(source: &SourceFile) -> Result<(Value, SpanMap), YamlError>
     if source.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok((Value::Null, SpanMap::default()));
     }
+    if let Some(parsed) = subset::parse(source, &FOREIGN_LIMITS) {
+        return Ok(parsed);
+    }
     if let Some(parsed) = direct::parse(source, &FOREIGN_LIMITS, parser_options(FOREIGN_LIMITS)) {
         return Ok(parsed);
     }
@@ -349,6 +359,9 @@ pub fn parse(source: &SourceFile) -> Result<(Value, SpanMap), YamlError> {
             hint: Some("start with `version: 1`, `name:` and `services:` (see `headroom schema`)".into()),
         });
     }
+    if let Some(parsed) = subset::parse(source, &SPEC_LIMITS) {
+        return Ok(parsed);
+    }
     if let Some(parsed) = direct::parse(source, &SPEC_LIMITS, parser_options(SPEC_LIMITS)) {
         return Ok(parsed);
     }
@@ -357,7 +370,8 @@ pub fn parse(source: &SourceFile) -> Result<(Value, SpanMap), YamlError> {
 
 /// The general path: `serde_saphyr` into a span-carrying node tree, then a walk that
 /// builds the value and the span map. It reads every YAML the spec budget allows and
-/// words every error; `direct` is the fast path for the YAML specs are written in.
+/// words every error; `subset` and `direct` are the fast paths for the YAML specs are
+/// written in.
 fn general(source: &SourceFile, limits: Limits, describe: impl Fn(&serde_saphyr::Error) -> YamlError) -> Result<(Value, SpanMap), YamlError> {
     let parsed: Result<Spanned<Node>, _> = serde_saphyr::from_str_with_options(&source.text, options_with(limits));
     let root = parsed.map_err(|error| describe(&error))?;
@@ -521,9 +535,52 @@ mod tests {
         assert!(spans.get("/services/db1999/max_connections").is_some());
     }
 
+    /// The pointers and spans of a map, in the order they were recorded.
+    fn recorded(spans: &SpanMap) -> Vec<(String, Option<Range<usize>>, Range<usize>)> {
+        spans.iter().map(|(p, n)| (p.to_string(), n.key.clone(), n.value.clone())).collect()
+    }
+
+    /// Where the subset reader answers, its value and spans are the direct pass's,
+    /// recorded in the same order.
+    fn assert_subset_agrees(source: &SourceFile, limits: Limits) -> bool {
+        let Some((value, spans)) = subset::parse(source, &limits) else { return false };
+        let name = source.path.display();
+        let Some((expected, expected_spans)) = direct::parse(source, &limits, parser_options(limits)) else {
+            panic!("{name}: the subset reader read what the direct pass leaves to the general path:\n{}", source.text);
+        };
+        assert_eq!(value, expected, "{name}:\n{}", source.text);
+        assert_eq!(serde_json::to_string(&value).unwrap(), serde_json::to_string(&expected).unwrap(), "{name}:\n{}", source.text);
+        assert_eq!(recorded(&spans), recorded(&expected_spans), "{name}:\n{}", source.text);
+        true
+    }
+
+    /// The subset reader reads every example spec, the generated large spec and the
+    /// large plain spec above, so the fast path is the one `check` takes.
+    #[test]
+    fn the_subset_reader_reads_every_example_and_the_generated_spec() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        yaml_files(&root.join("examples"), &mut files);
+        let mut specs = 0;
+        for path in files {
+            let source = SourceFile::new(&path, std::fs::read_to_string(&path).unwrap());
+            if direct::parse(&source, &SPEC_LIMITS, parser_options(SPEC_LIMITS)).is_none() {
+                continue;
+            }
+            specs += 1;
+            assert!(assert_subset_agrees(&source, SPEC_LIMITS), "{}: the subset reader gave up", path.display());
+        }
+        assert!(specs >= 8, "read only {specs} example specs");
+        for n in [1_000, 10_000] {
+            let source = SourceFile::new("generated.yaml", generated_spec::generated(n));
+            assert!(assert_subset_agrees(&source, SPEC_LIMITS), "the subset reader gave up on the generated spec of {n} services");
+        }
+    }
+
     /// The direct pass gives exactly the general path's value and spans, on every YAML
     /// file in the repository (specs, fixtures, the bad-input corpus, foreign configs),
-    /// under both budgets; where it gives up, the general path decides.
+    /// under both budgets; where it gives up, the general path decides. The subset
+    /// reader, where it answers, gives exactly the direct pass's.
     #[test]
     fn the_direct_pass_agrees_with_the_general_path() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -543,13 +600,14 @@ mod tests {
             "a:\n  - b\n  -\n  - c: [ ]\n",
             "a: [1, 2\n",
         ];
-        let mut direct_count = 0;
+        let (mut direct_count, mut subset_count) = (0, 0);
         let sources = files
             .iter()
             .filter_map(|path| std::fs::read_to_string(path).ok().map(|text| SourceFile::new(path, text)))
             .chain(extra.iter().map(|text| SourceFile::new("extra.yaml", text.to_string())));
         for source in sources {
             for limits in [SPEC_LIMITS, FOREIGN_LIMITS] {
+                subset_count += usize::from(assert_subset_agrees(&source, limits));
                 let Some((value, spans)) = direct::parse(&source, &limits, parser_options(limits)) else { continue };
                 direct_count += 1;
                 match general(&source, limits, |error| yaml_error(&source, error)) {
@@ -563,5 +621,6 @@ mod tests {
             }
         }
         assert!(direct_count > 100, "the direct pass read only {direct_count} files");
+        assert!(subset_count > 100, "the subset reader read only {subset_count} files");
     }
 }

@@ -50,7 +50,7 @@ pub fn problems(spec: &Spec) -> Vec<Problem> {
     let mut add = |pointer: String, message: String, hint: &str, key_only: bool| out.push((pointer, message, hint.to_string(), key_only));
 
     for (name, service) in &spec.services {
-        let base = format!("/services/{}", escape_segment(name));
+        let base = super::Pointer("/services", name);
         if let Some(a) = service.autoscale()
             && a.min > a.max
         {

@@ -10,6 +10,7 @@
 
 use crate::spec::{Count, Service, Spec, SysctlValue};
 
+use super::Pointer;
 use super::yaml::escape_segment;
 
 /// One value a program would refuse.
@@ -68,7 +69,7 @@ impl Found {
     }
 }
 
-fn at(base: &str, key: &str) -> String {
+fn at(base: impl std::fmt::Display, key: &str) -> String {
     format!("{base}/{}", escape_segment(key))
 }
 
@@ -76,9 +77,9 @@ fn at(base: &str, key: &str) -> String {
 pub fn refused(spec: &Spec) -> Vec<Refused> {
     let mut found = Found::default();
     for (name, machine) in &spec.machines {
-        let base = at("/machines", name);
+        let base = Pointer("/machines", name);
         if let Some(n) = machine.nofile {
-            found.range(|| at(&base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
+            found.range(|| at(base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
         }
         for (key, value) in &machine.sysctl {
             let SysctlValue::Number(n) = value else { continue };
@@ -88,7 +89,7 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
                 "fs.nr_open" => (64, LINUX_NR_OPEN_MAX),
                 _ => continue,
             };
-            found.range(|| at(&at(&base, "sysctl"), key), format_args!("Linux {key}"), *n, limit, "the kernel refuses any other value");
+            found.range(|| at(at(base, "sysctl"), key), format_args!("Linux {key}"), *n, limit, "the kernel refuses any other value");
         }
     }
     if let Some(deploy) = &spec.deploy {
@@ -116,28 +117,28 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
         }
     }
     for (name, service) in &spec.services {
-        let base = at("/services", name);
+        let base = Pointer("/services", name);
         let common = service.common();
         if let Some(n) = common.nofile {
-            found.range(|| at(&base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
+            found.range(|| at(base, "nofile"), "nofile", n, (1, LINUX_NR_OPEN_MAX), "Linux caps a process's open files at fs.nr_open, at most 2147483584");
         }
         match service {
             Service::Gunicorn(g) => {
                 if let Some(b) = g.backlog {
-                    found.range(|| at(&base, "backlog"), "gunicorn backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
+                    found.range(|| at(base, "backlog"), "gunicorn backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
                 }
             }
-            Service::Puma(p) => puma(&mut found, &base, p),
-            Service::Nginx(n) => nginx(&mut found, &base, n),
-            Service::Pgbouncer(p) => pgbouncer(&mut found, &base, p),
-            Service::Postgres(p) => postgres(&mut found, &base, p),
+            Service::Puma(p) => puma(&mut found, base, p),
+            Service::Nginx(n) => nginx(&mut found, base, n),
+            Service::Pgbouncer(p) => pgbouncer(&mut found, base, p),
+            Service::Postgres(p) => postgres(&mut found, base, p),
             Service::Redis(r) => {
                 if let Some(b) = r.tcp_backlog {
-                    found.range(|| at(&base, "tcp_backlog"), "redis tcp-backlog", b, (0, INT_MAX), "Redis refuses the config file (`*** FATAL CONFIG FILE ERROR ***`)");
+                    found.range(|| at(base, "tcp_backlog"), "redis tcp-backlog", b, (0, INT_MAX), "Redis refuses the config file (`*** FATAL CONFIG FILE ERROR ***`)");
                 }
                 if let Some(m) = r.maxclients {
                     found.range(
-                        || at(&base, "maxclients"),
+                        || at(base, "maxclients"),
                         "redis maxclients",
                         m,
                         (1, REDIS_MAXCLIENTS_MAX),
@@ -146,13 +147,13 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
                 }
                 if r.mode == Some(crate::spec::RedisMode::Sentinel) && spec.services.contains_key(&format!("{name}-sentinel")) {
                     found.push(
-                        base.clone(),
+                        base.to_string(),
                         format!("redis `{name}` runs sentinels, whose file is redis/{name}-sentinel.conf, the file of the redis service `{name}-sentinel` too"),
                         "rename one of the two services",
                     );
                 }
                 if let Some(q) = r.quorum {
-                    found.range(|| at(&base, "quorum"), "redis sentinel quorum", q, (1, INT_MAX), "sentinel refuses `sentinel monitor` otherwise (`Quorum must be 1 or greater.`)");
+                    found.range(|| at(base, "quorum"), "redis sentinel quorum", q, (1, INT_MAX), "sentinel refuses `sentinel monitor` otherwise (`Quorum must be 1 or greater.`)");
                 }
             }
             _ => {}
@@ -161,7 +162,7 @@ pub fn refused(spec: &Spec) -> Vec<Refused> {
     found.0
 }
 
-fn puma(found: &mut Found, base: &str, p: &crate::spec::Puma) {
+fn puma(found: &mut Found, base: Pointer<'_>, p: &crate::spec::Puma) {
     if let Some(b) = p.backlog {
         found.range(|| at(base, "backlog"), "puma backlog", b, (1, INT_MAX), "listen() takes a C int backlog");
     }
@@ -187,7 +188,7 @@ fn puma(found: &mut Found, base: &str, p: &crate::spec::Puma) {
     }
 }
 
-fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
+fn nginx(found: &mut Found, base: Pointer<'_>, n: &crate::spec::Nginx) {
     const NUMBER: &str = "nginx reads it as a signed 64-bit number";
     if let Some(Count::Number(w)) = n.worker_processes {
         found.range(|| at(base, "worker_processes"), "nginx worker_processes", w, (1, NGINX_MAX_PROCESSES), "nginx spawns at most 1024 processes (`no more than 1024 processes can be spawned`)");
@@ -208,7 +209,7 @@ fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
         found.range(|| at(base, "backlog"), "nginx listen backlog", b, (1, INT_MAX), "`listen ... backlog=` takes a C int; 0 is `invalid backlog`");
     }
     for (name, up) in &n.upstreams {
-        let up_base = at(&at(base, "upstreams"), name);
+        let up_base = at(at(base, "upstreams"), name);
         let seconds = |found: &mut Found, key: &str, d: Option<crate::spec::Duration>| {
             if let Some(d) = d {
                 found.range(|| at(&up_base, key), format_args!("nginx {key}"), d.as_secs_ceil(), (0, NGINX_SECONDS_MAX), "nginx holds it in milliseconds as a signed 64-bit number");
@@ -246,7 +247,7 @@ fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
         }
     }
     for (name, rl) in &n.rate_limits {
-        let rl_base = at(&at(base, "rate_limits"), name);
+        let rl_base = at(at(base, "rate_limits"), name);
         let number = rl.rate.trim_end_matches("r/s").trim_end_matches("r/m");
         match number.parse::<u64>() {
             Ok(rate) => found.range(|| at(&rl_base, "rate"), "nginx limit_req_zone rate", rate, (1, NGINX_SECONDS_MAX), "nginx refuses `rate=0r/s` (`invalid rate`) and multiplies the rate by 1000 in a signed 64-bit number"),
@@ -262,7 +263,7 @@ fn nginx(found: &mut Found, base: &str, n: &crate::spec::Nginx) {
     }
 }
 
-fn pgbouncer(found: &mut Found, base: &str, p: &crate::spec::Pgbouncer) {
+fn pgbouncer(found: &mut Found, base: Pointer<'_>, p: &crate::spec::Pgbouncer) {
     const INT: &str = "PgBouncer reads it as a C int";
     for (key, value) in [
         ("max_client_conn", p.max_client_conn),
@@ -315,7 +316,7 @@ fn pgbouncer(found: &mut Found, base: &str, p: &crate::spec::Pgbouncer) {
     }
 }
 
-fn postgres(found: &mut Found, base: &str, p: &crate::spec::Postgres) {
+fn postgres(found: &mut Found, base: Pointer<'_>, p: &crate::spec::Postgres) {
     use crate::plan::defaults as d;
     const START: &str = "PostgreSQL refuses to start otherwise";
     let max_connections = p.max_connections.unwrap_or(d::POSTGRES_MAX_CONNECTIONS);

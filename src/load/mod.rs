@@ -206,6 +206,26 @@ fn render_problems(spec: &Spec) -> Vec<(String, String)> {
     crate::targets::path_collisions(&artifacts).into_iter().map(|e| (pointer.to_string(), e.message)).collect()
 }
 
+/// The JSON pointer `PREFIX/SEGMENT` (the segment escaped, RFC 6901), written only
+/// when formatted: loading a valid spec needs the pointer of no value, and building
+/// one per service and per check cost more than the checks.
+#[derive(Clone, Copy)]
+pub struct Pointer<'a>(pub &'static str, pub &'a str);
+
+impl std::fmt::Display for Pointer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)?;
+        f.write_str("/")?;
+        let mut rest = self.1;
+        while let Some(i) = rest.find(['~', '/']) {
+            f.write_str(&rest[..i])?;
+            f.write_str(if rest.as_bytes()[i] == b'~' { "~0" } else { "~1" })?;
+            rest = &rest[i + 1..];
+        }
+        f.write_str(rest)
+    }
+}
+
 /// Finds the span of a JSON pointer (`key_only`: the key, not the key and value).
 pub type Locator<'a> = dyn Fn(&str, bool) -> Option<Span> + 'a;
 
@@ -233,8 +253,11 @@ pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, V
     }
     // Tracking the path of every field costs a third of the conversion: convert
     // untracked, and only when that fails convert again for the path of the error.
-    let tracked = || serde_path_to_error::deserialize::<_, Spec>(&*value);
-    let spec: Spec = match <Spec as serde::Deserialize>::deserialize(&*value).or_else(|_| tracked()) {
+    let converted = match convert_by_kind(value) {
+        Some(spec) => Ok(spec),
+        None => <Spec as serde::Deserialize>::deserialize(&*value).or_else(|_| serde_path_to_error::deserialize::<_, Spec>(&*value)),
+    };
+    let spec: Spec = match converted {
         Ok(spec) => spec,
         Err(e) => {
             let pointer: String = e
@@ -265,6 +288,51 @@ pub fn validate_value(value: &mut Value, locate: &Locator<'_>) -> Result<Spec, V
     Ok(spec)
 }
 
+/// The typed spec of a value that passed the schema, each service converted as the
+/// struct its `kind` names. serde converts an internally tagged enum by first copying
+/// each service into a buffer to find its tag, which cost most of the conversion;
+/// here the tag is read from the JSON. `None` on anything unexpected (a kind this
+/// does not know, any conversion error): the caller then converts the whole spec as
+/// serde does, for the same result or the same error.
+fn convert_by_kind(value: &mut Value) -> Option<Spec> {
+    use crate::spec::{Gunicorn, JobService, Nginx, Pgbouncer, Postgres, Puma, Qdrant, Redis};
+    use serde::Deserialize;
+    fn service(value: &Value) -> Option<Service> {
+        // The tag stays in the map: each struct takes its `Common` keys through
+        // `#[serde(flatten)]`, which lets an unknown key (here only `kind`) pass.
+        Some(match value.get("kind")?.as_str()? {
+            "gunicorn" => Service::Gunicorn(Gunicorn::deserialize(value).ok()?),
+            "puma" => Service::Puma(Puma::deserialize(value).ok()?),
+            "sidekiq" => Service::Sidekiq(JobService::deserialize(value).ok()?),
+            "celery" => Service::Celery(JobService::deserialize(value).ok()?),
+            "solid_queue" => Service::SolidQueue(JobService::deserialize(value).ok()?),
+            "rq" => Service::Rq(JobService::deserialize(value).ok()?),
+            "worker" => Service::Worker(JobService::deserialize(value).ok()?),
+            "nginx" => Service::Nginx(Nginx::deserialize(value).ok()?),
+            "pgbouncer" => Service::Pgbouncer(Pgbouncer::deserialize(value).ok()?),
+            "postgres" => Service::Postgres(Postgres::deserialize(value).ok()?),
+            "redis" => Service::Redis(Redis::deserialize(value).ok()?),
+            "qdrant" => Service::Qdrant(Qdrant::deserialize(value).ok()?),
+            _ => return None,
+        })
+    }
+    // The rest of the spec converts as serde does, with `services` set aside (and put
+    // back: the caller keeps the value).
+    let slot = value.as_object_mut()?.get_mut("services")?;
+    let services = std::mem::replace(slot, Value::Object(serde_json::Map::new()));
+    let rest = Spec::deserialize(&*value);
+    if let Some(slot) = value.get_mut("services") {
+        *slot = services;
+    }
+    let mut spec = rest.ok()?;
+    let services = value.get("services")?.as_object()?;
+    let mut converted = indexmap::IndexMap::with_capacity(services.len());
+    for (name, body) in services {
+        converted.insert(name.clone(), service(body)?);
+    }
+    spec.services = converted;
+    Some(spec)
+}
 
 fn problem(locate: &Locator<'_>, pointer: &str, message: String, hint: Option<String>) -> Diagnostic {
     problem_at(locate, pointer, message, hint, false)
@@ -560,9 +628,9 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
     let service_names: Vec<&str> = spec.services.keys().map(String::as_str).collect();
     let machine_names: Vec<&str> = spec.machines.keys().map(String::as_str).collect();
     for (name, service) in &spec.services {
-        let base = format!("/services/{}", yaml::escape_segment(name));
+        let base = Pointer("/services", name);
         if !valid_name(name) {
-            add(base.clone(), format!("invalid service name `{}`", name.escape_debug()), NAME_HINT.into(), true);
+            add(base.to_string(), format!("invalid service name `{}`", name.escape_debug()), NAME_HINT.into(), true);
             continue;
         }
         let common = service.common();
@@ -595,14 +663,14 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
             add(format!("{base}/machine"), format!("service `{name}` is placed on machine group `{machine}`, which is not declared"), hint, false);
         }
         for (target, _) in &common.uses {
-            let use_pointer = format!("{base}/uses/{}", yaml::escape_segment(target));
+            let use_pointer = || format!("{base}/uses/{}", yaml::escape_segment(target));
             match spec.services.get(target) {
                 None => {
                     let hint = match did_you_mean(target, service_names.iter().copied()) {
                         Some(g) => format!("did you mean `{g}`? services: {}", service_names.join(", ")),
                         None => format!("services: {}", service_names.join(", ")),
                     };
-                    add(use_pointer, format!("service `{name}` uses `{target}`, which is not a service in this spec"), hint, true);
+                    add(use_pointer(), format!("service `{name}` uses `{target}`, which is not a service in this spec"), hint, true);
                 }
                 Some(t) => {
                     let allowed = match service {
@@ -617,7 +685,7 @@ fn reference_problems(locate: &Locator<'_>, spec: &Spec, problems: &mut Vec<Diag
                             Service::Postgres(_) | Service::Redis(_) | Service::Qdrant(_) => format!("a {} opens no pools; remove `uses`", service.kind()),
                             _ => "`uses` names a postgres, pgbouncer, redis or qdrant service".to_string(),
                         };
-                        add(use_pointer, format!("service `{name}` ({}) cannot use `{target}` ({})", service.kind(), t.kind()), hint, true);
+                        add(use_pointer(), format!("service `{name}` ({}) cannot use `{target}` ({})", service.kind(), t.kind()), hint, true);
                     }
                 }
             }
@@ -885,4 +953,51 @@ fn valid_identifier(name: &str) -> bool {
 pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Converting each service by its `kind` gives what serde's conversion of the whole
+    /// spec gives, on every spec the project ships that passes the schema (every kind
+    /// occurs among them).
+    #[test]
+    fn conversion_by_kind_equals_serde() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut stack: Vec<_> = ["examples", "tests/fixtures", "tests/bad_input"].iter().map(|d| root.join(d)).collect();
+        let (mut compared, mut kinds) = (0, std::collections::BTreeSet::new());
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|x| x != "yaml") {
+                    continue;
+                }
+                let source = SourceFile::new(&path, std::fs::read_to_string(&path).unwrap_or_default());
+                let Ok((mut value, _)) = yaml::parse(&source) else { continue };
+                if !value.is_object() {
+                    continue;
+                }
+                strip_annotations(&mut value);
+                if !precheck::conforms(&value) {
+                    continue;
+                }
+                let before = value.clone();
+                let fast = convert_by_kind(&mut value);
+                assert_eq!(value, before, "{}: the value is left as it was", path.display());
+                let serde = <Spec as serde::Deserialize>::deserialize(&value).ok();
+                assert_eq!(format!("{fast:?}"), format!("{serde:?}"), "{}", path.display());
+                if let Some(spec) = serde {
+                    compared += 1;
+                    kinds.extend(spec.services.values().map(Service::kind));
+                }
+            }
+        }
+        assert!(compared > 50, "compared {compared} specs");
+        assert_eq!(kinds.len(), Service::KINDS.len(), "kinds seen: {kinds:?}");
+    }
 }

@@ -7,7 +7,6 @@
 use crate::spec::{Service, Spec};
 
 use super::limits::Refused;
-use super::yaml::escape_segment;
 
 /// PostgreSQL major versions headroom renders for.
 pub const POSTGRES: (u64, u64) = (13, 17);
@@ -22,7 +21,7 @@ pub const PGBOUNCER_MAX_PREPARED_STATEMENTS: (u32, u32) = (1, 21);
 pub fn refused(spec: &Spec) -> Vec<Refused> {
     let mut out = Vec::new();
     for (name, service) in &spec.services {
-        let base = format!("/services/{}", escape_segment(name));
+        let base = super::Pointer("/services", name);
         match service {
             Service::Postgres(pg) => {
                 let version = pg.version.map(u64::from);

@@ -9,7 +9,7 @@ use generated::generated;
 
 fn main() {
     // `HEADROOM_GENERATE=N cargo bench --bench check` prints the generated spec of N
-    // services instead (benches/render.sh times the whole process on it).
+    // services instead (benches/whole-process.sh times the whole process on it).
     if let Some(services) = std::env::var("HEADROOM_GENERATE").ok().and_then(|n| n.parse().ok()) {
         print!("{}", generated(services));
         return;

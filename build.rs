@@ -164,7 +164,8 @@ impl<'a> Compiler<'a> {
                 properties.push((key, self.node(sub)));
             }
         }
-        properties.sort_by(|a, b| a.0.cmp(b.0));
+        // By length first: the binary search then compares bytes only of keys of equal length.
+        properties.sort_by(|a, b| (a.0.len(), a.0).cmp(&(b.0.len(), b.0)));
         let additional = match map.get("additionalProperties") {
             None | Some(Value::Bool(true)) => "Additional::Any".to_string(),
             Some(Value::Bool(false)) => "Additional::Never".to_string(),

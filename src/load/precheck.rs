@@ -51,7 +51,7 @@ enum Check {
     MaxLength(u64),
     Pattern(usize),
     Required(&'static [&'static str]),
-    /// `properties` (sorted by key) and `additionalProperties`.
+    /// `properties` (sorted by key length, then key) and `additionalProperties`.
     Object(&'static [(&'static str, Node)], Additional),
     Items(Node),
     AllOf(&'static [Node]),
@@ -95,7 +95,7 @@ fn holds(check_: &Check, instance: &Value) -> bool {
         Check::Pattern(p) => instance.as_str().is_none_or(|text| matches(*p, text)),
         Check::Required(keys) => instance.as_object().is_none_or(|object| keys.iter().all(|k| object.contains_key(*k))),
         Check::Object(properties, additional) => instance.as_object().is_none_or(|object| {
-            object.iter().all(|(key, value)| match properties.binary_search_by(|(k, _)| k.cmp(&key.as_str())) {
+            object.iter().all(|(key, value)| match properties.binary_search_by(|(k, _)| (k.len(), *k).cmp(&(key.len(), key.as_str()))) {
                 Ok(i) => check(properties[i].1, value),
                 Err(_) => match additional {
                     Additional::Any => true,

@@ -68,9 +68,11 @@ impl Check for KamalProxySslHosts {
 mod tests {
     use crate::rules::findings_of;
 
+    /// A spec whose `web` group is the hosts listed (one address per host).
     fn spec(hosts: &str, proxy: &str) -> String {
+        let count = hosts.split(',').count();
         format!(
-            "version: 1\nname: t\nmachines:\n  web: {{ count: 3, addresses: [{hosts}] }}\nservices:\n  web: {{ kind: puma, machine: web }}\ndeploy:\n  kamal: {{ image: acme/t, registry: {{ username: U, password: P }}, proxy: {proxy} }}\n"
+            "version: 1\nname: t\nmachines:\n  web: {{ count: {count}, addresses: [{hosts}] }}\nservices:\n  web: {{ kind: puma, machine: web }}\ndeploy:\n  kamal: {{ image: acme/t, registry: {{ username: U, password: P }}, proxy: {proxy} }}\n"
         )
     }
 

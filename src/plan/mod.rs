@@ -8,6 +8,8 @@ pub mod sourced;
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
+
 use serde::Serialize;
 
 pub use resolve::resolve;
@@ -596,10 +598,12 @@ pub struct KamalTlsPlan {
 ///
 /// Names are hashed once, into `services`; what hangs off a service is kept by its
 /// position (edges, poolers and upstreams only ever name services of the plan).
+/// The names are the spec's own, so a fast fixed hasher does (no untrusted keys
+/// arrive here that a randomised SipHash would have to defend against).
 #[derive(Clone, Debug, Default)]
 pub struct PlanIndex {
-    services: HashMap<String, usize>,
-    machines: HashMap<String, usize>,
+    services: HashMap<String, usize, FixedState>,
+    machines: HashMap<String, usize, FixedState>,
     /// Per service position: what it opens, what opens it, the poolers in front of
     /// it, and the (nginx service, upstream) positions routing to it.
     edges_from: Vec<Vec<usize>>,
@@ -614,8 +618,8 @@ impl PlanIndex {
     /// Indexes the plan's services, machines and edges as they are now.
     pub fn build(services: &[ServicePlan], machines: &[MachinePlan], edges: &[Edge]) -> Self {
         let mut index = PlanIndex {
-            services: HashMap::with_capacity(services.len()),
-            machines: HashMap::with_capacity(machines.len()),
+            services: HashMap::with_capacity_and_hasher(services.len(), FixedState::default()),
+            machines: HashMap::with_capacity_and_hasher(machines.len(), FixedState::default()),
             edges_from: vec![Vec::new(); services.len()],
             edges_to: vec![Vec::new(); services.len()],
             poolers_of: vec![Vec::new(); services.len()],

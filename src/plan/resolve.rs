@@ -78,7 +78,7 @@ pub fn resolve(spec: &Spec) -> Plan {
 
     // Edges by target (a position in `services`, which is the spec's order), built
     // once: every per-service sum below reads its own list.
-    let mut edges = Vec::new();
+    let mut edges = Vec::with_capacity(spec.services.values().map(|s| s.common().uses.len()).sum());
     let mut edges_to: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
     for (index, service) in spec.services.values().enumerate() {
         for (target, pool_use) in &service.common().uses {
@@ -686,7 +686,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
         env_secret: env.secret,
         sysctls,
         publish: common.publish.iter().filter_map(|entry| spec::Published::parse(entry).ok()).collect(),
-        uses: Vec::new(),
+        uses: Vec::with_capacity(common.uses.len()),
         detail,
     }
 }

@@ -45,6 +45,9 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// Service names to their position in the spec (and in the plan's `services`).
+type Positions<'a> = std::collections::HashMap<&'a str, usize, foldhash::fast::FixedState>;
+
 /// Resolves a loaded spec into a plan.
 pub fn resolve(spec: &Spec) -> Plan {
     let load = spec.load.as_ref().map(|load| {
@@ -76,13 +79,18 @@ pub fn resolve(spec: &Spec) -> Plan {
         }
     }
 
-    // Edges by target (a position in `services`, which is the spec's order), built
-    // once: every per-service sum below reads its own list.
+    // A service's position in `services` is its position in the spec: looked up
+    // by name once per edge, with a fast hasher (the spec's map hashes with SipHash).
+    let positions: Positions = spec.services.keys().enumerate().map(|(i, name)| (name.as_str(), i)).collect();
+
+    // Edges by target (a position in `services`), built once: every per-service sum
+    // below reads its own list.
     let mut edges = Vec::with_capacity(spec.services.values().map(|s| s.common().uses.len()).sum());
     let mut edges_to: Vec<Vec<usize>> = vec![Vec::new(); services.len()];
     for (index, service) in spec.services.values().enumerate() {
         for (target, pool_use) in &service.common().uses {
-            let Some((target_index, _, target_service)) = spec.services.get_full(target) else { continue };
+            let Some(&target_index) = positions.get(target.as_str()) else { continue };
+            let target_service = &spec.services[target_index];
             let edge = resolve_edge(spec, &services[index], target, target_service, pool_use);
             services[index].uses.push(edges.len());
             edges_to[target_index].push(edges.len());
@@ -100,7 +108,7 @@ pub fn resolve(spec: &Spec) -> Plan {
             let target_databases = services[index]
                 .uses
                 .first()
-                .and_then(|&e| spec.services.get(&edges[e].to))
+                .and_then(|&e| positions.get(edges[e].to.as_str()).map(|&i| &spec.services[i]))
                 .and_then(|s| match s {
                     Service::Postgres(p) => Some(p.databases.clone()),
                     _ => None,
@@ -166,7 +174,7 @@ pub fn resolve(spec: &Spec) -> Plan {
     let mut pooler_server: Vec<u64> = vec![0; services.len()];
     for service in &services {
         if let Detail::Pgbouncer(p) = &service.detail
-            && let Some(target) = p.target.as_deref().and_then(|t| spec.services.get_index_of(t))
+            && let Some(&target) = p.target.as_deref().and_then(|t| positions.get(t))
         {
             pooler_server[target] = pooler_server[target].saturating_add(p.server_connections.value);
         }
@@ -189,7 +197,7 @@ pub fn resolve(spec: &Spec) -> Plan {
         }
     }
 
-    redis_auth(spec, &mut services, &edges, containerized);
+    redis_auth(spec, &positions, &mut services, &edges, containerized);
 
     let mut placed: std::collections::HashMap<&str, Vec<&ServicePlan>> = std::collections::HashMap::new();
     for service in &services {
@@ -700,7 +708,14 @@ fn sysctl_text(value: &spec::SysctlValue) -> String {
 
 fn somaxconn_for(spec: &Spec, name: &str, common: &spec::Common, containerized: bool) -> Sourced<u64> {
     const KEY: &str = "net.core.somaxconn";
-    let service_path = || ["services.", name, ".sysctls[\"", KEY, "\"]"].concat();
+    const AT: &str = ".sysctls[\"net.core.somaxconn\"]";
+    let service_path = || {
+        let mut path = String::with_capacity("services.".len() + name.len() + AT.len());
+        path.push_str("services.");
+        path.push_str(name);
+        path.push_str(AT);
+        path
+    };
     if let Some(v) = common.sysctls.get(KEY).and_then(|v| sysctl_text(v).trim().parse().ok()) {
         return Sourced::spec(v, service_path());
     }
@@ -984,16 +999,16 @@ pub fn default_redis_secret(service: &str) -> String {
 /// Redis authentication across the deployment: the password's secret reaches the
 /// server and every client by name; a server without one records why other hosts
 /// can reach it (for `redis-no-auth`).
-fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], containerized: bool) {
+fn redis_auth(spec: &Spec, positions: &Positions, services: &mut [ServicePlan], edges: &[Edge], containerized: bool) {
     let kamal = spec.deploy.as_ref().is_some_and(|d| d.kamal.is_some());
     // `services` is in the spec's order: a name's position there is its position in
     // `spec.services`, and a service's machine is the one its spec names.
-    let machine_of = |name: &str| spec.services.get(name).and_then(|s| s.common().machine.as_ref());
+    let machine_of = |name: &str| positions.get(name).and_then(|&i| spec.services[i].common().machine.as_ref());
     // Indexed once: a scan of every edge per redis, or of every service per grant,
     // makes a spec with many redis services quadratic.
     let mut edges_into: Vec<Vec<&Edge>> = vec![Vec::new(); services.len()];
     for edge in edges {
-        if let Some(target) = spec.services.get_index_of(&edge.to) {
+        if let Some(&target) = positions.get(edge.to.as_str()) {
             edges_into[target].push(edge);
         }
     }
@@ -1002,7 +1017,7 @@ fn redis_auth(spec: &Spec, services: &mut [ServicePlan], edges: &[Edge], contain
         let Detail::Redis(redis) = &mut service.detail else { continue };
         let clients = edges_into[index].iter().copied();
         if let Some(secret) = &redis.password {
-            grants.extend(clients.filter_map(|e| Some((spec.services.get_index_of(&e.from)?, secret.value.clone()))));
+            grants.extend(clients.filter_map(|e| Some((*positions.get(e.from.as_str())?, secret.value.clone()))));
             if !service.external {
                 grants.push((index, secret.value.clone()));
             }

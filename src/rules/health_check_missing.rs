@@ -72,8 +72,9 @@ impl Check for HealthCheckMissing {
             }
             // The message is written in place: one string per finding, the fronts joined
             // with " and ", the consequences with "; ".
-            let mut fronts = String::new();
-            let mut consequences = String::new();
+            // (Sized for the common case up front: a growing string copies itself.)
+            let mut fronts = String::with_capacity(128);
+            let mut consequences = String::with_capacity(512);
             for (service, upstream) in plan.upstreams_to(&app.name) {
                 if !fronts.is_empty() {
                     fronts.push_str(" and ");

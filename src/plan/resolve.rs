@@ -434,7 +434,7 @@ fn resolve_service(spec: &Spec, name: &str, service: &Service, containerized: bo
                 .upstreams
                 .iter()
                 .map(|(up_name, up)| {
-                    let up_path = dotted(&p("upstreams"), up_name);
+                    let up_path = [path.as_str(), ".upstreams.", up_name].concat();
                     let target = spec.services.get(&up.to);
                     let target_replicas = target.map_or(1, |t| t.autoscale().map_or(t.common().replicas.unwrap_or(1), |a| a.max));
                     let target_port = target.map_or(d::GUNICORN_PORT, |t| {
@@ -891,7 +891,7 @@ fn resolve_machine(name: &str, machine: &spec::Machine, services: &[&ServicePlan
     let cpu_demand = placements.iter().map(|p| p.replicas_per_host as f64 * p.cpus_per_replica.unwrap_or(0.0)).sum();
     MachinePlan {
         name: name.to_string(),
-        path: format!("machines.{name}"),
+        path: dotted("machines", name),
         count,
         cpus: machine.cpus,
         memory: machine.memory.map(|m| m.bytes()),
@@ -988,7 +988,8 @@ pub fn db_connections_for_apps(plan: &Plan) -> u64 {
 
 /// The default secret name of a redis service's password: `cache` -> `CACHE_PASSWORD`.
 pub fn default_redis_secret(service: &str) -> String {
-    let mut out: String = service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let mut out = String::with_capacity(service.len() + "__PASSWORD".len());
+    out.extend(service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }));
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }

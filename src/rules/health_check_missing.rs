@@ -81,14 +81,12 @@ impl Check for HealthCheckMissing {
                 }
                 let _ = write!(fronts, "nginx `{}` upstream `{}` ({})", service.name, upstream.name, upstream.path);
                 if consequences.is_empty() {
-                    let _ = write!(
-                        consequences,
-                        "nginx routes to each of its {} as soon as the container runs, before the app has loaded, and keeps a hung one in rotation: open-source nginx has no active checks and marks a server down only after max_fails {} ({}) failed requests within fail_timeout {}s, each a 502/504 to a user",
-                        plural(app.replicas.value, "replica"),
-                        upstream.max_fails.value,
-                        upstream.max_fails.cite(),
-                        upstream.fail_timeout.value,
-                    );
+                    consequences.push_str("nginx routes to each of its ");
+                    consequences.push_str(&plural(app.replicas.value, "replica"));
+                    consequences.push_str(" as soon as the container runs, before the app has loaded, and keeps a hung one in rotation: open-source nginx has no active checks and marks a server down only after max_fails ");
+                    let _ = write!(consequences, "{} (", upstream.max_fails.value);
+                    consequences.push_str(&upstream.max_fails.cite());
+                    let _ = write!(consequences, ") failed requests within fail_timeout {}s, each a 502/504 to a user", upstream.fail_timeout.value);
                 }
             }
             // kamal-proxy's default probe GET /up is a health check a Rails app answers.

@@ -1628,10 +1628,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.env"), "# settings\nexport DB_POOL_SIZE=15\nSECRET_KEY=abc\n").unwrap();
         let compose = "services:\n  web:\n    image: app\n    command: gunicorn -w 2 app\n    env_file: ./app.env\n    depends_on: [db]\n  db:\n    image: postgres:16\n";
-        let path = dir.path().join("docker-compose.yml");
-        let mut b = ImportBuilder::new("t");
-        let id = b.add_source(SourceFile::new(&path, compose.to_string()));
-        read(&mut b, id);
+        let b = read_compose(dir.path(), compose);
         assert_eq!(b.value["services"]["web"]["uses"]["db"]["pool"], 15);
         let o = &b.origins["/services/web/uses/db/pool"];
         assert!(b.sources[o.file].path.ends_with("app.env"));
@@ -1646,13 +1643,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.12 AS base\nCMD [\"gunicorn\", \"-w\", \"6\", \"app:app\"]\n\nFROM base AS web\nENV WEB=1\n\nFROM base AS dev\nCMD [\"flask\", \"run\"]\n").unwrap();
         let compose = "services:\n  web:\n    build: { context: ., target: web }\n";
-        let path = dir.path().join("docker-compose.yml");
-        let mut b = ImportBuilder::new("t");
-        let id = b.add_source(SourceFile::new(&path, compose.to_string()));
-        read(&mut b, id);
+        let b = read_compose(dir.path(), compose);
         // The `web` stage inherits the CMD of `base`, not the final (`dev`) stage's.
         assert_eq!(b.value["services"]["web"]["kind"], "gunicorn", "{:#}", b.value);
         assert_eq!(b.value["services"]["web"]["workers"], 6);
+    }
+
+    /// Reads `compose` as the docker-compose.yml of `dir`.
+    fn read_compose(dir: &Path, compose: &str) -> ImportBuilder {
+        let mut b = ImportBuilder::new("t");
+        let id = b.add_source(SourceFile::new(dir.join("docker-compose.yml"), compose.to_string()));
+        read(&mut b, id);
+        b
     }
 
     fn fixture(rel: &str) -> PathBuf {
@@ -1763,10 +1765,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("nginx")).unwrap();
         std::fs::write(dir.path().join("nginx/load-balancer.conf"), "upstream app { server web:8000; }\n").unwrap();
         let compose = "services:\n  lb:\n    image: nginx:alpine\n    volumes:\n      - ./nginx/load-balancer.conf:/etc/nginx/conf.d/default.conf:ro\n      - logs:/var/log\n";
-        let path = dir.path().join("docker-compose.yml");
-        let mut b = ImportBuilder::new("t");
-        let id = b.add_source(SourceFile::new(&path, compose.to_string()));
-        read(&mut b, id);
+        let b = read_compose(dir.path(), compose);
         let canonical = std::fs::canonicalize(dir.path().join("nginx/load-balancer.conf")).unwrap();
         assert_eq!(b.owners.get(&canonical).map(String::as_str), Some("lb"));
         assert_eq!(b.value["deploy"]["files"]["nginx"], "nginx/load-balancer.conf");

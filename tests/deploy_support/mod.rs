@@ -1,4 +1,4 @@
-//! Shared by the deploy tests (real_deploy.rs, live_redis.rs): running programs and
+//! Shared by the deploy tests (suite/real_deploy.rs, live_redis.rs): running programs and
 //! reading their output, and docker-compose's own reading of a rendered compose file.
 //! A missing program fails the test: `.ci/install-validators` installs them.
 #![allow(dead_code)]

@@ -10,8 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-mod fs_support;
-use fs_support::copy_dir;
+use crate::fs_support::copy_dir;
 
 fn headroom(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_headroom")).args(args).env("NO_COLOR", "1").output().expect("headroom runs")

@@ -22,8 +22,7 @@ use headroom::analysis::analyze_file;
 use headroom::plan::Detail;
 use headroom::targets::{self, Artifact, Context};
 
-mod deploy_support;
-use deploy_support::{compose_resolved, repo, require_program, run, text, validator};
+use crate::deploy_support::{compose_resolved, repo, require_program, run, text, validator};
 
 /// Kamal's own validation, run offline: `$HEADROOM_SHARED/tools/kamal-validate`, by
 /// default `<repo>/../shared/tools/kamal-validate`. Missing means the proof cannot run:

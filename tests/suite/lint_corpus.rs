@@ -20,8 +20,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-mod fs_support;
-use fs_support::copy_dir;
+use crate::fs_support::copy_dir;
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus").join(name)

@@ -16,7 +16,7 @@ fn checked_in_schema_is_current() {
     let generated = headroom::schema::generated_text();
     assert!(
         on_disk == generated,
-        "schema/capacity.schema.json is stale: regenerate it with `cargo test --test schema -- --ignored regenerate`"
+        "schema/capacity.schema.json is stale: regenerate it with `cargo test --test suite schema:: -- --ignored regenerate`"
     );
 }
 

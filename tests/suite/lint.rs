@@ -412,6 +412,40 @@ fn the_images_env_reaches_the_processes_run_from_it_under_the_deployments_own() 
 }
 
 #[test]
+fn an_entrypoint_scripts_own_variables_reach_the_server_it_starts() {
+    // The shapes entrypoint scripts use: a top-level variable with an environment
+    // default, `local` variables in the function the dispatcher calls, a `:=` default;
+    // a variable set in another branch is not taken, and the container's environment
+    // still wins over a default.
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("Dockerfile"), "FROM python:3.12-slim\nCOPY . /app\nENTRYPOINT [\"/app/docker-entrypoint.sh\"]\nCMD [\"web\"]\n").unwrap();
+    std::fs::write(
+        app.join("docker-entrypoint.sh"),
+        "#!/bin/sh\nset -e\n: \"${GUNICORN_TIMEOUT:=90}\"\nPORT=\"${PORT:-8000}\"\n\nstart_web() {\n  local workers=\"${WEB_CONCURRENCY:-3}\"\n  local threads=${GUNICORN_THREADS:-4}\n  exec gunicorn config.wsgi:application --bind \"0.0.0.0:$PORT\" --workers \"$workers\" --threads \"$threads\" --timeout \"$GUNICORN_TIMEOUT\"\n}\n\ncase \"$1\" in\n  worker)\n    threads=1\n    ;;\n  web) start_web ;;\n  *) exec \"$@\" ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("docker-compose.yml"),
+        "services:\n  web:\n    build: .\n  api:\n    build: .\n    environment:\n      WEB_CONCURRENCY: \"6\"\n",
+    )
+    .unwrap();
+    let dir = app.display().to_string();
+    let lint = headroom(&["lint", &dir, "--color", "never"]);
+    let text = String::from_utf8_lossy(&lint.stdout);
+    assert!(!text.contains("at run time"), "every flag's variable is assigned in the script:\n{text}");
+    assert!(text.contains("`--workers` uses the default `3` of $WEB_CONCURRENCY"), "{text}");
+    let spec = tmp.path().join("capacity.yaml");
+    let out = headroom(&["import", &dir, "-o", &spec.display().to_string()]);
+    assert!(matches!(code(&out), 0 | 1), "{}", String::from_utf8_lossy(&out.stderr));
+    let spec: Value = serde_saphyr::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    let web = &spec["services"]["web"];
+    assert_eq!((&web["workers"], &web["threads"], &web["port"], &web["timeout"]), (&3.into(), &4.into(), &8000.into(), &"90s".into()), "{spec:#}");
+    assert_eq!(spec["services"]["api"]["workers"], 6, "compose environment wins over the script's default: {spec:#}");
+}
+
+#[test]
 fn a_kamal_db_accessory_is_not_the_database_of_an_app_whose_database_yml_says_sqlite() {
     // With no DATABASE_URL in the role's env, which database the roles use is assumed
     // from the one postgres accessory until database.yml says: its production adapter

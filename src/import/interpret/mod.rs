@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::import::shared::argv::{Opt, Word, base, segment_offset, segments, shell_script, strip_redirects, words_in};
 use crate::import::shared::env::{EnvVar, Variables, interpolate};
 use crate::import::shared::ruby::Facts;
-use crate::import::shared::units;
+use crate::import::shared::{shell, units};
 use crate::import::{FileId, ImportBuilder};
 
 /// One process a deployment runs, as its files describe it: the unit `interpret`
@@ -87,7 +87,13 @@ pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'stati
     } else {
         &process.variables
     };
-    let program = process.command.as_ref().and_then(|words| apply_command(builder, &process.service, words, command_file, variables));
+    // An entrypoint script's command may use the script's own variables
+    // (`WORKERS=${WEB_CONCURRENCY:-3}` ... `exec gunicorn -w "$WORKERS"`).
+    let command = match (&process.command, process.command_file) {
+        (Some(words), Some(id)) if is_shell_script(&builder.sources[id]) => Some(shell::resolve_words(&builder.sources[id].text, words)),
+        (command, _) => command.clone(),
+    };
+    let program = command.as_ref().and_then(|words| apply_command(builder, &process.service, words, command_file, variables));
     let kind = program.filter(|k| *k != "sentinel").or(process.kind);
     if let Some(kind) = kind {
         builder.ensure_kind(&process.service, kind, process.file, process.declared.clone());
@@ -96,6 +102,11 @@ pub fn process(builder: &mut ImportBuilder, process: &Process) -> Option<&'stati
     app_env::apply_environment(builder, &process.service, &kind, &process.env, &process.variables);
     builder.environments.entry(process.service.clone()).or_default().extend(process.resolved_env());
     program
+}
+
+/// Whether a file is a shell script (a shebang, or named `.sh`), not a Dockerfile.
+fn is_shell_script(source: &crate::source::SourceFile) -> bool {
+    source.text.starts_with("#!") || source.path.extension().is_some_and(|e| e == "sh" || e == "bash")
 }
 
 /// `GUNICORN_CMD_ARGS` in the environment of a gunicorn process: flags gunicorn

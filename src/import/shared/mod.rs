@@ -11,6 +11,7 @@ pub mod facts;
 pub mod names;
 pub mod python;
 pub mod ruby;
+pub mod shell;
 pub mod units;
 pub mod urls;
 pub mod yaml;

@@ -286,6 +286,44 @@ fn top_keys(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Whether a YAML text is a headroom capacity spec: a service under `services:`
+/// has a `kind:` (compose has no such key), or the file names headroom's schema.
+fn is_headroom_spec(text: &str) -> bool {
+    if text.lines().take(5).any(|l| l.starts_with('#') && l.contains("capacity.schema.json")) {
+        return true;
+    }
+    let mut in_services = false;
+    let mut service_indent = None;
+    let mut property_indent = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - t.len();
+        if indent == 0 {
+            in_services = t.trim_end().starts_with("services:");
+            service_indent = None;
+            continue;
+        }
+        if !in_services {
+            continue;
+        }
+        let service = *service_indent.get_or_insert(indent);
+        if indent == service {
+            property_indent = None;
+            // A service written in flow style: `web: { kind: gunicorn, ... }`.
+            if t.split_once(':').is_some_and(|(_, v)| v.trim_start().starts_with('{') && v.contains("kind:")) {
+                return true;
+            }
+        } else if indent > service && *property_indent.get_or_insert(indent) == indent && t.starts_with("kind:") {
+            // `kind:` as a key of the service itself (not deeper, like a label).
+            return true;
+        }
+    }
+    false
+}
+
 fn yaml_kind(text: &str) -> Kind {
     if super::kubernetes::is_manifest(text) {
         return Kind::Kubernetes;
@@ -294,6 +332,11 @@ fn yaml_kind(text: &str) -> Kind {
     let has = |k: &str| keys.contains(&k);
     if has("service") && has("image") && has("servers") {
         return Kind::Kamal;
+    }
+    if has("services") && has("version") && is_headroom_spec(text) {
+        // headroom's own spec (a repository that adopted it keeps capacity.yaml at
+        // its root): `check` reads it; its `image:` and `build:` are not compose's.
+        return Kind::Unknown;
     }
     if has("services") {
         // Compose: entries under `services:` carry image, build or command.
@@ -404,6 +447,16 @@ mod tests {
 
     fn k(path: &str, text: &str) -> Kind {
         kind_of(Path::new(path), Some(text))
+    }
+
+    #[test]
+    fn a_headroom_spec_is_not_a_compose_file() {
+        let spec = "version: 1\nname: rag\nservices:\n  api:\n    kind: gunicorn\n    image: ghcr.io/acme/api:1\n    build: .\n  cache: { kind: redis }\n";
+        assert_eq!(k("capacity.yaml", spec), Kind::Unknown);
+        assert_eq!(k("deploy/capacity.yml", "# yaml-language-server: $schema=../schema/capacity.schema.json\nversion: 1\nservices:\n  web:\n    image: x\n"), Kind::Unknown);
+        // A compose service with a label named `kind` is still compose.
+        let compose = "version: \"3.8\"\nservices:\n  web:\n    image: app:1\n    labels:\n      kind: web\n";
+        assert_eq!(k("stack.yml", compose), Kind::Compose);
     }
 
     #[test]

@@ -446,6 +446,39 @@ fn an_entrypoint_scripts_own_variables_reach_the_server_it_starts() {
 }
 
 #[test]
+fn web_concurrency_auto_starts_a_puma_worker_per_cpu() {
+    // Rails' generated puma.rb reads no workers itself and tells users to set
+    // WEB_CONCURRENCY=auto; puma then forks one worker per available processor.
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(app.join("config")).unwrap();
+    std::fs::write(app.join("config/puma.rb"), "threads_count = ENV.fetch(\"RAILS_MAX_THREADS\", 3)\nthreads threads_count, threads_count\nport ENV.fetch(\"PORT\", 3000)\nplugin :tmp_restart\n").unwrap();
+    std::fs::write(
+        app.join("config/deploy.yml"),
+        "service: shop\nimage: acme/shop\nservers:\n  web:\n    hosts: [10.0.0.1, 10.0.0.2]\nproxy:\n  ssl: true\n  host: shop.example.com\nenv:\n  clear:\n    WEB_CONCURRENCY: auto\n",
+    )
+    .unwrap();
+    let dir = app.display().to_string();
+    let import = |extra: &[&str]| {
+        let spec = tmp.path().join("capacity.yaml");
+        let mut args = vec!["import", &dir, "-o"];
+        let spec_arg = spec.display().to_string();
+        args.push(&spec_arg);
+        args.extend_from_slice(extra);
+        let out = headroom(&args);
+        assert!(matches!(code(&out), 0 | 1), "{}", String::from_utf8_lossy(&out.stderr));
+        let spec: Value = serde_saphyr::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+        (spec["services"]["web"]["workers"].clone(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (workers, notes) = import(&["--cpus", "4"]);
+    assert_eq!(workers, 4, "{notes}");
+    assert!(!notes.contains("is not a value for"), "{notes}");
+    let (workers, notes) = import(&[]);
+    assert_eq!(workers, 2, "{notes}");
+    assert!(notes.contains("WEB_CONCURRENCY=auto: 2 CPUs"), "an assumed CPU count is said: {notes}");
+}
+
+#[test]
 fn a_kamal_db_accessory_is_not_the_database_of_an_app_whose_database_yml_says_sqlite() {
     // With no DATABASE_URL in the role's env, which database the roles use is assumed
     // from the one postgres accessory until database.yml says: its production adapter

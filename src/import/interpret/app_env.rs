@@ -281,6 +281,17 @@ pub fn apply_app_env(builder: &mut ImportBuilder, service: &str, kind: &str, nam
         return true;
     }
     let v = value.trim();
+    // Puma reads WEB_CONCURRENCY=auto as one worker per available processor (what
+    // Rails' generated puma.rb tells its users to set), as `workers :auto` in puma.rb.
+    if kind == "puma" && key == "workers" && v == "auto" {
+        let facts = &builder.facts;
+        let (cpus, known) = (facts.cpus, facts.cpus_known);
+        builder.set(&path, Value::from(cpus), file, bytes.clone());
+        if !known {
+            builder.assumed_at(file, bytes, format!("{name}=auto: {cpus} CPUs, one puma worker each (the machine's CPU count is not in the files)"), "pass --cpus N, the CPUs each of its containers sees");
+        }
+        return true;
+    }
     let parsed = match key {
         "timeout" | "keepalive" => units::seconds(v).map(Value::from),
         "worker_class" => crate::import::interpret::gunicorn::worker_class(v).map(Value::from),

@@ -6,18 +6,32 @@
 //!    `max_user_connections` / `nofile`, Redis `maxclients` and `nofile`, nginx
 //!    `worker_connections` / `worker_rlimit_nofile`, `somaxconn`, rate-limit zones; and
 //!    lowering what oversteps a bound (workers past the CPUs, nginx `max_conns` past a
-//!    replica's slots, PgBouncer `max_db_connections` past PostgreSQL's room);
+//!    replica's slots, PgBouncer `max_db_connections` past PostgreSQL's room), or a
+//!    per-process pool (its `max_overflow` first) past what its process's slots can
+//!    use, when it overfills a budget;
 //! 1. concurrency inside a process (threads, gevent worker_connections) up to a
 //!    ceiling, and PostgreSQL `max_connections` while its memory holds them (with
 //!    its memory unknown or its work_mem derived, up to PGTune's figure for its
 //!    workload: see `unbounded_connections_cap`; lowered to what its clients need
-//!    when its memory cannot hold what is written);
+//!    when its memory cannot hold what is written, and to what it holds when they
+//!    need more);
 //! 2. processes per replica (workers) within the replica's CPUs, nginx
 //!    `worker_processes`;
 //! 3. replicas (or the autoscaler's `max`);
 //! 4. machines (a group's `count`): hardware, last. A group that lists its hosts'
 //!    addresses needs the user to list more: `scale` turns such a proposal into a
 //!    wall (see `hosts_to_list` in the parent module).
+//!
+//! Lowering follows the same order. A budget that cannot hold its clients' demand
+//! (`BUDGETS`: a PostgreSQL's connections, a PgBouncer's clients or server pool, a
+//! Redis's clients) is first raised where that is a setting of its own cost or less;
+//! then what asks for it comes down, as far as the target load allows and no further
+//! (`shed`): pools to one connection per concurrent slot (cost 0), then the app
+//! servers' concurrency carrying their pools along (1), processes (2), replicas or the
+//! autoscaler's `max` (3). At equal cost the raise comes first. A pool below its
+//! process's slots (`app-pool-below-concurrency`) is raised to them, unless that
+//! overfills a budget (or overfills it further) and lowering the slots to the pool
+//! carries the load: then the slots come down, as `check`'s own fix says.
 //!
 //! README "Scaling a spec" and `scale --help` state the same order.
 //!
@@ -30,23 +44,25 @@ use crate::plan::{Detail, Kind, Origin, Plan, PostgresPlan, ServicePlan, Sourced
 use crate::spec::{WorkerClass, Workload};
 
 /// Which way a knob moves away from what the user wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Direction {
+    #[default]
     Up,
     Down,
 }
 
 /// How a knob's number is written in the spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Unit {
     /// A plain integer.
+    #[default]
     Count,
     /// A size in MiB, written `Nm` (nginx and Redis read `m` as MiB).
     Mebibytes,
 }
 
 /// One setting the search may change.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Knob {
     /// JSON pointer of the setting in the spec.
     pub pointer: String,
@@ -65,6 +81,42 @@ pub struct Knob {
     /// `current`, divisor): each rises by the knob's rise / divisor. PostgreSQL's
     /// max_connections carries its poolers' pool sizes, which alone cannot pass it.
     pub follows: Vec<(String, u64, u64)>,
+    /// The knob lowers what asks for a budget (pools, concurrency, processes,
+    /// replicas): it may not newly fail any rule, nor fail a rule about the load by
+    /// more, so it never trades the budget for capacity (the search would go round,
+    /// raising threads for the load and lowering them for the database).
+    pub sheds: bool,
+    /// Pools that come down with a process's concurrency (see `Clamp`).
+    pub clamps: Vec<Clamp>,
+}
+
+/// A per-process pool that a lowered concurrency carries down with it: a pool larger
+/// than the slots that can use it never fills from them, so the connections it may
+/// open come down to the slots (its max_overflow first, then the pool itself).
+#[derive(Clone, Debug)]
+pub struct Clamp {
+    /// Pointers of the pool and of its max_overflow.
+    pub pool: String,
+    pub overflow: String,
+    /// Their values when the knob was made (the search state it moves from).
+    pub pool_now: u64,
+    pub overflow_now: u64,
+    /// Connections a process needs beyond its slots (solid_queue's polling and
+    /// heartbeat).
+    pub extra: u64,
+}
+
+impl Clamp {
+    /// (pool, max_overflow) with the process's slots at `slots`; None when the pool
+    /// already fits them.
+    pub fn at(&self, slots: u64) -> Option<(u64, u64)> {
+        let cap = slots.saturating_add(self.extra).max(1);
+        if self.pool_now.saturating_add(self.overflow_now) <= cap {
+            return None;
+        }
+        let pool = self.pool_now.min(cap);
+        Some((pool, cap - pool))
+    }
 }
 
 /// Most threads per gunicorn gthread worker `scale` proposes: past a few threads a
@@ -140,7 +192,7 @@ fn pointer(path: &str) -> String {
 }
 
 fn knob(value: &Sourced<u64>, direction: Direction, limit: u64, cost: u8) -> Knob {
-    Knob { pointer: pointer(value.path()), current: value.value, direction, limit, cost, unit: Unit::Count, shares: Vec::new(), follows: Vec::new() }
+    Knob { pointer: pointer(value.path()), current: value.value, direction, limit, cost, ..Knob::default() }
 }
 
 /// The service a finding's path names (`services.NAME...`).
@@ -269,6 +321,122 @@ fn postgres_room(plan: &Plan, postgres: &ServicePlan) -> Vec<Knob> {
     knobs
 }
 
+/// Findings about a budget (connections a server accepts) that the clients' demand
+/// may overfill: besides raising the budget, `scale` may lower what asks for it.
+pub const BUDGETS: &[&str] = &["postgres-connections-exhausted", "deploy-overlap-exhausts-postgres", "pgbouncer-server-pool", "pgbouncer-client-limit", "redis-clients-exhausted"];
+
+/// Knobs that lower what the clients of `target` ask of it, cheapest first: each
+/// pool's max_overflow, then the pool, down to one connection per concurrent slot of
+/// the process (cost 0: a number in a config file); then, of the app servers among
+/// the clients, the concurrency inside a process (carrying its pools down with it,
+/// cost 1), processes per replica (cost 2) and replicas or the autoscaler's `max`
+/// (cost 3). Every one sheds: it stops where a rule about the load (capacity, latency,
+/// the pools the load needs, the pool a process's slots need) would fail, so what is
+/// left is what the target load needs. Job servers' concurrency is not lowered: no
+/// rule says how much of it a queue needs.
+fn shed(plan: &Plan, target: &str) -> Vec<Knob> {
+    let mut knobs = Vec::new();
+    let mut apps: Vec<&ServicePlan> = Vec::new();
+    for edge in plan.edges_to(target) {
+        if let Some(client) = plan.service(&edge.from)
+            && client.kind.is_app()
+            && !apps.iter().any(|a| a.name == client.name)
+        {
+            apps.push(client);
+        }
+        // Django's persistent connections are one per thread, a Rails process keeps a
+        // pool per database: no single number to lower.
+        if edge.persistent || edge.database_pools.len() > 1 {
+            continue;
+        }
+        let slots = edge.slots_needing.value;
+        if edge.max_overflow > 0 && edge.per_process.value > slots {
+            let floor = slots.saturating_sub(edge.pool.value);
+            knobs.push(Knob { pointer: pointer(&format!("{}.max_overflow", edge.path)), current: edge.max_overflow, direction: Direction::Down, limit: floor, cost: 0, sheds: true, ..Knob::default() });
+        }
+        // A pool nobody wrote is one per slot already (SQLAlchemy's 5 + 10 is left to
+        // its max_overflow: writing pool_size would drop the default overflow too).
+        if !edge.pool.is_default() && edge.per_process.value > slots {
+            let floor = slots.saturating_sub(edge.max_overflow).max(1);
+            let mut k = knob(&edge.pool, Direction::Down, floor, 0);
+            k.sheds = true;
+            knobs.push(k);
+        }
+    }
+    for app in apps {
+        let clamps: Vec<Clamp> = plan
+            .edges_from(&app.name)
+            .filter(|e| e.to == target && !e.pool.is_default() && !e.persistent && e.database_pools.len() <= 1)
+            .map(|e| Clamp {
+                pool: pointer(e.pool.path()),
+                overflow: pointer(&format!("{}.max_overflow", e.path)),
+                pool_now: e.pool.value,
+                overflow_now: e.max_overflow,
+                extra: e.slots_needing.value.saturating_sub(app.slots_per_process.value),
+            })
+            .collect();
+        let mut concurrency = match &app.detail {
+            Detail::Gunicorn(g) => match g.worker_class.value {
+                WorkerClass::Gthread => Some(knob(&g.threads, Direction::Down, 1, 1)),
+                WorkerClass::Gevent | WorkerClass::Uvicorn => Some(knob(&g.worker_connections, Direction::Down, 1, 1)),
+                WorkerClass::Sync => None,
+            },
+            Detail::Puma(p) => Some(knob(&p.threads, Direction::Down, p.min_threads.value.max(1), 1)),
+            _ => None,
+        };
+        if let Some(k) = concurrency.as_mut() {
+            k.clamps = clamps;
+        }
+        let processes = match &app.detail {
+            Detail::Gunicorn(g) if !matches!(g.workers.origin, Origin::Derived { .. }) => Some(knob(&g.workers, Direction::Down, 1, 2)),
+            // 0 is Puma's single mode, not fewer workers.
+            Detail::Puma(p) if p.workers.value > 1 => Some(knob(&p.workers, Direction::Down, 1, 2)),
+            _ => None,
+        };
+        // An autoscaled service's `max` goes no lower than its `min`.
+        let fewest = app.autoscale.as_ref().map_or(1, |a| a.min.value.max(1));
+        let replicas = knob(&app.replicas, Direction::Down, fewest, 3);
+        for mut k in concurrency.into_iter().chain(processes).chain([replicas]) {
+            k.sheds = true;
+            knobs.push(k);
+        }
+    }
+    knobs
+}
+
+/// The alternatives to a pool below its process's slots: raise the pool (cost 0), or
+/// lower the slots to it (cost 1) where the load leaves room. The search takes the
+/// raise unless it overfills a budget the lowering does not (see `search`).
+fn pool_or_slots(plan: &Plan, finding: &Diagnostic) -> Vec<Knob> {
+    let Some(edge) = plan.edges.iter().find(|e| e.pool.path() == finding.path) else { return Vec::new() };
+    let mut knobs = vec![knob(&edge.pool, Direction::Up, MAX_CONNECTIONS, 0)];
+    // A Rails process with a pool per database: lowering the threads is one choice
+    // for all of them, left to the raise.
+    if edge.database_pools.len() > 1 {
+        return knobs;
+    }
+    let Some(client) = plan.service(&edge.from).filter(|c| c.kind.is_app()) else { return knobs };
+    let extra = edge.slots_needing.value.saturating_sub(client.slots_per_process.value);
+    let fits = edge.per_process.value.saturating_sub(extra);
+    if fits == 0 {
+        return knobs;
+    }
+    let lower = match &client.detail {
+        Detail::Gunicorn(g) => match g.worker_class.value {
+            WorkerClass::Gthread => Some(knob(&g.threads, Direction::Down, fits, 1)),
+            WorkerClass::Gevent | WorkerClass::Uvicorn => Some(knob(&g.worker_connections, Direction::Down, fits, 1)),
+            WorkerClass::Sync => None,
+        },
+        Detail::Puma(p) if fits >= p.min_threads.value => Some(knob(&p.threads, Direction::Down, fits, 1)),
+        _ => None,
+    };
+    knobs.extend(lower.map(|mut k| {
+        k.sheds = true;
+        k
+    }));
+    knobs
+}
+
 /// Whether the knobs of a rule add up (raise one to its limit, then the next), or are
 /// alternatives (the first that alone clears the finding wins).
 pub fn accumulates(rule: &str) -> bool {
@@ -285,27 +453,36 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
             k.extend(app_capacity(plan));
             k
         }
-        "app-pool-below-concurrency" => plan
-            .edges
-            .iter()
-            .filter(|e| e.pool.path() == finding.path)
-            .map(|e| knob(&e.pool, Direction::Up, MAX_CONNECTIONS, 0))
-            .take(1)
-            .collect(),
-        "pgbouncer-client-limit" => match service.map(|s| &s.detail) {
-            Some(Detail::Pgbouncer(p)) => vec![knob(&p.max_client_conn, Direction::Up, MAX_CONNECTIONS, 0)],
+        "app-pool-below-concurrency" => pool_or_slots(plan, finding),
+        "pgbouncer-client-limit" => match service.map(|s| (s, &s.detail)) {
+            Some((s, Detail::Pgbouncer(p))) => {
+                let mut k = vec![knob(&p.max_client_conn, Direction::Up, MAX_CONNECTIONS, 0)];
+                k.extend(shed(plan, &s.name));
+                k
+            }
             _ => Vec::new(),
         },
-        "postgres-connections-exhausted" | "deploy-overlap-exhausts-postgres" => match service.map(|s| (s, &s.detail)) {
-            Some((s, Detail::Postgres(_))) => postgres_room(plan, s),
-            // A rollout's overlap may exhaust a pooler's client limit or a redis too.
-            Some((_, Detail::Pgbouncer(p))) => vec![knob(&p.max_client_conn, Direction::Up, MAX_CONNECTIONS, 0)],
-            Some((_, Detail::Redis(r))) => vec![knob(&r.maxclients, Direction::Up, MAX_CONNECTIONS.max(r.maxclients.value), 0)],
-            _ => Vec::new(),
-        },
+        "postgres-connections-exhausted" | "deploy-overlap-exhausts-postgres" => {
+            let mut k = match service.map(|s| (s, &s.detail)) {
+                Some((s, Detail::Postgres(_))) => postgres_room(plan, s),
+                // A rollout's overlap may exhaust a pooler's client limit or a redis too.
+                Some((_, Detail::Pgbouncer(p))) => vec![knob(&p.max_client_conn, Direction::Up, MAX_CONNECTIONS, 0)],
+                Some((_, Detail::Redis(r))) => vec![knob(&r.maxclients, Direction::Up, MAX_CONNECTIONS.max(r.maxclients.value), 0)],
+                _ => Vec::new(),
+            };
+            if let Some(s) = service {
+                k.extend(shed(plan, &s.name));
+            }
+            k
+        }
         "pgbouncer-server-pool" => match service.map(|s| &s.detail) {
             Some(Detail::Pgbouncer(p)) => match p.target.as_deref().and_then(|t| plan.service(t)) {
-                Some(postgres) => postgres_room(plan, postgres),
+                // Its direct clients take room from the pooler's server connections.
+                Some(postgres) => {
+                    let mut k = postgres_room(plan, postgres);
+                    k.extend(shed(plan, &postgres.name));
+                    k
+                }
                 None => Vec::new(),
             },
             _ => Vec::new(),
@@ -317,6 +494,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
                     if let Some(nofile) = &s.nofile {
                         k.push(knob(nofile, Direction::Up, MAX_NOFILE, 0));
                     }
+                    k.extend(shed(plan, &s.name));
                     k
                 }
                 _ => Vec::new(),
@@ -357,16 +535,17 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
             direction: Direction::Up,
             limit: MAX_NOFILE,
             cost: 0,
-            unit: Unit::Count,
-            shares: Vec::new(),
-            follows: Vec::new(),
+            ..Knob::default()
         }],
         // Fewer connections, each with its work_mem, as long as every client still
         // gets one; past that the wall names the memory or a pooler.
+        // When the clients ask for more than the memory holds, max_connections goes to
+        // what it holds, and the clients' demand becomes postgres-connections-exhausted,
+        // whose knobs lower what asks (or name the wall: the memory, or a pooler).
         "postgres-memory" => match service.map(|s| &s.detail) {
             Some(Detail::Postgres(pg)) => {
                 let floor = pg.demand.saturating_add(pg.superuser_reserved_connections.value).saturating_add(pg.reserved_connections.value).max(1);
-                vec![knob(&pg.max_connections, Direction::Down, floor, 1)]
+                vec![knob(&pg.max_connections, Direction::Down, floor, 1), knob(&pg.max_connections, Direction::Down, 1, 1)]
             }
             _ => Vec::new(),
         },
@@ -395,9 +574,8 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
                         direction: Direction::Down,
                         limit: members.len() as u64,
                         cost: 0,
-                        unit: Unit::Count,
                         shares,
-                        follows: Vec::new(),
+                        ..Knob::default()
                     });
                 }
                 k
@@ -411,9 +589,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
                 direction: Direction::Up,
                 limit: MAX_MACHINES.max(m.count),
                 cost: 4,
-                unit: Unit::Count,
-                shares: Vec::new(),
-            follows: Vec::new(),
+                ..Knob::default()
             }],
             None => Vec::new(),
         },
@@ -424,8 +600,7 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
             limit: 4096,
             cost: 0,
             unit: Unit::Mebibytes,
-            shares: Vec::new(),
-            follows: Vec::new(),
+            ..Knob::default()
         }],
         _ => Vec::new(),
     };

@@ -1,9 +1,10 @@
 //! `headroom scale`: the smallest change to a spec after which `check` holds at a new
 //! load. The search repairs one blocking finding at a time with the cheapest knob that
-//! clears it (see `knobs` for the cost order), each knob moved by binary search to the
-//! least change that works; then it walks every changed knob back toward what the user
-//! wrote for as long as the spec still fits, so no knob of the proposal can move one
-//! unit back without a rule failing. The change is written into the user's own text
+//! clears it (see `knobs` for the cost order), raising a setting or lowering one, each
+//! knob moved by binary search to the least change that works; then it walks every
+//! changed knob back toward what the user wrote for as long as the spec still fits, so
+//! no knob of the proposal can move one unit back without a rule failing. A knob that
+//! lowers what asks for a budget never goes below what the target load needs. The change is written into the user's own text
 //! (`edit`), keeping comments and layout.
 
 pub mod edit;
@@ -131,6 +132,15 @@ fn blocking(diagnostics: &[Diagnostic]) -> Vec<&Diagnostic> {
 
 /// Sets a knob's number in the spec value, creating the mappings on the way.
 fn set(value: &mut Value, knob: &Knob, n: u64) {
+    for clamp in &knob.clamps {
+        if let Some((pool, overflow)) = clamp.at(n) {
+            set_pointer(value, &clamp.pool, Value::from(pool));
+            // Once the pool is written, an unwritten max_overflow reads as 0.
+            if overflow > 0 || value.pointer(&clamp.overflow).is_some() {
+                set_pointer(value, &clamp.overflow, Value::from(overflow));
+            }
+        }
+    }
     for (pointer, from, divisor) in &knob.follows {
         set_pointer(value, pointer, Value::from(from.saturating_add(n.saturating_sub(knob.current) / (*divisor).max(1))));
     }
@@ -180,6 +190,27 @@ fn count_of(diagnostics: &[Diagnostic], rule: &str) -> usize {
     diagnostics.iter().filter(|d| d.rule == rule && blocks(d)).count()
 }
 
+/// Rules about the load: a shedding knob may not fail them by more than they fail.
+const LOAD_RULES: &[&str] = &["capacity-below-load", "db-pool-below-load", "latency-target-at-risk", "app-pool-below-concurrency"];
+
+/// The finding a shedding knob's move breaks: one that blocks after it and did not
+/// before, or a rule about the load that fails by more (its numbers moved). Budgets
+/// are not counted: less demand never overfills one, and the one that shows up (a
+/// deploy's overlap, reported once the steady demand fits) was there underneath.
+fn newly_failing(after: &[Diagnostic], before: &[Diagnostic], finding: &Diagnostic) -> Option<Diagnostic> {
+    after
+        .iter()
+        .filter(|d| blocks(d) && !same_finding(d, finding) && !knobs::BUDGETS.contains(&d.rule.as_str()))
+        .find(|d| {
+            let was = before.iter().find(|b| b.rule == d.rule && b.path == d.path && blocks(b));
+            match was {
+                None => true,
+                Some(b) => LOAD_RULES.contains(&d.rule.as_str()) && b.numbers != d.numbers,
+            }
+        })
+        .cloned()
+}
+
 /// The search state: the spec value as changed so far.
 struct Search {
     value: Value,
@@ -214,7 +245,8 @@ impl Search {
         let candidate = self.with(knob, n);
         let Some((_, after)) = self.eval(&candidate) else { return Probe { cleared: false, broken: None, numbers: None } };
         let remaining = after.iter().find(|d| same_finding(d, finding));
-        let broken = CONSTRAINTS.iter().find_map(|rule| {
+        let broken = if knob.sheds { newly_failing(&after, before, finding) } else { None };
+        let broken = broken.or_else(|| CONSTRAINTS.iter().find_map(|rule| {
             if count_of(&after, rule) > count_of(before, rule) {
                 return after.iter().find(|d| d.rule == *rule).cloned();
             }
@@ -223,7 +255,7 @@ impl Search {
             // no step toward a spec that fits, and a wall reached after it would cite
             // numbers the user never wrote.
             after.iter().filter(|d| d.rule == *rule && blocks(d)).find(|d| before.iter().any(|b| b.rule == d.rule && b.path == d.path && overstep(d) > overstep(b))).cloned()
-        });
+        }));
         Probe { cleared: remaining.is_none(), broken, numbers: remaining.map(|d| d.numbers.values().map(|v| v.to_bits()).collect()) }
     }
 
@@ -266,7 +298,10 @@ impl Search {
             at_limit = self.probe(knob, limit, finding, before);
         }
         if !at_limit.cleared {
-            if !knobs::accumulates(&finding.rule) {
+            // Shedding adds up too: each pool, then the threads, workers and replicas,
+            // lowered as far as the load allows, until the budget holds what is left.
+            let sheds_budget = knob.sheds && knobs::BUDGETS.contains(&finding.rule.as_str());
+            if !knobs::accumulates(&finding.rule) && !sheds_budget {
                 return Tried::Rejected(capped_by);
             }
             // Moving it helps only up to a point (a pool past what its pooler lets
@@ -322,34 +357,62 @@ pub fn search(loaded: &Loaded, target: Target) -> Result<Outcome, String> {
         };
         let mut progressed = false;
         let mut reasons: Vec<(Knob, Option<Box<Diagnostic>>)> = Vec::new();
-        for knob in knobs::for_finding(&finding, &plan) {
-            let tried = s.try_knob(&knob, &finding, &diagnostics);
+        let candidates = knobs::for_finding(&finding, &plan);
+        // A pool raised to its process's slots that overfills a budget (past what the
+        // database or the pooler accepts, or further past it) is taken only when lowering the slots to the
+        // pool does not clear the finding instead: `check` gives the same advice in
+        // that order. (A budget raised for its own finding may show another budget
+        // underneath, a deploy's overlap: that is no reason to prefer lowering.)
+        let adds_demand = finding.rule == "app-pool-below-concurrency";
+        let mut overfills: Option<(Knob, Value)> = None;
+        for (i, knob) in candidates.iter().enumerate() {
+            let tried = s.try_knob(knob, &finding, &diagnostics);
             let n = match tried {
                 Tried::Cleared(n) | Tried::Partial(n) => n,
                 Tried::Rejected(why) => {
-                    reasons.push((knob, why));
+                    reasons.push((knob.clone(), why));
                     continue;
                 }
             };
             // A move back to a spec already tried (one rule raising what another just
             // lowered) would go round in circles: the next knob is tried instead.
-            let next = s.with(&knob, n);
+            let next = s.with(knob, n);
             if !visited.insert(serde_json::to_string(&next).unwrap_or_default()) {
-                reasons.push((knob, None));
+                reasons.push((knob.clone(), None));
+                continue;
+            }
+            if adds_demand && !knob.sheds && overfills.is_none() && candidates[i + 1..].iter().any(|k| k.sheds) && overfills_budget(&mut s, &next, &diagnostics) {
+                overfills = Some((knob.clone(), next));
                 continue;
             }
             s.value = next;
-            touched.push(knob);
+            touched.push(knob.clone());
             progressed = true;
             break;
+        }
+        if !progressed && let Some((knob, next)) = overfills {
+            s.value = next;
+            touched.push(knob);
+            progressed = true;
         }
         if !progressed {
             let mut steps = Vec::new();
             differences(&start, &s.value, String::new(), &mut steps);
-            return Ok(Outcome::Wall(Box::new(wall(&finding, &plan, &reasons, &steps))));
+            let shed = touched.iter().chain(&candidates).any(|k| k.sheds);
+            return Ok(Outcome::Wall(Box::new(wall(&finding, &plan, &reasons, &steps, shed))));
         }
     }
     Err("the search did not settle after 400 changes".into())
+}
+
+/// Whether a spec value fails a budget that `before` did not fail, or asks more of
+/// one that already failed.
+fn overfills_budget(s: &mut Search, value: &Value, before: &[Diagnostic]) -> bool {
+    let Some((_, after)) = s.eval(value) else { return false };
+    after.iter().filter(|d| blocks(d) && knobs::BUDGETS.contains(&d.rule.as_str())).any(|d| match before.iter().find(|b| b.rule == d.rule && b.path == d.path && blocks(b)) {
+        None => true,
+        Some(b) => budget_demand(d) > budget_demand(b),
+    })
 }
 
 /// Walks every changed knob back toward what the user wrote while the spec still fits.
@@ -357,10 +420,19 @@ fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) 
     let mut seen = HashSet::new();
     // Settings that followed a knob are walked back on their own, as the knob is.
     let mut expanded = Vec::new();
+    let start_plan = evaluate(start).map(|(plan, _)| plan);
     for mut knob in touched {
         for (pointer, _, _) in std::mem::take(&mut knob.follows) {
             let written = loaded.value.pointer(&pointer).and_then(Value::as_u64).unwrap_or(0);
-            expanded.push(Knob { pointer, current: written, direction: knobs::Direction::Up, limit: knobs::MAX_CONNECTIONS, cost: knob.cost, unit: Unit::Count, shares: Vec::new(), follows: Vec::new() });
+            expanded.push(Knob { pointer, current: written, limit: knobs::MAX_CONNECTIONS, cost: knob.cost, ..Knob::default() });
+        }
+        // Pools a lowered concurrency carried down are walked back on their own too,
+        // toward what was written (or the value they took unwritten).
+        for clamp in std::mem::take(&mut knob.clamps) {
+            for pointer in [clamp.pool, clamp.overflow] {
+                let current = original_number(loaded, start_plan.as_ref(), &pointer);
+                expanded.push(Knob { pointer, current, direction: knobs::Direction::Down, limit: 0, cost: knob.cost, ..Knob::default() });
+            }
         }
         expanded.push(knob);
     }
@@ -405,6 +477,27 @@ fn minimize(s: &mut Search, loaded: &Loaded, start: &Value, touched: Vec<Knob>) 
         }
     }
     proposal(loaded, start, &s.value)
+}
+
+/// A pool's or max_overflow's number in the spec as written, or as the plan of the
+/// spec at the target load resolved it when not written.
+fn original_number(loaded: &Loaded, plan: Option<&Plan>, pointer: &str) -> u64 {
+    if let Some(n) = loaded.value.pointer(pointer).and_then(Value::as_u64) {
+        return n;
+    }
+    let edges = plan.map_or(&[][..], |p| p.edges.as_slice());
+    edges
+        .iter()
+        .find_map(|e| {
+            if crate::load::path::to_pointer(e.pool.path()) == pointer {
+                Some(e.pool.value)
+            } else if crate::load::path::to_pointer(&format!("{}.max_overflow", e.path)) == pointer {
+                Some(e.max_overflow)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(0)
 }
 
 /// Every setting a knob writes.
@@ -591,7 +684,7 @@ fn hosts_to_list(loaded: &Loaded, start: &Value, proposal: &Proposal) -> Option<
     );
     let mut steps = Vec::new();
     differences(start, &at_hosts, String::new(), &mut steps);
-    let mut wall = wall(&finding, &at_listed, &[], &steps);
+    let mut wall = wall(&finding, &at_listed, &[], &steps, false);
     wall.message = wall.message.replace(
         "; no setting scale may change clears this",
         &format!("; scale adds no host to a group that lists its hosts' addresses ({}.addresses)", machine.path),
@@ -609,7 +702,8 @@ fn scale_value_of(loaded: &Loaded, proposal: &Proposal) -> Value {
     value
 }
 
-fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnostic>>)], steps: &[(String, Option<Value>, Value)]) -> Wall {
+/// `shed`: lowering what asks for the finding's budget was tried.
+fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnostic>>)], steps: &[(String, Option<Value>, Value)], shed: bool) -> Wall {
     // A wall met after some changes cites the numbers of the spec as changed: say which.
     let changed: Vec<String> = steps
         .iter()
@@ -647,13 +741,43 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
         message.push_str(&format!("; {setting} {new} above also takes {} more hosts listed in {path}.addresses", new - listed));
     }
     let mut hardware = None;
+    // Lowerings stopped by the load, named once each: (setting, the rule it would fail).
+    let mut held: Vec<String> = Vec::new();
     for (knob, why) in reasons {
         let Some(why) = why else { continue };
+        let setting = crate::load::path::from_pointer(&knob.pointer, &Value::Null);
         if why.rule == "postgres-memory" {
             hardware = Some(postgres_wall(why, finding, plan));
+        } else if knob.direction == knobs::Direction::Down && knob.sheds {
+            held.push(format!("{setting} below {} fails {}", knob.current, why.rule));
         } else {
-            message.push_str(&format!("; raising {} breaks {} ({})", crate::load::path::from_pointer(&knob.pointer, &Value::Null), why.rule, why.message));
+            let verb = if knob.direction == knobs::Direction::Down { "lowering" } else { "raising" };
+            message.push_str(&format!("; {verb} {setting} breaks {} ({})", why.rule, why.message));
         }
+    }
+    if let Some(asks) = budget_demand(finding).filter(|_| shed) {
+        // What lowering was tried, and what the load leaves the clients asking.
+        message.push_str(&format!(
+            "; lowering what asks for it as far as the target load allows (each pool to one connection per concurrent slot, then threads, workers and replicas to what the load needs) still asks for {} connections",
+            crate::rules::num(asks)
+        ));
+        if !held.is_empty() {
+            message.push_str(&format!(" ({})", held.join(", ")));
+        }
+        // Every request in flight may hold a connection: what the load itself asks.
+        if let Some(load) = plan.load.as_ref().filter(|_| held.iter().any(|h| h.ends_with("capacity-below-load"))) {
+            let slots = load.rps.value * load.service_time.value / load.max_utilization.value;
+            message.push_str(&format!(
+                ": the target load keeps {} requests in flight at max_utilization {} (load.rps {} x service_time {}s / {}), each of which may hold a connection",
+                crate::rules::num(slots.ceil()),
+                crate::rules::num(load.max_utilization.value),
+                crate::rules::num(load.rps.value),
+                crate::rules::num(load.service_time.value),
+                crate::rules::num(load.max_utilization.value),
+            ));
+        }
+    } else if !held.is_empty() {
+        message.push_str(&format!("; lowering {}", held.join(", ")));
     }
     if reasons.is_empty() {
         message.push_str("; no setting scale may change clears this");
@@ -665,6 +789,20 @@ fn wall(finding: &Diagnostic, plan: &Plan, reasons: &[(Knob, Option<Box<Diagnost
         hardware = unknown_memory_wall(plan, finding);
     }
     Wall { message, hardware, finding: finding.clone() }
+}
+
+/// For a finding about a budget: what the clients ask of it, in words with the number.
+fn budget_demand(finding: &Diagnostic) -> Option<f64> {
+    if !knobs::BUDGETS.contains(&finding.rule.as_str()) {
+        return None;
+    }
+    let n = |k: &str| finding.numbers.get(k).copied();
+    match finding.rule.as_str() {
+        "deploy-overlap-exhausts-postgres" => n("overlap_demand"),
+        "pgbouncer-client-limit" => n("client_connections"),
+        "pgbouncer-server-pool" => n("server_connections"),
+        _ => n("demand"),
+    }
 }
 
 /// Findings about what reaches a PostgreSQL.

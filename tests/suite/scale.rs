@@ -23,17 +23,37 @@ fn blocking(text: &str) -> Vec<String> {
 /// lowers the effective value from unlimited, so one unit back is one up.
 const UNLIMITED_BY_DEFAULT: [&str; 3] = ["/max_db_connections", "/max_user_connections", "/max_conns"];
 
-/// One unit back toward the written value (for a key that was not written: toward its
-/// default, which is down unless the default is no cap).
-fn one_back(pointer: &str, old: Option<&Value>, new: &Value) -> Option<Value> {
+/// The number a plan resolved for a spec path (written, defaulted or derived): the
+/// plan's JSON carries each such number with the path it lives at.
+fn resolved(plan: &Value, path: &str) -> Option<u64> {
+    match plan {
+        Value::Object(map) => {
+            if map.get("path").and_then(Value::as_str) == Some(path)
+                && let Some(n) = map.get("value").and_then(Value::as_u64)
+            {
+                return Some(n);
+            }
+            map.values().find_map(|v| resolved(v, path))
+        }
+        Value::Array(items) => items.iter().find_map(|v| resolved(v, path)),
+        _ => None,
+    }
+}
+
+/// One unit back toward the written value (for a key that was not written: toward the
+/// value the plan gave it, or, when the plan does not carry it, its default, which is
+/// down unless the default is no cap).
+fn one_back(pointer: &str, old: Option<&Value>, new: &Value, original_plan: &Value) -> Option<Value> {
     if let Some(text) = new.as_str() {
         let mib: u64 = text.strip_suffix('m')?.parse().ok()?;
         return Some(Value::String(format!("{}m", mib.checked_sub(1)?)));
     }
     let n = new.as_u64()?;
-    match old.and_then(Value::as_u64) {
+    let unlimited = UNLIMITED_BY_DEFAULT.iter().any(|cap| pointer.ends_with(cap));
+    let old = old.and_then(Value::as_u64).or_else(|| if unlimited { None } else { resolved(original_plan, &headroom::load::path::from_pointer(pointer, &Value::Null)) });
+    match old {
         Some(o) if o > n => Some(Value::from(n + 1)),
-        None | Some(0) if UNLIMITED_BY_DEFAULT.iter().any(|cap| pointer.ends_with(cap)) => Some(Value::from(n + 1)),
+        None | Some(0) if unlimited => Some(Value::from(n + 1)),
         _ => n.checked_sub(1).map(Value::from),
     }
 }
@@ -58,11 +78,12 @@ fn assert_fits_and_minimal(loaded: &Loaded, target: Target, context: &str) {
     let rps = |v: &Value| v.pointer("/load/rps").and_then(Value::as_f64);
     assert_eq!(rps(&reloaded.value), rps(&target_value), "{context}: the proposal is not at the target load");
     assert_runs_as_proposed(&reloaded, &proposal, context);
+    let original_plan = scale::evaluate(&target_value).map_or(Value::Null, |(plan, _)| serde_json::to_value(&plan).expect("the plan serializes"));
     for (pointer, old, new) in &proposal.settings {
         if pointer.starts_with("/load/") {
             continue;
         }
-        let Some(back) = one_back(pointer, old.as_ref(), new) else { continue };
+        let Some(back) = one_back(pointer, old.as_ref(), new, &original_plan) else { continue };
         let mut value = reloaded.value.clone();
         *value.pointer_mut(pointer).expect("the changed setting is in the spec") = back.clone();
         let still_fits = scale::evaluate(&value).is_some_and(|(_, d)| !d.iter().any(scale::blocks));
@@ -207,6 +228,66 @@ proptest! {
             panic!("a spec that fits hit a wall")
         };
         prop_assert!(proposal.settings.is_empty(), "changed {:?}", proposal.settings);
+    }
+}
+
+/// An async app straight to a PostgreSQL with no memory given (so `scale` raises its
+/// max_connections to PGTune's 200 at most), whose processes run more green threads
+/// than the database could give each a connection: raising the pool to the threads
+/// overfills it, so the only fixes lower something.
+#[derive(Debug, Clone)]
+struct Overprovisioned {
+    rps: u64,
+    workers: u64,
+    replicas: u64,
+    greenlets: u64,
+    pool: u64,
+    overflow: Option<u64>,
+}
+
+fn overprovisioned_text(o: &Overprovisioned) -> String {
+    let (framework, overflow) = match o.overflow {
+        Some(n) => ("sqlalchemy", format!(", max_overflow: {n}")),
+        None => ("psycopg2", String::new()),
+    };
+    format!(
+        "version: 1\nname: gen\nload:\n  rps: {}\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gevent\n    workers: {}   # WEB_CONCURRENCY\n    worker_connections: {}\n    replicas: {}\n    resources: {{ cpus: 4, memory: 2GiB }}\n    health: {{ path: /health }}\n    uses:\n      db: {{ pool: {}{overflow}, framework: {framework} }}   # DB_POOL\n  db:\n    kind: postgres\n",
+        o.rps, o.workers, o.greenlets, o.replicas, o.pool
+    )
+}
+
+fn overprovisioned() -> impl Strategy<Value = Overprovisioned> {
+    // At most 675 rps x 0.1s / 0.75 = 90 requests in flight, over at most 24 processes:
+    // a green thread per process more than that share, with its connection, stays
+    // under the 197 connections a stock PostgreSQL raised to 200 accepts.
+    (10u64..675, 1u64..7, 1u64..5, 20u64..600, 1u64..40, proptest::option::of(0u64..40)).prop_map(|(rps, workers, replicas, greenlets, pool, overflow)| {
+        let processes = workers * replicas;
+        // Enough green threads that a pool covering them asks for more than 200.
+        let greenlets = greenlets.max(200 / processes + 1);
+        Overprovisioned { rps, workers, replicas, greenlets, pool, overflow }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn where_only_lowering_fits_scale_lowers(o in overprovisioned()) {
+        let text = overprovisioned_text(&o);
+        let loaded = load_text(&text);
+        let target = Target::Factor(1.0);
+        let outcome = scale::search(&loaded, target).expect("the search runs");
+        let Outcome::Fits(proposal) = outcome else {
+            let Outcome::Wall(wall) = outcome else { unreachable!() };
+            panic!("{o:?}: a wall where lowering fits: {}\n{text}", wall.message)
+        };
+        assert_fits_and_minimal(&loaded, target, &format!("{o:?}"));
+        let lowered = proposal.settings.iter().any(|(_, old, new)| matches!((old.as_ref().and_then(Value::as_u64), new.as_u64()), (Some(old), Some(new)) if new < old));
+        prop_assert!(lowered, "nothing lowered: {:?}", proposal.settings);
+        // The proposal fits its own load: scaling it again changes nothing.
+        let again = load_text(&proposal.text);
+        let Outcome::Fits(second) = scale::search(&again, target).expect("the search runs") else { panic!("the proposal hit a wall") };
+        prop_assert!(second.settings.is_empty(), "changed {:?}", second.settings);
     }
 }
 
@@ -410,13 +491,19 @@ fn a_derived_work_mem_does_not_let_connections_grow_into_the_thousands() {
     let Outcome::Fits(proposal) = scale::search(&loaded, Target::Factor(1.0)).expect("runs") else { panic!("fits") };
     let changed: Vec<(&str, Option<u64>)> = proposal.settings.iter().map(|(p, _, v)| (p.as_str(), v.as_u64())).collect();
     assert_eq!(changed, [("/services/db/max_connections", Some(163))], "{}", proposal.text);
-    // 20 replicas ask for 800: the memory rule holds any count while work_mem is derived
-    // (it shrinks instead), so scale stops at PGTune's 200 and names the ways on.
-    let many = DERIVED_WORK_MEM.replace("replicas: 4", "replicas: 20");
+    // 20 replicas ask for 800, and at 1,200 rps the load needs every one of their 800
+    // slots (1200 x 0.5s / 0.75): the memory rule holds any count while work_mem is
+    // derived (it shrinks instead), so scale stops at PGTune's 200 and names the ways on.
+    let many = DERIVED_WORK_MEM.replace("replicas: 4", "replicas: 20").replace("rps: 100", "rps: 1200");
     let wall = wall_of(&many, Target::Factor(1.0));
     assert_eq!(wall.finding.rule, "postgres-connections-exhausted", "{}", wall.message);
+    assert!(wall.message.contains("still asks for 800 connections") && wall.message.contains("keeps 800 requests in flight"), "{}", wall.message);
     let help = wall.hardware.expect("the way on");
     assert!(help.contains("at most 200") && help.contains("write services.db.work_mem") && help.contains("PgBouncer in transaction mode"), "{help}");
+    // At the spec's own 100 rps the 20 replicas need 67 slots: their pools and
+    // concurrency come down instead (lowering asks for no more connections).
+    let Outcome::Fits(proposal) = scale::search(&load_text(&DERIVED_WORK_MEM.replace("replicas: 4", "replicas: 20")), Target::Factor(1.0)).expect("runs") else { panic!("fits lowered") };
+    assert!(proposal.settings.iter().any(|(p, old, new)| p == "/services/api/worker_connections" && new.as_u64() < old.as_ref().and_then(Value::as_u64)), "{}", proposal.text);
     // On less memory the 4MB floor binds first: (2GiB - 512MiB) / 12MiB - 8 = 120.
     let small = many.replace("memory: 4GiB", "memory: 2GiB");
     assert!(wall_of(&small, Target::Factor(1.0)).hardware.expect("the way on").contains("at most 120"));
@@ -429,22 +516,29 @@ fn a_derived_work_mem_does_not_let_connections_grow_into_the_thousands() {
 
 #[test]
 fn connections_are_not_raised_on_a_database_already_past_its_memory() {
-    // 25 x 3 x 4 = 300 clients, max_connections 200 and 2GiB + 200 x 64MiB x 2 > 8GiB:
-    // more connections would only deepen the memory finding. The wall cites the spec as
-    // written and names what 303 connections would take.
-    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 25\n    resources: { cpus: 1 }\n    uses: { db: { pool: 4 } }\n  db:\n    kind: postgres\n    max_connections: 200\n    shared_buffers: 2GiB\n    work_mem: 64MiB\n    resources: { cpus: 2, memory: 8GiB }\n";
+    // 25 x 3 x 4 = 300 clients, every one needed at 2,200 rps (x 0.1s / 0.75 = 294
+    // slots), max_connections 200 and 2GiB + 200 x 64MiB x 2 > 8GiB: more connections
+    // would only deepen the memory finding. The wall cites the spec as written and names
+    // what 303 connections would take.
+    let text = "version: 1\nname: t\nload:\n  rps: 2200\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 25\n    resources: { cpus: 1 }\n    uses: { db: { pool: 4 } }\n  db:\n    kind: postgres\n    max_connections: 200\n    shared_buffers: 2GiB\n    work_mem: 64MiB\n    resources: { cpus: 2, memory: 8GiB }\n";
     let wall = wall_of(text, Target::Factor(1.0));
     assert_eq!(wall.finding.rule, "postgres-connections-exhausted", "{}", wall.message);
     assert!(wall.message.contains("max_connections 200 (services.db.max_connections)") && !wall.message.contains(" once "), "{}", wall.message);
     let help = wall.hardware.expect("what memory would hold it");
     assert!(help.contains("cannot hold 303 connections with work_mem 64 MiB"), "{help}");
+    // At 100 rps the load needs 14 slots: the clients come down to what the memory
+    // holds, 48 connections of 64MiB x 2 next to 2GiB of shared_buffers.
+    let light = text.replace("rps: 2200", "rps: 100");
+    assert_fits_and_minimal(&load_text(&light), Target::Factor(1.0), "past its memory, light load");
+    let Outcome::Fits(proposal) = scale::search(&load_text(&light), Target::Factor(1.0)).expect("runs") else { panic!("fits lowered") };
+    assert!(proposal.settings.iter().any(|(p, _, v)| p == "/services/db/max_connections" && v.as_u64() == Some(48)), "{}", proposal.text);
 }
 
 #[test]
 fn the_wall_names_the_database_the_finding_is_about() {
     // Two databases whose memory rule cannot bound their connections; only `db` is
-    // asked for more than scale gives it (25 x 3 x 4 = 300 > 200).
-    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 25\n    resources: { cpus: 1 }\n    uses: { db: { pool: 4 } }\n  admin:\n    kind: gunicorn\n    worker_class: sync\n    workers: 1\n    resources: { cpus: 1 }\n    uses: { analytics: { pool: 1 } }\n  analytics:\n    kind: postgres\n    resources: { cpus: 2, memory: 4GiB }\n  db:\n    kind: postgres\n";
+    // asked for more than scale gives it (25 x 3 x 4 = 300 > 200, all needed at 2,200 rps).
+    let text = "version: 1\nname: t\nload:\n  rps: 2200\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 25\n    resources: { cpus: 1 }\n    uses: { db: { pool: 4 } }\n  admin:\n    kind: gunicorn\n    worker_class: sync\n    workers: 1\n    resources: { cpus: 1 }\n    uses: { analytics: { pool: 1 } }\n  analytics:\n    kind: postgres\n    resources: { cpus: 2, memory: 4GiB }\n  db:\n    kind: postgres\n";
     let wall = wall_of(text, Target::Factor(1.0));
     let help = wall.hardware.expect("the way on");
     assert!(help.starts_with("PostgreSQL `db` has no memory given"), "{help}");

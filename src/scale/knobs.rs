@@ -381,7 +381,7 @@ fn shed(plan: &Plan, target: &str) -> Vec<Knob> {
                 WorkerClass::Gevent | WorkerClass::Uvicorn => Some(knob(&g.worker_connections, Direction::Down, 1, 1)),
                 WorkerClass::Sync => None,
             },
-            Detail::Puma(p) => Some(knob(&p.threads, Direction::Down, p.min_threads.value.max(1), 1)),
+            Detail::Puma(p) => Some(knob(&p.threads, Direction::Down, puma_fewest_threads(p), 1)),
             _ => None,
         };
         if let Some(k) = concurrency.as_mut() {
@@ -402,6 +402,12 @@ fn shed(plan: &Plan, target: &str) -> Vec<Knob> {
         }
     }
     knobs
+}
+
+/// The fewest threads a Puma may be lowered to: a min_threads written is Puma's floor
+/// (it refuses a max below it); one not written follows the threads down.
+fn puma_fewest_threads(p: &crate::plan::PumaPlan) -> u64 {
+    if p.min_threads.is_written() { p.min_threads.value.max(1) } else { 1 }
 }
 
 /// The alternatives to a pool below its process's slots: raise the pool (cost 0), or
@@ -427,7 +433,7 @@ fn pool_or_slots(plan: &Plan, finding: &Diagnostic) -> Vec<Knob> {
             WorkerClass::Gevent | WorkerClass::Uvicorn => Some(knob(&g.worker_connections, Direction::Down, fits, 1)),
             WorkerClass::Sync => None,
         },
-        Detail::Puma(p) if fits >= p.min_threads.value => Some(knob(&p.threads, Direction::Down, fits, 1)),
+        Detail::Puma(p) if fits >= puma_fewest_threads(p) => Some(knob(&p.threads, Direction::Down, fits, 1)),
         _ => None,
     };
     knobs.extend(lower.map(|mut k| {

@@ -91,6 +91,21 @@ fn assert_fits_and_minimal(loaded: &Loaded, target: Target, context: &str) {
     }
 }
 
+/// The proposal for a spec text at a target, checked to fit and be locally minimal.
+fn fitting_proposal(text: &str, target: Target, context: &str) -> scale::Proposal {
+    let loaded = load_text(text);
+    assert_fits_and_minimal(&loaded, target, context);
+    match scale::search(&loaded, target).expect("the search runs") {
+        Outcome::Fits(proposal) => proposal,
+        Outcome::Wall(wall) => panic!("{context}: a wall: {}", wall.message),
+    }
+}
+
+/// The number a proposal sets at a pointer (None when it leaves it alone).
+fn proposed(proposal: &scale::Proposal, pointer: &str) -> Option<u64> {
+    proposal.settings.iter().find(|(p, _, _)| p == pointer).and_then(|(_, _, v)| v.as_u64())
+}
+
 /// What `check` passes is what would run: no machine group that lists its hosts gets a
 /// count past them (nor, under Kamal, a role replicas past them), and no PostgreSQL
 /// whose work_mem is derived is given connections that push it below the 4MB default.
@@ -344,12 +359,9 @@ fn users_scale_the_rps_in_proportion() {
 fn a_setting_left_out_is_written_at_the_least_value_that_fits() {
     // worker_rlimit_nofile defaults to 2 x worker_connections, the rule's own minimum.
     let text = "version: 1\nname: t\nload:\n  rps: 100\n  concurrent_users: 1000\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 8\n    replicas: 4\n    resources: { cpus: 1 }\n  lb:\n    kind: nginx\n    worker_processes: 1\n    worker_connections: 1024\n    upstreams: { app: { to: web, keepalive: 32 } }\n    locations: [ { path: /, upstream: app } ]\n";
-    let loaded = load_text(text);
-    assert_fits_and_minimal(&loaded, Target::Users(4000), "rlimit left out");
-    let Outcome::Fits(proposal) = scale::search(&loaded, Target::Users(4000)).expect("runs") else { panic!("fits") };
-    let get = |p: &str| proposal.settings.iter().find(|(q, _, _)| q == p).map(|(_, _, v)| v.clone());
-    let connections = get("/services/lb/worker_connections").and_then(|v| v.as_u64()).expect("worker_connections raised");
-    assert_eq!(get("/services/lb/worker_rlimit_nofile").and_then(|v| v.as_u64()), Some(2 * connections), "{}", proposal.text);
+    let proposal = fitting_proposal(text, Target::Users(4000), "rlimit left out");
+    let connections = proposed(&proposal, "/services/lb/worker_connections").expect("worker_connections raised");
+    assert_eq!(proposed(&proposal, "/services/lb/worker_rlimit_nofile"), Some(2 * connections), "{}", proposal.text);
 }
 
 #[test]
@@ -542,4 +554,19 @@ fn the_wall_names_the_database_the_finding_is_about() {
     let wall = wall_of(text, Target::Factor(1.0));
     let help = wall.hardware.expect("the way on");
     assert!(help.starts_with("PostgreSQL `db` has no memory given"), "{help}");
+}
+
+#[test]
+fn puma_threads_come_down_with_their_pool_when_min_threads_is_not_written() {
+    // 30 replicas x 2 workers x 5 threads, a Rails pool of 5 each: 300 connections to a
+    // PostgreSQL of unknown memory (200 at most), for 100 rps x 0.1s / 0.75 = 14
+    // requests in flight. min_threads is not written, so it follows the threads down.
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  web:\n    kind: puma\n    workers: 2\n    threads: 5               # RAILS_MAX_THREADS\n    replicas: 30\n    resources: { cpus: 2, memory: 4GiB }\n    health: { path: /up }\n    uses:\n      db: { pool: 5, framework: rails }\n  db:\n    kind: postgres\n";
+    let proposal = fitting_proposal(text, Target::Factor(1.0), "puma");
+    let (threads, pool) = (proposed(&proposal, "/services/web/threads").expect("threads lowered"), proposed(&proposal, "/services/web/uses/db/pool").expect("the pool follows"));
+    assert!(threads < 5 && pool >= threads && 30 * 2 * pool <= 197, "{}", proposal.text);
+    // A min_threads written is Puma's floor: at 5 nothing about the threads can move,
+    // and the replicas come down instead.
+    let proposal = fitting_proposal(&text.replace("    threads: 5", "    min_threads: 5\n    threads: 5"), Target::Factor(1.0), "puma min_threads");
+    assert_eq!(proposed(&proposal, "/services/web/threads"), None, "{}", proposal.text);
 }

@@ -193,6 +193,11 @@ fn count_of(diagnostics: &[Diagnostic], rule: &str) -> usize {
 /// Rules about the load: a shedding knob may not fail them by more than they fail.
 const LOAD_RULES: &[&str] = &["capacity-below-load", "db-pool-below-load", "latency-target-at-risk", "app-pool-below-concurrency"];
 
+/// Rules a shedding knob may newly fail because their own fix lowers a setting in
+/// turn (nginx `max_conns` past a replica's fewer slots), so the search cannot go
+/// round between them.
+const FOLLOW_DOWN: &[&str] = &["upstream-max-conns-over-slots"];
+
 /// The finding a shedding knob's move breaks: one that blocks after it and did not
 /// before, or a rule about the load that fails by more (its numbers moved). Budgets
 /// are not counted: less demand never overfills one, and the one that shows up (a
@@ -200,7 +205,7 @@ const LOAD_RULES: &[&str] = &["capacity-below-load", "db-pool-below-load", "late
 fn newly_failing(after: &[Diagnostic], before: &[Diagnostic], finding: &Diagnostic) -> Option<Diagnostic> {
     after
         .iter()
-        .filter(|d| blocks(d) && !same_finding(d, finding) && !knobs::BUDGETS.contains(&d.rule.as_str()))
+        .filter(|d| blocks(d) && !same_finding(d, finding) && !knobs::BUDGETS.contains(&d.rule.as_str()) && !FOLLOW_DOWN.contains(&d.rule.as_str()))
         .find(|d| {
             let was = before.iter().find(|b| b.rule == d.rule && b.path == d.path && blocks(b));
             match was {

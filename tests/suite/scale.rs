@@ -570,3 +570,16 @@ fn puma_threads_come_down_with_their_pool_when_min_threads_is_not_written() {
     let proposal = fitting_proposal(&text.replace("    threads: 5", "    min_threads: 5\n    threads: 5"), Target::Factor(1.0), "puma min_threads");
     assert_eq!(proposed(&proposal, "/services/web/threads"), None, "{}", proposal.text);
 }
+
+#[test]
+fn threads_come_down_before_replicas_and_nginx_max_conns_follows_them() {
+    // 10 replicas x 3 workers x 8 threads with a pool each: 240 connections to a
+    // PostgreSQL of unknown memory, for 14 requests in flight. nginx caps each replica
+    // at its 24 slots: fewer threads leave max_conns past them, which is lowered in turn
+    // (cost 0) rather than the threads being passed over for the replicas (cost 3).
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\n  db_time: 20ms\nservices:\n  lb:\n    kind: nginx\n    worker_processes: 1\n    worker_connections: 4096\n    worker_rlimit_nofile: 8192\n    upstreams: { app: { to: web, keepalive: 32, max_conns: 24 } }\n    locations: [ { path: /, upstream: app } ]\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 8\n    replicas: 10\n    resources: { cpus: 2, memory: 2GiB }\n    health: { path: /health }\n    uses:\n      db: { pool: 8 }\n  db:\n    kind: postgres\n";
+    let proposal = fitting_proposal(text, Target::Factor(1.0), "nginx max_conns");
+    let threads = proposed(&proposal, "/services/web/threads").expect("threads lowered");
+    assert!(threads < 8 && proposed(&proposal, "/services/web/replicas").is_none(), "{}", proposal.text);
+    assert_eq!(proposed(&proposal, "/services/lb/upstreams/app/max_conns"), Some(3 * threads), "{}", proposal.text);
+}

@@ -364,9 +364,11 @@ fn shed(plan: &Plan, target: &str) -> Vec<Knob> {
         }
     }
     for app in apps {
+        // Only a database pool is carried down: `app-pool-below-concurrency` keeps it at
+        // the slots when they go back up, which no rule does for other pools.
         let clamps: Vec<Clamp> = plan
             .edges_from(&app.name)
-            .filter(|e| e.to == target && !e.pool.is_default() && !e.persistent && e.database_pools.len() <= 1)
+            .filter(|e| e.to == target && matches!(e.to_kind, Kind::Postgres | Kind::Pgbouncer) && !e.pool.is_default() && !e.persistent && e.database_pools.len() <= 1)
             .map(|e| Clamp {
                 pool: pointer(e.pool.path()),
                 overflow: pointer(&format!("{}.max_overflow", e.path)),
@@ -496,10 +498,16 @@ pub fn for_finding(finding: &Diagnostic, plan: &Plan) -> Vec<Knob> {
         "redis-clients-exhausted" => match service {
             Some(s) => match &s.detail {
                 Detail::Redis(r) => {
-                    let mut k = vec![knob(&r.maxclients, Direction::Up, MAX_CONNECTIONS.max(r.maxclients.value), 0)];
+                    let mut maxclients = knob(&r.maxclients, Direction::Up, MAX_CONNECTIONS.max(r.maxclients.value), 0);
+                    let mut k = Vec::new();
                     if let Some(nofile) = &s.nofile {
+                        // Redis lowers maxclients to nofile - 32: a maxclients past what
+                        // the fd limit allows takes the limit along.
+                        let needed = r.maxclients.value.saturating_add(32);
+                        maxclients.follows.push((pointer(nofile.path()), nofile.value.max(needed), 1));
                         k.push(knob(nofile, Direction::Up, MAX_NOFILE, 0));
                     }
+                    k.insert(0, maxclients);
                     k.extend(shed(plan, &s.name));
                     k
                 }

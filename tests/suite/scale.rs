@@ -583,3 +583,12 @@ fn threads_come_down_before_replicas_and_nginx_max_conns_follows_them() {
     assert!(threads < 8 && proposed(&proposal, "/services/web/replicas").is_none(), "{}", proposal.text);
     assert_eq!(proposed(&proposal, "/services/lb/upstreams/app/max_conns"), Some(3 * threads), "{}", proposal.text);
 }
+
+#[test]
+fn redis_maxclients_takes_its_fd_limit_along() {
+    // 10 x 3 x 50 = 1500 clients; nofile 132 holds 100. Neither maxclients nor nofile
+    // alone lets more in: raised together they do, before any pool comes down.
+    let text = "version: 1\nname: t\nload:\n  rps: 100\n  service_time: 100ms\nservices:\n  web:\n    kind: gunicorn\n    worker_class: gthread\n    workers: 3\n    threads: 4\n    replicas: 10\n    resources: { cpus: 2, memory: 2GiB }\n    health: { path: /health }\n    uses:\n      cache: { pool: 50 }\n  cache:\n    kind: redis\n    maxclients: 100\n    nofile: 132\n    maxmemory: 256mb\n    maxmemory_policy: allkeys-lru\n    resources: { memory: 1GiB }\n";
+    let proposal = fitting_proposal(text, Target::Factor(1.0), "redis nofile");
+    assert_eq!((proposed(&proposal, "/services/cache/maxclients"), proposed(&proposal, "/services/cache/nofile")), (Some(1500), Some(1532)), "{}", proposal.text);
+}

@@ -68,8 +68,10 @@ Exit status:
   0  a change was found (printed; written with --write), or the spec already fits
   1  nothing within the machines fits: the wall and the smallest hardware change
      (or the hosts to add) are named, nothing is written
-  2  bad input (the spec does not load, the target is not a positive number) or an
-     error (the file cannot be written)";
+  2  bad input (the spec does not load or has no load:, the target is not a positive
+     number or is past 1,000,000,000 rps) or an error (the file cannot be written, or
+     the change cannot be written into it as it is laid out: a value shared through a
+     YAML anchor is named, with the change to make by hand)";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -108,13 +110,13 @@ enum Command {
         #[arg(default_value = "capacity.yaml")]
         spec: PathBuf,
         /// The new load.rps.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         rps: Option<f64>,
         /// Multiply load.rps (and load.concurrent_users) by this factor.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         factor: Option<f64>,
         /// The new load.concurrent_users (load.rps grows in proportion).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         users: Option<u64>,
         /// Apply the change to the spec file (atomically).
         #[arg(long)]
@@ -500,26 +502,53 @@ fn plan(spec: &Path, format: ReviewFormat, compare: Option<&Path>, color: bool) 
     EXIT_CLEAN
 }
 
+/// The largest load.rps `scale` plans for: a billion requests per second is past any
+/// one deployment a spec describes, and the slot counts past it overflow the settings.
+const MAX_TARGET_RPS: f64 = 1e9;
+
+/// How a target is given, for the messages about a bad one.
+const TARGET_HINT: &str = "give the new load as --rps N (the new load.rps, e.g. --rps 1000), --factor F (today's load times F, e.g. --factor 2) or --users N (the new load.concurrent_users)";
+
 fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: ReviewFormat, color: bool) -> u8 {
     use crate::scale::{Outcome, search};
-    let bad_target = match target {
-        crate::scale::Target::Rps(n) => !(n.is_finite() && n > 0.0),
-        crate::scale::Target::Factor(f) => !(f.is_finite() && f > 0.0),
-        crate::scale::Target::Users(u) => u == 0,
+    let (flag, number, positive) = match target {
+        crate::scale::Target::Rps(n) => ("--rps", n.to_string(), n.is_finite() && n > 0.0),
+        crate::scale::Target::Factor(f) => ("--factor", f.to_string(), f.is_finite() && f > 0.0),
+        crate::scale::Target::Users(u) => ("--users", u.to_string(), u > 0),
     };
-    if bad_target {
-        eprintln!("error: the target load must be a positive number");
+    if !positive {
+        eprintln!("error: {flag} {number} is not a load to plan for: the target must be a positive number\n  = help: {TARGET_HINT}");
         return EXIT_ERROR;
     }
     let old = match load_for_plan(spec, color) {
         Ok(a) => a,
         Err(code) => return code,
     };
+    // The load as it will be written: a target that rounds to nothing, or is past any
+    // load one spec plans for, is refused before the search.
+    if let Ok(at_target) = crate::scale::with_target(&old.loaded.value, target) {
+        let rps = at_target.pointer("/load/rps").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        let today = old.loaded.value.pointer("/load/rps").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        let problem = if rps <= 0.0 {
+            let from = if flag == "--rps" { String::new() } else { format!(" (today {})", crate::rules::num(today)) };
+            Some(format!("it makes load.rps {}{from}, which is no load: load.rps is written to 3 decimals", crate::rules::num(rps)))
+        } else if rps > MAX_TARGET_RPS {
+            Some(format!("it makes load.rps {}, past the {} rps one spec plans for (the counts it would take overflow what PostgreSQL, nginx and the kernel accept)", crate::rules::num(rps), crate::rules::num(MAX_TARGET_RPS)))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            eprintln!("error: {flag} {number} is not a load to plan for: {problem}\n  --> {}\n  = help: {TARGET_HINT}", spec.display());
+            return EXIT_ERROR;
+        }
+    }
     let started = std::time::Instant::now();
     let outcome = match search(&old.loaded, target) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}\n  --> {}", spec.display());
+            let (problem, hint) = e.split_once("; ").unwrap_or((e.as_str(), ""));
+            let hint = if hint.is_empty() { String::new() } else { format!("\n  = help: {hint}") };
+            eprintln!("error: {problem}\n  --> {}{hint}", spec.display());
             return EXIT_ERROR;
         }
     };
@@ -567,8 +596,7 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: ReviewF
         }
     };
     if knob_changes > 0 && !crate::scale::same_spec(&new.loaded.value, &proposal) {
-        eprintln!("error: the change could not be written into {} keeping its layout; nothing was written", spec.display());
-        return EXIT_ERROR;
+        return unwritable(spec, &old.loaded, &proposal);
     }
     let name = spec.display().to_string();
     let diff = similar::TextDiff::from_lines(&old.loaded.source.text, &new_text)
@@ -632,6 +660,32 @@ fn scale(spec: &Path, target: crate::scale::Target, write: bool, format: ReviewF
         }
     }
     EXIT_CLEAN
+}
+
+/// A proposal the spec's text cannot take as it is laid out (a value shared through a
+/// YAML anchor): why, where, and the change itself so it can be made by hand.
+fn unwritable(spec: &Path, loaded: &crate::load::Loaded, proposal: &crate::scale::Proposal) -> u8 {
+    let why = match crate::scale::edit::apply(&loaded.source.text, &loaded.spans, &proposal.changes) {
+        Err(e) => e,
+        Ok(_) => crate::scale::edit::EditError("the edited text does not hold the change".into(), None),
+    };
+    let at = why.1.map_or(String::new(), |offset| {
+        let lc = loaded.source.line_col(offset);
+        format!(":{}:{}", lc.line, lc.column)
+    });
+    let change: Vec<String> = proposal
+        .settings
+        .iter()
+        .map(|(p, old, new)| format!("{} {} -> {}", crate::load::path::from_pointer(p, &loaded.value), old.as_ref().map_or("(not set)".to_string(), crate::scale::edit::scalar_text), crate::scale::edit::scalar_text(new)))
+        .collect();
+    eprintln!(
+        "error: scale found a change but cannot write it into {} as the file is laid out; nothing was written\n  --> {}{at}\n  = note: {}\n  = help: make the change by hand: {}; or write the shared value out where each service uses it, and run scale again",
+        spec.display(),
+        spec.display(),
+        why.0,
+        change.join(", ")
+    );
+    EXIT_ERROR
 }
 
 fn explain(rule: Option<&str>) -> u8 {

@@ -4,11 +4,18 @@
 //! block mapping gets a new line at its children's indentation after its last child).
 //! Everything else in the file - comments, blank lines, quoting, key order - stays,
 //! except that a trailing comment stating a number or formula about a changed value is
-//! marked with the old value (`# was 5; = RAILS_MAX_THREADS`).
+//! marked with the old value (`# was 5; = RAILS_MAX_THREADS`). New lines take the
+//! file's line ending (CRLF stays CRLF).
+//!
+//! The edited text is read back before it is returned: it must hold exactly the
+//! changes and nothing else. A value written once and shared through a YAML anchor
+//! (`&defaults` ... `<<: *defaults`) would change every service that shares it, so
+//! such an edit is refused with the paths it would also change rather than written.
 
 use serde_json::Value;
 
 use crate::load::yaml::SpanMap;
+use crate::source::SourceFile;
 
 /// One change: the JSON pointer of a scalar and its new value.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,9 +27,16 @@ pub struct Change {
 /// A key to add below a written mapping: the keys on the way down, and its value.
 type NewKey = (Vec<String>, Value);
 
-/// Why an edit could not be made in the text.
+/// Why an edit could not be made in the text: what went wrong, and the byte offset in
+/// the original text it is about, when there is one.
 #[derive(Debug)]
-pub struct EditError(pub String);
+pub struct EditError(pub String, pub Option<usize>);
+
+impl EditError {
+    fn new(message: String) -> Self {
+        EditError(message, None)
+    }
+}
 
 /// How a scalar is written: integers plainly, other numbers with the fewest digits,
 /// strings plainly when YAML reads them back as the same string, else double-quoted.
@@ -58,9 +72,16 @@ fn unescape(segment: &str) -> String {
     segment.replace("~1", "/").replace("~0", "~")
 }
 
-/// Applies the changes to `text`, whose spans are `spans`; returns the new text.
-/// Changes are applied from the end of the file backwards so earlier spans stay valid.
+/// Applies the changes to `text`, whose spans are `spans`; returns the new text, once
+/// it reads back as the original with exactly these changes.
 pub fn apply(text: &str, spans: &SpanMap, changes: &[Change]) -> Result<String, EditError> {
+    let edited = splice(text, spans, changes)?;
+    verify(text, &edited, spans, changes)?;
+    Ok(edited)
+}
+
+/// The edits, made from the end of the file backwards so earlier spans stay valid.
+fn splice(text: &str, spans: &SpanMap, changes: &[Change]) -> Result<String, EditError> {
     // (start, end, replacement), applied back to front.
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     // Insertions grouped by the mapping they go into, so two new keys of one mapping
@@ -71,7 +92,15 @@ pub fn apply(text: &str, spans: &SpanMap, changes: &[Change]) -> Result<String, 
     for change in changes {
         if let Some(node) = spans.get(&change.pointer) {
             let range = node.value.clone();
-            let current = text.get(range.clone()).ok_or_else(|| EditError(format!("no text at {}", change.pointer)))?;
+            let current = text.get(range.clone()).ok_or_else(|| EditError::new(format!("no text at {}", change.pointer)))?;
+            // Inside a collection that is an alias (`uses: *shared`) the value is the
+            // anchor's text: the change can only be made there, by the change of the
+            // service that writes the anchor (the read-back then finds both), never by
+            // writing over the alias.
+            let parent = change.pointer.rsplit_once('/').map_or("", |(p, _)| p);
+            if current.starts_with('*') && spans.get(parent).is_some_and(|p| p.value == range) {
+                continue;
+            }
             edits.push((range.start, range.end, replacement_keeping_quotes(current, &change.value)));
             if let Some(hash) = trailing_comment(text, range.end) {
                 let key = change.pointer.rsplit('/').next().map(unescape).unwrap_or_default();
@@ -183,65 +212,225 @@ fn flow_value(rest: &[String], value: &Value) -> String {
 /// mapping at `parent`.
 fn insertion(text: &str, spans: &SpanMap, parent: &str, keys: &[NewKey]) -> Result<(usize, usize, String), EditError> {
     let entries: Vec<String> = keys.iter().map(|(rest, value)| format!("{}: {}", key_text(&rest[0]), flow_value(rest, value))).collect();
-    let node = spans.get(parent).ok_or_else(|| EditError(format!("no mapping at {parent:?} to add {} to", entries.join(", "))))?;
+    let joined = entries.join(", ");
+    let node = spans.get(parent).ok_or_else(|| EditError::new(format!("no mapping at {parent:?} to add {joined} to")))?;
+    let start = node.value.start;
     let prefix = format!("{parent}/");
-    let descendants_end = spans.iter().filter(|(p, _)| p.starts_with(&prefix)).map(|(_, n)| n.value.end).max();
-    let value_text = text.get(node.value.start..).unwrap_or("");
-    if value_text.starts_with('{') {
-        // Flow mapping: before the closing brace, after the last entry. (The parser's
-        // span of a flow mapping may stop short of its brace; the brace is the first
-        // one after the last entry.)
-        let from = descendants_end.unwrap_or(node.value.start + 1).max(node.value.start + 1);
-        let close = from + text[from..].find('}').ok_or_else(|| EditError(format!("unclosed mapping at {parent}")))?;
-        let inner = &text[node.value.start + 1..close];
-        let joined = entries.join(", ");
+    // The mapping's own entries: a key merged in from an anchor (`<<: *defaults`) is
+    // recorded where the anchor is written, before this mapping.
+    let prefix = prefix.as_str();
+    let own = || spans.iter().filter(move |(p, n)| p.starts_with(prefix) && n.key.as_ref().map_or(n.value.start, |k| k.start) >= start);
+    if text[start..].starts_with('{') {
+        // Flow mapping: after its last entry, before its closing brace.
+        let close = flow_close(text, start).ok_or_else(|| EditError(format!("the mapping at {parent} has no closing brace"), Some(start)))?;
+        let inner = &text[start + 1..close];
         if inner.trim().is_empty() {
-            return Ok((node.value.start + 1, close, format!(" {joined} ")));
+            return Ok((start + 1, close, format!(" {joined} ")));
         }
-        let insert_at = node.value.start + 1 + inner.trim_end().len();
-        return Ok((insert_at, insert_at, format!(", {joined}")));
+        let content_end = flow_content_end(text, start + 1, close);
+        if text[..content_end].ends_with(',') {
+            // A trailing comma, as a flow mapping written one entry per line has: a new
+            // line in the same style, after the last entry's line and its comment.
+            let line_start = text[..content_end].rfind('\n').map_or(0, |i| i + 1);
+            let indent: String = text[line_start..].chars().take_while(|c| *c == ' ').collect();
+            if inner.contains('\n') {
+                let line_end = content_end + text[content_end..close].find('\n').unwrap_or(close - content_end);
+                let (at, newline) = if text[..line_end].ends_with('\r') { (line_end - 1, "\r\n") } else { (line_end, "\n") };
+                let lines: String = entries.iter().map(|e| format!("{newline}{indent}{e},")).collect();
+                return Ok((at, at, lines));
+            }
+            return Ok((content_end, content_end, format!(" {joined},")));
+        }
+        return Ok((content_end, content_end, format!(", {joined}")));
     }
-    // Block mapping: children's indentation, after the end of the last descendant.
-    let mut child_key_starts: Vec<usize> = Vec::new();
-    let mut last_end = node.value.start;
-    for (pointer, spans) in spans.iter() {
-        if !pointer.starts_with(&prefix) {
-            continue;
-        }
-        last_end = last_end.max(spans.value.end);
-        if !pointer[prefix.len()..].contains('/')
-            && let Some(key) = &spans.key
-        {
-            child_key_starts.push(key.start);
-        }
-    }
-    let Some(&first_child) = child_key_starts.iter().min() else {
-        return Err(EditError(format!("cannot add {} to the empty mapping at {parent}", entries.join(", "))));
+    // Block mapping: a new line at its children's indentation, after the end of its
+    // last entry (a flow value's closing bracket, a trailing comment).
+    let first_child = own().filter(|(p, _)| !p[prefix.len()..].contains('/')).filter_map(|(_, n)| n.key.as_ref().map(|k| k.start)).min();
+    let Some(first_child) = first_child else {
+        return Err(EditError(format!("cannot add {joined} to the mapping at {parent}: it has no entry of its own to line the new one up with"), Some(start)));
     };
+    let last_end = own().map(|(_, n)| value_end(text, &n.value)).max().unwrap_or(start);
     let line_start = text[..first_child].rfind('\n').map_or(0, |i| i + 1);
-    let indent = &text[line_start..first_child];
-    if !indent.chars().all(|c| c == ' ') {
-        // A block mapping that starts on its parent's line (`- path: /`): one more key
-        // in flow style would change its shape; refuse rather than guess.
-        return Err(EditError(format!("cannot add {} to the mapping at {parent}: its first key shares a line", entries.join(", "))));
+    let lead = &text[line_start..first_child];
+    let list_item_lead = lead.chars().all(|c| c == ' ' || c == '-') && !lead.contains("--") && (lead.is_empty() || lead.ends_with(' '));
+    if !list_item_lead {
+        return Err(EditError(format!("cannot add {joined} to the mapping at {parent}: its first key shares a line with something else"), Some(first_child)));
     }
-    // The end of the line the last descendant ends on (its comment stays with it).
+    // A mapping that is a list item (`- path: /`) lines its keys up after the dash.
+    let indent = " ".repeat(lead.chars().count());
+    // The end of the line the last entry ends on (its comment stays with it).
     let last = last_end.max(1) - 1;
     let line_end = text[last..].find('\n').map_or(text.len(), |i| last + i);
-    let mut insertion = String::new();
-    for entry in &entries {
-        insertion.push('\n');
-        insertion.push_str(indent);
-        insertion.push_str(entry);
+    let (at, newline) = if text[..line_end].ends_with('\r') { (line_end - 1, "\r\n") } else { (line_end, "\n") };
+    let insertion: String = entries.iter().map(|entry| format!("{newline}{indent}{entry}")).collect();
+    Ok((at, at, insertion))
+}
+
+/// The end of the last entry of a flow collection whose text runs from `from` to its
+/// closing bracket at `close`: trailing blanks and comments are not part of it.
+fn flow_content_end(text: &str, from: usize, close: usize) -> usize {
+    let mut end = from;
+    let mut line_start = from;
+    for line in text[from..close].split_inclusive('\n') {
+        let code = match trailing_comment(line, 0) {
+            Some(hash) => &line[..hash],
+            None => line,
+        };
+        if !code.trim().is_empty() {
+            end = line_start + code.trim_end().len();
+        }
+        line_start += line.len();
     }
-    Ok((line_end, line_end, insertion))
+    end
+}
+
+/// Where a value's text ends: past the closing bracket of a flow collection (whose
+/// recorded span may stop at its last entry), else where the span ends.
+fn value_end(text: &str, value: &std::ops::Range<usize>) -> usize {
+    match text.as_bytes().get(value.start) {
+        Some(b'{' | b'[') => flow_close(text, value.start).map_or(value.end, |close| close + 1).max(value.end),
+        _ => value.end,
+    }
+}
+
+/// The offset of the bracket that closes the flow collection opened at `open`; quoted
+/// strings and comments are skipped.
+fn flow_close(text: &str, open: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'\'' => {
+                i += 1;
+                while i < bytes.len() && !(bytes[i] == b'\'' && bytes.get(i + 1) != Some(&b'\'')) {
+                    i += if bytes[i] == b'\'' { 2 } else { 1 };
+                }
+            }
+            b'#' if i > 0 && bytes[i - 1].is_ascii_whitespace() => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Reads the edited text back: it must hold the original with exactly the changes. A
+/// difference anywhere else (a value shared through an anchor, a key that landed in
+/// the wrong mapping) refuses the edit, naming what would have changed.
+fn verify(original: &str, edited: &str, spans: &SpanMap, changes: &[Change]) -> Result<(), EditError> {
+    let read = |text: &str| crate::load::yaml::parse(&SourceFile::new("capacity.yaml", text.to_string())).map(|(value, _)| value);
+    let Ok(mut expected) = read(original) else { return Ok(()) };
+    for change in changes {
+        set_pointer(&mut expected, &change.pointer, change.value.clone());
+    }
+    let at = |pointer: &str| spans.closest(pointer).map(|(_, n)| n.value.start);
+    let first_at = changes.first().and_then(|c| at(&c.pointer));
+    let got = read(edited).map_err(|e| EditError(format!("the edited text would not read as YAML ({})", e.message), first_at))?;
+    let mut differing = Vec::new();
+    differences(&expected, &got, String::new(), &mut differing);
+    if differing.is_empty() {
+        return Ok(());
+    }
+    let path = |p: &str| crate::load::path::from_pointer(p, &expected);
+    let show = |v: &Option<Value>| v.as_ref().map_or("(not set)".to_string(), scalar_text);
+    let stray: Vec<String> = differing
+        .iter()
+        .filter(|(p, _, _)| !changes.iter().any(|c| c.pointer == *p))
+        .map(|(p, want, got)| format!("{} {} -> {}", path(p), show(want), show(got)))
+        .collect();
+    // The change behind the first difference: the one written at the same place (an
+    // alias reads the anchor's text), else the one of the same setting, else the one
+    // whose own value came out wrong.
+    let (first, _, _) = &differing[0];
+    let span = |p: &str| spans.get(p).map(|n| n.value.clone());
+    let setting = |p: &str| p.rsplit('/').next().map(str::to_string);
+    let change = changes
+        .iter()
+        .find(|c| span(first).is_some() && span(&c.pointer) == span(first))
+        .or_else(|| changes.iter().find(|c| !c.pointer.starts_with("/load/") && setting(&c.pointer) == setting(first)))
+        .or_else(|| changes.iter().find(|c| first.starts_with(&c.pointer) || c.pointer.starts_with(first.as_str())))
+        .or(changes.first());
+    let subject = change.map_or(String::new(), |c| format!("{} = {}", path(&c.pointer), scalar_text(&c.value)));
+    let shared = original.contains('&') && original.contains('*');
+    let message = if stray.is_empty() {
+        let (p, want, got) = &differing[0];
+        format!("writing {subject} into the text would read back as {} {} instead of {}", path(p), show(got), show(want))
+    } else if shared {
+        format!("writing {subject} into the text would also change {}: the value is written once and shared through a YAML anchor (`&name` ... `*name` or `<<: *name`)", stray.join(", "))
+    } else {
+        format!("writing {subject} into the text would also change {}", stray.join(", "))
+    };
+    Err(EditError(message, change.and_then(|c| at(&c.pointer)).or_else(|| at(first))))
+}
+
+/// Sets the value at a pointer, creating the mappings on the way (an index into a list
+/// that has it steps into the list).
+fn set_pointer(value: &mut Value, pointer: &str, new: Value) {
+    let mut node = value;
+    for segment in pointer.split('/').skip(1) {
+        let index = segment.parse::<usize>().ok().filter(|i| node.as_array().is_some_and(|a| *i < a.len()));
+        node = match (index, node) {
+            (Some(i), Value::Array(items)) => &mut items[i],
+            (_, node) => {
+                if !node.is_object() {
+                    *node = Value::Object(Default::default());
+                }
+                node.as_object_mut().expect("an object").entry(unescape(segment)).or_insert(Value::Null)
+            }
+        };
+    }
+    *node = new;
+}
+
+/// Every place two values differ: (pointer, expected, found).
+fn differences(expected: &Value, found: &Value, pointer: String, out: &mut Vec<(String, Option<Value>, Option<Value>)>) {
+    match (expected, found) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let child = format!("{pointer}/{}", crate::load::yaml::escape_segment(k));
+                match b.get(k) {
+                    Some(w) => differences(v, w, child, out),
+                    None => out.push((child, Some(v.clone()), None)),
+                }
+            }
+            for (k, w) in b {
+                if !a.contains_key(k) {
+                    out.push((format!("{pointer}/{}", crate::load::yaml::escape_segment(k)), None, Some(w.clone())));
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                differences(v, w, format!("{pointer}/{i}"), out);
+            }
+        }
+        (a, b) if a == b || (a.is_number() && b.is_number() && a.as_f64() == b.as_f64()) => {}
+        (a, b) => out.push((pointer, Some(a.clone()), Some(b.clone()))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::load::yaml;
-    use crate::source::SourceFile;
 
     fn edit(text: &str, changes: &[(&str, Value)]) -> String {
         let (_, spans) = yaml::parse(&SourceFile::new("t.yaml", text.to_string())).expect("parses");
@@ -318,5 +507,77 @@ mod tests {
     fn a_file_without_a_final_newline_still_gets_its_key() {
         let text = "load:\n  rps: 80";
         assert_eq!(edit(text, &[("/load/concurrent_users", Value::from(400))]), "load:\n  rps: 80\n  concurrent_users: 400");
+    }
+
+    fn refusal(text: &str, changes: &[(&str, Value)]) -> String {
+        let (_, spans) = yaml::parse(&SourceFile::new("t.yaml", text.to_string())).expect("parses");
+        let changes: Vec<Change> = changes.iter().map(|(p, v)| Change { pointer: p.to_string(), value: v.clone() }).collect();
+        apply(text, &spans, &changes).expect_err("the edit is refused").0
+    }
+
+    #[test]
+    fn a_crlf_file_gets_crlf_lines() {
+        let text = "load:\r\n  rps: 80\r\nservices:\r\n  db:\r\n    kind: postgres\r\n";
+        assert_eq!(
+            edit(text, &[("/load/rps", Value::from(160)), ("/services/db/max_connections", Value::from(200))]),
+            "load:\r\n  rps: 160\r\nservices:\r\n  db:\r\n    kind: postgres\r\n    max_connections: 200\r\n"
+        );
+    }
+
+    #[test]
+    fn a_key_goes_into_its_own_flow_mapping_not_a_nested_one() {
+        let text = "services:\n  db: { kind: postgres, resources: { cpus: 2, memory: 4GiB } }\n";
+        assert_eq!(
+            edit(text, &[("/services/db/max_connections", Value::from(200))]),
+            "services:\n  db: { kind: postgres, resources: { cpus: 2, memory: 4GiB }, max_connections: 200 }\n"
+        );
+        // One entry per line with a trailing comma: a new line in the same style.
+        let multi = "services:\n  db: {\n    kind: postgres,\n    resources: { cpus: 2 },  # {not a brace}\n  }\n";
+        assert_eq!(
+            edit(multi, &[("/services/db/max_connections", Value::from(200))]),
+            "services:\n  db: {\n    kind: postgres,\n    resources: { cpus: 2 },  # {not a brace}\n    max_connections: 200,\n  }\n"
+        );
+    }
+
+    #[test]
+    fn a_key_goes_after_a_flow_value_that_spans_lines() {
+        let text = "services:\n  db:\n    kind: postgres\n    resources: {\n      cpus: 2,\n    }\n  web:\n    kind: puma\n";
+        assert_eq!(
+            edit(text, &[("/services/db/max_connections", Value::from(200))]),
+            "services:\n  db:\n    kind: postgres\n    resources: {\n      cpus: 2,\n    }\n    max_connections: 200\n  web:\n    kind: puma\n"
+        );
+    }
+
+    #[test]
+    fn a_list_item_mapping_lines_its_new_key_up_after_the_dash() {
+        let text = "locations:\n  - path: /\n    upstream: app\n  - path: /api\n";
+        assert_eq!(edit(text, &[("/locations/1/burst", Value::from(20))]), "locations:\n  - path: /\n    upstream: app\n  - path: /api\n    burst: 20\n");
+    }
+
+    #[test]
+    fn a_value_shared_through_an_anchor_is_not_edited() {
+        let merged = "services:\n  web: &app\n    kind: gunicorn\n    replicas: 1\n  api:\n    <<: *app\n    port: 8001\n";
+        let why = refusal(merged, &[("/services/web/replicas", Value::from(5))]);
+        assert!(why.contains("would also change services.api.replicas 1 -> 5") && why.contains("anchor"), "{why}");
+        let scalar = "a:\n  x: &n 1\n  y: *n\n";
+        let why = refusal(scalar, &[("/a/x", Value::from(2))]);
+        assert!(why.contains("would also change a.y 1 -> 2"), "{why}");
+        // Overridden where it is merged, the anchor's value is the web service's alone.
+        let overridden = "services:\n  web: &app\n    kind: gunicorn\n    replicas: 1\n  api:\n    <<: *app\n    replicas: 1\n";
+        assert_eq!(
+            edit(overridden, &[("/services/web/replicas", Value::from(5))]),
+            "services:\n  web: &app\n    kind: gunicorn\n    replicas: 5\n  api:\n    <<: *app\n    replicas: 1\n"
+        );
+    }
+
+    #[test]
+    fn a_shared_collection_changed_alike_everywhere_is_edited_once_at_its_anchor() {
+        let text = "services:\n  web:\n    uses: &uses\n      db: { pool: 1 }\n  api:\n    uses: *uses\n";
+        assert_eq!(
+            edit(text, &[("/services/web/uses/db/pool", Value::from(4)), ("/services/api/uses/db/pool", Value::from(4))]),
+            "services:\n  web:\n    uses: &uses\n      db: { pool: 4 }\n  api:\n    uses: *uses\n"
+        );
+        let why = refusal(text, &[("/services/api/uses/db/pool", Value::from(4))]);
+        assert!(why.contains("services.api.uses.db.pool"), "{why}");
     }
 }

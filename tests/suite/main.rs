@@ -34,5 +34,6 @@ mod render_safety;
 mod review_hooks;
 mod rules;
 mod scale;
+mod scale_probe;
 mod schema;
 mod seed_scaleups;

@@ -61,6 +61,12 @@ Settings are tried before hardware, cheapest first:
      worker_processes
   4. replicas (the autoscaler's max with autoscale:)
   5. machines (a group's count) for a group that lists no addresses
+Lowering follows the same order: for a connection budget that cannot hold its
+clients, pools past their process's slots (1), then threads / worker_connections with
+their pools (2), workers (3), replicas or the autoscaler's max down to its min (4),
+never below what the target load needs; at equal cost the raise is tried first. A pool
+below its slots is raised unless that overfills a budget and the load allows lowering
+the slots to it.
 Bigger machines are never applied, nor hosts added to a group's addresses (nor,
 under Kamal, a role's replicas past them): they are named when nothing else fits.
 

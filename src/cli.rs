@@ -275,6 +275,11 @@ struct ImportArgs {
     /// found as its own deployment.
     #[arg(long, value_name = "NAME")]
     destination: Option<String>,
+    /// The deployment to read when a directory holds several (compose or Kamal configs
+    /// in separate folders), named by its folder as `lint` names it (`.`, `saas`,
+    /// `deploy/mysql`). Without it, `lint` checks each and `import` reads the first.
+    #[arg(long, value_name = "FOLDER")]
+    deployment: Option<String>,
 }
 
 impl ImportArgs {
@@ -947,7 +952,13 @@ fn lint(paths: &[PathBuf], args: &ImportArgs, format: Format, strict: bool, colo
         && dir.is_dir()
         && let Some((deployments, skipped)) = crate::import::discover::deployments::split(dir)
     {
-        return lint_deployments(paths, &deployments, skipped, args, format, strict, color);
+        return match &args.deployment {
+            None => lint_deployments(paths, &deployments, skipped, args, format, strict, color),
+            Some(name) => match chosen_deployment(dir, &deployments, name) {
+                Ok(d) => lint(&d.files, &ImportArgs { deployment: None, ..args.clone() }, format, strict, color),
+                Err(code) => code,
+            },
+        };
     }
     let options = args.options();
     let outcome = crate::import::import(paths, &options);
@@ -1071,7 +1082,42 @@ fn report_parts(paths: &[PathBuf], parts: &[LintPart], skipped: Vec<crate::repor
     if all_empty { EXIT_ERROR } else { exit_for(&findings, strict) }
 }
 
+/// The deployment named `name` among those a directory holds; else exit 2 with the
+/// names there are.
+fn chosen_deployment<'a>(dir: &Path, deployments: &'a [crate::import::discover::deployments::Deployment], name: &str) -> Result<&'a crate::import::discover::deployments::Deployment, u8> {
+    let wanted = name.trim_end_matches('/');
+    deployments.iter().find(|d| d.name == wanted).ok_or_else(|| {
+        let names = deployments.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
+        eprintln!("error: {} holds no deployment `{name}`\n  = help: its deployments are {names} (named by the folder that defines each)", dir.display());
+        EXIT_ERROR
+    })
+}
+
 fn import_spec(paths: &[PathBuf], args: &ImportArgs, out_path: &Path, color: bool) -> u8 {
+    // A directory holding several deployments is imported as one of them, never
+    // merged into one system (two apps' settings would mix).
+    if let [dir] = paths
+        && dir.is_dir()
+        && let Some((deployments, _)) = crate::import::discover::deployments::split(dir)
+    {
+        let chosen = match &args.deployment {
+            Some(name) => match chosen_deployment(dir, &deployments, name) {
+                Ok(d) => d,
+                Err(code) => return code,
+            },
+            None => {
+                let names = deployments.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ");
+                eprintln!(
+                    "note: {} holds {} deployments ({names}); importing `{}`\n  = help: pass --deployment FOLDER to import another",
+                    dir.display(),
+                    deployments.len(),
+                    deployments[0].name
+                );
+                &deployments[0]
+            }
+        };
+        return import_spec(&chosen.files, &ImportArgs { deployment: None, ..args.clone() }, out_path, color);
+    }
     let outcome = crate::import::import(paths, &args.options());
     let problems: Vec<_> = outcome.diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
     let notes: Vec<_> = outcome.diagnostics.iter().filter(|d| d.severity != Severity::Error).cloned().collect();

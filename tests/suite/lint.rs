@@ -479,6 +479,35 @@ fn web_concurrency_auto_starts_a_puma_worker_per_cpu() {
 }
 
 #[test]
+fn import_of_a_directory_with_several_deployments_reads_one_of_them() {
+    // The corpus app ships its open-source deployment at the root and a SaaS one in
+    // saas/ (RAILS_MAX_THREADS 3 and 5): one spec must not mix the two.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus/kamal-engine-destinations").display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let spec_of = |extra: &[&str]| {
+        let spec = tmp.path().join("capacity.yaml");
+        let spec_arg = spec.display().to_string();
+        let mut args = vec!["import", dir.as_str(), "-o", spec_arg.as_str()];
+        args.extend_from_slice(extra);
+        let out = headroom(&args);
+        let written: Value = serde_saphyr::from_str(&std::fs::read_to_string(&spec).unwrap_or_default()).unwrap_or(Value::Null);
+        (code(&out), written, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (_, root, notes) = spec_of(&[]);
+    assert!(notes.contains("holds 2 deployments (`.`, `saas`); importing `.`"), "{notes}");
+    let web = &root["services"]["web"];
+    assert_eq!((&web["threads"], &web["min_threads"]), (&3.into(), &3.into()), "only the root deployment's threads: {root:#}");
+    let (_, saas, _) = spec_of(&["--deployment", "saas"]);
+    assert_eq!(saas["services"]["web"]["threads"], 5, "{saas:#}");
+    let (code, _, notes) = spec_of(&["--deployment", "nope"]);
+    assert_eq!(code, 2);
+    assert!(notes.contains("holds no deployment `nope`") && notes.contains("`.`, `saas`"), "{notes}");
+    let lint = headroom(&["lint", &dir, "--deployment", "saas", "--color", "never"]);
+    let text = String::from_utf8_lossy(&lint.stdout);
+    assert!(!text.contains("deployment `.`") && text.contains("saas/config/deploy.yml"), "lint of the one deployment named:\n{text}");
+}
+
+#[test]
 fn a_kamal_db_accessory_is_not_the_database_of_an_app_whose_database_yml_says_sqlite() {
     // With no DATABASE_URL in the role's env, which database the roles use is assumed
     // from the one postgres accessory until database.yml says: its production adapter

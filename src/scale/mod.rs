@@ -630,9 +630,13 @@ fn hosts_to_list(loaded: &Loaded, start: &Value, proposal: &Proposal) -> Option<
     let kamal = value.pointer("/deploy/kamal").is_some();
     let (plan, _) = evaluate(&value)?;
     let raised = |pointer: &str| proposal.settings.iter().find(|(p, _, _)| p == pointer).and_then(|(_, old, new)| Some((old.as_ref().and_then(Value::as_u64), new.as_u64()?)));
-    // The spec at the new load with only the replicas on the listed hosts raised (to
-    // what those hosts run): the finding the wall names is the one they meet.
+    // The proposal with the replicas and counts on the listed hosts held to what
+    // those hosts run: the finding the wall names is the one they meet once the
+    // proposal's other changes (fewer workers, more nofile) are made.
     let mut at_hosts = start.clone();
+    for (pointer, _, new) in &proposal.settings {
+        set_pointer(&mut at_hosts, pointer, new.clone());
+    }
     // (group, hosts listed, hosts needed, the Kamal role that needs them)
     let mut short: Vec<(&crate::plan::MachinePlan, u64, u64, Option<String>)> = Vec::new();
     for machine in &plan.machines {
@@ -642,6 +646,9 @@ fn hosts_to_list(loaded: &Loaded, start: &Value, proposal: &Proposal) -> Option<
         }
         let count = crate::load::path::to_pointer(&format!("{}.count", machine.path));
         let mut needed = raised(&count).map_or(0, |(_, new)| new);
+        if let Some(written) = start.pointer(&count) {
+            set_pointer(&mut at_hosts, &count, written.clone());
+        }
         let mut role = None;
         for service in plan.services.iter().filter(|s| s.machine.as_deref() == Some(machine.name.as_str())) {
             let replicas = crate::load::path::to_pointer(service.replicas.path());

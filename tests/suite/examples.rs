@@ -1,22 +1,12 @@
 //! Snapshots of `check --format json` and `plan --format json` for every example, a
 //! few human renderings, and the exact findings each seed scenario must produce.
 
+use crate::fs_support::examples;
 use std::path::Path;
 
 use headroom::analysis::analyze_file;
 use headroom::report::capacity::CapacityReport;
 use headroom::report::{self, Format, ReportInput};
-
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("examples")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("capacity.yaml").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 fn settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();

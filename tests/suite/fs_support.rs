@@ -1,4 +1,4 @@
-//! File helpers shared by the integration tests that lint copies of fixtures.
+//! File helpers shared by the integration tests: copies of fixtures, the shipped examples.
 
 use std::path::Path;
 
@@ -14,4 +14,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// The shipped examples: each folder of examples/ holding a capacity.yaml, sorted.
+pub fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("examples")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("capacity.yaml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -39,6 +39,7 @@
 //!   from the spec's `env.clear`; the compose reader does not copy app environment
 //!   values into the spec (they may hold secrets), so that line is not rendered back.
 
+use crate::fs_support::examples;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -49,17 +50,6 @@ use headroom::plan::{Detail, Plan};
 use headroom::report::capacity::CapacityReport;
 use headroom::targets::{Artifact, Context, render_all};
 use serde_json::Value;
-
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("examples")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("capacity.yaml").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 fn render(spec: &headroom::spec::Spec, plan: &Plan, name: &str) -> Vec<Artifact> {
     let ctx = Context { spec, plan, spec_file: "capacity.yaml".into(), existing_root: None };

@@ -2,22 +2,12 @@
 //! re-renders, hostile values that never become syntax, output paths that never leave
 //! the output directory, and `render --check` / `diff` exit codes.
 
+use crate::fs_support::examples;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use headroom::analysis::{analyze_file, analyze_text};
 use headroom::targets::{Artifact, Context, render_all};
-
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("examples")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("capacity.yaml").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 fn render_example(name: &str) -> Vec<Artifact> {
     let analysis = analyze_file(Path::new(&format!("examples/{name}/capacity.yaml"))).unwrap();
